@@ -1,0 +1,130 @@
+"""From a forward pass to its gradients, every rule application recorded.
+
+For each differentiable tensor ``X`` the vector–Jacobian product with the
+upstream gradient ``dY`` is formed in index notation,
+
+    dX_pq = Σ_{s,n} dY_sn ∂Y_sn/∂X_pq        (a scalar output L has no dY),
+
+differentiated (deltas appear), sifted, folded back into the forward's named
+quantities, re-expressed in saved outputs where that is simpler, and
+compacted. Each stage that changes the expression is a ``Step``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from .differentiate import Differentiator, Fresh, index_names
+from .normal_forms import to_piecewise
+from .rewrite import apply_assumptions, compact, fold, reexpress, tidy
+from .sifting import sift
+
+# Free indices of a gradient, in order of preference.
+GRADIENT_INDEX_NAMES = "pqruvwxyz"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One stage of a derivation: ``lhs = rhs`` with a short reason."""
+
+    reason: str
+    lhs: sp.Expr
+    rhs: sp.Expr
+
+
+@dataclass
+class Gradient:
+    """The derived gradient of the output with respect to one tensor."""
+
+    tensor: object            # notation.Tensor
+    base: sp.IndexedBase      # dX
+    indices: tuple            # free indices p, q
+    expr: sp.Expr             # closed form, in index notation
+    steps: list = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return str(self.base.label)
+
+    @property
+    def lhs(self):
+        return self.base[self.indices] if self.indices else self.base
+
+
+@dataclass
+class Derivation:
+    forward: object
+    upstream: sp.IndexedBase | None   # dY, or None for a scalar loss
+    gradients: list
+    # Jacobians of intermediates, per gradient name: [(lhs, definition, value)].
+    lemmas: dict = field(default_factory=dict)
+
+
+def gradient_name(tensor_name: str) -> str:
+    return "d" + tensor_name
+
+
+def _free_indices(forward, tensor):
+    taken = set().union(*[index_names(d.expr) | {str(i.label) for i in d.indices} for d in forward.definitions])
+    names = [n for n in GRADIENT_INDEX_NAMES if n not in taken]
+    return tuple(sp.Idx(n, dim) for n, dim in zip(names, tensor.dims))
+
+
+def derive(forward) -> Derivation:
+    out = forward.out
+    upstream = None if forward.scalar_output else sp.IndexedBase(gradient_name(out.tensor.name), shape=out.tensor.dims)
+    gradients, lemmas = [], {}
+    for t in forward.differentiable:
+        g, steps_of_lemmas = _derive_one(forward, t, upstream)
+        gradients.append(g)
+        lemmas[g.name] = steps_of_lemmas
+    return Derivation(forward, upstream, gradients, lemmas)
+
+
+def _derive_one(forward, t, upstream):
+    out = forward.out
+    free = _free_indices(forward, t)
+    wrt = t.base[free] if free else t.base
+    grad = sp.IndexedBase(gradient_name(t.name), shape=t.dims)
+    lhs = grad[free] if free else grad
+    limits = [(i, i.lower, i.upper) for i in out.indices]
+    y = out.lhs
+
+    def vjp(inner):
+        if upstream is None:
+            return inner
+        return sp.Sum(upstream[out.indices] * inner, *limits)
+
+    taken = index_names(sp.Tuple(*[d.expr for d in forward.definitions])) | {str(i.label) for i in free}
+    taken |= {str(i.label) for d in forward.definitions for i in d.indices}
+    diff = Differentiator(forward, wrt, Fresh(taken))
+    steps = [Step("vector–Jacobian product", lhs, vjp(sp.Derivative(y, wrt)))]
+
+    body = to_piecewise(out.expr)
+    partial = sp.diff(body, wrt)
+    chained = [d for d in forward.intermediates if d.tensor.base in {e.base for e in body.atoms(sp.Indexed)}]
+    if chained:
+        shown = partial + sum(
+            (sp.Derivative(y, d.lhs) * sp.Derivative(d.lhs, wrt) for d in chained), sp.S.Zero)
+        steps.append(Step("chain rule through the intermediates", lhs, vjp(shown)))
+    else:
+        steps.append(Step("differentiate: ∂X_ij/∂X_pq = δ_ip δ_jq", lhs, vjp(partial)))
+
+    jac = diff.total(body)
+    sifted = sift(vjp(jac))
+    steps.append(Step("sift the Kronecker deltas: Σ_k δ_kj f(k) = f(j)", lhs, sifted))
+
+    expr = sifted
+    for reason, rule in (
+        ("fold the forward's definitions back in", lambda e: fold(e, forward)),
+        ("use the module's assumptions", lambda e: apply_assumptions(e, forward)),
+        ("write in the forward's saved quantities", lambda e: reexpress(e, forward, t.base)),
+        ("normal form of sums", lambda e: tidy(e, forward)),
+        ("collect into a compact form", compact),
+    ):
+        new = rule(expr)
+        if new != expr:
+            steps.append(Step(reason, lhs, new))
+            expr = new
+    return Gradient(t, grad, free, expr, steps), list(diff.steps)

@@ -1,0 +1,142 @@
+"""Rules that take a sifted derivative to a closed form.
+
+- ``fold``: a definition read backwards. ``μ_j = (1/S) Σ_r X_rj`` turns any
+  ``Σ_k X_kq`` into ``S μ_q``; this is what makes ``Σ_s (X_sj − μ_j)`` vanish.
+  Elementwise definitions fold too (``tanh(X_pq) → Y_pq``).
+- ``apply_assumptions``: facts the module states (``Σ_k T_sk = 1``).
+- ``reexpress``: solve a definition for the input (``X = X̂ √(σ²+ε) + μ``,
+  ``X = log(Y Z)``) and substitute, so the gradient is written in the forward's
+  saved quantities. Accepted only when the input disappears and the
+  expression does not grow.
+- ``compact``: one fraction, common factors pulled out, a leading minus sign
+  moved into a difference.
+"""
+from __future__ import annotations
+
+import sympy as sp
+
+from .sifting import sift
+
+
+def _index_wild(name):
+    return sp.Wild(f"w_{name}", properties=[lambda e: isinstance(e, sp.Idx)])
+
+
+def _split_constant(expr):
+    """``c · core`` with ``c`` free of tensors."""
+    if isinstance(expr, sp.Mul):
+        const = [f for f in expr.args if not f.has(sp.Indexed)]
+        core = [f for f in expr.args if f.has(sp.Indexed)]
+        return sp.Mul(*const), sp.Mul(*core)
+    return sp.S.One, expr
+
+
+def _pattern(expr):
+    """``expr`` with every index replaced by a wildcard matching indices only."""
+    idx = sorted(expr.atoms(sp.Idx), key=str)
+    wilds = {i: _index_wild(str(i.label)) for i in idx}
+    return expr.xreplace(wilds), wilds
+
+
+def _replace_pattern(expr, pattern, wilds, make):
+    """Replace every match of ``pattern`` by ``make(binding)`` where ranges agree."""
+
+    def matcher(e):
+        m = e.match(pattern)
+        if not m:
+            return False
+        return all(isinstance(m.get(w), sp.Idx) and m[w].upper == i.upper for i, w in wilds.items())
+
+    return expr.replace(matcher, lambda e: make(e.match(pattern)))
+
+
+def fold(expr, forward):
+    """Replace occurrences of definitions' right-hand sides by their names.
+
+    Only reductions (``Sum``), function applications and powers fold: a
+    product, sum or Piecewise never appears whole inside a derivative, and
+    products are the business of ``reexpress``.
+    """
+    for d in forward.definitions:
+        const, core = _split_constant(d.expr)
+        if isinstance(core, (sp.Mul, sp.Add, sp.Piecewise)) or not core.has(sp.Indexed):
+            continue
+        pattern, wilds = _pattern(core)
+        free = [wilds[i] for i in d.indices]
+
+        def make(m, base=d.tensor.base, free=free, const=const):
+            return (base[tuple(m[w] for w in free)] if free else base) / const
+
+        expr = _replace_pattern(expr, pattern, wilds, make)
+    return expr
+
+
+def apply_assumptions(expr, forward):
+    for pattern, replacement in forward.assumptions:
+        pat, wilds = _pattern(pattern)
+        expr = _replace_pattern(expr, pat, wilds, lambda m, r=replacement, w=wilds: r.xreplace({i: m[x] for i, x in w.items()}))
+    return expr
+
+
+def tidy(expr, forward):
+    """Normal form of sums, then definitions and assumptions folded in."""
+    return apply_assumptions(fold(sift(expr), forward), forward)
+
+
+def _elementwise_inverse(d, x_base):
+    """Solve ``d`` for ``x_base[d.indices]`` when d depends on X elementwise, with one solution."""
+    uses = [e for e in d.expr.atoms(sp.Indexed) if e.base == x_base]
+    if not uses or any(tuple(e.indices) != tuple(d.indices) for e in uses) or d.expr.has(sp.Sum, sp.Piecewise):
+        return None
+    u, y = sp.Dummy("u"), sp.Dummy("y")
+    try:
+        sols = sp.solve(sp.Eq(y, d.expr.xreplace({uses[0]: u})), u)
+    except NotImplementedError:
+        return None
+    if len(sols) != 1:
+        return None
+    # solve() may return a branch that is not an inverse everywhere; keep only true inverses.
+    if sp.simplify(d.expr.xreplace({uses[0]: sols[0]}) - y) != 0:
+        return None
+    element = d.tensor.base[d.indices] if d.indices else d.tensor.base
+    return sols[0].xreplace({y: element})
+
+
+def reexpress(expr, forward, x_base):
+    """Write ``expr`` in the forward's outputs instead of the input ``x_base`` where that is simpler."""
+    if x_base not in {e.base for e in expr.atoms(sp.Indexed)}:
+        return expr
+    for d in reversed(forward.definitions):
+        inverse = _elementwise_inverse(d, x_base)
+        if inverse is None:
+            continue
+        def swap(e, d=d, inverse=inverse):
+            return inverse.xreplace(dict(zip(d.indices, e.indices)))
+        new = expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base == x_base, swap)
+        new = tidy(sp.expand(new, power_base=False, log=False), forward)
+        if not new.has(sp.Sum):
+            new = sp.factor(sp.cancel(new))
+        if x_base in {e.base for e in new.atoms(sp.Indexed)}:
+            continue
+        if sp.count_ops(compact(new)) <= sp.count_ops(compact(expr)):
+            return new
+    return expr
+
+
+def _positive_difference(expr):
+    """``-a (b - c)`` → ``a (c - b)``: a minus sign moved into a difference factor."""
+    if isinstance(expr, sp.Mul) and expr.could_extract_minus_sign():
+        for f in expr.args:
+            if isinstance(f, sp.Add) and len(f.args) == 2:
+                return (-expr / f) * (-f)
+    return expr
+
+
+def compact(expr):
+    """One fraction, common factors pulled out, leading minus moved into a difference."""
+    if isinstance(expr, sp.Piecewise):
+        return expr
+    new = sp.factor_terms(sp.together(expr))
+    if sp.count_ops(new) > sp.count_ops(expr):
+        new = expr
+    return _positive_difference(new)
