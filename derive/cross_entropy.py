@@ -9,6 +9,6 @@ from derive.engine.notation import Forward, Sum
 forward = Forward("cross_entropy", __doc__)
 S, C = forward.dims("S C")
 s, c = forward.indices(s=S, c=C)
-X = forward.input("X", S, C)
+X = forward.input("X", S, C, positive=True)
 T = forward.const("T", S, C)
 forward.output("L", (), -Sum(T[s, c] * sp.log(X[s, c]), s, c) / S)

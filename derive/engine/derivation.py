@@ -73,7 +73,7 @@ def _free_indices(forward, tensor):
 
 def derive(forward) -> Derivation:
     out = forward.out
-    upstream = None if forward.scalar_output else sp.IndexedBase(gradient_name(out.tensor.name), shape=out.tensor.dims)
+    upstream = None if forward.scalar_output else sp.IndexedBase(gradient_name(out.tensor.name), shape=out.tensor.dims, real=True)
     gradients, lemmas = [], {}
     for t in forward.differentiable:
         g, steps_of_lemmas = _derive_one(forward, t, upstream)
@@ -82,11 +82,15 @@ def derive(forward) -> Derivation:
     return Derivation(forward, upstream, gradients, lemmas)
 
 
+def _compact_if_changed(old, new):
+    return new if new == old else compact(new)
+
+
 def _derive_one(forward, t, upstream):
     out = forward.out
     free = _free_indices(forward, t)
     wrt = t.base[free] if free else t.base
-    grad = sp.IndexedBase(gradient_name(t.name), shape=t.dims)
+    grad = sp.IndexedBase(gradient_name(t.name), shape=t.dims, real=True)
     lhs = grad[free] if free else grad
     limits = [(i, i.lower, i.upper) for i in out.indices]
     y = out.lhs
@@ -99,27 +103,31 @@ def _derive_one(forward, t, upstream):
     taken = index_names(sp.Tuple(*[d.expr for d in forward.definitions])) | {str(i.label) for i in free}
     taken |= {str(i.label) for d in forward.definitions for i in d.indices}
     diff = Differentiator(forward, wrt, Fresh(taken))
-    steps = [Step("vector–Jacobian product", lhs, vjp(sp.Derivative(y, wrt)))]
+    steps = [Step("vector-Jacobian product", lhs, vjp(sp.Derivative(y, wrt)))]
 
     body = to_piecewise(out.expr)
-    partial = sp.diff(body, wrt)
+    # Σ_m 0 from differentiating a sum of terms free of X is 0 (display only).
+    partial = sp.diff(body, wrt).replace(lambda e: isinstance(e, sp.Sum) and e.function == 0, lambda e: sp.S.Zero)
     chained = [d for d in forward.intermediates if d.tensor.base in {e.base for e in body.atoms(sp.Indexed)}]
     if chained:
-        shown = partial + sum(
-            (sp.Derivative(y, d.lhs) * sp.Derivative(d.lhs, wrt) for d in chained), sp.S.Zero)
+        def link(d):
+            term = sp.Derivative(y, d.lhs) * sp.Derivative(d.lhs, wrt)
+            bound = [i for i in d.indices if i not in out.indices]
+            return sp.Sum(term, *[(i, i.lower, i.upper) for i in bound]) if bound else term
+        shown = partial + sum((link(d) for d in chained), sp.S.Zero)
         steps.append(Step("chain rule through the intermediates", lhs, vjp(shown)))
     else:
-        steps.append(Step("differentiate: ∂X_ij/∂X_pq = δ_ip δ_jq", lhs, vjp(partial)))
+        steps.append(Step("differentiate", lhs, vjp(partial)))
 
     jac = diff.total(body)
     sifted = sift(vjp(jac))
-    steps.append(Step("sift the Kronecker deltas: Σ_k δ_kj f(k) = f(j)", lhs, sifted))
+    steps.append(Step("sift the Kronecker deltas", lhs, sifted))
 
     expr = sifted
     for reason, rule in (
         ("fold the forward's definitions back in", lambda e: fold(e, forward)),
         ("use the module's assumptions", lambda e: apply_assumptions(e, forward)),
-        ("write in the forward's saved quantities", lambda e: reexpress(e, forward, t.base)),
+        ("write in the forward's saved quantities", lambda e: _compact_if_changed(e, reexpress(e, forward, t.base))),
         ("normal form of sums", lambda e: tidy(e, forward)),
         ("collect into a compact form", compact),
     ):

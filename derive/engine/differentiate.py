@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from .normal_forms import to_piecewise
-from .rewrite import tidy
+from .rewrite import compact, tidy
 
 
 @dataclass
@@ -85,6 +85,6 @@ class Differentiator:
             value = self.total(body)
             self.memo[name] = (free, value)
             lhs = sp.Derivative(d.tensor.base[free] if free else d.tensor.base, self.wrt)
-            self.steps.append((lhs, body, value))
+            self.steps.append((lhs, body, compact(value)))
         free, value = self.memo[name]
         return value.xreplace(dict(zip(free, indices)))

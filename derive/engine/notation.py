@@ -39,6 +39,10 @@ class Tensor:
     def differentiable(self) -> bool:
         return self.role in ("input", "param")
 
+    @property
+    def positive(self) -> bool:
+        return bool(self.base.assumptions0.get("positive"))
+
 
 @dataclass(frozen=True)
 class Definition:
@@ -88,6 +92,10 @@ class Forward:
     assumptions: list = field(default_factory=list)
     # Extra forward-only kernels (batch norm's eval mode): name -> Forward.
     variants: dict = field(default_factory=dict)
+    # How derivations write a name in LaTeX (``Xhat`` → ``\\hat{X}``).
+    latex: dict = field(default_factory=dict)
+    # Intermediates the forward kernel returns besides those the backward needs.
+    returned: list = field(default_factory=list)
 
     # -- declarations -------------------------------------------------
     @staticmethod
@@ -102,36 +110,44 @@ class Forward:
         return tuple(sp.Idx(name, dim) for name, dim in ranges.items())
 
     def scalar(self, name: str, default: float, latex: str | None = None):
-        sym = sp.Symbol(latex or name, positive=True)
-        self.scalars[sym.name] = Scalar(sym, default)
+        """A scalar hyper-parameter; ``latex`` is how derivations write it."""
+        sym = sp.Symbol(name, positive=True)
+        self.scalars[name] = Scalar(sym, default)
+        if latex:
+            self.latex[name] = latex
         return sym
 
-    def _tensor(self, name, dims, role):
+    def _tensor(self, name, dims, role, latex=None, positive=False):
         if name in self.tensors:
             raise ValueError(f"{self.name}: tensor {name!r} declared twice")
-        t = Tensor(sp.IndexedBase(name, shape=dims or None), tuple(dims), role)
+        if latex:
+            self.latex[name] = latex
+        domain = {"positive": True} if positive else {"real": True}
+        t = Tensor(sp.IndexedBase(name, shape=dims or None, **domain), tuple(dims), role)
         self.tensors[name] = t
         return t
 
-    def input(self, name, *dims):
-        """A differentiable input (the layer's X)."""
-        return self._tensor(name, dims, "input")
+    def input(self, name, *dims, latex=None, positive=False):
+        """A differentiable input (the layer's X). ``positive``: its entries are > 0."""
+        return self._tensor(name, dims, "input", latex, positive)
 
-    def param(self, name, *dims):
-        """A differentiable parameter (W, b, gamma, beta)."""
-        return self._tensor(name, dims, "param")
+    def param(self, name, *dims, latex=None, positive=False):
+        """A differentiable parameter (W, b, gamma, beta). ``positive``: its entries are > 0."""
+        return self._tensor(name, dims, "param", latex, positive)
 
-    def const(self, name, *dims):
-        """A non-differentiable input (targets T, running statistics)."""
-        return self._tensor(name, dims, "const")
+    def const(self, name, *dims, latex=None, positive=False):
+        """A non-differentiable input (targets T, running statistics). ``positive``: its entries are > 0."""
+        return self._tensor(name, dims, "const", latex, positive)
 
-    def let(self, name, indices, expr):
-        """A named intermediate ``name[indices] = expr``."""
-        return self._define(name, indices, expr, "intermediate")
+    def let(self, name, indices, expr, latex=None, returned=False):
+        """A named intermediate ``name[indices] = expr``; ``returned``: the forward kernel returns it."""
+        if returned:
+            self.returned.append(name)
+        return self._define(name, indices, expr, "intermediate", latex)
 
-    def output(self, name, indices, expr):
+    def output(self, name, indices, expr, latex=None):
         """The module's output; declared last."""
-        return self._define(name, indices, expr, "output")
+        return self._define(name, indices, expr, "output", latex)
 
     def assume(self, pattern, replacement):
         """A fact about the inputs used in simplification, e.g. Σ_k T_sk = 1."""
@@ -139,14 +155,14 @@ class Forward:
 
     def variant(self, name: str) -> "Forward":
         """A further forward-only kernel of this module (e.g. eval mode)."""
-        v = Forward(f"{self.name}_{name}", self.doc, self.source)
+        v = Forward(f"{self.name}_{name}", self.doc, self.source, scalars=self.scalars, latex=self.latex)
         self.variants[name] = v
         return v
 
-    def _define(self, name, indices, expr, role):
+    def _define(self, name, indices, expr, role, latex=None):
         indices = tuple(indices)
         dims = tuple(i.upper + 1 for i in indices)
-        t = self._tensor(name, dims, role)
+        t = self._tensor(name, dims, role, latex)
         self.definitions.append(Definition(t, indices, to_piecewise(sp.sympify(expr))))
         return t
 
@@ -185,7 +201,7 @@ class Forward:
         every definition of both, so its derivation chains through them.
         """
         f = Forward(name, doc)
-        new = sp.IndexedBase(rename, shape=self.out.tensor.base.shape)
+        new = sp.IndexedBase(rename, shape=self.out.tensor.base.shape, real=True)
         swap = {self.out.tensor.base: new}
         for t in self.arguments:
             f.tensors[t.name] = t
@@ -203,4 +219,5 @@ class Forward:
             f.tensors[d.tensor.name] = d.tensor
             f.definitions.append(Definition(d.tensor, d.indices, d.expr.xreplace({linked: new})))
         f.scalars = {**self.scalars, **second.scalars}
+        f.latex = {**self.latex, **second.latex}
         return f

@@ -1,0 +1,60 @@
+# make help — the targets. PYTHON=... uses an existing interpreter instead of .venv.
+VENV    ?= .venv
+PYTHON  ?= $(VENV)/bin/python
+DATA    ?= data
+SHARED  ?= ../shared
+
+.DEFAULT_GOAL := help
+.PHONY: help venv derive check-generated latex test data train compare-bn bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(VENV)/bin/python || python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e ".[test]"
+	@touch $@
+
+venv: $(VENV)/.installed  ## create .venv with the dependencies
+
+# With PYTHON=... given, the caller's interpreter is used as it is.
+ifeq ($(PYTHON),$(VENV)/bin/python)
+SETUP := $(VENV)/.installed
+else
+SETUP :=
+endif
+
+derive: $(SETUP)  ## derive every module into generated/ (kernels, LaTeX, Markdown)
+	$(PYTHON) -m derive
+
+check-generated: $(SETUP)  ## fail if generated/ is not what the derivations produce
+	$(PYTHON) -m derive --check
+
+latex: $(SETUP)  ## print one module's derivation step by step: make latex MODULE=batch_norm
+	$(PYTHON) -m derive show $(or $(MODULE),batch_norm)
+
+data: $(DATA)/cifar-10-batches-py/test_batch  ## build CIFAR-10 in data/ from ../shared (no network needed)
+
+$(DATA)/cifar-10-batches-py/test_batch:
+	@if [ -f $(SHARED)/data/make-cifar10.py ]; then \
+		$(PYTHON) $(SHARED)/data/make-cifar10.py $(DATA); \
+	else \
+		echo "no $(SHARED)/data/make-cifar10.py: training downloads CIFAR-10 through torchvision instead"; \
+	fi
+
+test: $(SETUP)  ## run the test suite (builds data/ first when ../shared has it)
+	@$(MAKE) --no-print-directory data PYTHON=$(PYTHON)
+	$(PYTHON) -m pytest -q
+
+train: $(SETUP) data  ## train the default MLP on CIFAR-10
+	$(PYTHON) -m runtime.train
+
+compare-bn: $(SETUP) data  ## the course's batch-norm experiment
+	$(PYTHON) -m runtime.compare_batch_norm
+
+bench: $(SETUP) data  ## seconds per epoch: generated runtimes vs PyTorch autograd
+	$(PYTHON) -m runtime.bench
+
+clean:  ## remove caches (not generated/, not data/)
+	rm -rf .pytest_cache $$(find . -name __pycache__ -not -path './$(VENV)/*')

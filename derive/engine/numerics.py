@@ -1,0 +1,83 @@
+"""Exact rewrites that keep emitted kernels finite and accurate for large inputs.
+
+- A reduction ``Z = c Σ_k exp(u_k)`` becomes ``m = max_k u_k``,
+  ``Z' = c Σ_k exp(u_k − m)``; later uses of ``Z`` read ``exp(m) Z'``, and the
+  ``exp(m)`` cancels against the numerator's ``exp(u)`` (stable softmax).
+- ``log`` of a quotient intermediate is expanded (``log(exp(a)/Z) = a − log Z``),
+  so a probability that underflows to 0 never reaches ``log`` (log-softmax).
+- ``exp(x) − 1`` and ``log(1 + x)`` become ``expm1``/``log1p`` (no cancellation near 0).
+
+Each is an identity, so the emitted value is the derived one.
+"""
+from __future__ import annotations
+
+import sympy as sp
+from sympy.codegen.rewriting import expm1_opt, log1p_opt, optimize
+
+
+class MaxOver(sp.Function):
+    """``max_k expr``: the maximum of ``expr`` over the index ``k`` (a reduction)."""
+
+    nargs = 2
+
+    def _latex(self, printer):
+        expr, k = self.args
+        return r"\max_{%s} %s" % (printer._print(k), printer._print(expr))
+
+
+def _exp_sum(rhs):
+    """``(c, u, k)`` if ``rhs = c Σ_k exp(u)``, else None."""
+    const = sp.Mul(*[f for f in sp.Mul.make_args(rhs) if not isinstance(f, sp.Sum)])
+    sums = [f for f in sp.Mul.make_args(rhs) if isinstance(f, sp.Sum)]
+    if len(sums) != 1 or const.has(sp.Indexed) or len(sums[0].limits) != 1:
+        return None
+    body = sums[0].function
+    if not isinstance(body, sp.exp):
+        return None
+    return const, body.args[0], sums[0].limits[0]
+
+
+def _shift_uses(rhs, shifted):
+    """``Z[i] → exp(m[i]) Z[i]`` for every shifted reduction, exponentials combined."""
+    for zbase, mbase in shifted.items():
+        rhs = rhs.replace(lambda e, z=zbase: isinstance(e, sp.Indexed) and e.base == z,
+                          lambda e, m=mbase: sp.exp(m[e.indices]) * e)
+    return sp.powsimp(sp.expand_log(rhs, force=True), combine="exp") if shifted else rhs
+
+
+def _expand_log_of_quotients(rhs, definitions):
+    """``log(P[i])`` with P a product of exponentials and reciprocals → the log expanded."""
+    def is_quotient_log(e):
+        if not (isinstance(e, sp.log) and isinstance(e.args[0], sp.Indexed)):
+            return False
+        d = definitions.get(e.args[0].base)
+        return d is not None and isinstance(d.rhs, sp.Mul) and d.rhs.has(sp.exp)
+
+    def expand(e):
+        d = definitions[e.args[0].base]
+        inline = d.rhs.xreplace(dict(zip(d.indices, e.args[0].indices)))
+        return sp.expand_log(sp.log(inline), force=True)
+
+    return rhs.replace(is_quotient_log, expand)
+
+
+def stabilise(statements):
+    from .kernel import Statement
+
+    out, shifted, definitions = [], {}, {}
+    for st in statements:
+        rhs = _shift_uses(st.rhs, shifted)
+        rhs = _expand_log_of_quotients(rhs, definitions)
+        found = _exp_sum(rhs) if st.indices else None
+        if found is not None:
+            c, u, (k, lo, hi) = found
+            base = st.lhs.base
+            m = sp.IndexedBase(f"{base.label}_max", real=True)
+            out.append(Statement(m[st.indices], MaxOver(u, k), st.serves))
+            rhs = c * sp.Sum(sp.exp(u - m[st.indices]), (k, lo, hi))
+            shifted[base] = m
+        rhs = optimize(rhs, [expm1_opt, log1p_opt])
+        new = Statement(st.lhs, rhs, st.serves)
+        definitions[new.lhs.base if isinstance(new.lhs, sp.Indexed) else new.lhs] = new
+        out.append(new)
+    return out
