@@ -17,7 +17,7 @@ import sympy as sp
 
 from .differentiate import Differentiator, Fresh, index_names
 from .normal_forms import to_piecewise
-from .rewrite import apply_assumptions, compact, fold, reexpress, tidy
+from .rewrite import apply_assumptions, compact, fold, reexpress, simplify_elementwise, tidy
 from .sifting import sift
 
 # Free indices of a gradient, in order of preference.
@@ -129,6 +129,7 @@ def _derive_one(forward, t, upstream):
         ("use the module's assumptions", lambda e: apply_assumptions(e, forward)),
         ("write in the forward's saved quantities", lambda e: _compact_if_changed(e, reexpress(e, forward, t.base))),
         ("normal form of sums", lambda e: tidy(e, forward)),
+        ("simplify the elementwise expression", simplify_elementwise),
         ("collect into a compact form", compact),
     ):
         new = rule(expr)

@@ -10,21 +10,19 @@ from __future__ import annotations
 import sympy as sp
 
 
-def _is_constant(e) -> bool:
-    return not e.has(sp.Indexed)
+def _variable_first(a, b):
+    """Order two operands so the more variable one (a tensor, then any non-number) comes first."""
+    rank = lambda e: (e.has(sp.Indexed), not e.is_number)
+    return (b, a) if rank(b) > rank(a) else (a, b)
 
 
 def _max_to_piecewise(m):
-    a, b = m.args[0], sp.Max(*m.args[1:]) if len(m.args) > 2 else m.args[1]
-    if _is_constant(a) and not _is_constant(b):
-        a, b = b, a
+    a, b = _variable_first(m.args[0], sp.Max(*m.args[1:]) if len(m.args) > 2 else m.args[1])
     return sp.Piecewise((a, sp.StrictGreaterThan(a, b)), (b, True))
 
 
 def _min_to_piecewise(m):
-    a, b = m.args[0], sp.Min(*m.args[1:]) if len(m.args) > 2 else m.args[1]
-    if _is_constant(a) and not _is_constant(b):
-        a, b = b, a
+    a, b = _variable_first(m.args[0], sp.Min(*m.args[1:]) if len(m.args) > 2 else m.args[1])
     return sp.Piecewise((a, sp.StrictLessThan(a, b)), (b, True))
 
 

@@ -1,13 +1,14 @@
 """Rules that take a sifted derivative to a closed form.
 
-- ``fold``: a definition read backwards. ``μ_j = (1/S) Σ_r X_rj`` turns any
-  ``Σ_k X_kq`` into ``S μ_q``; this is what makes ``Σ_s (X_sj − μ_j)`` vanish.
-  Elementwise definitions fold too (``tanh(X_pq) → Y_pq``).
+- ``fold``: a reduction's definition read backwards. ``μ_j = (1/S) Σ_r X_rj``
+  turns any ``Σ_k X_kq`` into ``S μ_q``; this is what makes ``Σ_s (X_sj − μ_j)``
+  vanish.
 - ``apply_assumptions``: facts the module states (``Σ_k T_sk = 1``).
 - ``reexpress``: solve a definition for the input (``X = X̂ √(σ²+ε) + μ``,
   ``X = log(Y Z)``) and substitute, so the gradient is written in the forward's
-  saved quantities. Accepted only when the input disappears and the
-  expression does not grow.
+  saved quantities. Accepted only when the input disappears, the expression
+  does not grow, and no ``1 − Y`` appears (it cancels where Y saturates).
+- ``simplify_elementwise``: SymPy's simplify on branch- and sum-free results.
 - ``compact``: one fraction, common factors pulled out, a leading minus sign
   moved into a difference.
 """
@@ -50,16 +51,33 @@ def _replace_pattern(expr, pattern, wilds, make):
     return expr.replace(matcher, lambda e: make(e.match(pattern)))
 
 
-def fold(expr, forward):
-    """Replace occurrences of definitions' right-hand sides by their names.
+def complements(expr, bases) -> bool:
+    """True if ``expr`` holds ``c − f(Y)`` with Y one of ``bases`` and c a number.
 
-    Only reductions (``Sum``), function applications and powers fold: a
-    product, sum or Piecewise never appears whole inside a derivative, and
-    products are the business of ``reexpress``.
+    Such a difference cancels catastrophically where the output saturates
+    (sigmoid's ``1 − Y`` at large X, tanh's ``1 − Y²``), so rules that would
+    introduce one are not applied.
+    """
+    for add in expr.atoms(sp.Add):
+        if any(a.is_Number for a in add.args) and any(
+                e.base in bases for a in add.args for e in a.atoms(sp.Indexed)):
+            return True
+    return False
+
+
+def _outputs(forward) -> set:
+    return {d.tensor.base for d in forward.definitions}
+
+
+def fold(expr, forward):
+    """Replace reductions that a definition names by that name: Σ_k X_kq → S μ_q.
+
+    Only reductions fold. Elementwise definitions are the business of
+    ``reexpress``, which checks the whole result for cancellation.
     """
     for d in forward.definitions:
         const, core = _split_constant(d.expr)
-        if isinstance(core, (sp.Mul, sp.Add, sp.Piecewise)) or not core.has(sp.Indexed):
+        if not isinstance(core, sp.Sum):
             continue
         pattern, wilds = _pattern(core)
         free = [wilds[i] for i in d.indices]
@@ -116,11 +134,24 @@ def reexpress(expr, forward, x_base):
         new = tidy(sp.expand(new, power_base=False, log=False), forward)
         if not new.has(sp.Sum):
             new = sp.factor(sp.cancel(new))
-        if x_base in {e.base for e in new.atoms(sp.Indexed)}:
+        if x_base in {e.base for e in new.atoms(sp.Indexed)} or complements(new, _outputs(forward)):
             continue
         if sp.count_ops(compact(new)) <= sp.count_ops(compact(expr)):
             return new
     return expr
+
+
+def simplify_elementwise(expr):
+    """SymPy's ``simplify`` on a gradient with no sums, deltas or branches, when it is no larger.
+
+    It turns sigmoid's ``e^{-x}/(1+e^{-x})^2`` into ``1/(4 cosh^2(x/2))`` and
+    tanh's ``1 - tanh^2 x`` into ``1/cosh^2 x``: no cancellation, and overflow
+    only ever yields the true limit 0.
+    """
+    if expr.has(sp.Sum, sp.Piecewise, sp.KroneckerDelta):
+        return expr
+    new = sp.simplify(expr)
+    return new if sp.count_ops(new) <= sp.count_ops(expr) else expr
 
 
 def _positive_difference(expr):

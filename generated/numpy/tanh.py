@@ -21,8 +21,8 @@ def tanh_forward(X):
     return Y
 
 
-def tanh_backward(dY, Y):
+def tanh_backward(dY, X):
     """Gradients dX (each the shape of what it differentiates)."""
-    # dX_pq = (1 - Y_pq**2)*dY_pq
-    dX = (1 - Y**2)*dY
+    # dX_pq = dY_pq/cosh(X_pq)**2
+    dX = dY/np.cosh(X)**2
     return dX

@@ -21,8 +21,8 @@ def sigmoid_forward(X):
     return Y
 
 
-def sigmoid_backward(dY, Y):
+def sigmoid_backward(dY, X):
     """Gradients dX (each the shape of what it differentiates)."""
-    # dX_pq = (1 - Y_pq)*Y_pq*dY_pq
-    dX = (1 - Y)*Y*dY
+    # dX_pq = dY_pq/(4*cosh(X_pq/2)**2)
+    dX = (1/4)*dY/torch.cosh((1/2)*X)**2
     return dX

@@ -1,0 +1,80 @@
+"""The engine's own rules: sifting, folding, assumptions, chain rule, step records."""
+from __future__ import annotations
+
+import sympy as sp
+
+from derive import registry
+from derive.engine.derivation import derive
+from derive.engine.notation import Forward, Sum
+from derive.engine.sifting import sift
+
+N, M = sp.symbols("N M", integer=True, positive=True)
+i, j, k = sp.Idx("i", N), sp.Idx("j", N), sp.Idx("k", N)
+m = sp.Idx("m", M)
+a = sp.IndexedBase("a", real=True)
+
+
+def test_sifting_picks_the_matching_term():
+    assert sift(sp.Sum(a[k] * sp.KroneckerDelta(k, j), (k, 0, N - 1))) == a[j]
+    # Two deltas, two sums, any order of limits.
+    e = sp.Sum(a[k] * a[i] * sp.KroneckerDelta(i, j) * sp.KroneckerDelta(k, i), (k, 0, N - 1), (i, 0, N - 1))
+    assert sift(e) == a[j] ** 2
+
+
+def test_sifting_needs_the_index_inside_the_range():
+    # m ranges over M, not N: δ_km cannot be sifted over k (no range guard is invented).
+    e = sp.Sum(a[k] * sp.KroneckerDelta(k, m), (k, 0, N - 1))
+    assert sift(e).has(sp.KroneckerDelta)
+
+
+def test_sum_normal_form():
+    e = sift(sp.Sum(3 * a[j] * (a[k] + 1), (k, 0, N - 1)))
+    assert e == 3 * a[j] * sp.Sum(a[k], (k, 0, N - 1)) + 3 * N * a[j]
+
+
+def test_centred_sum_vanishes_by_folding_the_mean():
+    # dσ²/dX needs Σ_s (X_sj − μ_j) = 0, which follows from folding Σ_s X_sj into S μ_j.
+    bn = registry.load("batch_norm")
+    d = derive(bn)
+    lemma = {str(lhs.expr.base.label): value for lhs, _, value in d.lemmas["dX"]}
+    assert not lemma["var"].has(sp.Sum)
+
+
+def test_fused_softmax_cross_entropy_uses_the_assumption():
+    d = derive(registry.load("softmax_cross_entropy"))
+    reasons = [s.reason for s in d.gradients[0].steps]
+    g = d.gradients[0]
+    assert str(g.expr) == "(P[p, q] - T[p, q])/S"
+    assert "write in the forward's saved quantities" in reasons
+    # Without Σ_k T_sk = 1 the result keeps the sum.
+    f = registry.load("softmax").chain("no_assumption", "", registry.load("cross_entropy"), link="X", rename="P")
+    assert derive(f).gradients[0].expr.has(sp.Sum)
+
+
+def test_batch_norm_reaches_the_three_term_form():
+    g = derive(registry.load("batch_norm")).gradients[0]
+    e = g.expr
+    assert not e.has(sp.Symbol("mean")) and not any(x.base.label == sp.Symbol("X") for x in e.atoms(sp.Indexed))
+    sums = e.atoms(sp.Sum)
+    assert len(sums) == 2  # Σ_s dY_sq and Σ_s dY_sq X̂_sq
+    assert [s.reason for s in g.steps][:3] == [
+        "vector-Jacobian product", "chain rule through the intermediates", "sift the Kronecker deltas"]
+
+
+def test_every_step_is_an_equality_of_the_same_gradient():
+    for name in registry.MODULES:
+        for g in derive(registry.load(name)).gradients:
+            assert all(s.lhs == g.lhs for s in g.steps)
+            assert g.steps[-1].rhs == g.expr
+
+
+def test_a_forward_with_intermediates_chains_through_them():
+    f = Forward("square_of_sum", "")
+    S, D = f.dims("S D")
+    s, d = f.indices(s=S, d=D)
+    X = f.input("X", S, D)
+    t = f.let("t", (s,), Sum(X[s, d], d))
+    f.output("Y", (s,), t[s] ** 2)
+    g = derive(f).gradients[0]
+    # dX_pq = 2 t_p dY_p: the intermediate t stays a symbol.
+    assert str(g.expr) == "2*dY[p]*t[p]"

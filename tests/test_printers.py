@@ -1,0 +1,115 @@
+"""Printer golden tests for the known traps, each checked numerically as well."""
+from __future__ import annotations
+
+import ast
+import importlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sympy as sp
+import torch
+
+from derive import registry
+from derive.engine.kernel import Kernel, KernelError, Statement, validate, Array
+from derive.engine.normal_forms import to_piecewise
+from derive.engine.printers import NumPyKernelPrinter, TorchKernelPrinter
+
+P, Q, K, R = sp.symbols("P Q K R", integer=True, positive=True)
+p, q, k, r = sp.Idx("p", P), sp.Idx("q", Q), sp.Idx("k", K), sp.Idx("r", R)
+A, B, C, D = (sp.IndexedBase(n, real=True) for n in "ABCD")
+GENERATED = Path(__file__).resolve().parents[1] / "generated"
+
+
+def run(code: str, **arrays):
+    env = {"np": np, **arrays}
+    exec(code, env)
+    return env
+
+
+def loops(shape, fn):
+    out = np.zeros(shape)
+    for ix in np.ndindex(shape):
+        out[ix] = fn(*ix)
+    return out
+
+
+def test_gemm_with_permuted_output_uses_transposes():
+    # out_qp = Σ_k A_pk B_kq  is (A B)ᵀ = Bᵀ Aᵀ (sympy#30395 gets such axis orders wrong).
+    st = Statement(D[q, p], sp.Sum(A[p, k] * B[k, q], (k, 0, K - 1)))
+    code = NumPyKernelPrinter().statement(st)
+    assert code == "D = B.T @ A.T"
+    a, b = np.random.rand(3, 4), np.random.rand(4, 5)
+    np.testing.assert_allclose(run(code, A=a, B=b)["D"], (a @ b).T)
+
+
+def test_einsum_subscripts_come_from_our_indices():
+    st = Statement(D[r, p], sp.Sum(A[p, k] * B[k, q] * C[q, r], (k, 0, K - 1), (q, 0, Q - 1)))
+    code = NumPyKernelPrinter().statement(st)
+    assert code == "D = np.einsum('pk,kq,qr->rp', A, B, C)"
+    a, b, c = np.random.rand(2, 3), np.random.rand(3, 4), np.random.rand(4, 5)
+    ref = loops((5, 2), lambda i, j: sum(a[j, x] * b[x, y] * c[y, i] for x in range(3) for y in range(4)))
+    np.testing.assert_allclose(run(code, A=a, B=b, C=c)["D"], ref)
+
+
+def test_broadcast_of_a_row_reduction():
+    # out_pq = A_pq − Σ_k A_pk : the reduction is a column, padded with None.
+    st = Statement(D[p, q], A[p, q] - sp.Sum(A[p, k], (k, 0, Q - 1)).xreplace({k: sp.Idx("k", Q)}))
+    code = NumPyKernelPrinter().statement(st)
+    assert code == "D = A - A.sum(axis=1)[:, None]"
+    a = np.random.rand(3, 4)
+    np.testing.assert_allclose(run(code, A=a)["D"], a - a.sum(1, keepdims=True))
+
+
+def test_diagonal_and_torch_vocabulary():
+    st = Statement(D[p], A[p, p])
+    assert NumPyKernelPrinter().statement(st) == "D = np.einsum('pp->p', A)"
+    st = Statement(D[p, q], sp.Piecewise((A[p, q], A[p, q] > 0), (0, True)) * B[p, q]
+                   + sp.Sum(A[p, k], (k, 0, K - 1)) * sp.exp(B[p, q]))
+    code = TorchKernelPrinter().statement(st)
+    assert "torch.where" in code and ".sum(dim=1)[:, None]" in code and "np." not in code
+
+
+def test_expm1_in_torch():
+    # SymPy's own TorchPrinter has no expm1.
+    from sympy.codegen.cfunctions import expm1
+    st = Statement(D[p], expm1(A[p]))
+    assert TorchKernelPrinter().statement(st) == "D = torch.expm1(A)"
+
+
+def test_max_differentiates_like_pytorch_relu():
+    x = sp.Symbol("x", real=True)
+    assert sp.diff(sp.Max(0, x), x) == sp.Heaviside(x)           # SymPy: 1/2 at 0
+    d = sp.diff(to_piecewise(sp.Max(0, x)), x)
+    assert d.subs(x, 0) == 0 and d.subs(x, 1) == 1                # ours: 0 at 0, as PyTorch
+    assert to_piecewise(sp.Heaviside(x)).subs(x, 0) == 0
+    relu = importlib.import_module("generated.numpy.relu")
+    X = np.array([[-1.0, 0.0, 2.0]])
+    np.testing.assert_array_equal(relu.relu_backward(np.ones_like(X), X), [[0.0, 0.0, 1.0]])
+    Xt = torch.tensor(X, requires_grad=True)
+    (g,) = torch.autograd.grad(torch.relu(Xt).sum(), Xt)
+    np.testing.assert_array_equal(g.numpy(), [[0.0, 0.0, 1.0]])
+
+
+def test_unevaluated_derivative_is_refused():
+    st = Statement(D[p], sp.Derivative(A[p] ** 2, A[p]))
+    kernel = Kernel("bad", "", [Array("A", (P,))], [], [st], ["D"])
+    with pytest.raises(KernelError, match="unevaluated derivative"):
+        validate(kernel)
+
+
+def test_undefined_operand_and_free_index_are_refused():
+    with pytest.raises(KernelError, match="neither an argument"):
+        validate(Kernel("bad", "", [Array("A", (P,))], [], [Statement(D[p], B[p])], ["D"]))
+    with pytest.raises(KernelError, match="free"):
+        validate(Kernel("bad", "", [Array("A", (P, Q))], [], [Statement(D[p], A[p, q])], ["D"]))
+    with pytest.raises(KernelError, match="ranges over"):
+        validate(Kernel("bad", "", [Array("A", (P, Q))], [], [Statement(D[p, k], A[p, k])], ["D"]))
+
+
+@pytest.mark.parametrize("name", registry.MODULES)
+def test_generated_torch_never_calls_autograd(name):
+    tree = ast.parse((GENERATED / "torch" / f"{name}.py").read_text())
+    names = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)} | {
+        n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    assert not names & {"autograd", "backward", "grad", "requires_grad"}
