@@ -34,6 +34,8 @@ class RestrictedUnpickler(pickle.Unpickler):
         ("numpy", "dtype"),
         ("numpy.core.multiarray", "_reconstruct"),
         ("numpy._core.multiarray", "_reconstruct"),
+        # Python 3 writes bytes this way in protocol-2 pickles; it only turns a str into bytes.
+        ("_codecs", "encode"),
     }
 
     def find_class(self, module, name):

@@ -69,7 +69,7 @@ class Trainer:
             correct += b.correct(logits, y)
             if progress is not None:
                 progress.update(1)
-        losses = b.to_numpy(losses)  # the one host synchronisation of the epoch
+        losses = self.step_losses = b.to_numpy(losses)  # the one host synchronisation of the epoch
         bad = np.flatnonzero(~np.isfinite(losses))
         if bad.size:
             raise Diverged(f"loss is {losses[bad[0]]} at epoch {epoch}, step {bad[0] + 1}: "

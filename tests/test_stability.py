@@ -95,3 +95,15 @@ def test_fused_cross_entropy_with_huge_logits(backend, dtype):
     rtol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(float(L), ref.item(), rtol=rtol)
     np.testing.assert_allclose(np.asarray(dX, dtype=np.float64), g.numpy(), atol=rtol)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_branch_not_taken_does_not_overflow(backend):
+    """ELU computes both branches (where); exp of a large positive X would overflow in the unused one."""
+    X = _as_backend(np.array([[-1000.0, -50.0, 0.0, 50.0, 1000.0]]), backend, np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with np.errstate(all="raise"):
+            Y, dX = _backward("elu", backend, X)
+    np.testing.assert_allclose(np.asarray(Y), [[-1.0, -1.0, 0.0, 50.0, 1000.0]])
+    np.testing.assert_allclose(np.asarray(dX), [[0.0, np.exp(np.float32(-50)), 1.0, 1.0, 1.0]], rtol=1e-6)

@@ -191,8 +191,8 @@ def backward_kernel(derivation, saved) -> Kernel:
     order, exprs = _reuse(derivation.gradients)
     referenced = set().union(*[indexed_bases(exprs[g.name]) for g in order])
     recompute = _needed(forward, referenced) if forward.scalar_output else []
-    statements = stabilise([_statement(d) for d in recompute])
-    statements += [Statement(g.lhs, exprs[g.name], g.name) for g in order]
+    statements = stabilise([_statement(d) for d in recompute]
+                           + [Statement(g.lhs, exprs[g.name], g.name) for g in order])
     statements = _live(statements, [g.name for g in derivation.gradients])
     names = set().union(*[indexed_bases(s.rhs) for s in statements]) - {s.name for s in statements}
     args = []

@@ -6,12 +6,16 @@
 - ``log`` of a quotient intermediate is expanded (``log(exp(a)/Z) = a − log Z``),
   so a probability that underflows to 0 never reaches ``log`` (log-softmax).
 - ``exp(x) − 1`` and ``log(1 + x)`` become ``expm1``/``log1p`` (no cancellation near 0).
+- In the branch of ``Piecewise((a, u > c), (b, True))`` that is taken only when
+  ``u ≤ c``, ``exp(u)`` is evaluated as ``exp(min(u, c))``: the branch not taken
+  (both are computed by ``where``) can then not overflow.
 
 Each is an identity, so the emitted value is the derived one.
 """
 from __future__ import annotations
 
 import sympy as sp
+import sympy.codegen.cfunctions
 from sympy.codegen.rewriting import expm1_opt, log1p_opt, optimize
 
 
@@ -61,6 +65,21 @@ def _expand_log_of_quotients(rhs, definitions):
     return rhs.replace(is_quotient_log, expand)
 
 
+def _clamp_untaken_branches(rhs):
+    def clamp(pw):
+        if len(pw.args) != 2 or not isinstance(pw.args[0].cond, sp.StrictGreaterThan):
+            return pw
+        (a, cond), (b, _) = pw.args
+        u, c = cond.args
+        if not c.is_number:
+            return pw
+        exps = (sp.exp, sp.codegen.cfunctions.expm1)
+        b = b.replace(lambda e: isinstance(e, exps) and e.args[0] == u, lambda e: e.func(sp.Min(u, c)))
+        return sp.Piecewise((a, cond), (b, True))
+
+    return rhs.replace(lambda e: isinstance(e, sp.Piecewise), clamp)
+
+
 def stabilise(statements):
     from .kernel import Statement
 
@@ -76,7 +95,7 @@ def stabilise(statements):
             out.append(Statement(m[st.indices], MaxOver(u, k), st.serves))
             rhs = c * sp.Sum(sp.exp(u - m[st.indices]), (k, lo, hi))
             shifted[base] = m
-        rhs = optimize(rhs, [expm1_opt, log1p_opt])
+        rhs = _clamp_untaken_branches(optimize(rhs, [expm1_opt, log1p_opt]))
         new = Statement(st.lhs, rhs, st.serves)
         definitions[new.lhs.base if isinstance(new.lhs, sp.Indexed) else new.lhs] = new
         out.append(new)

@@ -307,6 +307,10 @@ class NumPyKernelPrinter(ArrayPrinterMixin, NumPyPrinter):
     def _print_KroneckerDelta(self, e):
         return f"np.eye({self._scalar(e.args[0].upper + 1)})"
 
+    def _print_Min(self, e):
+        a, b = e.args
+        return f"np.minimum({self._print(a)}, {self._print(b)})"
+
 
 class TorchKernelPrinter(ArrayPrinterMixin, TorchPrinter):
     module = "torch"
@@ -331,6 +335,12 @@ class TorchKernelPrinter(ArrayPrinterMixin, TorchPrinter):
 
     def _print_KroneckerDelta(self, e):
         return f"torch.eye({self._scalar(e.args[0].upper + 1)})"
+
+    def _print_Min(self, e):
+        a, b = sorted(e.args, key=lambda x: x.is_number)
+        if b.is_number:
+            return f"torch.clamp({self._print(a)}, max={self._print(b)})"
+        return f"torch.minimum({self._print(a)}, {self._print(b)})"
 
     def _print_Relational(self, e):
         return f"{self._print(e.lhs)} {e.rel_op} {self._print(e.rhs)}"
