@@ -20,6 +20,10 @@ MODULES = (
     "softmax_cross_entropy",
     "mse",
     "batch_norm",
+    "leaky_relu",
+    "softplus",
+    "silu",
+    "layer_norm",
 )
 
 

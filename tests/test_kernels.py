@@ -24,6 +24,10 @@ REFERENCE = {
     "softmax_cross_entropy": lambda X, T: F.cross_entropy(X, T),
     "mse": lambda X, T: 0.5 * ((X - T) ** 2).sum() / X.shape[0],
     "batch_norm": lambda X, gamma, beta, eps: F.batch_norm(X, None, None, gamma, beta, training=True, eps=eps),
+    "leaky_relu": lambda X, negative_slope: F.leaky_relu(X, negative_slope),
+    "softplus": lambda X: F.softplus(X),
+    "silu": lambda X: F.silu(X),
+    "layer_norm": lambda X, gamma, beta, eps: F.layer_norm(X, X.shape[1:], gamma, beta, eps),
 }
 SHAPES = ("random", "batch1", "feature1")
 TOL = 1e-10

@@ -24,6 +24,9 @@ EXACT = {
     "tanh": lambda x: 1 / mpmath.cosh(x) ** 2,
     "elu": lambda x: mpmath.mpf(1) if x > 0 else mpmath.exp(x),
     "relu": lambda x: mpmath.mpf(1) if x > 0 else mpmath.mpf(0),
+    "leaky_relu": lambda x: mpmath.mpf(1) if x > 0 else mpmath.mpf("0.01"),
+    "softplus": lambda x: 1 / (1 + mpmath.exp(-x)),
+    "silu": lambda x: (1 + mpmath.exp(-x) + x * mpmath.exp(-x)) / (1 + mpmath.exp(-x)) ** 2,
 }
 
 
@@ -56,7 +59,7 @@ def test_activation_gradients_accurate_to_the_last_digits(name, backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("name", ["sigmoid", "tanh", "elu", "relu", "softmax"])
+@pytest.mark.parametrize("name", ["sigmoid", "tanh", "elu", "relu", "softmax", "leaky_relu", "softplus", "silu"])
 def test_float32_stays_finite(name, backend):
     X = _as_backend(XS[None, :], backend, np.float32)
     with warnings.catch_warnings():
@@ -95,6 +98,18 @@ def test_fused_cross_entropy_with_huge_logits(backend, dtype):
     rtol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(float(L), ref.item(), rtol=rtol)
     np.testing.assert_allclose(np.asarray(dX, dtype=np.float64), g.numpy(), atol=rtol)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_softplus_never_overflows(backend):
+    X = _as_backend(np.array([[-1e4, -100.0, 0.0, 100.0, 1e4]]), backend, np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Y = kernels_of("softplus", backend).softplus_forward(X)  # max(X, 0) + log1p(exp(-|X|)): nothing overflows
+    with np.errstate(over="ignore"):  # the gradient's exp(-X) may pass through inf on its way to the true 0
+        _, dX = _backward("softplus", backend, X)
+    np.testing.assert_allclose(np.asarray(Y), [[0.0, np.exp(-100.0), np.log(2.0), 100.0, 1e4]], rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(dX), [[0.0, np.exp(-100.0), 0.5, 1.0, 1.0]], rtol=1e-6)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

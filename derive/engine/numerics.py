@@ -6,6 +6,9 @@
 - ``log`` of a quotient intermediate is expanded (``log(exp(a)/Z) = a − log Z``),
   so a probability that underflows to 0 never reaches ``log`` (log-softmax).
 - ``exp(x) − 1`` and ``log(1 + x)`` become ``expm1``/``log1p`` (no cancellation near 0).
+- ``log(1 + exp(u)) = max(u, 0) + log1p(exp(−|u|))`` (softplus without overflow).
+- A balanced ratio ``exp(n u) / (a + b exp(u))^n`` is written ``1 / (a exp(−u) + b)^n``:
+  bounded as u → +∞, and tending to the true 0 as u → −∞.
 - In the branch of ``Piecewise((a, u > c), (b, True))`` that is taken only when
   ``u ≤ c``, ``exp(u)`` is evaluated as ``exp(min(u, c))``: the branch not taken
   (both are computed by ``where``) can then not overflow.
@@ -65,6 +68,37 @@ def _expand_log_of_quotients(rhs, definitions):
     return rhs.replace(is_quotient_log, expand)
 
 
+def _softplus(rhs):
+    def is_softplus(e):
+        return (isinstance(e, sp.log) and isinstance(e.args[0], sp.Add) and len(e.args[0].args) == 2
+                and sp.S.One in e.args[0].args and any(isinstance(a, sp.exp) for a in e.args[0].args))
+
+    def stable(e):
+        u = next(a for a in e.args[0].args if isinstance(a, sp.exp)).args[0]
+        return sp.Max(u, 0) + sp.codegen.cfunctions.log1p(sp.exp(-sp.Abs(u)))
+
+    return rhs.replace(is_softplus, stable)
+
+
+def _balanced_exp_ratios(rhs):
+    def rewrite(m):
+        if not isinstance(m, sp.Mul):
+            return m
+        factors = list(m.args)
+        for num in [f for f in factors if isinstance(f, sp.exp)]:
+            u = num.args[0]
+            for den in [f for f in factors if isinstance(f, sp.Pow) and f.exp == -1 and isinstance(f.base, sp.Add)]:
+                b = den.base.coeff(sp.exp(u))
+                a = sp.expand(den.base - b * sp.exp(u))
+                if b == 0 or a.has(sp.exp(u)):
+                    continue
+                rest = [f for f in factors if f is not num and f is not den]
+                return sp.Mul(*rest) / (a * sp.exp(-u) + b)
+        return m
+
+    return rhs.replace(lambda e: isinstance(e, sp.Mul), rewrite)
+
+
 def _clamp_untaken_branches(rhs):
     def clamp(pw):
         if len(pw.args) != 2 or not isinstance(pw.args[0].cond, sp.StrictGreaterThan):
@@ -95,6 +129,7 @@ def stabilise(statements):
             out.append(Statement(m[st.indices], MaxOver(u, k), st.serves))
             rhs = c * sp.Sum(sp.exp(u - m[st.indices]), (k, lo, hi))
             shifted[base] = m
+        rhs = _balanced_exp_ratios(_softplus(rhs))
         rhs = _clamp_untaken_branches(optimize(rhs, [expm1_opt, log1p_opt]))
         new = Statement(st.lhs, rhs, st.serves)
         definitions[new.lhs.base if isinstance(new.lhs, sp.Indexed) else new.lhs] = new

@@ -311,6 +311,13 @@ class NumPyKernelPrinter(ArrayPrinterMixin, NumPyPrinter):
         a, b = e.args
         return f"np.minimum({self._print(a)}, {self._print(b)})"
 
+    def _print_Max(self, e):
+        a, b = e.args
+        return f"np.maximum({self._print(a)}, {self._print(b)})"
+
+    def _print_Abs(self, e):
+        return f"np.abs({self._print(e.args[0])})"
+
 
 class TorchKernelPrinter(ArrayPrinterMixin, TorchPrinter):
     module = "torch"
@@ -341,6 +348,15 @@ class TorchKernelPrinter(ArrayPrinterMixin, TorchPrinter):
         if b.is_number:
             return f"torch.clamp({self._print(a)}, max={self._print(b)})"
         return f"torch.minimum({self._print(a)}, {self._print(b)})"
+
+    def _print_Max(self, e):
+        a, b = sorted(e.args, key=lambda x: x.is_number)
+        if b.is_number:
+            return f"torch.clamp({self._print(a)}, min={self._print(b)})"
+        return f"torch.maximum({self._print(a)}, {self._print(b)})"
+
+    def _print_Abs(self, e):
+        return f"torch.abs({self._print(e.args[0])})"
 
     def _print_Relational(self, e):
         return f"{self._print(e.lhs)} {e.rel_op} {self._print(e.rhs)}"
