@@ -72,7 +72,8 @@ class Case:
         fwd = getattr(self.mod, f"{self.name}_forward")
         bwd = getattr(self.mod, f"{self.name}_backward")
         args = {n: self.tensor(a) for n, a in self.arrays.items()}
-        outs = dict(zip((self.out.tensor.name, *self.mod.SAVED), as_tuple(call(fwd, {**args, **self.scalars}))))
+        assert self.mod.OUTPUT == self.out.tensor.name
+        outs = dict(zip((self.mod.OUTPUT, *self.mod.SAVED), as_tuple(call(fwd, {**args, **self.scalars}))))
         avail = {**args, **outs, **self.scalars}
         if self.dY is not None:
             avail["d" + self.out.tensor.name] = self.tensor(self.dY)

@@ -109,6 +109,7 @@ def render_kernels(env, built: Built, backend: str) -> str:
     roles = lambda role: tuple(t.name for t in f.tensors.values() if t.role == role)
     forward_kernel = built.kernels[0]
     constants = [
+        ("OUTPUT", repr(f.out.tensor.name)),
         ("INPUTS", repr(roles("input"))),
         ("PARAMS", repr(roles("param"))),
         ("CONSTS", repr(roles("const"))),

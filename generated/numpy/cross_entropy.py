@@ -7,6 +7,7 @@ Categorical cross-entropy on probabilities X, mean over the batch.
 """
 import numpy as np
 
+OUTPUT = 'L'
 INPUTS = ('X',)
 PARAMS = ()
 CONSTS = ('T',)

@@ -8,6 +8,7 @@ ELU with parameter alpha, elementwise.
 """
 import numpy as np
 
+OUTPUT = 'Y'
 INPUTS = ('X',)
 PARAMS = ()
 CONSTS = ()

@@ -7,6 +7,7 @@ Linear layer, batch first: Y = X Wᵀ + b.
 """
 import numpy as np
 
+OUTPUT = 'Y'
 INPUTS = ('X',)
 PARAMS = ('W', 'b')
 CONSTS = ()

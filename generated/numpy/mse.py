@@ -7,6 +7,7 @@ Mean squared error, halved, mean over the batch.
 """
 import numpy as np
 
+OUTPUT = 'L'
 INPUTS = ('X',)
 PARAMS = ()
 CONSTS = ('T',)

@@ -10,6 +10,7 @@ as in PyTorch.
 """
 import numpy as np
 
+OUTPUT = 'Y'
 INPUTS = ('X',)
 PARAMS = ()
 CONSTS = ()

@@ -7,6 +7,7 @@ Logistic sigmoid, elementwise.
 """
 import numpy as np
 
+OUTPUT = 'Y'
 INPUTS = ('X',)
 PARAMS = ()
 CONSTS = ()

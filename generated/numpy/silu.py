@@ -7,6 +7,7 @@ SiLU (swish), elementwise: X times its sigmoid.
 """
 import numpy as np
 
+OUTPUT = 'Y'
 INPUTS = ('X',)
 PARAMS = ()
 CONSTS = ()

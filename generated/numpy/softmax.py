@@ -8,6 +8,7 @@ Softmax over the feature axis, row by row.
 """
 import numpy as np
 
+OUTPUT = 'Y'
 INPUTS = ('X',)
 PARAMS = ()
 CONSTS = ()

@@ -10,6 +10,7 @@ intermediate P and feeds cross-entropy. Targets are distributions:
 """
 import numpy as np
 
+OUTPUT = 'L'
 INPUTS = ('X',)
 PARAMS = ()
 CONSTS = ('T',)

@@ -7,6 +7,7 @@ Softplus, elementwise: a smooth ReLU.
 """
 import numpy as np
 
+OUTPUT = 'Y'
 INPUTS = ('X',)
 PARAMS = ()
 CONSTS = ()

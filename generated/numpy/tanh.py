@@ -7,6 +7,7 @@ Hyperbolic tangent, elementwise.
 """
 import numpy as np
 
+OUTPUT = 'Y'
 INPUTS = ('X',)
 PARAMS = ()
 CONSTS = ()

@@ -12,6 +12,7 @@ Eval mode normalises with running statistics instead (variant ``eval``).
 """
 import torch
 
+OUTPUT = 'Y'
 INPUTS = ('X',)
 PARAMS = ('gamma', 'beta')
 CONSTS = ()

@@ -8,6 +8,7 @@ ELU with parameter alpha, elementwise.
 """
 import torch
 
+OUTPUT = 'Y'
 INPUTS = ('X',)
 PARAMS = ()
 CONSTS = ()

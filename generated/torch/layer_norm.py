@@ -10,6 +10,7 @@ Layer normalisation over the feature axis, with a gain and a bias per feature.
 """
 import torch
 
+OUTPUT = 'Y'
 INPUTS = ('X',)
 PARAMS = ('gamma', 'beta')
 CONSTS = ()

@@ -8,6 +8,7 @@ Leaky ReLU with a negative slope, elementwise.
 """
 import torch
 
+OUTPUT = 'Y'
 INPUTS = ('X',)
 PARAMS = ()
 CONSTS = ()

@@ -7,6 +7,7 @@ Mean squared error, halved, mean over the batch.
 """
 import torch
 
+OUTPUT = 'L'
 INPUTS = ('X',)
 PARAMS = ()
 CONSTS = ('T',)

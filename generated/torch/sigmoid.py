@@ -7,6 +7,7 @@ Logistic sigmoid, elementwise.
 """
 import torch
 
+OUTPUT = 'Y'
 INPUTS = ('X',)
 PARAMS = ()
 CONSTS = ()

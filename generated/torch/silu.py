@@ -7,6 +7,7 @@ SiLU (swish), elementwise: X times its sigmoid.
 """
 import torch
 
+OUTPUT = 'Y'
 INPUTS = ('X',)
 PARAMS = ()
 CONSTS = ()

@@ -10,6 +10,7 @@ intermediate P and feeds cross-entropy. Targets are distributions:
 """
 import torch
 
+OUTPUT = 'L'
 INPUTS = ('X',)
 PARAMS = ()
 CONSTS = ('T',)

@@ -7,6 +7,7 @@ Softplus, elementwise: a smooth ReLU.
 """
 import torch
 
+OUTPUT = 'Y'
 INPUTS = ('X',)
 PARAMS = ()
 CONSTS = ()

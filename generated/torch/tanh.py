@@ -7,6 +7,7 @@ Hyperbolic tangent, elementwise.
 """
 import torch
 
+OUTPUT = 'Y'
 INPUTS = ('X',)
 PARAMS = ()
 CONSTS = ()
