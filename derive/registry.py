@@ -33,3 +33,28 @@ def load(name: str):
     forward = module.forward
     forward.source = f"derive/{name}.py"
     return forward
+
+
+class LoadError(ValueError):
+    """A module file that cannot be loaded; the message is one line."""
+
+
+def load_path(path: Path):
+    """The ``Forward`` named ``forward`` in a module file anywhere on disk."""
+    from derive.engine.notation import Forward
+
+    path = Path(path)
+    if not path.is_file():
+        raise LoadError(f"{path}: no such file")
+    spec = importlib.util.spec_from_file_location(f"derive_user_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:  # the user's file: report, don't trace back
+        where = f" (line {e.lineno})" if isinstance(e, SyntaxError) else ""
+        raise LoadError(f"{path}{where}: {type(e).__name__}: {e}") from None
+    forward = getattr(module, "forward", None)
+    if not isinstance(forward, Forward):
+        raise LoadError(f"{path}: defines no `forward = Forward(...)`")
+    forward.source = path.name
+    return forward

@@ -12,7 +12,8 @@ import random
 import pytest
 import sympy as sp
 
-from derive import registry
+from derive import examples, registry
+from derive.engine.emit import build
 
 SIZES = (2, 3, 2, 3)  # dimension sizes, in order of first appearance
 
@@ -30,8 +31,11 @@ def explicit(forward, sizes):
         e = expr.xreplace(binding).xreplace(sizes)
         e = e.replace(lambda x: isinstance(x, sp.Sum), lambda x: x.doit())
         # Keyed by name: substituting sizes also rewrites each IndexedBase's shape.
-        return e.replace(lambda x: isinstance(x, sp.Indexed) and str(x.base.label) in values,
-                         lambda x: values[str(x.base.label)][tuple(int(i) for i in x.indices)])
+        e = e.replace(lambda x: isinstance(x, sp.Indexed) and str(x.base.label) in values,
+                      lambda x: values[str(x.base.label)][tuple(int(i) for i in x.indices)])
+        scalars = {b: values[str(b.label)][()] for b in e.atoms(sp.IndexedBase)
+                   if () in values.get(str(b.label), {})}
+        return e.xreplace(scalars)
 
     for d in forward.definitions:
         shape = [sizes[i.upper + 1] if i.upper + 1 in sizes else int(i.upper + 1) for i in d.indices]
@@ -58,15 +62,28 @@ def random_point(symbols, forward, values, rng):
     return point
 
 
+EXAMPLES = {f.name: f for f in examples.forwards()}
+
+
 @pytest.mark.parametrize("name", registry.MODULES)
 def test_gradient_equals_brute_force_diff(name, built):
-    b = built(name)
+    check_against_brute_force(built(name), name)
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_example_equals_brute_force_diff(name):
+    check_against_brute_force(build(EXAMPLES[name]), name)
+
+
+def check_against_brute_force(b, name):
     forward = b.forward
     dims = sorted({d for t in forward.tensors.values() for d in t.dims if isinstance(d, sp.Symbol)}, key=str)
     sizes = dict(zip(dims, SIZES))
     values, evaluate = explicit(forward, sizes)
     out = forward.out
     scalars = {s.symbol: sp.Rational(1, 10) for s in forward.scalars.values()}
+    if forward.jacobian:
+        return check_jacobian(b, values, evaluate)
     if forward.scalar_output:
         objective = values[out.tensor.name][()]
         upstream = {}
@@ -85,3 +102,13 @@ def test_gradient_equals_brute_force_diff(name, built):
                 point = {**random_point(symbols, forward, values, rng), **scalars}
                 a, c = (sp.N(e.xreplace(point), 40) for e in (brute, derived))
                 assert abs(a - c) <= 1e-30 * (1 + abs(a)), f"{g.name}{ix}: brute {a} vs derived {c}"
+
+
+def check_jacobian(b, values, evaluate):
+    """∂Y_ij/∂X_mn element by element: the derived rank-4 expression against sp.diff."""
+    out = b.forward.out
+    for g in b.derivation.gradients:
+        for oix, y in values[out.tensor.name].items():
+            for xix, x in values[g.tensor.name].items():
+                derived = evaluate(g.expr, dict(zip(g.indices, map(sp.Integer, oix + xix))))
+                assert sp.simplify(sp.diff(y, x) - derived) == 0, f"{g.name}{oix + xix}"

@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from .differentiate import Differentiator, Fresh, index_names
+from .checks import check_derivative, check_forward
+from .differentiate import Differentiator, Fresh, diff_wrt, index_names
 from .normal_forms import to_piecewise
-from .rewrite import apply_assumptions, compact, fold, reexpress, simplify_elementwise, tidy
+from .rewrite import (apply_assumptions, compact, fold, reexpress, reexpress_intermediates, simplify_elementwise,
+                      tidy)
 from .sifting import sift
 
 # Free indices of a gradient, in order of preference.
@@ -67,16 +69,21 @@ def gradient_name(tensor_name: str) -> str:
 
 def _free_indices(forward, tensor):
     taken = set().union(*[index_names(d.expr) | {str(i.label) for i in d.indices} for d in forward.definitions])
-    names = [n for n in GRADIENT_INDEX_NAMES if n not in taken]
+    names = [n for n in (forward.gradient_indices or GRADIENT_INDEX_NAMES) if n not in taken]
     return tuple(sp.Idx(n, dim) for n, dim in zip(names, tensor.dims))
 
 
 def derive(forward) -> Derivation:
+    if not forward.definitions:
+        raise ValueError(f"{forward.name}: the forward defines no output")
+    check_forward(forward)
     out = forward.out
-    upstream = None if forward.scalar_output else sp.IndexedBase(gradient_name(out.tensor.name), shape=out.tensor.dims, real=True)
+    upstream = None if forward.scalar_output or forward.jacobian else sp.IndexedBase(
+        gradient_name(out.tensor.name), shape=out.tensor.dims, real=True)
     gradients, lemmas = [], {}
     for t in forward.differentiable:
         g, steps_of_lemmas = _derive_one(forward, t, upstream)
+        check_derivative(forward, g)
         gradients.append(g)
         lemmas[g.name] = steps_of_lemmas
     return Derivation(forward, upstream, gradients, lemmas)
@@ -90,10 +97,14 @@ def _derive_one(forward, t, upstream):
     out = forward.out
     free = _free_indices(forward, t)
     wrt = t.base[free] if free else t.base
-    grad = sp.IndexedBase(gradient_name(t.name), shape=t.dims, real=True)
-    lhs = grad[free] if free else grad
     limits = [(i, i.lower, i.upper) for i in out.indices]
     y = out.lhs
+    if forward.jacobian:  # ∂Y_ij/∂X_mn: all of the output's indices stay free
+        grad = sp.IndexedBase(f"d{out.tensor.name}_d{t.name}", shape=out.tensor.dims + t.dims, real=True)
+        lhs, shown_lhs = grad[out.indices + free], sp.Derivative(y, wrt)
+    else:
+        grad = sp.IndexedBase(gradient_name(t.name), shape=t.dims, real=True)
+        lhs = shown_lhs = grad[free] if free else grad
 
     def vjp(inner):
         if upstream is None:
@@ -103,11 +114,11 @@ def _derive_one(forward, t, upstream):
     taken = index_names(sp.Tuple(*[d.expr for d in forward.definitions])) | {str(i.label) for i in free}
     taken |= {str(i.label) for d in forward.definitions for i in d.indices}
     diff = Differentiator(forward, wrt, Fresh(taken))
-    steps = [Step("vector-Jacobian product", lhs, vjp(sp.Derivative(y, wrt)))]
+    steps = [] if forward.jacobian else [Step("vector-Jacobian product", lhs, vjp(sp.Derivative(y, wrt)))]
 
     body = to_piecewise(out.expr)
     # Σ_m 0 from differentiating a sum of terms free of X is 0 (display only).
-    partial = sp.diff(body, wrt).replace(lambda e: isinstance(e, sp.Sum) and e.function == 0, lambda e: sp.S.Zero)
+    partial = diff_wrt(body, wrt).replace(lambda e: isinstance(e, sp.Sum) and e.function == 0, lambda e: sp.S.Zero)
     chained = [d for d in forward.intermediates if d.tensor.base in {e.base for e in body.atoms(sp.Indexed)}]
     if chained:
         def link(d):
@@ -115,25 +126,27 @@ def _derive_one(forward, t, upstream):
             bound = [i for i in d.indices if i not in out.indices]
             return sp.Sum(term, *[(i, i.lower, i.upper) for i in bound]) if bound else term
         shown = partial + sum((link(d) for d in chained), sp.S.Zero)
-        steps.append(Step("chain rule through the intermediates", lhs, vjp(shown)))
+        steps.append(Step("chain rule through the intermediates", shown_lhs, vjp(shown)))
     else:
-        steps.append(Step("differentiate", lhs, vjp(partial)))
+        steps.append(Step("differentiate", shown_lhs, vjp(partial)))
 
     jac = diff.total(body)
     sifted = sift(vjp(jac))
-    steps.append(Step("sift the Kronecker deltas", lhs, sifted))
+    steps.append(Step("sift the Kronecker deltas", shown_lhs, sifted))
 
     expr = sifted
     for reason, rule in (
         ("fold the forward's definitions back in", lambda e: fold(e, forward)),
         ("use the module's assumptions", lambda e: apply_assumptions(e, forward)),
         ("write in the forward's saved quantities", lambda e: _compact_if_changed(e, reexpress(e, forward, t.base))),
+        ("write in the forward's outputs", lambda e: reexpress_intermediates(e, forward)),
         ("normal form of sums", lambda e: tidy(e, forward)),
         ("simplify the elementwise expression", simplify_elementwise),
         ("collect into a compact form", compact),
     ):
         new = rule(expr)
         if new != expr:
-            steps.append(Step(reason, lhs, new))
+            steps.append(Step(reason, shown_lhs, new))
             expr = new
-    return Gradient(t, grad, free, expr, steps), list(diff.steps)
+    indices = out.indices + free if forward.jacobian else free
+    return Gradient(t, grad, indices, expr, steps), list(diff.steps)

@@ -42,7 +42,16 @@ def index_names(expr) -> set:
 
 
 def bases_in(expr) -> set:
-    return {i.base for i in expr.atoms(sp.Indexed)}
+    """Every tensor in ``expr``, indexed or scalar (a scalar intermediate is a bare IndexedBase)."""
+    return expr.atoms(sp.IndexedBase)
+
+
+def diff_wrt(expr, target):
+    """∂expr/∂target for an element ``X[p, q]`` or a scalar tensor (SymPy cannot differentiate by an IndexedBase)."""
+    if isinstance(target, sp.IndexedBase):
+        d = sp.Dummy(str(target.label))
+        return sp.diff(expr.xreplace({target: d}), d).xreplace({d: target})
+    return sp.diff(expr, target)
 
 
 @dataclass
@@ -60,7 +69,7 @@ class Differentiator:
     def total(self, expr):
         """d expr / d wrt, with every intermediate chained through."""
         expr = to_piecewise(expr)
-        result = sp.diff(expr, self.wrt)
+        result = diff_wrt(expr, self.wrt)
         for d in self.forward.intermediates:
             base = d.tensor.base
             if base not in bases_in(expr):
@@ -69,7 +78,7 @@ class Differentiator:
             inner = self.jacobian(d, a)
             if inner == 0:
                 continue
-            outer = sp.diff(expr, base[a] if a else base)
+            outer = diff_wrt(expr, base[a] if a else base)
             result += sp.Sum(outer * inner, *[(i, i.lower, i.upper) for i in a]) if a else outer * inner
         return tidy(result, self.forward)
 

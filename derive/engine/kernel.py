@@ -198,6 +198,11 @@ def backward_kernel(derivation, saved) -> Kernel:
     args = []
     if derivation.upstream is not None:
         args.append(Array(str(derivation.upstream.label), forward.out.tensor.dims))
+    # A gradient needs its tensor's sizes even when its value does not (dS = I for tr S).
+    carried = {d for n in names if n in forward.tensors for d in forward.tensors[n].dims}
+    if derivation.upstream is not None:
+        carried |= set(forward.out.tensor.dims)
+    names |= {g.tensor.name for g in derivation.gradients if not set(g.tensor.dims) <= carried}
     args += [Array(t.name, t.dims) for t in forward.tensors.values()
              if t.name in names and t.role in ("input", "param", "const")]
     out_name = forward.out.tensor.name

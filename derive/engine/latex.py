@@ -93,9 +93,14 @@ class MatrixNotation:
             if len(set(ind)) != len(ind):
                 raise _NoReading
             return self.name(e) + (r"^\top" if len(ind) == 2 and ind != free else "")
+        if isinstance(e, sp.KroneckerDelta) and len(free) == 2:
+            return "I"
         if not e.has(sp.Indexed):
             return self.p.doprint(e)
         if isinstance(e, sp.Add):
+            combined = self._combined_gemv(e, layout)
+            if combined:
+                return combined
             out = ""
             for n, t in enumerate(sorted(e.args, key=lambda a: a.could_extract_minus_sign())):
                 neg = t.could_extract_minus_sign()
@@ -128,6 +133,12 @@ class MatrixNotation:
     def _mul(self, e, layout):
         scalars = [f for f in e.args if not f.has(sp.Indexed)]
         arrays = [f for f in e.args if f.has(sp.Indexed)]
+        vectors = [f for f in arrays if isinstance(f, sp.Indexed) and len(f.indices) == 1]
+        if len(layout) == 2 and len(arrays) == 2 == len(vectors) and {v.indices[0] for v in vectors} == set(layout):
+            col, row = sorted(vectors, key=lambda v: layout.index(v.indices[0]))
+            coeff = sp.Mul(*scalars)
+            outer = f"{self.name(col)} {self.name(row)}^\\top"
+            return outer if coeff == 1 else rf"{self.p.doprint(coeff)} \\, {outer}"
         num = [f for f in arrays if not (isinstance(f, sp.Pow) and f.exp.is_negative)]
         den = [1 / f for f in arrays if isinstance(f, sp.Pow) and f.exp.is_negative]
         coeff = sp.Mul(*scalars)
@@ -154,6 +165,9 @@ class MatrixNotation:
             right = b if left is a else a
             if set(left.indices) == {target[0], k} and set(right.indices) == {k, target[1]}:
                 return self.render(left, [target[0], k]) + " " + self.render(right, [k, target[1]])
+        gemv = self._gemv(e, target)
+        if gemv:
+            return f"{gemv[0]} {gemv[1]}"
         main = max(body.atoms(sp.Indexed), key=lambda t: len(t.indices))
         natural = [i for i in main.indices]
         inner_layout = natural if all(i in natural for i in target) else target + bound
@@ -168,6 +182,31 @@ class MatrixNotation:
         if len(layout) == 2 and len(target) == 1:
             s = (ONE + " " + s) if rows else (s + " " + ONE + r"^\top")
         return s
+
+    def _gemv(self, e, target):
+        """Σ_k A_pk v_k as (``A`` or ``A^T``, ``v``), else None."""
+        if not isinstance(e, sp.Sum) or len(e.limits) != 1 or len(target) != 1:
+            return None
+        k = e.limits[0][0]
+        factors = sp.Mul.make_args(e.function)
+        mats = [f for f in factors if isinstance(f, sp.Indexed) and len(f.indices) == 2]
+        vecs = [f for f in factors if isinstance(f, sp.Indexed) and len(f.indices) == 1]
+        if len(factors) != 2 or len(mats) != 1 or len(vecs) != 1 or vecs[0].indices[0] != k:
+            return None
+        A = mats[0]
+        if tuple(A.indices) == (target[0], k):
+            return self.name(A), self.name(vecs[0])
+        if tuple(A.indices) == (k, target[0]):
+            return self.name(A) + r"^\top", self.name(vecs[0])
+        return None
+
+    def _combined_gemv(self, e, layout):
+        """A v + B v = (A + B) v."""
+        target = [i for i in layout if i in _free(e)]
+        parts = [self._gemv(t, target) for t in e.args]
+        if all(parts) and len({v for _, v in parts}) == 1:
+            return r"\left(" + " + ".join(m for m, _ in parts) + r"\right) " + parts[0][1]
+        return None
 
     def _piecewise(self, e, layout):
         if len(e.args) == 2 and e.args[1].expr == 0:

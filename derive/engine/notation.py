@@ -96,6 +96,10 @@ class Forward:
     latex: dict = field(default_factory=dict)
     # Intermediates the forward kernel returns besides those the backward needs.
     returned: list = field(default_factory=list)
+    # True: derive the full Jacobian ∂Y_ij/∂X_mn instead of a vector–Jacobian product.
+    jacobian: bool = False
+    # Names for the free indices of gradients (default p, q, r, ...).
+    gradient_indices: str | None = None
 
     # -- declarations -------------------------------------------------
     @staticmethod
@@ -139,15 +143,18 @@ class Forward:
         """A non-differentiable input (targets T, running statistics). ``positive``: its entries are > 0."""
         return self._tensor(name, dims, "const", latex, positive)
 
-    def let(self, name, indices, expr, latex=None, returned=False):
-        """A named intermediate ``name[indices] = expr``; ``returned``: the forward kernel returns it."""
+    def let(self, name, indices, expr, latex=None, returned=False, positive=False):
+        """A named intermediate ``name[indices] = expr``; ``returned``: the forward kernel returns it.
+
+        With no indices it is a scalar: use ``tensor.base`` in expressions.
+        """
         if returned:
             self.returned.append(name)
-        return self._define(name, indices, expr, "intermediate", latex)
+        return self._define(name, indices, expr, "intermediate", latex, positive)
 
-    def output(self, name, indices, expr, latex=None):
-        """The module's output; declared last."""
-        return self._define(name, indices, expr, "output", latex)
+    def output(self, name, indices, expr, latex=None, positive=False):
+        """The module's output; declared last. ``positive``: known > 0 (a norm)."""
+        return self._define(name, indices, expr, "output", latex, positive)
 
     def assume(self, pattern, replacement):
         """A fact about the inputs used in simplification, e.g. Σ_k T_sk = 1."""
@@ -159,10 +166,10 @@ class Forward:
         self.variants[name] = v
         return v
 
-    def _define(self, name, indices, expr, role, latex=None):
+    def _define(self, name, indices, expr, role, latex=None, positive=False):
         indices = tuple(indices)
         dims = tuple(i.upper + 1 for i in indices)
-        t = self._tensor(name, dims, role, latex)
+        t = self._tensor(name, dims, role, latex, positive)
         self.definitions.append(Definition(t, indices, to_piecewise(sp.sympify(expr))))
         return t
 

@@ -41,6 +41,8 @@ class ArrayPrinterMixin:
         self._layout = ()
         # Dimension and scalar symbols the printed code refers to (the kernel binds them).
         self.symbols_used = set()
+        # An argument whose dtype and device new arrays (an identity) take.
+        self.like = None
 
     # -- backend vocabulary (overridden by subclasses) ---------------------
     def fn(self, name: str) -> str:
@@ -113,7 +115,9 @@ class ArrayPrinterMixin:
         return str(tensors[0].base.label) if tensors else ""
 
     def _print(self, expr, **kwargs):
-        if isinstance(expr, sp.Expr) and not expr.is_Atom and not expr.has(sp.Indexed, Code):
+        # Only arithmetic on Python numbers (sizes, eps) is plain Python; anything holding a tensor
+        # (indexed, scalar, or a delta over indices) is printed as arrays.
+        if isinstance(expr, sp.Expr) and not expr.is_Atom and not expr.has(sp.Indexed, sp.IndexedBase, Code, sp.Idx):
             return self._scalar(expr)
         return super()._print(expr, **kwargs)
 
@@ -253,6 +257,14 @@ class ArrayPrinterMixin:
                     self._layout = (k, target[1])
                     rcode = self._print(right)
                     return f"{lcode} @ {rcode}"
+        if len(tensors) == 2 and len(bound) == 1 and len(target) == 1:
+            # Σ_k A_pk v_k: a matrix-vector product.
+            k = bound[0]
+            mats = [t for t in tensors if len(t.indices) == 2]
+            vecs = [t for t in tensors if tuple(t.indices) == (k,)]
+            if len(mats) == 1 and len(vecs) == 1 and set(mats[0].indices) == {target[0], k}:
+                self._layout = (target[0], k)
+                return f"{self._print(mats[0])} @ {vecs[0].base.label}"
         letters = self._letters(tuple(i for t in tensors for i in t.indices))
         subs = ",".join("".join(letters[i] for i in t.indices) for t in tensors)
         out = "".join(letters[i] for i in target)
@@ -305,7 +317,8 @@ class NumPyKernelPrinter(ArrayPrinterMixin, NumPyPrinter):
         return f"np.broadcast_to({code}, {shape}).copy()"
 
     def _print_KroneckerDelta(self, e):
-        return f"np.eye({self._scalar(e.args[0].upper + 1)})"
+        dtype = f", dtype={self.like}.dtype" if self.like else ""
+        return f"np.eye({self._scalar(e.args[0].upper + 1)}{dtype})"
 
     def _print_Min(self, e):
         a, b = e.args
@@ -341,7 +354,8 @@ class TorchKernelPrinter(ArrayPrinterMixin, TorchPrinter):
         return f"torch.log1p({self._print(e.args[0])})"
 
     def _print_KroneckerDelta(self, e):
-        return f"torch.eye({self._scalar(e.args[0].upper + 1)})"
+        like = f", dtype={self.like}.dtype, device={self.like}.device" if self.like else ""
+        return f"torch.eye({self._scalar(e.args[0].upper + 1)}{like})"
 
     def _print_Min(self, e):
         a, b = sorted(e.args, key=lambda x: x.is_number)

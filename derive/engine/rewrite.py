@@ -103,10 +103,17 @@ def tidy(expr, forward):
 
 def _elementwise_inverse(d, x_base):
     """Solve ``d`` for ``x_base[d.indices]`` when d depends on X elementwise, with one solution."""
-    uses = [e for e in d.expr.atoms(sp.Indexed) if e.base == x_base]
-    if not uses or any(tuple(e.indices) != tuple(d.indices) for e in uses) or d.expr.has(sp.Sum, sp.Piecewise):
+    if d.tensor.base == x_base:
         return None
-    u, y = sp.Dummy("u"), sp.Dummy("y")
+    uses = [e for e in d.expr.atoms(sp.Indexed) if e.base == x_base]
+    if not uses and x_base in d.expr.atoms(sp.IndexedBase) and not d.indices:
+        uses = [x_base]  # a scalar tensor
+    if not uses or any(tuple(getattr(e, "indices", ())) != tuple(d.indices) for e in uses) \
+            or d.expr.has(sp.Sum, sp.Piecewise):
+        return None
+    u = sp.Dummy("u")
+    # The defined value keeps its tensor's domain (a norm is positive), so √(y²) = y can be checked.
+    y = sp.Dummy("y", positive=True) if d.tensor.positive else sp.Dummy("y", real=True)
     try:
         sols = sp.solve(sp.Eq(y, d.expr.xreplace({uses[0]: u})), u)
     except NotImplementedError:
@@ -122,19 +129,22 @@ def _elementwise_inverse(d, x_base):
 
 def reexpress(expr, forward, x_base):
     """Write ``expr`` in the forward's outputs instead of the input ``x_base`` where that is simpler."""
-    if x_base not in {e.base for e in expr.atoms(sp.Indexed)}:
+    if x_base not in expr.atoms(sp.IndexedBase):
         return expr
     for d in reversed(forward.definitions):
         inverse = _elementwise_inverse(d, x_base)
         if inverse is None:
             continue
         def swap(e, d=d, inverse=inverse):
-            return inverse.xreplace(dict(zip(d.indices, e.indices)))
-        new = expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base == x_base, swap)
+            return inverse.xreplace(dict(zip(d.indices, getattr(e, "indices", ()))))
+        if isinstance(x_base, sp.IndexedBase) and not any(e.base == x_base for e in expr.atoms(sp.Indexed)):
+            new = expr.xreplace({x_base: swap(x_base)})
+        else:
+            new = expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base == x_base, swap)
         new = tidy(sp.expand(new, power_base=False, log=False), forward)
         if not new.has(sp.Sum):
             new = sp.factor(sp.cancel(new))
-        if x_base in {e.base for e in new.atoms(sp.Indexed)} or complements(new, _outputs(forward)):
+        if x_base in new.atoms(sp.IndexedBase) or complements(new, _outputs(forward)):
             continue
         if sp.count_ops(compact(new)) <= sp.count_ops(compact(expr)):
             return new
@@ -152,6 +162,16 @@ def simplify_elementwise(expr):
         return expr
     new = sp.simplify(expr)
     return new if sp.count_ops(new) <= sp.count_ops(expr) else expr
+
+
+def reexpress_intermediates(expr, forward):
+    """Replace an intermediate by its inverse through a later definition where that is simpler: ``√(‖w‖²) → ‖w‖``."""
+    for d in forward.intermediates:
+        if d.tensor.base in expr.atoms(sp.IndexedBase):
+            new = reexpress(expr, forward, d.tensor.base)
+            if new != expr and d.tensor.base not in new.atoms(sp.IndexedBase):
+                expr = new
+    return expr
 
 
 def _positive_difference(expr):
