@@ -80,15 +80,6 @@ def check(files: dict, out: Path) -> int:
     return 0
 
 
-def everything() -> dict:
-    """The registered modules and the course's examples, as one set of files."""
-    from derive import examples
-
-    files = render_all(_build_all([registry.load(n) for n in registry.MODULES]))
-    ex = render_all(_build_all(examples.forwards()), "derive/examples.py", title=examples.TITLE)
-    return {**files, **{f"examples/{rel}": text for rel, text in ex.items()}}
-
-
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     p = _Parser(prog="python -m derive", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -117,7 +108,7 @@ def main(argv=None) -> int:
             out, names = args.out, forward.name
         else:
             out = args.out or ROOT / "generated"
-            files = everything()
+            files = registry.render_everything(_build_all)
             names = f"{len(registry.MODULES)} modules and the examples"
         if args.check:
             return check(files, out)

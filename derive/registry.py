@@ -58,3 +58,14 @@ def load_path(path: Path):
         raise LoadError(f"{path}: defines no `forward = Forward(...)`")
     forward.source = path.name
     return forward
+
+
+def render_everything(build_all=None) -> dict:
+    """Every generated file: the registered modules, and the course's examples under examples/."""
+    from derive import examples
+    from derive.engine.emit import build, render_all
+
+    build_all = build_all or (lambda forwards: [build(f) for f in forwards])
+    files = render_all(build_all([load(n) for n in MODULES]))
+    ex = render_all(build_all(examples.forwards()), "derive/examples.py", title=examples.TITLE)
+    return {**files, **{f"examples/{rel}": text for rel, text in ex.items()}}

@@ -113,3 +113,10 @@ def test_generated_torch_never_calls_autograd(name):
     names = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)} | {
         n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
     assert not names & {"autograd", "backward", "grad", "requires_grad"}
+
+
+def test_fractional_and_negative_powers_are_parenthesised():
+    code = NumPyKernelPrinter().statement(Statement(D[p], A[p] ** sp.Rational(3, 2) + A[p] ** -2))
+    assert "**(3/2)" in code and "**(-2)" in code
+    a = np.random.rand(4) + 0.5
+    np.testing.assert_allclose(run(code, A=a)["D"], a ** 1.5 + a ** -2.0)

@@ -181,9 +181,10 @@ class ArrayPrinterMixin:
         b = b if _atomic(base) else f"({b})"
         if exp == -1:
             return f"1/{b}"
-        if exp.is_Integer and exp < 0:
-            return f"{b}**({self._print(exp)})"
-        return f"{b}**{self._print(exp)}"
+        if exp.is_Integer and exp > 0:
+            return f"{b}**{self._print(exp)}"
+        # A negative or fractional exponent needs parentheses: x**3/2 would be (x**3)/2.
+        return f"{b}**({self._print(exp)})"
 
     def _print_Piecewise(self, e):
         target = self.layout_of(e)

@@ -7,7 +7,8 @@
 - ``reexpress``: solve a definition for the input (``X = X̂ √(σ²+ε) + μ``,
   ``X = log(Y Z)``) and substitute, so the gradient is written in the forward's
   saved quantities. Accepted only when the input disappears, the expression
-  does not grow, and no ``1 − Y`` appears (it cancels where Y saturates).
+  does not grow, no ``1 − Y`` appears (it cancels where Y saturates) and no
+  new divisor appears (solving ``Y = γ X`` for X divides by γ, which may be 0).
 - ``simplify_elementwise``: SymPy's simplify on branch- and sum-free results.
 - ``compact``: one fraction, common factors pulled out, a leading minus sign
   moved into a difference.
@@ -63,6 +64,15 @@ def complements(expr, bases) -> bool:
                 e.base in bases for a in add.args for e in a.atoms(sp.Indexed)):
             return True
     return False
+
+
+def divisors(expr) -> set:
+    """Tensors that ``expr`` divides by (a reciprocal or negative power containing them)."""
+    out = set()
+    for p in expr.atoms(sp.Pow):
+        if p.exp.is_negative:
+            out |= p.base.atoms(sp.IndexedBase)
+    return out
 
 
 def _outputs(forward) -> set:
@@ -146,6 +156,9 @@ def reexpress(expr, forward, x_base):
             new = sp.factor(sp.cancel(new))
         if x_base in new.atoms(sp.IndexedBase) or complements(new, _outputs(forward)):
             continue
+        allowed = divisors(expr) | (inverse.atoms(sp.IndexedBase) if x_base in divisors(expr) else set())
+        if not divisors(new) <= allowed:
+            continue  # Y = γ X solved for X divides by γ, which may be 0
         if sp.count_ops(compact(new)) <= sp.count_ops(compact(expr)):
             return new
     return expr
