@@ -31,7 +31,7 @@ def check_forward(forward) -> None:
         clash = sorted(dims & names)[0]
         raise DeriveError(forward.name, clash, "a dimension and a tensor or scalar share this name")
     for d in forward.definitions:
-        where = f"{d.tensor.name}{'[' + ', '.join(map(str, d.indices)) + ']' if d.indices else ''} = {index_text(d.expr)}"
+        where = f"{index_text(d.lhs)} = {index_text(d.expr)}"
 
         def fail(problem):
             raise DeriveError(forward.name, where, problem)
