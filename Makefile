@@ -5,7 +5,7 @@ DATA    ?= data
 SHARED  ?= ../shared
 
 .DEFAULT_GOAL := help
-.PHONY: help venv derive check-generated latex test data train compare-bn bench clean
+.PHONY: help venv derive check-generated latex examples test data train compare-bn bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ check-generated: $(SETUP)  ## fail if generated/ is not what the derivations pro
 
 latex: $(SETUP)  ## print one module's derivation step by step: make latex MODULE=batch_norm
 	$(PYTHON) -m derive show $(or $(MODULE),batch_norm)
+
+examples: $(SETUP)  ## the course's index-gymnastics examples, step by step (files: generated/examples/)
+	$(PYTHON) -m derive examples
 
 data: $(DATA)/cifar-10-batches-py/test_batch  ## build CIFAR-10 in data/ from ../shared (no network needed)
 
