@@ -113,9 +113,11 @@ class SoftMaxModule(_Elementwise):
 class _Loss(Module):
     """Mean over the batch. ``backward(x, y)`` does not rely on state from ``forward``."""
 
+    labels = True  # y may be integer labels, turned into one-hot rows
+
     def targets(self, x, y):
         y = y if not isinstance(y, np.ndarray) else self.backend.asarray(y)
-        if y.ndim == 1:
+        if self.labels and y.ndim == 1:
             return self.backend.one_hot(y, x.shape[1])
         if tuple(y.shape) != tuple(x.shape):
             raise ValueError(f"targets of shape {tuple(y.shape)} for inputs of shape {tuple(x.shape)}")
@@ -144,12 +146,7 @@ class MSEModule(_Loss):
     """L = 1/(2S) Σ (x − y)²."""
 
     kernel = "mse"
-
-    def targets(self, x, y):
-        y = y if not isinstance(y, np.ndarray) else self.backend.asarray(y)
-        if tuple(y.shape) != tuple(x.shape):
-            raise ValueError(f"targets of shape {tuple(y.shape)} for inputs of shape {tuple(x.shape)}")
-        return y
+    labels = False
 
 
 class BatchNormModule(Module):

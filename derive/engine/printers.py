@@ -57,6 +57,32 @@ class ArrayPrinterMixin:
     def full(self, code: str, shape: str, like: str) -> str:
         raise NotImplementedError
 
+    def clamp(self, code: str, bound: str, side: str) -> str:
+        """Elementwise min (``side="max"``) or max (``side="min"``) of an array and a number."""
+        raise NotImplementedError
+
+    # -- elementwise functions SymPy's printers lack or spell per backend -------
+    def _print_expm1(self, e):
+        return f"{self.fn('expm1')}({self._print(e.args[0])})"
+
+    def _print_log1p(self, e):
+        return f"{self.fn('log1p')}({self._print(e.args[0])})"
+
+    def _print_Abs(self, e):
+        return f"{self.fn('abs')}({self._print(e.args[0])})"
+
+    def _minmax(self, e, which):
+        a, b = sorted(e.args, key=lambda x: x.is_number)
+        if b.is_number:
+            return self.clamp(self._print(a), self._print(b), "max" if which == "minimum" else "min")
+        return f"{self.fn(which)}({self._print(a)}, {self._print(b)})"
+
+    def _print_Min(self, e):
+        return self._minmax(e, "minimum")
+
+    def _print_Max(self, e):
+        return self._minmax(e, "maximum")
+
     # -- layout ------------------------------------------------------------
     def layout_of(self, e) -> tuple:
         free = _free(e) if isinstance(e, sp.Basic) else set()
@@ -317,20 +343,12 @@ class NumPyKernelPrinter(ArrayPrinterMixin, NumPyPrinter):
     def full(self, code, shape, like):
         return f"np.broadcast_to({code}, {shape}).copy()"
 
+    def clamp(self, code, bound, side):
+        return f"np.{'minimum' if side == 'max' else 'maximum'}({code}, {bound})"
+
     def _print_KroneckerDelta(self, e):
         dtype = f", dtype={self.like}.dtype" if self.like else ""
         return f"np.eye({self._scalar(e.args[0].upper + 1)}{dtype})"
-
-    def _print_Min(self, e):
-        a, b = e.args
-        return f"np.minimum({self._print(a)}, {self._print(b)})"
-
-    def _print_Max(self, e):
-        a, b = e.args
-        return f"np.maximum({self._print(a)}, {self._print(b)})"
-
-    def _print_Abs(self, e):
-        return f"np.abs({self._print(e.args[0])})"
 
 
 class TorchKernelPrinter(ArrayPrinterMixin, TorchPrinter):
@@ -348,30 +366,12 @@ class TorchKernelPrinter(ArrayPrinterMixin, TorchPrinter):
     def full(self, code, shape, like):
         return f"torch.broadcast_to({code}, {shape}).clone()"
 
-    def _print_expm1(self, e):
-        return f"torch.expm1({self._print(e.args[0])})"
-
-    def _print_log1p(self, e):
-        return f"torch.log1p({self._print(e.args[0])})"
+    def clamp(self, code, bound, side):
+        return f"torch.clamp({code}, {side}={bound})"
 
     def _print_KroneckerDelta(self, e):
         like = f", dtype={self.like}.dtype, device={self.like}.device" if self.like else ""
         return f"torch.eye({self._scalar(e.args[0].upper + 1)}{like})"
-
-    def _print_Min(self, e):
-        a, b = sorted(e.args, key=lambda x: x.is_number)
-        if b.is_number:
-            return f"torch.clamp({self._print(a)}, max={self._print(b)})"
-        return f"torch.minimum({self._print(a)}, {self._print(b)})"
-
-    def _print_Max(self, e):
-        a, b = sorted(e.args, key=lambda x: x.is_number)
-        if b.is_number:
-            return f"torch.clamp({self._print(a)}, min={self._print(b)})"
-        return f"torch.maximum({self._print(a)}, {self._print(b)})"
-
-    def _print_Abs(self, e):
-        return f"torch.abs({self._print(e.args[0])})"
 
     def _print_Relational(self, e):
         return f"{self._print(e.lhs)} {e.rel_op} {self._print(e.rhs)}"

@@ -19,12 +19,12 @@ SCALARS = {'alpha': 1.0}
 def elu_forward(X, *, alpha=1.0):
     """Forward pass; returns Y."""
     # Y_sj = (X_sj if X_sj > 0 else alpha*expm1(Min(0, X_sj)))
-    Y = np.where(X > 0, X, alpha*np.expm1(np.minimum(0, X)))
+    Y = np.where(X > 0, X, alpha*np.expm1(np.minimum(X, 0)))
     return Y
 
 
 def elu_backward(dY, X, *, alpha=1.0):
     """Gradients dX (each the shape of what it differentiates)."""
     # dX_pq = (dY_pq if X_pq > 0 else alpha*exp(Min(0, X_pq))*dY_pq)
-    dX = np.where(X > 0, dY, alpha*dY*np.exp(np.minimum(0, X)))
+    dX = np.where(X > 0, dY, alpha*dY*np.exp(np.minimum(X, 0)))
     return dX

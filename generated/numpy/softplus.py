@@ -18,7 +18,7 @@ SCALARS = {}
 def softplus_forward(X):
     """Forward pass; returns Y."""
     # Y_sj = log1p(exp(-Abs(X_sj))) + Max(0, X_sj)
-    Y = np.maximum(0, X) + np.log1p(np.exp(-np.abs(X)))
+    Y = np.maximum(X, 0) + np.log1p(np.exp(-np.abs(X)))
     return Y
 
 
