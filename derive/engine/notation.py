@@ -182,12 +182,6 @@ class Forward:
     def intermediates(self) -> list:
         return self.definitions[:-1]
 
-    def definition_of(self, base) -> Definition | None:
-        for d in self.definitions:
-            if d.tensor.base == base:
-                return d
-        return None
-
     @property
     def differentiable(self) -> list:
         return [t for t in self.tensors.values() if t.differentiable]

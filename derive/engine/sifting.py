@@ -94,8 +94,3 @@ def sift(expr):
             new = pull_deltas_out_of_piecewise(new)
         return new
     return expr
-
-
-def normalise(expr):
-    """Expand sums into the normal form without any other rewriting."""
-    return sift(expr)
