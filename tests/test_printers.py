@@ -120,3 +120,19 @@ def test_fractional_and_negative_powers_are_parenthesised():
     assert "**(3/2)" in code and "**(-2)" in code
     a = np.random.rand(4) + 0.5
     np.testing.assert_allclose(run(code, A=a)["D"], a ** 1.5 + a ** -2.0)
+
+
+def test_matmul_operands_keep_their_precedence():
+    # C ∘ (A B): "C*A @ B" would be (C*A) @ B.
+    st = Statement(D[p, q], C[p, q] * sp.Sum(A[p, k] * B[k, q], (k, 0, K - 1)) + sp.Sum(A[p, k] * B[k, q], (k, 0, K - 1)))
+    code = NumPyKernelPrinter().statement(st)
+    a, b, c = np.random.rand(3, 4), np.random.rand(4, 5), np.random.rand(3, 5)
+    np.testing.assert_allclose(run(code, A=a, B=b, C=c)["D"], c * (a @ b) + a @ b)
+    # A padded matrix-vector product: (A v)[:, None], not A @ v[:, None].
+    v = sp.IndexedBase("v", real=True)
+    st = Statement(D[p, q], C[p, q] * sp.Sum(A[p, k] * v[k], (k, 0, K - 1)))
+    code = NumPyKernelPrinter().statement(st)
+    vv = np.random.rand(4)
+    np.testing.assert_allclose(run(code, A=a, v=vv, C=c)["D"], c * (a @ vv)[:, None])
+    assert "(A @ v)[:, None]" in code
+    assert NumPyKernelPrinter().statement(Statement(D[p, q], sp.Sum(A[p, k] * B[k, q], (k, 0, K - 1)))) == "D = A @ B"

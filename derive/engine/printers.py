@@ -43,6 +43,10 @@ class ArrayPrinterMixin:
         self.symbols_used = set()
         # An argument whose dtype and device new arrays (an identity) take.
         self.like = None
+        # A contraction may print as a bare ``A @ B`` only as the whole right-hand side or as a
+        # term of a sum; anywhere else ``@`` (which binds like ``*``) is parenthesised.
+        self._top = None
+        self._bare_next = False
 
     # -- backend vocabulary (overridden by subclasses) ---------------------
     def fn(self, name: str) -> str:
@@ -129,6 +133,7 @@ class ArrayPrinterMixin:
     # -- statements --------------------------------------------------------
     def statement(self, st) -> str:
         self._layout = st.indices
+        self._top = st.rhs
         code = self._print(st.rhs)
         have = self.layout_of(st.rhs)
         if have != st.indices:
@@ -183,9 +188,19 @@ class ArrayPrinterMixin:
         return str(e.label)
 
     # -- elementwise ---------------------------------------------------------
+    def _bare_term(self, a):
+        if not isinstance(a, sp.Sum):
+            return a
+        self._bare_next = True
+        try:
+            return Code(self._print(a))
+        finally:
+            self._bare_next = False
+
     def _print_Add(self, e):
         # Positive terms first: ``X - T`` reads better than ``-T + X``.
-        ops = sorted(self._operands(e), key=lambda a: a.could_extract_minus_sign())
+        ops = [self._bare_term(a) for a in self._operands(e)]
+        ops = sorted(ops, key=lambda a: a.could_extract_minus_sign())
         return super()._print_Add(sp.Add(*ops, evaluate=False))
 
     def _print_Mul(self, e):
@@ -253,6 +268,7 @@ class ArrayPrinterMixin:
         return layout if kept == target else target + bound
 
     def _print_Sum(self, e):
+        bare, self._bare_next = self._bare_next or e is self._top, False
         bound = tuple(lim[0] for lim in e.limits)
         outer = self._layout
         target = self.layout_of(e)
@@ -261,7 +277,8 @@ class ArrayPrinterMixin:
             tensors = [f for f in factors if isinstance(f, sp.Indexed)]
             if len(tensors) == len(factors) and len(tensors) >= 2:
                 self._layout = target + bound
-                return self._contraction(tensors, target, bound)
+                code, infix = self._contraction(tensors, target, bound)
+                return f"({code})" if infix and not bare else code
             self._layout = self._reduction_layout(e.function, target, bound)
             body = self._print(e.function)
             have = self.layout_of(e.function)
@@ -271,7 +288,10 @@ class ArrayPrinterMixin:
             self._layout = outer
 
     def _contraction(self, tensors, target, bound):
-        """Σ of a product of tensors: ``@`` for a GEMM, else einsum with our own subscripts."""
+        """Σ of a product of tensors: ``@`` for a GEMM or GEMV, else einsum with our own subscripts.
+
+        Returns (code, whether it is an infix ``@`` expression).
+        """
         if len(tensors) == 2 and len(bound) == 1 and len(target) == 2:
             k = bound[0]
             a, b = tensors
@@ -283,7 +303,7 @@ class ArrayPrinterMixin:
                     lcode = self._print(left)
                     self._layout = (k, target[1])
                     rcode = self._print(right)
-                    return f"{lcode} @ {rcode}"
+                    return f"{lcode} @ {rcode}", True
         if len(tensors) == 2 and len(bound) == 1 and len(target) == 1:
             # Σ_k A_pk v_k: a matrix-vector product.
             k = bound[0]
@@ -291,12 +311,12 @@ class ArrayPrinterMixin:
             vecs = [t for t in tensors if tuple(t.indices) == (k,)]
             if len(mats) == 1 and len(vecs) == 1 and set(mats[0].indices) == {target[0], k}:
                 self._layout = (target[0], k)
-                return f"{self._print(mats[0])} @ {vecs[0].base.label}"
+                return f"{self._print(mats[0])} @ {vecs[0].base.label}", True
         letters = self._letters(tuple(i for t in tensors for i in t.indices))
         subs = ",".join("".join(letters[i] for i in t.indices) for t in tensors)
         out = "".join(letters[i] for i in target)
         names = ", ".join(str(t.base.label) for t in tensors)
-        return f"{self.fn('einsum')}('{subs}->{out}', {names})"
+        return f"{self.fn('einsum')}('{subs}->{out}', {names})", False
 
     def _print_MaxOver(self, e):
         body, k = e.args

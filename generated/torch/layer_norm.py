@@ -38,7 +38,7 @@ def layer_norm_backward(dY, gamma, var, Xhat, *, eps=1e-05, need_dX=True):
     dX = None
     if need_dX:
         # dX_pq = (D*dY_pq*gamma_q - Xhat_pq*Σ_j Xhat_pj*dY_pj*gamma_j - Σ_j dY_pj*gamma_j)/(D*√(eps + var_p))
-        dX = (D*gamma*dY - dY @ gamma[:, None] - torch.einsum('j,pj,pj->p', gamma, Xhat, dY)[:, None]*Xhat)/(D*torch.sqrt((eps + var)[:, None]))
+        dX = (D*gamma*dY - (dY @ gamma)[:, None] - torch.einsum('j,pj,pj->p', gamma, Xhat, dY)[:, None]*Xhat)/(D*torch.sqrt((eps + var)[:, None]))
     # dgamma_p = Σ_s Xhat_sp*dY_sp
     dgamma = torch.einsum('sp,sp->p', Xhat, dY)
     # dbeta_p = Σ_s dY_sp
