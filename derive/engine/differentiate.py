@@ -94,6 +94,7 @@ class Differentiator:
             value = self.total(body)
             self.memo[name] = (free, value)
             lhs = sp.Derivative(d.tensor.base[free] if free else d.tensor.base, self.wrt)
-            self.steps.append((lhs, body, compact(value)))
+            if value != 0:  # an intermediate that does not depend on wrt says nothing worth reading
+                self.steps.append((lhs, body, compact(value)))
         free, value = self.memo[name]
         return value.xreplace(dict(zip(free, indices)))
