@@ -78,3 +78,19 @@ def test_a_forward_with_intermediates_chains_through_them():
     g = derive(f).gradients[0]
     # dX_pq = 2 t_p dY_p: the intermediate t stays a symbol.
     assert str(g.expr) == "2*dY[p]*t[p]"
+
+
+def test_threshold_split_applies_only_where_both_branches_vanish():
+    from derive.engine.kernel import Statement
+    from derive.engine.numerics import stabilise
+
+    Y, dY, X = (sp.IndexedBase(n, real=True) for n in ("Y", "dY", "X"))
+    alpha = sp.Symbol("alpha", positive=True)
+    elu = sp.Piecewise((X[i], X[i] > 0), (alpha * (sp.exp(X[i]) - 1), True))
+    (st,) = stabilise([Statement(Y[i], elu)])
+    assert not st.rhs.has(sp.Piecewise) and st.rhs.has(sp.Max, sp.Min)
+    # dY · [X > 0] does not vanish at X = 0 on the taken side: it stays a select.
+    (st,) = stabilise([Statement(Y[i], sp.Piecewise((dY[i], X[i] > 0), (0, True)))])
+    assert st.rhs.has(sp.Piecewise)
+    for x in (-3.0, 0.0, 2.5):
+        assert float(st.rhs.subs({X[i]: x, dY[i]: 7.0})) == (7.0 if x > 0 else 0.0)

@@ -9,6 +9,9 @@
 - ``log(1 + exp(u)) = max(u, 0) + log1p(exp(−|u|))`` (softplus without overflow).
 - A balanced ratio ``exp(n u) / (a + b exp(u))^n`` is written ``1 / (a exp(−u) + b)^n``:
   bounded as u → +∞, and tending to the true 0 as u → −∞.
+- ``Piecewise((a(u), u > c), (b(u), True))`` with ``a(c) = b(c) = 0`` is
+  ``a(max(u, c)) + b(min(u, c))``: each branch is exactly 0 where the other
+  holds, so no select is needed (ReLU, LeakyReLU and ELU forwards).
 - In the branch of ``Piecewise((a, u > c), (b, True))`` that is taken only when
   ``u ≤ c``, ``exp(u)`` is evaluated as ``exp(min(u, c))``: the branch not taken
   (both are computed by ``where``) can then not overflow.
@@ -99,6 +102,21 @@ def _balanced_exp_ratios(rhs):
     return rhs.replace(lambda e: isinstance(e, sp.Mul), rewrite)
 
 
+def _split_at_threshold(rhs):
+    def split(pw):
+        if len(pw.args) != 2 or not isinstance(pw.args[0].cond, sp.StrictGreaterThan):
+            return pw
+        (a, cond), (b, _) = pw.args
+        u, c = cond.args
+        if not (isinstance(u, sp.Indexed) and c.is_number):
+            return pw
+        if sp.simplify(a.xreplace({u: c})) != 0 or sp.simplify(b.xreplace({u: c})) != 0:
+            return pw
+        return a.xreplace({u: sp.Max(u, c)}) + b.xreplace({u: sp.Min(u, c)})
+
+    return rhs.replace(lambda e: isinstance(e, sp.Piecewise), split)
+
+
 def _clamp_untaken_branches(rhs):
     def clamp(pw):
         if len(pw.args) != 2 or not isinstance(pw.args[0].cond, sp.StrictGreaterThan):
@@ -129,7 +147,7 @@ def stabilise(statements):
             out.append(Statement(m[st.indices], MaxOver(u, k), st.serves))
             rhs = c * sp.Sum(sp.exp(u - m[st.indices]), (k, lo, hi))
             shifted[base] = m
-        rhs = _balanced_exp_ratios(_softplus(rhs))
+        rhs = _split_at_threshold(_balanced_exp_ratios(_softplus(rhs)))
         rhs = _clamp_untaken_branches(optimize(rhs, [expm1_opt, log1p_opt]))
         new = Statement(st.lhs, rhs, st.serves)
         definitions[new.lhs.base if isinstance(new.lhs, sp.Indexed) else new.lhs] = new

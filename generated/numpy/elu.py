@@ -18,8 +18,8 @@ SCALARS = {'alpha': 1.0}
 
 def elu_forward(X, *, alpha=1.0):
     """Forward pass; returns Y."""
-    # Y_sj = (X_sj if X_sj > 0 else alpha*expm1(Min(0, X_sj)))
-    Y = np.where(X > 0, X, alpha*np.expm1(np.minimum(X, 0)))
+    # Y_sj = alpha*expm1(Min(0, X_sj)) + Max(0, X_sj)
+    Y = alpha*np.expm1(np.minimum(X, 0)) + np.maximum(X, 0)
     return Y
 
 

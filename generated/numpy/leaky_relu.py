@@ -18,8 +18,8 @@ SCALARS = {'negative_slope': 0.01}
 
 def leaky_relu_forward(X, *, negative_slope=0.01):
     """Forward pass; returns Y."""
-    # Y_sj = (X_sj if X_sj > 0 else negative_slope*X_sj)
-    Y = np.where(X > 0, X, negative_slope*X)
+    # Y_sj = negative_slope*Min(0, X_sj) + Max(0, X_sj)
+    Y = negative_slope*np.minimum(X, 0) + np.maximum(X, 0)
     return Y
 
 

@@ -20,8 +20,8 @@ SCALARS = {}
 
 def relu_forward(X):
     """Forward pass; returns Y."""
-    # Y_sj = (X_sj if X_sj > 0 else 0)
-    Y = np.where(X > 0, X, 0)
+    # Y_sj = Max(0, X_sj)
+    Y = np.maximum(X, 0)
     return Y
 
 

@@ -18,8 +18,8 @@ SCALARS = {'alpha': 1.0}
 
 def elu_forward(X, *, alpha=1.0):
     """Forward pass; returns Y."""
-    # Y_sj = (X_sj if X_sj > 0 else alpha*expm1(Min(0, X_sj)))
-    Y = torch.where(X > 0, X, alpha*torch.expm1(torch.clamp(X, max=0)))
+    # Y_sj = alpha*expm1(Min(0, X_sj)) + Max(0, X_sj)
+    Y = alpha*torch.expm1(torch.clamp(X, max=0)) + torch.clamp(X, min=0)
     return Y
 
 
