@@ -48,6 +48,11 @@ class IndexLatexPrinter(LatexPrinter):
     def _print_Idx(self, e):
         return self._print(e.label)
 
+    def _print_Add(self, e, order=None):
+        # Positive terms first: X - T reads better than -T + X.
+        terms = sorted(e.as_ordered_terms(), key=lambda a: a.could_extract_minus_sign())
+        return super()._print_Add(sp.Add(*terms, evaluate=False), order="none")
+
     def _print_Sum(self, e):
         idx = "".join(self._print(lim[0]) for lim in e.limits)
         body = self._print(e.function)
