@@ -93,18 +93,18 @@ def test_max_differentiates_like_pytorch_relu():
 
 def test_unevaluated_derivative_is_refused():
     st = Statement(D[p], sp.Derivative(A[p] ** 2, A[p]))
-    kernel = Kernel("bad", "", [Array("A", (P,))], [], [st], ["D"])
+    kernel = Kernel("bad", [Array("A", (P,))], [], [st], ["D"])
     with pytest.raises(KernelError, match="unevaluated derivative"):
         validate(kernel)
 
 
 def test_undefined_operand_and_free_index_are_refused():
     with pytest.raises(KernelError, match="neither an argument"):
-        validate(Kernel("bad", "", [Array("A", (P,))], [], [Statement(D[p], B[p])], ["D"]))
+        validate(Kernel("bad", [Array("A", (P,))], [], [Statement(D[p], B[p])], ["D"]))
     with pytest.raises(KernelError, match="free"):
-        validate(Kernel("bad", "", [Array("A", (P, Q))], [], [Statement(D[p], A[p, q])], ["D"]))
+        validate(Kernel("bad", [Array("A", (P, Q))], [], [Statement(D[p], A[p, q])], ["D"]))
     with pytest.raises(KernelError, match="ranges over"):
-        validate(Kernel("bad", "", [Array("A", (P, Q))], [], [Statement(D[p, k], A[p, k])], ["D"]))
+        validate(Kernel("bad", [Array("A", (P, Q))], [], [Statement(D[p, k], A[p, k])], ["D"]))
 
 
 @pytest.mark.parametrize("name", registry.MODULES)

@@ -45,7 +45,6 @@ class Statement:
 @dataclass
 class Kernel:
     name: str
-    doc: str
     arguments: list           # [Array]
     scalars: list             # [notation.Scalar]
     statements: list          # [Statement]
@@ -139,7 +138,7 @@ def forward_kernel(forward, saved=()) -> Kernel:
     statements = _live(statements, [out, *saved])
     used = set().union(*[indexed_bases(s.rhs) for s in statements])
     args = [Array(t.name, t.dims) for t in forward.arguments if t.name in used or t.role != "const"]
-    return validate(Kernel(f"{forward.name}_forward", forward.doc, args, list(forward.scalars.values()),
+    return validate(Kernel(f"{forward.name}_forward", args, list(forward.scalars.values()),
                            statements, [out, *saved]))
 
 
@@ -213,7 +212,7 @@ def backward_kernel(derivation, saved) -> Kernel:
     args += [Array(n, forward.tensors[n].dims) for n in saved if n in names]
     inputs = [g.name for g in derivation.gradients if g.tensor.role == "input"]
     optional = {n: f"need_{n}" for n in inputs} if len(derivation.gradients) > len(inputs) else {}
-    return validate(Kernel(f"{forward.name}_backward", forward.doc, args, list(forward.scalars.values()),
+    return validate(Kernel(f"{forward.name}_backward", args, list(forward.scalars.values()),
                            statements, [g.name for g in derivation.gradients], optional))
 
 

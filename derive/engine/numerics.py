@@ -102,14 +102,21 @@ def _balanced_exp_ratios(rhs):
     return rhs.replace(lambda e: isinstance(e, sp.Mul), rewrite)
 
 
+def _threshold(pw):
+    """``(a, b, u, c)`` for ``Piecewise((a, u > c), (b, True))`` with a number c, else None."""
+    if len(pw.args) != 2 or not isinstance(pw.args[0].cond, sp.StrictGreaterThan):
+        return None
+    (a, cond), (b, _) = pw.args
+    u, c = cond.args
+    return (a, b, u, c) if c.is_number else None
+
+
 def _split_at_threshold(rhs):
     def split(pw):
-        if len(pw.args) != 2 or not isinstance(pw.args[0].cond, sp.StrictGreaterThan):
+        t = _threshold(pw)
+        if t is None or not isinstance(t[2], sp.Indexed):
             return pw
-        (a, cond), (b, _) = pw.args
-        u, c = cond.args
-        if not (isinstance(u, sp.Indexed) and c.is_number):
-            return pw
+        a, b, u, c = t
         if sp.simplify(a.xreplace({u: c})) != 0 or sp.simplify(b.xreplace({u: c})) != 0:
             return pw
         return a.xreplace({u: sp.Max(u, c)}) + b.xreplace({u: sp.Min(u, c)})
@@ -119,15 +126,13 @@ def _split_at_threshold(rhs):
 
 def _clamp_untaken_branches(rhs):
     def clamp(pw):
-        if len(pw.args) != 2 or not isinstance(pw.args[0].cond, sp.StrictGreaterThan):
+        t = _threshold(pw)
+        if t is None:
             return pw
-        (a, cond), (b, _) = pw.args
-        u, c = cond.args
-        if not c.is_number:
-            return pw
+        a, b, u, c = t
         exps = (sp.exp, sp.codegen.cfunctions.expm1)
         b = b.replace(lambda e: isinstance(e, exps) and e.args[0] == u, lambda e: e.func(sp.Min(u, c)))
-        return sp.Piecewise((a, cond), (b, True))
+        return sp.Piecewise((a, pw.args[0].cond), (b, True))
 
     return rhs.replace(lambda e: isinstance(e, sp.Piecewise), clamp)
 
