@@ -60,12 +60,21 @@ def load_path(path: Path):
     return forward
 
 
-def render_everything(build_all=None) -> dict:
-    """Every generated file: the registered modules, and the course's examples under examples/."""
+def build_everything(build_all=None) -> tuple:
+    """(modules, examples): every registered module and the course's examples, built."""
     from derive import examples
-    from derive.engine.emit import build, render_all
+    from derive.engine.emit import build
 
     build_all = build_all or (lambda forwards: [build(f) for f in forwards])
-    files = render_all(build_all([load(n) for n in MODULES]))
-    ex = render_all(build_all(examples.forwards()), "derive/examples.py", title=examples.TITLE)
+    return build_all([load(n) for n in MODULES]), build_all(examples.forwards())
+
+
+def render_everything(built=None) -> dict:
+    """Every generated file: the registered modules, and the course's examples under examples/."""
+    from derive import examples
+    from derive.engine.emit import render_all
+
+    modules, worked = built or build_everything()
+    files = render_all(modules)
+    ex = render_all(worked, "derive/examples.py", title=examples.TITLE)
     return {**files, **{f"examples/{rel}": text for rel, text in ex.items()}}

@@ -6,9 +6,9 @@ to the backend's device once.
 """
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
+
+from runtime.calling import Kernels
 
 
 class Backend:
@@ -37,7 +37,7 @@ class Backend:
 
     def kernels(self, module: str):
         """The generated kernels of ``module`` for this backend."""
-        return importlib.import_module(f"generated.{self.name}.{module}")
+        return Kernels(module, self.name)
 
     # -- arrays ------------------------------------------------------------------
     def asarray(self, a: np.ndarray):

@@ -8,9 +8,6 @@ method calls a kernel from generated/.
 """
 from __future__ import annotations
 
-import functools
-import inspect
-
 import numpy as np
 
 from runtime.backend import Backend
@@ -18,24 +15,13 @@ from runtime.backend import Backend
 NUMPY = Backend("numpy", "cpu", "float64")
 
 
-@functools.lru_cache(maxsize=None)
-def _parameters(fn) -> tuple:
-    return tuple(inspect.signature(fn).parameters)
-
-
-def call(fn, **available):
-    """Call a generated kernel with the arguments it names (a backward needs X or Y, not both)."""
-    return fn(**{n: available[n] for n in _parameters(fn) if n in available})
-
-
 class Module:
     kernel = ""   # name of the module in generated/
 
     def __init__(self, backend: Backend | None = None, **scalars):
         self.backend = backend or NUMPY
-        k = self.backend.kernels(self.kernel)
-        self._forward, self._backward = getattr(k, f"{self.kernel}_forward"), getattr(k, f"{self.kernel}_backward")
-        self.scalars = {**k.SCALARS, **scalars}
+        self.kernels = self.backend.kernels(self.kernel)
+        self.scalars = {**self.kernels.SCALARS, **scalars}
         self.params, self.grads, self.cache = {}, {}, {}
         self.training = True
 
@@ -67,24 +53,23 @@ class LinearModule(Module):
         self.grads = {k: self.backend.zeros(v.shape) for k, v in self.params.items()}
 
     def forward(self, x):
-        self.cache["X"] = x
-        return self._forward(x, self.params["weight"], self.params["bias"].reshape(-1))
+        self.cache = self.kernels.forward({"X": x, "W": self.params["weight"], "b": self.params["bias"].reshape(-1)})
+        return self.cache["Y"]
 
     def backward(self, dout):
         # The input layer's dX feeds nobody: the kernel skips it.
-        dx, dw, db = self._backward(dout, self.cache["X"], self.params["weight"], need_dX=not self.input_layer)
-        self.grads["weight"], self.grads["bias"] = dw, db.reshape(1, -1)
-        return dx
+        g = self.kernels.backward(dout, self.cache, need_dX=not self.input_layer)
+        self.grads["weight"], self.grads["bias"] = g["dW"], g["db"].reshape(1, -1)
+        return g["dX"]
 
 
 class _Elementwise(Module):
     def forward(self, x):
-        y = call(self._forward, X=x, **self.scalars)
-        self.cache = {"X": x, "Y": y}
-        return y
+        self.cache = self.kernels.forward({"X": x}, **self.scalars)
+        return self.cache["Y"]
 
     def backward(self, dout):
-        return call(self._backward, dY=dout, **self.cache, **self.scalars)
+        return self.kernels.backward(dout, self.cache, **self.scalars)["dX"]
 
 
 class ReLUModule(_Elementwise):
@@ -111,7 +96,7 @@ class SoftMaxModule(_Elementwise):
 
 
 class _Loss(Module):
-    """Mean over the batch. ``backward(x, y)`` does not rely on state from ``forward``."""
+    """Mean over the batch. ``backward(x, y)`` reuses what ``forward`` saved when called on the same arrays."""
 
     labels = True  # y may be integer labels, turned into one-hot rows
 
@@ -124,10 +109,15 @@ class _Loss(Module):
         return y
 
     def forward(self, x, y):
-        return self._forward(x, self.targets(x, y))
+        t = self.targets(x, y)
+        self.cache = self.kernels.forward({"X": x, "T": t}, **self.scalars)
+        self._inputs = (x, y)
+        return self.cache["L"]
 
     def backward(self, x, y):
-        return self._backward(x, self.targets(x, y))
+        if getattr(self, "_inputs", (None, None))[0] is not x or self._inputs[1] is not y:
+            self.forward(x, y)
+        return self.kernels.backward(1.0, self.cache, **self.scalars)["dX"]
 
 
 class CrossEntropyModule(_Loss):
@@ -157,7 +147,6 @@ class BatchNormModule(Module):
     def __init__(self, n_features, eps=1e-5, momentum=0.1, backend=None):
         super().__init__(backend, eps=eps)
         self.momentum = momentum
-        self._eval = getattr(self.backend.kernels(self.kernel), "batch_norm_eval_forward")
         self.params = {"gamma": self.backend.ones((n_features,)), "beta": self.backend.zeros((n_features,))}
         self.grads = {k: self.backend.zeros(v.shape) for k, v in self.params.items()}
         self.running_mean = self.backend.zeros((n_features,))
@@ -166,18 +155,18 @@ class BatchNormModule(Module):
     def forward(self, x):
         g, b = self.params["gamma"], self.params["beta"]
         if not self.training:
-            return self._eval(x, g, b, self.running_mean, self.running_var, **self.scalars)
-        y, mean, var, xhat = self._forward(x, g, b, **self.scalars)
+            return self.kernels.variant("eval", {"X": x, "gamma": g, "beta": b, "running_mean": self.running_mean,
+                                                 "running_var": self.running_var}, **self.scalars)
+        self.cache = env = self.kernels.forward({"X": x, "gamma": g, "beta": b}, **self.scalars)
+        y, mean, var = env["Y"], env["mean"], env["var"]
         n, m = x.shape[0], self.momentum
         # PyTorch keeps the unbiased variance as the running estimate.
         unbiased = var * (n / (n - 1)) if n > 1 else var
         self.running_mean = (1 - m) * self.running_mean + m * mean
         self.running_var = (1 - m) * self.running_var + m * unbiased
-        self.cache = {"var": var, "Xhat": xhat}
         return y
 
     def backward(self, dout):
-        dx, dg, db = self._backward(dout, self.params["gamma"], self.cache["var"], self.cache["Xhat"],
-                                    **self.scalars)
-        self.grads["gamma"], self.grads["beta"] = dg, db
-        return dx
+        g = self.kernels.backward(dout, self.cache, **self.scalars)
+        self.grads["gamma"], self.grads["beta"] = g["dgamma"], g["dbeta"]
+        return g["dX"]

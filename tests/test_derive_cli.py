@@ -32,7 +32,7 @@ forward.output("Y", (s, j), gamma[j] * X[s, j] / sp.sqrt(r[s] + eps))
 '''
 
 BAD = {
-    "undefined index": ("forward.output('Y', (s, j), X[s, sp.Symbol('i')])", "bad: Y_sj = X_si: index i in X_si is not declared"),
+    "undefined index": ("forward.output('Y', (s, j), X[s, sp.Symbol('i')])", "bad: check: Y_sj = X_si: index i in X_si is not declared"),
     "free index missing on the right": ("forward.output('Y', (s, j), X[s, 0])", "free index j of the left-hand side"),
     "free index missing on the left": ("forward.output('Y', (s,), X[s, j])", "index j is free on the right"),
     "inconsistent shapes": ("forward.output('Y', (s, k), X[s, k])", "inconsistent shapes: k ranges over C"),

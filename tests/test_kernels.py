@@ -1,14 +1,13 @@
 """Generated kernels, both backends, float64: against torch.autograd and central differences."""
 from __future__ import annotations
 
-import inspect
-
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from derive import registry
+from runtime.calling import Kernels
 from tests.conftest import BACKENDS, draw, kernels_of, sizes_for
 
 # PyTorch's own forwards for the built-in modules: autograd through these is the reference.
@@ -33,12 +32,6 @@ SHAPES = ("random", "batch1", "feature1")
 TOL = 1e-10
 
 
-def call(fn, available: dict):
-    """Call a generated kernel with the arguments it names."""
-    params = inspect.signature(fn).parameters
-    return fn(**{n: available[n] for n in params if n in available})
-
-
 def as_tuple(x):
     return x if isinstance(x, tuple) else (x,)
 
@@ -59,6 +52,7 @@ class Case:
         out_shape = tuple(self.sizes[d] for d in self.out.tensor.dims)
         self.dY = None if self.forward.scalar_output else rng.standard_normal(out_shape)
         self.mod = kernels_of(name, backend)
+        self.kernels = Kernels(name, backend)
         self.wrt = [t.name for t in self.forward.differentiable]
 
     def tensor(self, a):
@@ -68,22 +62,20 @@ class Case:
         return a if isinstance(a, np.ndarray) or np.isscalar(a) else a.detach().numpy()
 
     def run(self):
-        """(forward outputs by name, gradients by name) from the generated kernels."""
-        fwd = getattr(self.mod, f"{self.name}_forward")
-        bwd = getattr(self.mod, f"{self.name}_backward")
+        """(forward outputs by name, gradients by name) from the generated kernels, called by their metadata."""
         args = {n: self.tensor(a) for n, a in self.arrays.items()}
-        assert self.mod.OUTPUT == self.out.tensor.name
-        outs = dict(zip((self.mod.OUTPUT, *self.mod.SAVED), as_tuple(call(fwd, {**args, **self.scalars}))))
-        avail = {**args, **outs, **self.scalars}
-        if self.dY is not None:
-            avail["d" + self.out.tensor.name] = self.tensor(self.dY)
-        grads = dict(zip(["d" + n for n in self.wrt], as_tuple(call(bwd, avail))))
+        assert self.mod.OUTPUT == self.out.tensor.name == self.mod.RETURNS[0]
+        env = self.kernels.forward(args, **self.scalars)
+        upstream = 1.0 if self.dY is None else self.tensor(self.dY)
+        grads = self.kernels.backward(upstream, env, **self.scalars)
+        assert list(grads) == ["d" + n for n in self.wrt]
+        outs = {n: env[n] for n in self.mod.RETURNS}
         return ({k: self.numpy(v) for k, v in outs.items()}, {k: self.numpy(v) for k, v in grads.items()})
 
     def autograd(self, forward_fn):
-        """Reference output and gradients by torch.autograd through ``forward_fn``."""
+        """Reference output and gradients by torch.autograd through ``forward_fn`` (the arguments by name)."""
         xs = {n: torch.tensor(a, dtype=torch.float64, requires_grad=n in self.wrt) for n, a in self.arrays.items()}
-        y = as_tuple(call(forward_fn, {**xs, **self.scalars}))[0]
+        y = forward_fn(**xs, **self.scalars)
         if self.dY is None:
             grads = torch.autograd.grad(y, [xs[n] for n in self.wrt])
         else:
@@ -105,10 +97,11 @@ MODULES = registry.MODULES
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name", MODULES)
 def test_backward_matches_autograd_of_generated_forward(name, backend, shape):
+    torch_kernels = Kernels(name, "torch")
     for seed in range(3):
         case = Case(name, backend, shape, seed)
         outs, grads = case.run()
-        y, ref = case.autograd(getattr(kernels_of(name, "torch"), f"{name}_forward"))
+        y, ref = case.autograd(lambda **kw: torch_kernels.forward(kw, **case.scalars)[case.mod.OUTPUT])
         close(outs[case.out.tensor.name], y)
         for g in ref:
             assert grads[g].shape == case.arrays[g[1:]].shape, f"{g} must have the shape of {g[1:]}"
@@ -137,10 +130,9 @@ def test_backward_matches_central_differences(name, shape):
     h = 1e-5
     case = Case(name, "numpy", shape, seed=7)
     _, grads = case.run()
-    fwd = getattr(case.mod, f"{name}_forward")
 
     def objective(arrays):
-        y = as_tuple(call(fwd, {**arrays, **case.scalars}))[0]
+        y = case.kernels.forward(arrays, **case.scalars)[case.mod.OUTPUT]
         return float(np.sum(y) if case.dY is None else np.sum(case.dY * y))
 
     for n in case.wrt:
@@ -182,10 +174,11 @@ def test_eval_mode_batch_norm_matches_pytorch():
 def test_skipping_the_input_gradient_skips_only_it():
     case = Case("linear", "numpy", "random", seed=3)
     mod = case.mod
-    Y = mod.linear_forward(**case.arrays)
+    Y = mod.linear_forward(case.arrays["X"], case.arrays["W"], case.arrays["b"])
     dY = np.ones_like(Y)
-    full = mod.linear_backward(dY, case.arrays["X"], case.arrays["W"])
-    part = mod.linear_backward(dY, case.arrays["X"], case.arrays["W"], need_dX=False)
+    assert mod.OPTIONAL == {"dX": "need_dX"}
+    full = mod.linear_backward(dY, X=case.arrays["X"], W=case.arrays["W"])
+    part = mod.linear_backward(dY, X=case.arrays["X"], W=case.arrays["W"], need_dX=False)
     assert part[0] is None
     close(part[1], full[1], 0)
     close(part[2], full[2], 0)

@@ -17,8 +17,7 @@ def test_gradcheck(name):
     rng = np.random.default_rng(0)
     sizes = sizes_for(forward, rng, batch=3, feature=4)
     arrays = draw(forward, sizes, rng)
-    values = [torch.tensor(arrays[n], dtype=torch.float64, requires_grad=n not in k.CONSTS)
-              for n in (*k.INPUTS, *k.PARAMS, *k.CONSTS)]
+    values = [torch.tensor(arrays[n], dtype=torch.float64, requires_grad=n not in k.CONSTS) for n in k.ARGUMENTS]
     scalars = list(k.SCALARS.values())
     assert torch.autograd.gradcheck(lambda *v: function(name).apply(*v, *scalars), values, eps=1e-6, atol=1e-6)
 

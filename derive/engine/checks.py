@@ -9,17 +9,12 @@ from __future__ import annotations
 import sympy as sp
 from sympy.core.function import AppliedUndef
 
-from .kernel import _free
-from .latex import index_text
+from .errors import DeriveError
+from .ir import free_indices
+from .text import index_text
 
 # Results SymPy gives for what it cannot differentiate (or what no kernel can compute).
 NOT_DIFFERENTIABLE = (sp.Derivative, sp.Subs, sp.DiracDelta, AppliedUndef)
-
-
-class DeriveError(ValueError):
-    def __init__(self, module: str, expression, problem: str):
-        text = expression if isinstance(expression, str) else index_text(expression)
-        super().__init__(f"{module}: {text}: {problem}")
 
 
 def check_forward(forward) -> None:
@@ -29,12 +24,12 @@ def check_forward(forward) -> None:
     names = set(forward.tensors) | set(forward.scalars)
     if dims & names:
         clash = sorted(dims & names)[0]
-        raise DeriveError(forward.name, clash, "a dimension and a tensor or scalar share this name")
+        raise DeriveError(forward.name, "check", clash, "a dimension and a tensor or scalar share this name")
     for d in forward.definitions:
         where = f"{index_text(d.lhs)} = {index_text(d.expr)}"
 
         def fail(problem):
-            raise DeriveError(forward.name, where, problem)
+            raise DeriveError(forward.name, "check", where, problem)
 
         for i in d.indices:
             if not isinstance(i, sp.Idx):
@@ -58,7 +53,7 @@ def check_forward(forward) -> None:
                     fail(f"inconsistent shapes: {i} ranges over {i.upper + 1} but axis {axis} of {name} has size {dim}")
         for f in d.expr.atoms(AppliedUndef):
             fail(f"{f.func} is not a function the engine knows")
-        free, lhs = _free(d.expr), set(d.indices)
+        free, lhs = free_indices(d.expr), set(d.indices)
         if free - lhs:
             extra = ", ".join(sorted(map(str, free - lhs)))
             fail(f"index {extra} is free on the right but not on the left (sum over it or put it on the left)")
@@ -74,5 +69,5 @@ def check_derivative(forward, gradient) -> None:
     if bad:
         culprit = sorted(bad, key=str)[0]
         inner = culprit.expr if isinstance(culprit, sp.Derivative) else culprit
-        raise DeriveError(forward.name, inner,
+        raise DeriveError(forward.name, "differentiate", inner,
                           f"cannot differentiate this with respect to {gradient.tensor.name} (SymPy gives {culprit})")

@@ -1,13 +1,25 @@
-"""From a forward pass to its gradients, every rule application recorded.
+"""From a forward pass to its gradients, every rule application recorded once.
 
 For each differentiable tensor ``X`` the vector–Jacobian product with the
 upstream gradient ``dY`` is formed in index notation,
 
-    dX_pq = Σ_{s,n} dY_sn ∂Y_sn/∂X_pq        (a scalar output L has no dY),
+    dX_pq = Σ_{s,n} dY_sn dY_sn/dX_pq        (a scalar output L: dX_pq = dL/dX_pq)
 
-differentiated (deltas appear), sifted, folded back into the forward's named
-quantities, re-expressed in saved outputs where that is simpler, and
-compacted. Each stage that changes the expression is a ``Step``.
+and taken through the stages below, each applied once and recorded as a
+``Step`` under its own name when it changes the expression:
+
+1. the chain rule through the named intermediates (shown with ∂ and d);
+2. differentiate: SymPy's partial derivatives (Kronecker deltas appear), the
+   Jacobians of the intermediates substituted;
+3. sift the Kronecker deltas (sums split linearly, constants pulled out);
+4. fold the forward's definitions back in (``Σ_s X_sq = S μ_q``);
+5. the module's assumptions (``Σ_k T_sk = 1``);
+6. write in the forward's saved quantities, then in its outputs;
+7. simplify the elementwise expression; collect into a compact form.
+
+The Jacobians of the intermediates are shown beside the steps as lemmas, each
+sifted and folded on its own. A rewrite that runs out of budget keeps the form
+it had and the derivation says so (``Gradient.notes``).
 """
 from __future__ import annotations
 
@@ -15,11 +27,12 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
+from . import budget
 from .checks import check_derivative, check_forward
-from .differentiate import Differentiator, Fresh, diff_wrt, index_names
-from .normal_forms import to_piecewise
-from .rewrite import (apply_assumptions, compact, fold, reexpress, reexpress_intermediates, simplify_elementwise,
-                      tidy)
+from .differentiate import Differentiator, Fresh, Partial, Total, index_names
+from .errors import DeriveError, require_finite, stage
+from .ir import element
+from .rewrite import apply_assumptions, compact, fold, reexpress, reexpress_intermediates, simplify_elementwise
 from .sifting import sift
 
 # Free indices of a gradient, in order of preference.
@@ -28,7 +41,7 @@ GRADIENT_INDEX_NAMES = "pqruvwxyz"
 
 @dataclass(frozen=True)
 class Step:
-    """One stage of a derivation: ``lhs = rhs`` with a short reason."""
+    """One stage of a derivation: ``lhs = rhs`` with the rule that produced it."""
 
     reason: str
     lhs: sp.Expr
@@ -44,6 +57,8 @@ class Gradient:
     indices: tuple            # free indices p, q
     expr: sp.Expr             # closed form, in index notation
     steps: list = field(default_factory=list)
+    # Budgets that ran out on the way: "simplify the elementwise expression: skipped: ..."
+    notes: list = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -51,7 +66,7 @@ class Gradient:
 
     @property
     def lhs(self):
-        return self.base[self.indices] if self.indices else self.base
+        return element(self.base, self.indices)
 
 
 @dataclass
@@ -75,8 +90,9 @@ def _free_indices(forward, tensor):
 
 def derive(forward) -> Derivation:
     if not forward.definitions:
-        raise ValueError(f"{forward.name}: the forward defines no output")
-    check_forward(forward)
+        raise DeriveError(forward.name, "check", "the forward", "defines no output")
+    with stage(forward.name, "check", "the forward"):
+        check_forward(forward)
     out = forward.out
     upstream = None if forward.scalar_output or forward.jacobian else sp.IndexedBase(
         gradient_name(out.tensor.name), shape=out.tensor.dims, real=True)
@@ -89,64 +105,74 @@ def derive(forward) -> Derivation:
     return Derivation(forward, upstream, gradients, lemmas)
 
 
-def _compact_if_changed(old, new):
-    return new if new == old else compact(new)
+# The rules after sifting, in order: (reason, stage, rule(expr, forward, tensor)).
+RULES = (
+    ("fold the forward's definitions back in", "rewrite", lambda e, f, t: fold(e, f)),
+    ("use the module's assumptions", "rewrite", lambda e, f, t: apply_assumptions(e, f)),
+    ("write in the forward's saved quantities", "rewrite", lambda e, f, t: reexpress(e, f, t.base)),
+    ("write in the forward's outputs", "rewrite", lambda e, f, t: reexpress_intermediates(e, f)),
+    ("simplify the elementwise expression", "rewrite", lambda e, f, t: simplify_elementwise(e)),
+    ("collect into a compact form", "rewrite", lambda e, f, t: compact(e)),
+)
 
 
 def _derive_one(forward, t, upstream):
     out = forward.out
     free = _free_indices(forward, t)
-    wrt = t.base[free] if free else t.base
+    wrt = element(t.base, free)
     limits = [(i, i.lower, i.upper) for i in out.indices]
     y = out.lhs
     if forward.jacobian:  # ∂Y_ij/∂X_mn: all of the output's indices stay free
         grad = sp.IndexedBase(f"d{out.tensor.name}_d{t.name}", shape=out.tensor.dims + t.dims, real=True)
-        lhs, shown_lhs = grad[out.indices + free], sp.Derivative(y, wrt)
+        lhs = grad[out.indices + free]
     else:
         grad = sp.IndexedBase(gradient_name(t.name), shape=t.dims, real=True)
-        lhs = shown_lhs = grad[free] if free else grad
+        lhs = element(grad, free)
 
     def vjp(inner):
         if upstream is None:
             return inner
         return sp.Sum(upstream[out.indices] * inner, *limits)
 
+    name = forward.name
     taken = index_names(sp.Tuple(*[d.expr for d in forward.definitions])) | {str(i.label) for i in free}
     taken |= {str(i.label) for d in forward.definitions for i in d.indices}
     diff = Differentiator(forward, wrt, Fresh(taken))
-    steps = [] if forward.jacobian else [Step("vector-Jacobian product", lhs, vjp(sp.Derivative(y, wrt)))]
+    steps = []
+    budget.collect()
 
-    body = to_piecewise(out.expr)
-    # Σ_m 0 from differentiating a sum of terms free of X is 0 (display only).
-    partial = diff_wrt(body, wrt).replace(lambda e: isinstance(e, sp.Sum) and e.function == 0, lambda e: sp.S.Zero)
-    chained = [d for d in forward.intermediates if d.tensor.base in {e.base for e in body.atoms(sp.Indexed)}]
+    def record(reason, expr):
+        if not steps or steps[-1].rhs != expr:
+            steps.append(Step(reason, lhs, expr))
+        return expr
+
+    if not forward.jacobian:
+        record("vector-Jacobian product", vjp(Total(y, wrt)))
+    body = out.expr
+    chained = diff.chained(body)
     if chained:
         def link(d):
-            term = sp.Derivative(y, d.lhs) * sp.Derivative(d.lhs, wrt)
+            term = Partial(y, d.lhs) * Total(d.lhs, wrt)
             bound = [i for i in d.indices if i not in out.indices]
             return sp.Sum(term, *[(i, i.lower, i.upper) for i in bound]) if bound else term
-        shown = partial + sum((link(d) for d in chained), sp.S.Zero)
-        steps.append(Step("chain rule through the intermediates", shown_lhs, vjp(shown)))
-    else:
-        steps.append(Step("differentiate", shown_lhs, vjp(partial)))
+        record("chain rule through the intermediates", vjp(Partial(y, wrt) + sum((link(d) for d in chained), sp.S.Zero)))
 
-    jac = diff.total(body)
-    sifted = sift(vjp(jac))
-    steps.append(Step("sift the Kronecker deltas", shown_lhs, sifted))
+    with stage(name, "differentiate", f"{gradient_name(t.name)} = d{out.tensor.name}/d{t.name}"):
+        expr = require_finite(name, "differentiate", lhs, record("differentiate", vjp(diff.total(body))))
+    with stage(name, "sift", expr):
+        expr = require_finite(name, "sift", lhs, record("sift the Kronecker deltas", sift(expr)))
+    for reason, stage_name, rule in RULES:
+        with stage(name, stage_name, expr):
+            new = require_finite(name, stage_name, lhs, rule(expr, forward, t))
+        expr = record(reason, new)
+    notes = [f"{what}: {why}" for what, why in budget.collect()]
 
-    expr = sifted
-    for reason, rule in (
-        ("fold the forward's definitions back in", lambda e: fold(e, forward)),
-        ("use the module's assumptions", lambda e: apply_assumptions(e, forward)),
-        ("write in the forward's saved quantities", lambda e: _compact_if_changed(e, reexpress(e, forward, t.base))),
-        ("write in the forward's outputs", lambda e: reexpress_intermediates(e, forward)),
-        ("normal form of sums", lambda e: tidy(e, forward)),
-        ("simplify the elementwise expression", simplify_elementwise),
-        ("collect into a compact form", compact),
-    ):
-        new = rule(expr)
-        if new != expr:
-            steps.append(Step(reason, shown_lhs, new))
-            expr = new
+    lemmas = []
+    for total, body_, value in diff.lemmas:
+        with stage(name, "sift", total):
+            shown = compact(apply_assumptions(fold(sift(value), forward), forward))
+        if shown != 0:  # an intermediate that does not depend on wrt says nothing worth reading
+            lemmas.append((total, body_, shown))
+    budget.collect()
     indices = out.indices + free if forward.jacobian else free
-    return Gradient(t, grad, indices, expr, steps), list(diff.steps)
+    return Gradient(t, grad, indices, expr, steps, notes), lemmas

@@ -1,146 +1,68 @@
-"""Kernels as data: the intermediate representation between mathematics and code.
+"""Lowering: a derivation becomes kernels as data (``ir.Kernel``), validated.
 
-A ``Kernel`` lists its array arguments (with symbolic shapes), scalar
-hyper-parameters, statements ``lhs[indices] = rhs`` whose right-hand sides are
-SymPy expressions (contractions are ``Sum`` of products, elementwise work is
-everything else), and the names it returns. ``validate`` checks a kernel
-before any printer sees it.
+One calling convention for every module:
+
+    <m>_forward(*ARGUMENTS, **scalars)             -> RETURNS       (the output, then what the backward needs)
+    <m>_backward(upstream, **SAVED, **scalars)     -> GRADIENTS
+
+The upstream gradient is ``dY`` for a layer and the scalar ``dL`` (default 1)
+for a loss; ``SAVED`` are the tensors the backward reads (arguments, the
+output, intermediates the forward returns), passed by keyword. A loss's
+backward multiplies each gradient by ``dL``, which is the chain rule through
+the scalar, so a loss's backward never recomputes its forward.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import sympy as sp
 
-from .numerics import MaxOver, stabilise
+from .cse import eliminate_common_subexpressions
+from .errors import DeriveError, stage
+from .ir import Array, Kernel, Statement, element, extent, free_indices, indexed_bases
+from .normal_forms import to_piecewise
+from .numerics import Context, stabilise
+from .text import index_text
 
 
-class KernelError(ValueError):
-    """A kernel that cannot be emitted; the message names the kernel and the problem."""
-
-
-@dataclass(frozen=True)
-class Array:
-    name: str
-    dims: tuple
-
-
-@dataclass(frozen=True)
-class Statement:
-    lhs: object              # Indexed, or IndexedBase for a scalar
-    rhs: sp.Expr
-    # Gradient this statement serves ("dX"), so a caller may skip it.
-    serves: str | None = None
-
-    @property
-    def name(self) -> str:
-        base = self.lhs.base if isinstance(self.lhs, sp.Indexed) else self.lhs
-        return str(base.label)
-
-    @property
-    def indices(self) -> tuple:
-        return tuple(self.lhs.indices) if isinstance(self.lhs, sp.Indexed) else ()
-
-
-@dataclass
-class Kernel:
-    name: str
-    arguments: list           # [Array]
-    scalars: list             # [notation.Scalar]
-    statements: list          # [Statement]
-    results: list            # names returned, in order
-    # result name -> keyword flag that turns it off (``need_dX``)
-    optional: dict = field(default_factory=dict)
-
-    def dims(self) -> list:
-        """Each dimension symbol with the first argument and axis that carries it."""
-        seen = {}
-        for a in self.arguments:
-            for axis, d in enumerate(a.dims):
-                if isinstance(d, sp.Symbol) and d not in seen:
-                    seen[d] = (a.name, axis)
-        return list(seen.items())
-
-
-def indexed_bases(expr) -> set:
-    return {str(e.base.label) for e in expr.atoms(sp.Indexed)} | {
-        str(b.label) for b in expr.atoms(sp.IndexedBase) if not any(e.base == b for e in expr.atoms(sp.Indexed))
-    }
-
-
-def validate(kernel: Kernel) -> Kernel:
+def validate(kernel: Kernel, module: str = "") -> Kernel:
     """No derivative left, every operand defined before use, index ranges match shapes."""
     known = {a.name: a.dims for a in kernel.arguments}
-    where = f"kernel {kernel.name}"
+    if kernel.upstream is not None:
+        known[kernel.upstream.name] = kernel.upstream.dims
+
+    def fail(st, problem):
+        where = f"{kernel.name}: {index_text(st.lhs)} = {index_text(st.rhs)}" if st is not None else kernel.name
+        raise DeriveError(module or kernel.name, "lower", where, problem)
+
     for st in kernel.statements:
-        if st.rhs.has(sp.Derivative, sp.Subs, sp.Integral):
-            raise KernelError(f"{where}: {st.name} still holds an unevaluated derivative: {st.rhs}")
+        if st.rhs.has(sp.Derivative, sp.Subs, sp.Integral) or any(
+                type(f).__name__ in ("Partial", "Total") for f in st.rhs.atoms(sp.Expr)):
+            fail(st, "an unevaluated derivative is left (a kernel never calls autograd)")
         bad = [f for f in st.rhs.atoms(sp.Function) if isinstance(f, sp.core.function.AppliedUndef)]
         if bad:
-            raise KernelError(f"{where}: {st.name} uses an undefined function {bad[0]}")
+            fail(st, f"uses an undefined function {bad[0].func}")
         for e in sorted(st.rhs.atoms(sp.Indexed), key=str):
             name = str(e.base.label)
             if name not in known:
-                raise KernelError(f"{where}: {st.name} uses {name}, which is neither an argument nor computed before")
+                fail(st, f"uses {name}, which is neither an argument nor computed before")
             dims = known[name]
             if len(dims) != len(e.indices):
-                raise KernelError(f"{where}: {e} has {len(e.indices)} indices but {name} has {len(dims)} axes")
+                fail(st, f"{index_text(e)} has {len(e.indices)} indices but {name} has {len(dims)} axes")
             for i, d in zip(e.indices, dims):
-                if isinstance(i, sp.Idx) and sp.simplify(i.upper + 1 - d) != 0:
-                    raise KernelError(f"{where}: index {i} of {e} ranges over {i.upper + 1}, axis of {name} is {d}")
-        free = _free(st.rhs)
+                if isinstance(i, sp.Idx) and sp.simplify(extent(i) - d) != 0:
+                    fail(st, f"index {i} of {index_text(e)} ranges over {extent(i)}, but that axis of {name} is {d}")
+        free = free_indices(st.rhs)
         if not free <= set(st.indices):
-            raise KernelError(f"{where}: {st.name}{list(st.indices)} = {st.rhs} leaves indices {sorted(map(str, free - set(st.indices)))} free")
+            fail(st, f"leaves the indices {', '.join(sorted(map(str, free - set(st.indices))))} free")
         if len(set(st.indices)) != len(st.indices):
-            raise KernelError(f"{where}: repeated index on the left of {st.lhs}")
-        known[st.name] = tuple(i.upper + 1 for i in st.indices)
+            fail(st, "an index repeats on the left")
+        known[st.name] = tuple(extent(i) for i in st.indices)
     for r in kernel.results:
         if r not in known:
-            raise KernelError(f"{where}: returns {r}, which is never computed")
+            fail(None, f"returns {r}, which is never computed")
     return kernel
 
 
-def _free(expr) -> set:
-    """Indices of ``expr`` that no Sum or MaxOver binds."""
-    if isinstance(expr, sp.Idx):
-        return {expr}
-    if isinstance(expr, sp.Sum):
-        return _free(expr.function) - {lim[0] for lim in expr.limits}
-    if isinstance(expr, MaxOver):
-        return _free(expr.args[0]) - {expr.args[1]}
-    if isinstance(expr, sp.Indexed):
-        return {i for i in expr.indices if isinstance(i, sp.Idx)}
-    out = set()
-    for a in expr.args:
-        out |= _free(a)
-    return out
-
-
 # -- lowering -------------------------------------------------------------
-
-def _statement(d, serves=None):
-    return Statement(d.lhs, d.expr, serves)
-
-
-def _needed(forward, names) -> list:
-    """Definitions needed to compute ``names``, in forward order."""
-    need, out = set(names), []
-    for d in reversed(forward.definitions):
-        if d.tensor.name in need:
-            out.append(d)
-            need |= indexed_bases(d.expr)
-    return list(reversed(out))
-
-
-def forward_kernel(forward, saved=()) -> Kernel:
-    out = forward.out.tensor.name
-    statements = stabilise([_statement(d) for d in forward.definitions])
-    statements = _live(statements, [out, *saved])
-    used = set().union(*[indexed_bases(s.rhs) for s in statements])
-    args = [Array(t.name, t.dims) for t in forward.arguments if t.name in used or t.role != "const"]
-    return validate(Kernel(f"{forward.name}_forward", args, list(forward.scalars.values()),
-                           statements, [out, *saved]))
-
 
 def _live(statements, results):
     """Drop statements no result depends on."""
@@ -150,6 +72,41 @@ def _live(statements, results):
             kept.append(st)
             need |= indexed_bases(st.rhs)
     return list(reversed(kept))
+
+
+def _heaviside(statements):
+    """A Heaviside left in a forward prints as a select: 0 at the tie, as the derivation reads it."""
+    return [st.with_rhs(st.rhs.replace(lambda e: isinstance(e, sp.Heaviside), to_piecewise))
+            if st.rhs.has(sp.Heaviside) else st for st in statements]
+
+
+def _names(forward) -> set:
+    return set(forward.tensors) | set(forward.scalars) | {
+        str(d) for t in forward.tensors.values() for d in t.dims if isinstance(d, sp.Symbol)}
+
+
+def _numerics(forward, kernel_name: str, statements, context: Context):
+    with stage(forward.name, "numerics", kernel_name):
+        return stabilise(_heaviside(statements), context)
+
+
+def _finish(forward, kernel_name: str, statements, results, taken: set):
+    """Common subexpressions and dead code: the statements a kernel executes."""
+    statements = _live(statements, results)
+    with stage(forward.name, "lower", kernel_name):
+        statements = eliminate_common_subexpressions(statements, taken)
+    return _live(statements, results)
+
+
+def forward_kernel(forward, returned=(), statements=None) -> Kernel:
+    """``statements``: the forward's definitions after the numerics pass (made here when not given)."""
+    name = f"{forward.name}_forward"
+    if statements is None:
+        statements = _numerics(forward, name, [Statement(d.lhs, d.expr) for d in forward.definitions], Context())
+    results = [forward.out.tensor.name, *returned]
+    statements = _finish(forward, name, statements, results, _names(forward))
+    args = [Array(t.name, t.dims) for t in forward.arguments]
+    return validate(Kernel(name, args, list(forward.scalars.values()), statements, results), forward.name)
 
 
 def _index_wilds(expr):
@@ -185,52 +142,74 @@ def _reuse(gradients):
     return order, exprs
 
 
-def backward_kernel(derivation, saved) -> Kernel:
+def upstream_array(derivation) -> Array | None:
+    """``dY`` for an output Y; for a scalar output (a loss L) the scalar ``dL``; none for a Jacobian."""
     forward = derivation.forward
+    if forward.jacobian:
+        return None
+    return Array(f"d{forward.out.tensor.name}", forward.out.tensor.dims)
+
+
+def backward_kernel(derivation, forward_statements, context: Context) -> Kernel:
+    """The backward; it may read any argument or output of the forward and any value its statements compute."""
+    forward = derivation.forward
+    name = f"{forward.name}_backward"
     order, exprs = _reuse(derivation.gradients)
-    referenced = set().union(*[indexed_bases(exprs[g.name]) for g in order])
-    recompute = _needed(forward, referenced) if forward.scalar_output else []
-    statements = stabilise([_statement(d) for d in recompute]
-                           + [Statement(g.lhs, exprs[g.name], g.name) for g in order])
-    statements = _live(statements, [g.name for g in derivation.gradients])
+    upstream = upstream_array(derivation)
+    scale = sp.IndexedBase(upstream.name, real=True) if upstream is not None and not upstream.dims else 1
+    gradients = [g.name for g in derivation.gradients]
+    statements = _numerics(forward, name, [Statement(g.lhs, scale * exprs[g.name], g.name) for g in order], context)
+    computed = {st.name: tuple(extent(i) for i in st.indices) for st in forward_statements}
+    taken = _names(forward) | set(computed) | set(gradients) | ({upstream.name} if upstream is not None else set())
+    statements = _finish(forward, name, statements, gradients, taken)
     names = set().union(*[indexed_bases(s.rhs) for s in statements]) - {s.name for s in statements}
-    args = []
-    if derivation.upstream is not None:
-        args.append(Array(str(derivation.upstream.label), forward.out.tensor.dims))
+    if upstream is not None:
+        names.discard(upstream.name)
     # A gradient needs its tensor's sizes even when its value does not (dS = I for tr S).
-    carried = {d for n in names if n in forward.tensors for d in forward.tensors[n].dims}
-    if derivation.upstream is not None:
-        carried |= set(forward.out.tensor.dims)
+    dims = {**{n: t.dims for n, t in forward.tensors.items()}, **computed}
+    carried = {d for n in names if n in dims for d in dims[n]}
+    carried |= set(upstream.dims) if upstream is not None else set()
     names |= {g.tensor.name for g in derivation.gradients if not set(g.tensor.dims) <= carried}
-    args += [Array(t.name, t.dims) for t in forward.tensors.values()
-             if t.name in names and t.role in ("input", "param", "const")]
-    out_name = forward.out.tensor.name
-    if out_name in names:
-        if derivation.upstream is None:
-            raise KernelError(f"{forward.name}: backward of a scalar loss refers to the loss itself")
-        args.append(Array(out_name, forward.out.tensor.dims))
-    args += [Array(n, forward.tensors[n].dims) for n in saved if n in names]
+    unknown = names - set(dims)
+    if unknown:
+        raise DeriveError(forward.name, "lower", name, f"reads {sorted(unknown)[0]}, which the forward does not compute")
+    # Arguments first, in declaration order, then what the forward computes, in its order.
+    saved = [t.name for t in forward.arguments if t.name in names]
+    saved += [st.name for st in forward_statements if st.name in names and st.name not in saved]
+    args = [Array(n, dims[n]) for n in saved]
     inputs = [g.name for g in derivation.gradients if g.tensor.role == "input"]
     optional = {n: f"need_{n}" for n in inputs} if len(derivation.gradients) > len(inputs) else {}
-    return validate(Kernel(f"{forward.name}_backward", args, list(forward.scalars.values()),
-                           statements, [g.name for g in derivation.gradients], optional))
-
-
-def saved_for_backward(derivation) -> list:
-    """Intermediates a backward refers to; the forward returns them (not for scalar losses, which recompute)."""
-    forward = derivation.forward
-    if forward.scalar_output:
-        return []
-    names = set().union(*[indexed_bases(g.expr) for g in derivation.gradients])
-    return [d.tensor.name for d in forward.intermediates if d.tensor.name in names]
+    return validate(Kernel(name, args, list(forward.scalars.values()), statements, gradients, optional, upstream,
+                           1.0 if upstream is not None and not upstream.dims else None), forward.name)
 
 
 def kernels(derivation) -> list:
-    """The forward, backward and variant kernels of one module."""
-    saved = saved_for_backward(derivation)
-    returned = [d.tensor.name for d in derivation.forward.intermediates
-                if d.tensor.name in saved or d.tensor.name in derivation.forward.returned]
-    out = [forward_kernel(derivation.forward, returned), backward_kernel(derivation, saved)]
-    for v in derivation.forward.variants.values():
-        out.append(forward_kernel(v))
-    return out
+    """The forward, backward and variant kernels of one module.
+
+    The forward's statements go through the numerics pass first, so the
+    backward reads what they compute as they compute it (a shifted exponential
+    sum together with its maximum). The forward then returns its output, what
+    the backward reads, and the intermediates the module marks ``returned``.
+    """
+    forward = derivation.forward
+    context = Context()
+    statements = _numerics(forward, f"{forward.name}_forward",
+                           [Statement(d.lhs, d.expr) for d in forward.definitions], context)
+    backward = backward_kernel(derivation, statements, context)
+    read = {a.name for a in backward.arguments}
+    out = forward.out.tensor.name
+    returned = [st.name for st in statements
+                if st.name != out and (st.name in read or st.name in forward.returned)]
+    kernels_ = [forward_kernel(forward, returned, statements), backward]
+    for v in forward.variants.values():
+        kernels_.append(forward_kernel(v))
+    return kernels_
+
+
+def saved(backward: Kernel) -> tuple:
+    """What a backward reads besides the upstream gradient, in order."""
+    return tuple(a.name for a in backward.arguments)
+
+
+def output_element(forward):
+    return element(forward.out.tensor.base, forward.out.indices)

@@ -15,8 +15,8 @@ import sympy as sp
 import sympy.printing.str
 from sympy.printing.latex import LatexPrinter
 
-from .kernel import _free
-from .numerics import MaxOver
+from .ir import MaxOver, contraction, free_indices
+from .text import positive_first
 
 
 class IndexLatexPrinter(LatexPrinter):
@@ -50,8 +50,7 @@ class IndexLatexPrinter(LatexPrinter):
 
     def _print_Add(self, e, order=None):
         # Positive terms first: X - T reads better than -T + X.
-        terms = sorted(e.as_ordered_terms(), key=lambda a: a.could_extract_minus_sign())
-        return super()._print_Add(sp.Add(*terms, evaluate=False), order="none")
+        return super()._print_Add(sp.Add(*positive_first(e.as_ordered_terms()), evaluate=False), order="none")
 
     def _print_Sum(self, e):
         idx = "".join(self._print(lim[0]) for lim in e.limits)
@@ -92,7 +91,7 @@ class MatrixNotation:
         return self.p._name(e.base.label)
 
     def render(self, e, layout):
-        free = [i for i in layout if i in _free(e)]
+        free = [i for i in layout if i in free_indices(e)]
         if isinstance(e, sp.Indexed):
             ind = list(e.indices)
             if len(set(ind)) != len(ind):
@@ -161,15 +160,10 @@ class MatrixNotation:
     def _sum(self, e, layout):
         bound = [lim[0] for lim in e.limits]
         body = e.function
-        tensors = [f for f in sp.Mul.make_args(body) if isinstance(f, sp.Indexed)]
-        target = [i for i in layout if i in _free(e)]
-        if len(bound) == 1 and len(tensors) == 2 == len(sp.Mul.make_args(body)) and len(target) == 2:
-            k = bound[0]
-            a, b = tensors
-            left = a if target[0] in a.indices else b
-            right = b if left is a else a
-            if set(left.indices) == {target[0], k} and set(right.indices) == {k, target[1]}:
-                return self.render(left, [target[0], k]) + " " + self.render(right, [k, target[1]])
+        target = [i for i in layout if i in free_indices(e)]
+        c = contraction(e, target)
+        if c is not None and c.kind == "gemm":
+            return self.render(c.left, list(c.left_layout)) + " " + self.render(c.right, list(c.right_layout))
         gemv = self._gemv(e, target)
         if gemv:
             return f"{gemv[0]} {gemv[1]}"
@@ -190,24 +184,15 @@ class MatrixNotation:
 
     def _gemv(self, e, target):
         """Σ_k A_pk v_k as (``A`` or ``A^T``, ``v``), else None."""
-        if not isinstance(e, sp.Sum) or len(e.limits) != 1 or len(target) != 1:
+        c = contraction(e, target)
+        if c is None or c.kind != "gemv":
             return None
-        k = e.limits[0][0]
-        factors = sp.Mul.make_args(e.function)
-        mats = [f for f in factors if isinstance(f, sp.Indexed) and len(f.indices) == 2]
-        vecs = [f for f in factors if isinstance(f, sp.Indexed) and len(f.indices) == 1]
-        if len(factors) != 2 or len(mats) != 1 or len(vecs) != 1 or vecs[0].indices[0] != k:
-            return None
-        A = mats[0]
-        if tuple(A.indices) == (target[0], k):
-            return self.name(A), self.name(vecs[0])
-        if tuple(A.indices) == (k, target[0]):
-            return self.name(A) + r"^\top", self.name(vecs[0])
-        return None
+        A = c.left
+        return self.name(A) + (r"^\top" if tuple(A.indices) != c.left_layout else ""), self.name(c.right)
 
     def _combined_gemv(self, e, layout):
         """A v + B v = (A + B) v."""
-        target = [i for i in layout if i in _free(e)]
+        target = [i for i in layout if i in free_indices(e)]
         parts = [self._gemv(t, target) for t in e.args]
         if all(parts) and len({v for _, v in parts}) == 1:
             return r"\left(" + " + ".join(m for m, _ in parts) + r"\right) " + parts[0][1]
@@ -233,54 +218,3 @@ def matrix_notation(lhs, expr, names) -> str | None:
         return None
     base = lhs.base if isinstance(lhs, sp.Indexed) else lhs
     return f"{m.p._name(base.label)} = {rhs}"
-
-
-# -- plain text (code comments, terminal) ----------------------------------------
-
-class IndexTextPrinter(sp.printing.str.StrPrinter):
-    """``dX_pq = Σ_n dY_pn W_nq``: index notation in plain Unicode."""
-
-    printmethod = "_index_text"  # not Indexed._sympystr, which prints X[s, m]
-
-    def _print_Indexed(self, e):
-        names = [str(i) for i in e.indices]
-        sep = "" if all(len(n) == 1 for n in names) else ","
-        return f"{e.base.label}_{sep.join(names)}"
-
-    def _print_IndexedBase(self, e):
-        return str(e.label)
-
-    def _print_Idx(self, e):
-        return str(e.label)
-
-    def _print_Sum(self, e):
-        idx = "".join(str(lim[0]) for lim in e.limits)
-        body = self._print(e.function)
-        if isinstance(e.function, sp.Add):
-            body = f"({body})"
-        return f"Σ_{idx} {body}"
-
-    def _print_KroneckerDelta(self, e):
-        return f"δ_{e.args[0]}{e.args[1]}"
-
-    def _print_MaxOver(self, e):
-        return f"max_{e.args[1]} {self._print(e.args[0])}"
-
-    def _print_Derivative(self, e):
-        (wrt, n), = e.variable_count
-        return f"∂{self._print(e.expr)}/∂{self._print(wrt)}"
-
-    def _print_Piecewise(self, e):
-        parts = [f"{self._print(v)} if {self._print(c)}" for v, c in e.args[:-1]]
-        return "(" + " else ".join(parts + [self._print(e.args[-1].expr)]) + ")"
-
-    def _print_Pow(self, e, rational=False):
-        if e.exp == sp.S.Half:
-            return f"√({self._print(e.base)})"
-        if e.exp == -sp.S.Half:
-            return f"1/√({self._print(e.base)})"
-        return super()._print_Pow(e, rational)
-
-
-def index_text(expr) -> str:
-    return IndexTextPrinter().doprint(expr)

@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from .normal_forms import to_piecewise
-
 ROLES = ("input", "param", "const", "intermediate", "output")
 
 
@@ -71,6 +69,18 @@ class Scalar:
     @property
     def name(self) -> str:
         return self.symbol.name
+
+
+def exact_binary_fractions(expr):
+    """Floats that are small binary fractions (0.5, 0.25, 3.0) as the rationals they equal exactly.
+
+    ``0.5 x · 2`` is then ``x``, not ``1.0 x``; ``0.044715`` stays a float.
+    """
+    def exact(f):
+        r = sp.Rational(float(f))  # the float's exact value
+        return r if r.q <= 1024 else f
+
+    return expr.xreplace({f: exact(f) for f in expr.atoms(sp.Float)})
 
 
 def Sum(expr, *indices):
@@ -170,7 +180,7 @@ class Forward:
         indices = tuple(indices)
         dims = tuple(i.upper + 1 for i in indices)
         t = self._tensor(name, dims, role, latex, positive)
-        self.definitions.append(Definition(t, indices, to_piecewise(sp.sympify(expr))))
+        self.definitions.append(Definition(t, indices, exact_binary_fractions(sp.sympify(expr))))
         return t
 
     # -- queries --------------------------------------------------------

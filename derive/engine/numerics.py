@@ -1,38 +1,49 @@
-"""Exact rewrites that keep emitted kernels finite and accurate for large inputs.
+"""Exact rewrites that keep emitted kernels finite and accurate over the whole floating range.
+
+Each is an identity, so the emitted value is the derived one:
 
 - A reduction ``Z = c Σ_k exp(u_k)`` becomes ``m = max_k u_k``,
   ``Z' = c Σ_k exp(u_k − m)``; later uses of ``Z`` read ``exp(m) Z'``, and the
-  ``exp(m)`` cancels against the numerator's ``exp(u)`` (stable softmax).
+  ``exp(m)`` cancels against the numerator's ``exp(u)`` (stable softmax). A
+  kernel that receives such a ``Z`` from its forward receives ``m`` beside it
+  and reads it the same way.
 - ``log`` of a quotient intermediate is expanded (``log(exp(a)/Z) = a − log Z``),
   so a probability that underflows to 0 never reaches ``log`` (log-softmax).
+- Exponentials of unbounded arguments (``exp``, ``cosh``, ``sinh``, ``tanh``,
+  softplus's ``log(1 + e^x)``) are written in ``t = e^{−|u|} ≤ 1`` on each side of
+  0 (``exponentials.normalise``): ``e^x/cosh²(x/2)`` cannot be ``inf/inf``.
+- ``1 ± erf(z)`` is ``erfc(∓z)`` (no cancellation in the tail).
 - ``exp(x) − 1`` and ``log(1 + x)`` become ``expm1``/``log1p`` (no cancellation near 0).
-- ``log(1 + exp(u)) = max(u, 0) + log1p(exp(−|u|))`` (softplus without overflow).
-- A balanced ratio ``exp(n u) / (a + b exp(u))^n`` is written ``1 / (a exp(−u) + b)^n``:
-  bounded as u → +∞, and tending to the true 0 as u → −∞.
+- In each branch of a ``Piecewise`` over one subject ``u``, ``u`` inside an
+  exponential is clamped to the values for which that branch is taken: the
+  branch not taken (``where`` computes both) can then not overflow.
 - ``Piecewise((a(u), u > c), (b(u), True))`` with ``a(c) = b(c) = 0`` is
   ``a(max(u, c)) + b(min(u, c))``: each branch is exactly 0 where the other
   holds, so no select is needed (ReLU, LeakyReLU and ELU forwards).
-- In the branch of ``Piecewise((a, u > c), (b, True))`` that is taken only when
-  ``u ≤ c``, ``exp(u)`` is evaluated as ``exp(min(u, c))``: the branch not taken
-  (both are computed by ``where``) can then not overflow.
-
-Each is an identity, so the emitted value is the derived one.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import sympy as sp
-import sympy.codegen.cfunctions
-from sympy.codegen.rewriting import expm1_opt, log1p_opt, optimize
+import sympy.codegen.cfunctions as cf
+
+from . import budget
+from .exponentials import normalise
+from .ir import MaxOver, Statement, free_indices
+from .normal_forms import branch_domains
 
 
-class MaxOver(sp.Function):
-    """``max_k expr``: the maximum of ``expr`` over the index ``k`` (a reduction)."""
+@dataclass
+class Context:
+    """What the statements of a kernel (and the kernels after it) know of earlier ones."""
 
-    nargs = 2
-
-    def _latex(self, printer):
-        expr, k = self.args
-        return r"\max_{%s} %s" % (printer._print(k), printer._print(expr))
+    # A shifted reduction Z → its maximum m (Z holds Σ exp(u − m); its true value is exp(m) Z).
+    shifted: dict = field(default_factory=dict)
+    # Statement definitions by base, for log(P) with P a quotient of exponentials.
+    definitions: dict = field(default_factory=dict)
+    # Names taken by statements the pass added.
+    names: set = field(default_factory=set)
 
 
 def _exp_sum(rhs):
@@ -49,10 +60,15 @@ def _exp_sum(rhs):
 
 def _shift_uses(rhs, shifted):
     """``Z[i] → exp(m[i]) Z[i]`` for every shifted reduction, exponentials combined."""
-    for zbase, mbase in shifted.items():
+    used = {z: m for z, m in shifted.items() if rhs.has(z)}
+    for zbase, mbase in used.items():
         rhs = rhs.replace(lambda e, z=zbase: isinstance(e, sp.Indexed) and e.base == z,
                           lambda e, m=mbase: sp.exp(m[e.indices]) * e)
-    return sp.powsimp(sp.expand_log(rhs, force=True), combine="exp") if shifted else rhs
+    if not used:
+        return rhs
+    # log(exp(m) Z) = m + log Z: Z and exp are positive, so expanding these logs is exact.
+    rhs = rhs.replace(lambda e: isinstance(e, sp.log) and e.args[0].has(*used), lambda e: sp.expand_log(e, force=True))
+    return sp.powsimp(rhs, combine="exp")
 
 
 def _expand_log_of_quotients(rhs, definitions):
@@ -71,35 +87,58 @@ def _expand_log_of_quotients(rhs, definitions):
     return rhs.replace(is_quotient_log, expand)
 
 
-def _softplus(rhs):
-    def is_softplus(e):
-        return (isinstance(e, sp.log) and isinstance(e.args[0], sp.Add) and len(e.args[0].args) == 2
-                and sp.S.One in e.args[0].args and any(isinstance(a, sp.exp) for a in e.args[0].args))
+class Erfc(sp.erfc):
+    """``erfc`` that keeps its argument: SymPy turns ``erfc(−z)`` into ``2 − erfc(z)``, the cancellation avoided here."""
 
-    def stable(e):
-        u = next(a for a in e.args[0].args if isinstance(a, sp.exp)).args[0]
-        return sp.Max(u, 0) + sp.codegen.cfunctions.log1p(sp.exp(-sp.Abs(u)))
+    @classmethod
+    def eval(cls, arg):
+        return None
 
-    return rhs.replace(is_softplus, stable)
+    def _index_text(self, printer):
+        return f"erfc({printer._print(self.args[0])})"
+
+    def _latex(self, printer):
+        return rf"\operatorname{{erfc}}\left({printer._print(self.args[0])}\right)"
 
 
-def _balanced_exp_ratios(rhs):
-    def rewrite(m):
-        if not isinstance(m, sp.Mul):
-            return m
-        factors = list(m.args)
-        for num in [f for f in factors if isinstance(f, sp.exp)]:
-            u = num.args[0]
-            for den in [f for f in factors if isinstance(f, sp.Pow) and f.exp == -1 and isinstance(f.base, sp.Add)]:
-                b = den.base.coeff(sp.exp(u))
-                a = sp.expand(den.base - b * sp.exp(u))
-                if b == 0 or a.has(sp.exp(u)):
+def _erf_complements(rhs):
+    """``c (1 + erf(z))`` → ``c erfc(−z)``; ``c (1 − erf(z))`` → ``c erfc(z)``: no cancellation in the tails."""
+    def rewrite(add):
+        terms = list(add.args)
+        for t in terms:
+            for f in sp.Mul.make_args(t):
+                if not isinstance(f, sp.erf):
                     continue
-                rest = [f for f in factors if f is not num and f is not den]
-                return sp.Mul(*rest) / (a * sp.exp(-u) + b)
-        return m
+                cof = t / f
+                for sign, other in ((1, cof), (-1, -cof)):
+                    if other in terms:
+                        rest = list(terms)
+                        rest.remove(t)
+                        rest.remove(other)
+                        return sp.Add(cof * Erfc(-f.args[0] if sign == 1 else f.args[0]) * sign, *rest)
+        return add
 
-    return rhs.replace(lambda e: isinstance(e, sp.Mul), rewrite)
+    return rhs.replace(lambda e: isinstance(e, sp.Add) and e.has(sp.erf), rewrite)
+
+
+def _expm1(rhs):
+    """``c e^a − c`` → ``c expm1(a)``: no cancellation when a is near 0."""
+    def rewrite(add):
+        terms = list(add.args)
+        for n, t in enumerate(terms):
+            c, rest = t.as_coeff_Mul()
+            if isinstance(rest, sp.exp) and -c in terms:
+                others = [u for m, u in enumerate(terms) if m != n and m != terms.index(-c)]
+                return sp.Add(c * cf.expm1(rest.args[0]), *others)
+        return add
+
+    return rhs.replace(lambda e: isinstance(e, sp.Add) and e.has(sp.exp), rewrite)
+
+
+def _log1p(rhs):
+    """``log(1 + a)`` → ``log1p(a)``: no cancellation when a is small."""
+    return rhs.replace(lambda e: isinstance(e, sp.log) and isinstance(e.args[0], sp.Add) and 1 in e.args[0].args,
+                       lambda e: cf.log1p(e.args[0] - 1))
 
 
 def _threshold(pw):
@@ -111,39 +150,91 @@ def _threshold(pw):
     return (a, b, u, c) if c.is_number else None
 
 
+def _vanishes(e) -> bool:
+    return budget.attempt(sp.simplify, e, "check a branch at its threshold", max_size=60) == 0
+
+
 def _split_at_threshold(rhs):
     def split(pw):
         t = _threshold(pw)
         if t is None or not isinstance(t[2], sp.Indexed):
             return pw
         a, b, u, c = t
-        if sp.simplify(a.xreplace({u: c})) != 0 or sp.simplify(b.xreplace({u: c})) != 0:
+        if not (_vanishes(a.xreplace({u: c})) and _vanishes(b.xreplace({u: c}))):
             return pw
         return a.xreplace({u: sp.Max(u, c)}) + b.xreplace({u: sp.Min(u, c)})
 
     return rhs.replace(lambda e: isinstance(e, sp.Piecewise), split)
 
 
+_GROWING = (sp.exp, cf.expm1, sp.cosh, sp.sinh)
+
+
 def _clamp_untaken_branches(rhs):
+    """In each branch, the subject inside an exponential is clamped to where that branch is taken."""
     def clamp(pw):
-        t = _threshold(pw)
-        if t is None:
+        found = branch_domains(pw)
+        if found is None:
             return pw
-        a, b, u, c = t
-        exps = (sp.exp, sp.codegen.cfunctions.expm1)
-        b = b.replace(lambda e: isinstance(e, exps) and e.args[0] == u, lambda e: e.func(sp.Min(u, c)))
-        return sp.Piecewise((a, pw.args[0].cond), (b, True))
+        v, domains = found
+        branches = []
+        for (value, cond), dom in zip(pw.args, domains):
+            lo, hi = (dom.inf, dom.sup) if isinstance(dom, sp.Interval) else (-sp.oo, sp.oo)
+            bounded = v
+            if hi.is_finite:
+                bounded = sp.Min(bounded, hi)
+            if lo.is_finite:
+                bounded = sp.Max(bounded, lo)
+            if bounded != v:
+                value = value.replace(lambda e: isinstance(e, _GROWING) and e.args[0].has(v),
+                                      lambda e: e.func(e.args[0].xreplace({v: bounded})))
+            branches.append((value, cond))
+        return sp.Piecewise(*branches)
 
     return rhs.replace(lambda e: isinstance(e, sp.Piecewise), clamp)
 
 
-def stabilise(statements):
-    from .kernel import Statement
+def _common_terms_out_of_piecewise(rhs):
+    """Piecewise((a + c, p), (b + c, True)) → c + Piecewise((a, p), (b, True))."""
+    def pull(pw):
+        common = None
+        for value, _ in pw.args:
+            terms = set(sp.Add.make_args(value))
+            common = terms if common is None else common & terms
+        if not common:
+            return pw
+        c = sp.Add(*sorted(common, key=sp.default_sort_key))
+        return c + sp.Piecewise(*[(v - c, cond) for v, cond in pw.args])
 
-    out, shifted, definitions = [], {}, {}
+    return rhs.replace(lambda e: isinstance(e, sp.Piecewise), pull)
+
+
+def _temporaries(st, out: list, context: Context):
+    """A maker of arrays computed just before ``st``: ``<name>_exp``, ``<name>_exp2``, …"""
+    def make(value):
+        name = f"{st.name}_exp"
+        n = 1
+        while name in context.names:
+            n += 1
+            name = f"{st.name}_exp{n}"
+        context.names.add(name)
+        order = [i for i in st.indices if i in value.free_symbols]
+        order += sorted((i for i in free_indices(value) if i not in order), key=str)
+        base = sp.IndexedBase(name, real=True)
+        element_ = base[tuple(order)] if order else base
+        out.append(Statement(element_, value, st.serves))
+        return element_
+
+    return make
+
+
+def stabilise(statements, context: Context | None = None):
+    """The statements, rewritten; ``context`` carries shifted reductions into later kernels."""
+    context = context if context is not None else Context()
+    out = []
     for st in statements:
-        rhs = _shift_uses(st.rhs, shifted)
-        rhs = _expand_log_of_quotients(rhs, definitions)
+        rhs = _shift_uses(st.rhs, context.shifted)
+        rhs = _expand_log_of_quotients(rhs, context.definitions)
         found = _exp_sum(rhs) if st.indices else None
         if found is not None:
             c, u, (k, lo, hi) = found
@@ -151,10 +242,13 @@ def stabilise(statements):
             m = sp.IndexedBase(f"{base.label}_max", real=True)
             out.append(Statement(m[st.indices], MaxOver(u, k), st.serves))
             rhs = c * sp.Sum(sp.exp(u - m[st.indices]), (k, lo, hi))
-            shifted[base] = m
-        rhs = _split_at_threshold(_balanced_exp_ratios(_softplus(rhs)))
-        rhs = _clamp_untaken_branches(optimize(rhs, [expm1_opt, log1p_opt]))
-        new = Statement(st.lhs, rhs, st.serves)
-        definitions[new.lhs.base if isinstance(new.lhs, sp.Indexed) else new.lhs] = new
+            context.shifted[base] = m
+        rhs = _clamp_untaken_branches(rhs)
+        rhs = normalise(rhs, _temporaries(st, out, context))
+        rhs = _erf_complements(rhs)
+        rhs = _split_at_threshold(_common_terms_out_of_piecewise(rhs))
+        rhs = _log1p(_expm1(rhs))
+        new = st.with_rhs(rhs)
+        context.definitions[new.lhs.base if isinstance(new.lhs, sp.Indexed) else new.lhs] = new
         out.append(new)
     return out

@@ -4,25 +4,36 @@ Every sub-expression has a *layout*: the indices it carries, in the order of
 the statement's left-hand side followed by the indices of enclosing sums. A
 tensor element prints as the array, transposed into that order; an operand
 missing an axis gets ``None`` inserted so broadcasting lines it up; a sum of a
-product of tensors prints as ``@`` (a GEMM) or ``einsum`` whose subscripts come
-from our own index lists (never from SymPy's array printer, sympy#30395); any
-other sum prints its body and reduces the trailing axes.
+product of tensors prints as ``@`` (a GEMM or GEMV, recognised by
+``ir.contraction``) or ``einsum`` whose subscripts come from our own index
+lists (never from SymPy's array printer, sympy#30395); any other sum prints its
+body and reduces the trailing axes.
 
-``ArrayPrinterMixin`` holds all of that. ``NumPyKernelPrinter`` and
-``TorchKernelPrinter`` only name things (``np.where`` / ``torch.where``,
-``axis`` / ``dim``, ``transpose`` / ``permute``).
+``ArrayPrinter`` holds all of that. ``NumPyKernelPrinter`` and
+``TorchKernelPrinter`` only name things, through a vocabulary table
+(``FUNCTIONS``: ``np.arcsinh`` / ``torch.asinh``, ``scipy.special.erf`` /
+``torch.special.erf``) and a few methods (``axis`` / ``dim``, ``transpose`` /
+``permute``). Arithmetic on Python numbers (sizes, scalar hyper-parameters,
+``√2``, ``π``) prints through Python's ``math``, which keeps float32 arrays
+float32. The modules a printed statement refers to are collected in
+``imports``, and the template imports exactly those.
+
+Nothing here imports torch: deriving needs only SymPy, NumPy and Jinja.
 """
 from __future__ import annotations
 
 import string
 
 import sympy as sp
-from sympy.printing.numpy import NumPyPrinter
-from sympy.printing.pycode import PythonCodePrinter
-from sympy.printing.pytorch import TorchPrinter
+from sympy.printing.precedence import PRECEDENCE, precedence
+from sympy.printing.str import StrPrinter
 
-from .kernel import KernelError, _free
-from .numerics import MaxOver
+from .ir import MaxOver, contraction, extent, free_indices
+from .text import positive_first
+
+
+class PrintError(ValueError):
+    """A statement that a backend cannot spell; the message is one line."""
 
 
 class Code(sp.Symbol):
@@ -33,20 +44,186 @@ def _atomic(e) -> bool:
     return isinstance(e, (sp.Indexed, sp.Symbol, sp.Function, sp.Sum, sp.Number, MaxOver))
 
 
-class ArrayPrinterMixin:
-    module = ""          # "np" or "torch"
+# SymPy function → (NumPy spelling, Torch spelling, Python scalar spelling). None: not available there.
+FUNCTIONS = {
+    "exp": ("np.exp", "torch.exp", "math.exp"),
+    "log": ("np.log", "torch.log", "math.log"),
+    "expm1": ("np.expm1", "torch.expm1", "math.expm1"),
+    "log1p": ("np.log1p", "torch.log1p", "math.log1p"),
+    "sin": ("np.sin", "torch.sin", "math.sin"),
+    "cos": ("np.cos", "torch.cos", "math.cos"),
+    "tan": ("np.tan", "torch.tan", "math.tan"),
+    "asin": ("np.arcsin", "torch.asin", "math.asin"),
+    "acos": ("np.arccos", "torch.acos", "math.acos"),
+    "atan": ("np.arctan", "torch.atan", "math.atan"),
+    "sinh": ("np.sinh", "torch.sinh", "math.sinh"),
+    "cosh": ("np.cosh", "torch.cosh", "math.cosh"),
+    "tanh": ("np.tanh", "torch.tanh", "math.tanh"),
+    "asinh": ("np.arcsinh", "torch.asinh", "math.asinh"),
+    "acosh": ("np.arccosh", "torch.acosh", "math.acosh"),
+    "atanh": ("np.arctanh", "torch.atanh", "math.atanh"),
+    "Abs": ("np.abs", "torch.abs", "abs"),
+    "sign": ("np.sign", "torch.sign", None),
+    "erf": ("scipy.special.erf", "torch.special.erf", "math.erf"),
+    "erfc": ("scipy.special.erfc", "torch.special.erfc", "math.erfc"),
+    "Erfc": ("scipy.special.erfc", "torch.special.erfc", "math.erfc"),
+    "erfinv": ("scipy.special.erfinv", "torch.special.erfinv", None),
+    "erfcinv": ("scipy.special.erfcinv", None, None),
+    "loggamma": ("scipy.special.gammaln", "torch.special.gammaln", "math.lgamma"),
+    "gamma": ("scipy.special.gamma", None, "math.gamma"),
+    "digamma": ("scipy.special.digamma", "torch.special.digamma", None),
+}
+# Two-argument functions.
+FUNCTIONS2 = {"atan2": ("np.arctan2", "torch.atan2", "math.atan2")}
+CONSTANTS = {"Pi": "math.pi", "Exp1": "math.e"}
+IMPORTS = {"np": "import numpy as np", "torch": "import torch", "math": "import math",
+           "scipy": "import scipy.special"}
 
-    def __init__(self, settings=None):
-        super().__init__({"fully_qualified_modules": True, "strict": True, "order": "none", **(settings or {})})
+
+def _module_of(spelling: str) -> str:
+    return spelling.split(".", 1)[0]
+
+
+class _Printer(StrPrinter):
+    """What both the array and the scalar printers share: numbers, constants, the vocabulary."""
+
+    column = 2   # index into FUNCTIONS
+    backend = "Python"
+    printmethod = "_kernel_code"  # not Indexed._sympystr, which prints X[s, m]
+
+    def __init__(self, imports: set):
+        super().__init__({"order": "none"})
+        self.imports = imports
+
+    def spelling(self, name: str, table=FUNCTIONS) -> str:
+        entry = table.get(name)
+        spelled = entry[self.column] if entry else None
+        if spelled is None:
+            raise PrintError(f"{name} has no {self.backend} spelling")
+        if "." in spelled:
+            self.imports.add(_module_of(spelled))
+        return spelled
+
+    def _as_ordered_terms(self, expr, order=None):
+        return positive_first(super()._as_ordered_terms(expr, order))
+
+    def _print_Float(self, e):
+        return repr(float(e))
+
+    def _print_Rational(self, e):
+        return f"{e.p}/{e.q}"
+
+    def _print_NumberSymbol(self, e):
+        code = CONSTANTS[type(e).__name__]
+        self.imports.add("math")
+        return code
+
+    _print_Pi = _print_NumberSymbol
+    _print_Exp1 = _print_NumberSymbol
+
+    def _print_ImaginaryUnit(self, e):
+        raise PrintError("a kernel cannot compute with the imaginary unit")
+
+    def _print_NaN(self, e):
+        raise PrintError("the expression holds nan")
+
+    _print_ComplexInfinity = _print_NaN
+    _print_Infinity = _print_NaN
+    _print_NegativeInfinity = _print_NaN
+
+    def _print_Function(self, e):
+        name = type(e).__name__
+        if name == "polygamma" and e.args[0] == 0:
+            return f"{self.spelling('digamma')}({self._print(e.args[1])})"
+        if name in FUNCTIONS2:
+            return f"{self.spelling(name, FUNCTIONS2)}({', '.join(self._print(a) for a in e.args)})"
+        if name not in FUNCTIONS or len(e.args) != 1:
+            raise PrintError(f"{name} has no {self.backend} spelling")
+        return f"{self.spelling(name)}({self._print(e.args[0])})"
+
+    def _print_Pow(self, e, rational=False):
+        base, exp = e.args
+        b = self._print(base)
+        if exp == sp.S.Half:
+            return f"{self.spelling('sqrt', {'sqrt': self.sqrt})}({b})"
+        if exp == -sp.S.Half:
+            return f"1/{self.spelling('sqrt', {'sqrt': self.sqrt})}({b})"
+        b = b if _atomic(base) and not (isinstance(base, sp.Number) and base < 0) else f"({b})"
+        if exp == -1:
+            return f"1/{b}"
+        if exp.is_Integer and exp > 0:
+            return f"{b}**{self._print(exp)}"
+        # A negative or fractional exponent needs parentheses: x**3/2 would be (x**3)/2.
+        return f"{b}**({self._print(exp)})"
+
+    sqrt = (None, None, "math.sqrt")
+
+
+class ScalarPrinter(_Printer):
+    """Plain Python for arithmetic on numbers and scalar symbols: ``math`` functions, ``max``, ``a if c else b``."""
+
+    def __init__(self, imports: set, symbols: set):
+        super().__init__(imports)
+        self.symbols = symbols
+
+    def _print_Symbol(self, e):
+        self.symbols.add(e)
+        return e.name
+
+    def _print_Max(self, e):
+        return "max(" + ", ".join(self._print(a) for a in e.args) + ")"
+
+    def _print_Min(self, e):
+        return "min(" + ", ".join(self._print(a) for a in e.args) + ")"
+
+    def _print_sign(self, e):
+        a = self._print(e.args[0])
+        return f"((({a}) > 0) - (({a}) < 0))"
+
+    def _print_Piecewise(self, e):
+        code = self._print(e.args[-1].expr)
+        if e.args[-1].cond != sp.true:
+            raise PrintError("a Piecewise without an 'otherwise' branch")
+        for value, cond in reversed(e.args[:-1]):
+            code = f"({self._print(value)} if {self._print(cond)} else {code})"
+        return code
+
+    def _print_Relational(self, e):
+        return f"{self._print(e.lhs)} {e.rel_op} {self._print(e.rhs)}"
+
+    def _print_And(self, e):
+        return " and ".join(f"({self._print(a)})" for a in e.args)
+
+    def _print_Or(self, e):
+        return " or ".join(f"({self._print(a)})" for a in e.args)
+
+    def _print_Not(self, e):
+        return f"not ({self._print(e.args[0])})"
+
+
+class ArrayPrinter(_Printer):
+    """Whole-array code for one backend; subclasses fill in the vocabulary."""
+
+    module = ""          # "np" or "torch"
+    column = 0
+
+    def __init__(self):
+        super().__init__(set())
+        self.imports.add(self.module)
         self._layout = ()
         # Dimension and scalar symbols the printed code refers to (the kernel binds them).
         self.symbols_used = set()
+        self.scalars = ScalarPrinter(self.imports, self.symbols_used)
         # An argument whose dtype and device new arrays (an identity) take.
         self.like = None
         # A contraction may print as a bare ``A @ B`` only as the whole right-hand side or as a
         # term of a sum; anywhere else ``@`` (which binds like ``*``) is parenthesised.
         self._top = None
         self._bare_next = False
+
+    @property
+    def sqrt(self):
+        return (f"{self.module}.sqrt", f"{self.module}.sqrt", None)
 
     # -- backend vocabulary (overridden by subclasses) ---------------------
     def fn(self, name: str) -> str:
@@ -61,25 +238,35 @@ class ArrayPrinterMixin:
     def full(self, code: str, shape: str, like: str) -> str:
         raise NotImplementedError
 
-    def clamp(self, code: str, bound: str, side: str) -> str:
-        """Elementwise min (``side="max"``) or max (``side="min"``) of an array and a number."""
+    def clamp(self, code: str, low: str | None, high: str | None) -> str:
+        """Elementwise clamp of an array between Python numbers (either bound may be None)."""
         raise NotImplementedError
 
-    # -- elementwise functions SymPy's printers lack or spell per backend -------
-    def _print_expm1(self, e):
-        return f"{self.fn('expm1')}({self._print(e.args[0])})"
+    def identity(self, n: str) -> str:
+        raise NotImplementedError
 
-    def _print_log1p(self, e):
-        return f"{self.fn('log1p')}({self._print(e.args[0])})"
-
-    def _print_Abs(self, e):
-        return f"{self.fn('abs')}({self._print(e.args[0])})"
-
+    # -- min, max, clamps ----------------------------------------------------
     def _minmax(self, e, which):
-        a, b = sorted(e.args, key=lambda x: x.is_number)
-        if b.is_number:
-            return self.clamp(self._print(a), self._print(b), "max" if which == "minimum" else "min")
-        return f"{self.fn(which)}({self._print(a)}, {self._print(b)})"
+        consts = [a for a in e.args if not a.has(sp.Indexed, sp.IndexedBase, Code, sp.Idx)]
+        arrays = [a for a in e.args if a not in consts]
+        if len(arrays) == 1 and consts:
+            inner = arrays[0]
+            bound = self._scalar(sp.Max(*consts) if which == "maximum" else sp.Min(*consts))
+            other = sp.Min if which == "maximum" else sp.Max
+            # max(lo, min(hi, u)) and min(hi, max(lo, u)): one clip.
+            if isinstance(inner, other) and len(inner.args) == 2:
+                ic = [a for a in inner.args if not a.has(sp.Indexed, sp.IndexedBase, Code, sp.Idx)]
+                if len(ic) == 1:
+                    u = next(a for a in inner.args if a is not ic[0])
+                    ib = self._scalar(ic[0])
+                    lo, hi = (bound, ib) if which == "maximum" else (ib, bound)
+                    return self.clamp(self._print(u), lo, hi)
+            return self.clamp(self._print(inner), bound, None) if which == "maximum" else \
+                self.clamp(self._print(inner), None, bound)
+        code = self._print(arrays[0])
+        for a in arrays[1:] + ([sp.Max(*consts) if which == "maximum" else sp.Min(*consts)] if consts else []):
+            code = f"{self.fn(which)}({code}, {self._print(a)})"
+        return code
 
     def _print_Min(self, e):
         return self._minmax(e, "minimum")
@@ -89,7 +276,7 @@ class ArrayPrinterMixin:
 
     # -- layout ------------------------------------------------------------
     def layout_of(self, e) -> tuple:
-        free = _free(e) if isinstance(e, sp.Basic) else set()
+        free = free_indices(e) if isinstance(e, sp.Basic) else set()
         return tuple(i for i in self._layout if i in free)
 
     def pad(self, e, code: str, target: tuple) -> str:
@@ -137,25 +324,26 @@ class ArrayPrinterMixin:
         code = self._print(st.rhs)
         have = self.layout_of(st.rhs)
         if have != st.indices:
-            shape = "(" + ", ".join(self._scalar(i.upper + 1) for i in st.indices) + ",)"
+            shape = "(" + ", ".join(self._scalar(extent(i)) for i in st.indices) + ",)"
             code = self.full(self.pad(st.rhs, code, st.indices) if have else code, shape, like=self._like(st.rhs))
         return f"{st.name} = {code}"
 
     def _like(self, e) -> str:
         tensors = sorted(e.atoms(sp.Indexed), key=str)
-        return str(tensors[0].base.label) if tensors else ""
+        return str(tensors[0].base.label) if tensors else (self.like or "")
+
+    def _is_scalar(self, expr) -> bool:
+        return isinstance(expr, sp.Expr) and not expr.has(sp.Indexed, sp.IndexedBase, Code, sp.Idx)
 
     def _print(self, expr, **kwargs):
-        # Only arithmetic on Python numbers (sizes, eps) is plain Python; anything holding a tensor
+        # Arithmetic on Python numbers (sizes, eps, √2) is plain Python; anything holding a tensor
         # (indexed, scalar, or a delta over indices) is printed as arrays.
-        if isinstance(expr, sp.Expr) and not expr.is_Atom and not expr.has(sp.Indexed, sp.IndexedBase, Code, sp.Idx):
+        if self._is_scalar(expr) and not isinstance(expr, (sp.Symbol, sp.Integer, sp.Float)):
             return self._scalar(expr)
         return super()._print(expr, **kwargs)
 
     def _scalar(self, e) -> str:
-        """Arithmetic on Python scalars (dimensions, eps) stays plain Python."""
-        self.symbols_used |= e.free_symbols
-        return _PY.doprint(e)
+        return self.scalars.doprint(e)
 
     def _print_Symbol(self, e):
         self.symbols_used.add(e)
@@ -166,11 +354,15 @@ class ArrayPrinterMixin:
         return e.name
 
     def _print_Idx(self, e):
-        raise KernelError(f"index {e} used as a value")
+        raise PrintError(f"index {e} used as a value")
 
     def _print_Indexed(self, e):
         name = str(e.base.label)
         natural = tuple(e.indices)
+        if any(not isinstance(i, sp.Idx) for i in natural):
+            fixed = ", ".join(":" if isinstance(i, sp.Idx) else self._scalar(i) for i in natural)
+            inner = sp.IndexedBase(f"{name}[{fixed}]")[tuple(i for i in natural if isinstance(i, sp.Idx))]
+            return self._print_Indexed(inner) if inner.indices else f"{name}[{fixed}]"
         if len(set(natural)) != len(natural):
             letters = self._letters(natural)
             sub = "".join(letters[i] for i in natural)
@@ -187,6 +379,12 @@ class ArrayPrinterMixin:
     def _print_IndexedBase(self, e):
         return str(e.label)
 
+    def _print_KroneckerDelta(self, e):
+        i, j = e.args
+        if i.upper != j.upper:
+            raise PrintError(f"a Kronecker delta between indices of different ranges ({i}, {j})")
+        return self.identity(self._scalar(extent(i)))
+
     # -- elementwise ---------------------------------------------------------
     def _bare_term(self, a):
         if not isinstance(a, sp.Sum):
@@ -197,40 +395,23 @@ class ArrayPrinterMixin:
         finally:
             self._bare_next = False
 
-    def _print_Add(self, e):
-        # Positive terms first: ``X - T`` reads better than ``-T + X``.
+    def _print_Add(self, e, order=None):
         ops = [self._bare_term(a) for a in self._operands(e)]
-        ops = sorted(ops, key=lambda a: a.could_extract_minus_sign())
         return super()._print_Add(sp.Add(*ops, evaluate=False))
 
     def _print_Mul(self, e):
         pieces = [a for a in e.args if isinstance(a, sp.Piecewise)]
         if len(pieces) == 1:
             # c · Piecewise((a, p), (b, True)) = Piecewise((c a, p), (c b, True)): one where(), no product.
-            rest = e / pieces[0]
+            rest = sp.Mul(*[a for a in e.args if a is not pieces[0]])  # not e / piece: SymPy inverts each branch
             return self._print(sp.Piecewise(*[(rest * v, c) for v, c in pieces[0].args]))
         ops = self._operands(e)
-        return super()._print_Mul(e if ops == list(e.args) else sp.Mul(*ops))
-
-    def _print_Pow(self, e, rational=False):
-        base, exp = e.args
-        b = self._print(base)
-        if exp == sp.S.Half:
-            return f"{self.fn('sqrt')}({b})"
-        if exp == -sp.S.Half:
-            return f"1/{self.fn('sqrt')}({b})"
-        b = b if _atomic(base) else f"({b})"
-        if exp == -1:
-            return f"1/{b}"
-        if exp.is_Integer and exp > 0:
-            return f"{b}**{self._print(exp)}"
-        # A negative or fractional exponent needs parentheses: x**3/2 would be (x**3)/2.
-        return f"{b}**({self._print(exp)})"
+        return super()._print_Mul(e if ops == list(e.args) else sp.Mul(*ops, evaluate=False))
 
     def _print_Piecewise(self, e):
         target = self.layout_of(e)
         if e.args[-1].cond != sp.true:
-            raise KernelError(f"Piecewise without an 'otherwise' branch: {e}")
+            raise PrintError("a Piecewise without an 'otherwise' branch")
         code = self._branch(e.args[-1].expr, target)
         for value, cond in reversed(e.args[:-1]):
             code = f"{self.fn('where')}({self._cond(cond, target)}, {self._branch(value, target)}, {code})"
@@ -244,10 +425,16 @@ class ArrayPrinterMixin:
             return " & ".join(f"({self._cond(a, target)})" for a in c.args)
         if isinstance(c, sp.Or):
             return " | ".join(f"({self._cond(a, target)})" for a in c.args)
+        if isinstance(c, sp.Not):
+            return f"~({self._cond(c.args[0], target)})"
+        if isinstance(c, sp.logic.boolalg.ITE):
+            a, b, d = c.args
+            return self._cond(sp.Or(sp.And(a, b), sp.And(sp.Not(a), d)), target)
         if isinstance(c, sp.core.relational.Relational):
             lhs, rhs = (self._branch(a, target) for a in c.args)
-            return f"{lhs} {c.rel_op} {rhs}"
-        raise KernelError(f"condition {c} cannot be printed")
+            op = {"==": "==", "!=": "!="}.get(c.rel_op, c.rel_op)
+            return f"{lhs} {op} {rhs}"
+        raise PrintError(f"the condition {c} is not a comparison of arrays")
 
     # -- reductions ----------------------------------------------------------
     def _letters(self, indices):
@@ -275,43 +462,37 @@ class ArrayPrinterMixin:
         try:
             factors = sp.Mul.make_args(e.function)
             tensors = [f for f in factors if isinstance(f, sp.Indexed)]
-            if len(tensors) == len(factors) and len(tensors) >= 2:
+            if len(tensors) == len(factors) and len(tensors) >= 2 \
+                    and all(isinstance(i, sp.Idx) for t in tensors for i in t.indices):
                 self._layout = target + bound
-                code, infix = self._contraction(tensors, target, bound)
+                code, infix = self._contraction(e, tensors, target, bound)
                 return f"({code})" if infix and not bare else code
             self._layout = self._reduction_layout(e.function, target, bound)
             body = self._print(e.function)
             have = self.layout_of(e.function)
             axes = tuple(have.index(k) for k in bound if k in have)
+            if len(axes) < len(bound):  # a bound index the body does not carry: Σ_k c = K c
+                missing = [k for k in bound if k not in have]
+                count = self._scalar(sp.Mul(*[extent(k) for k in missing]))
+                body = f"{count}*{body if _atomic(e.function) else '(' + body + ')'}"
+                if not axes:
+                    return body
             return self.reduce(body if _atomic(e.function) else f"({body})", "sum", axes, len(have))
         finally:
             self._layout = outer
 
-    def _contraction(self, tensors, target, bound):
+    def _contraction(self, e, tensors, target, bound):
         """Σ of a product of tensors: ``@`` for a GEMM or GEMV, else einsum with our own subscripts.
 
         Returns (code, whether it is an infix ``@`` expression).
         """
-        if len(tensors) == 2 and len(bound) == 1 and len(target) == 2:
-            k = bound[0]
-            a, b = tensors
-            if k in a.indices and k in b.indices and all(len(t.indices) == 2 for t in tensors):
-                left = a if target[0] in a.indices else b
-                right = b if left is a else a
-                if set(left.indices) == {target[0], k} and set(right.indices) == {k, target[1]}:
-                    self._layout = (target[0], k)
-                    lcode = self._print(left)
-                    self._layout = (k, target[1])
-                    rcode = self._print(right)
-                    return f"{lcode} @ {rcode}", True
-        if len(tensors) == 2 and len(bound) == 1 and len(target) == 1:
-            # Σ_k A_pk v_k: a matrix-vector product.
-            k = bound[0]
-            mats = [t for t in tensors if len(t.indices) == 2]
-            vecs = [t for t in tensors if tuple(t.indices) == (k,)]
-            if len(mats) == 1 and len(vecs) == 1 and set(mats[0].indices) == {target[0], k}:
-                self._layout = (target[0], k)
-                return f"{self._print(mats[0])} @ {vecs[0].base.label}", True
+        c = contraction(e, target)
+        if c is not None:
+            self._layout = c.left_layout
+            lcode = self._print(c.left)
+            self._layout = c.right_layout
+            rcode = self._print(c.right)
+            return f"{lcode} @ {rcode}", True
         letters = self._letters(tuple(i for t in tensors for i in t.indices))
         subs = ",".join("".join(letters[i] for i in t.indices) for t in tensors)
         out = "".join(letters[i] for i in target)
@@ -330,28 +511,16 @@ class ArrayPrinterMixin:
             self._layout = outer
 
 
-class _ScalarPrinter(PythonCodePrinter):
-    """Plain Python for scalar arithmetic; ``math`` functions."""
-
-    def _print_Symbol(self, e):
-        return e.name
-
-
-_PY = _ScalarPrinter({"fully_qualified_modules": True})
-
-
 def _axis_arg(axes: tuple, ndim: int):
     if len(axes) == ndim:
         return None
     return str(axes[0]) if len(axes) == 1 else "(" + ", ".join(map(str, axes)) + ")"
 
 
-class NumPyKernelPrinter(ArrayPrinterMixin, NumPyPrinter):
+class NumPyKernelPrinter(ArrayPrinter):
     module = "np"
-    imports = "import numpy as np"
-
-    def _module_format(self, fqn, register=True):
-        return "np." + fqn.split(".", 1)[1] if fqn.startswith("numpy.") else super()._module_format(fqn, register)
+    column = 0
+    backend = "NumPy"
 
     def reduce(self, code, op, axes, ndim):
         axis = _axis_arg(axes, ndim)
@@ -363,17 +532,20 @@ class NumPyKernelPrinter(ArrayPrinterMixin, NumPyPrinter):
     def full(self, code, shape, like):
         return f"np.broadcast_to({code}, {shape}).copy()"
 
-    def clamp(self, code, bound, side):
-        return f"np.{'minimum' if side == 'max' else 'maximum'}({code}, {bound})"
+    def clamp(self, code, low, high):
+        if low is not None and high is not None:
+            return f"np.clip({code}, {low}, {high})"
+        return f"np.maximum({code}, {low})" if low is not None else f"np.minimum({code}, {high})"
 
-    def _print_KroneckerDelta(self, e):
+    def identity(self, n):
         dtype = f", dtype={self.like}.dtype" if self.like else ""
-        return f"np.eye({self._scalar(e.args[0].upper + 1)}{dtype})"
+        return f"np.eye({n}{dtype})"
 
 
-class TorchKernelPrinter(ArrayPrinterMixin, TorchPrinter):
+class TorchKernelPrinter(ArrayPrinter):
     module = "torch"
-    imports = "import torch"
+    column = 1
+    backend = "Torch"
 
     def reduce(self, code, op, axes, ndim):
         name = {"sum": "sum", "max": "amax"}[op]
@@ -386,15 +558,18 @@ class TorchKernelPrinter(ArrayPrinterMixin, TorchPrinter):
     def full(self, code, shape, like):
         return f"torch.broadcast_to({code}, {shape}).clone()"
 
-    def clamp(self, code, bound, side):
-        return f"torch.clamp({code}, {side}={bound})"
+    def clamp(self, code, low, high):
+        args = ([f"min={low}"] if low is not None else []) + ([f"max={high}"] if high is not None else [])
+        return f"torch.clamp({code}, {', '.join(args)})"
 
-    def _print_KroneckerDelta(self, e):
+    def identity(self, n):
         like = f", dtype={self.like}.dtype, device={self.like}.device" if self.like else ""
-        return f"torch.eye({self._scalar(e.args[0].upper + 1)}{like})"
-
-    def _print_Relational(self, e):
-        return f"{self._print(e.lhs)} {e.rel_op} {self._print(e.rhs)}"
+        return f"torch.eye({n}{like})"
 
 
 PRINTERS = {"numpy": NumPyKernelPrinter, "torch": TorchKernelPrinter}
+
+
+def imports(modules: set) -> list:
+    """Import lines for the modules printed code refers to, in a fixed order."""
+    return [IMPORTS[m] for m in ("math", "np", "scipy", "torch") if m in modules]

@@ -12,11 +12,15 @@
 - ``simplify_elementwise``: SymPy's simplify on branch- and sum-free results.
 - ``compact``: one fraction, common factors pulled out, a leading minus sign
   moved into a difference.
+
+SymPy's solve, factor, cancel, simplify and together run under a budget
+(``budget.attempt``): when one runs out the rule keeps the form it had.
 """
 from __future__ import annotations
 
 import sympy as sp
 
+from . import budget
 from .sifting import sift
 
 
@@ -112,26 +116,33 @@ def tidy(expr, forward):
 
 
 def _elementwise_inverse(d, x_base):
-    """Solve ``d`` for ``x_base[d.indices]`` when d depends on X elementwise, with one solution."""
+    """Solve ``d`` for ``x_base[d.indices]`` when d depends on X elementwise, once, with one solution."""
     if d.tensor.base == x_base:
         return None
     uses = [e for e in d.expr.atoms(sp.Indexed) if e.base == x_base]
     if not uses and x_base in d.expr.atoms(sp.IndexedBase) and not d.indices:
         uses = [x_base]  # a scalar tensor
     if not uses or any(tuple(getattr(e, "indices", ())) != tuple(d.indices) for e in uses) \
-            or d.expr.has(sp.Sum, sp.Piecewise):
+            or d.expr.has(sp.Sum, sp.Piecewise, sp.Max, sp.Min, sp.Abs):
         return None
+    if d.expr.count(uses[0]) != 1:
+        return None  # X occurring more than once (x·tanh(x)) has no inverse worth looking for
     u = sp.Dummy("u")
     # The defined value keeps its tensor's domain (a norm is positive), so √(y²) = y can be checked.
     y = sp.Dummy("y", positive=True) if d.tensor.positive else sp.Dummy("y", real=True)
-    try:
-        sols = sp.solve(sp.Eq(y, d.expr.xreplace({uses[0]: u})), u)
-    except NotImplementedError:
-        return None
+
+    def solve(e):
+        try:
+            return sp.solve(sp.Eq(y, e.xreplace({uses[0]: u})), u)
+        except NotImplementedError:
+            return []
+
+    sols = budget.attempt(solve, d.expr, f"solve the definition of {d.tensor.name} for {x_base.label}") or []
     if len(sols) != 1:
         return None
     # solve() may return a branch that is not an inverse everywhere; keep only true inverses.
-    if sp.simplify(d.expr.xreplace({uses[0]: sols[0]}) - y) != 0:
+    check = budget.attempt(sp.simplify, d.expr.xreplace({uses[0]: sols[0]}) - y, "check an inverse")
+    if check != 0:
         return None
     element = d.tensor.base[d.indices] if d.indices else d.tensor.base
     return sols[0].xreplace({y: element})
@@ -153,7 +164,7 @@ def reexpress(expr, forward, x_base):
             new = expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base == x_base, swap)
         new = tidy(sp.expand(new, power_base=False, log=False), forward)
         if not new.has(sp.Sum):
-            new = sp.factor(sp.cancel(new))
+            new = budget.attempt(lambda e: sp.factor(sp.cancel(e)), new, "cancel and factor") or new
         if x_base in new.atoms(sp.IndexedBase) or complements(new, _outputs(forward)):
             continue
         allowed = divisors(expr) | (inverse.atoms(sp.IndexedBase) if x_base in divisors(expr) else set())
@@ -173,8 +184,8 @@ def simplify_elementwise(expr):
     """
     if expr.has(sp.Sum, sp.Piecewise, sp.KroneckerDelta):
         return expr
-    new = sp.simplify(expr)
-    return new if sp.count_ops(new) <= sp.count_ops(expr) else expr
+    new = budget.attempt(sp.simplify, expr, "simplify the elementwise expression")
+    return new if new is not None and sp.count_ops(new) <= sp.count_ops(expr) else expr
 
 
 def reexpress_intermediates(expr, forward):
@@ -200,7 +211,7 @@ def compact(expr):
     """One fraction, common factors pulled out, leading minus moved into a difference."""
     if isinstance(expr, sp.Piecewise):
         return expr
-    new = sp.factor_terms(sp.together(expr))
-    if sp.count_ops(new) > sp.count_ops(expr):
+    new = budget.attempt(lambda e: sp.factor_terms(sp.together(e)), expr, "collect into a compact form")
+    if new is None or sp.count_ops(new) > sp.count_ops(expr):
         new = expr
     return _positive_difference(new)

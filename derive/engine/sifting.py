@@ -36,12 +36,13 @@ def pull_deltas_out_of_piecewise(expr):
         for value, _ in pw.args:
             if value == 0:
                 continue
-            deltas = {f for f in sp.Mul.make_args(value) if isinstance(f, sp.KroneckerDelta)}
-            factors = deltas if factors is None else factors & deltas
+            for term in _terms(value) if value.has(sp.KroneckerDelta) else (value,):
+                deltas = {f for f in sp.Mul.make_args(term) if isinstance(f, sp.KroneckerDelta)}
+                factors = deltas if factors is None else factors & deltas
         if not factors:
             return pw
         common = sp.Mul(*sorted(factors, key=sp.default_sort_key))
-        branches = [((v / common) if v != 0 else v, c) for v, c in pw.args]
+        branches = [(sp.Add(*[t / common for t in _terms(v)]) if v != 0 else v, c) for v, c in pw.args]
         return common * sp.Piecewise(*branches)
 
     return expr.replace(lambda e: isinstance(e, sp.Piecewise), pull)

@@ -7,12 +7,24 @@ Categorical cross-entropy on probabilities X, mean over the batch.
 """
 import numpy as np
 
+# Calling convention, the same for every module (nothing to inspect):
+#   outs = <module>_forward(*[arrays[n] for n in ARGUMENTS], **scalars)          -> RETURNS, in order
+#   grads = <module>_backward(upstream, **{n: env[n] for n in SAVED}, **scalars)  -> GRADIENTS, in order
+# where env holds the arguments and what the forward returned; upstream is dY (dL for a loss, default 1).
+# A single name in RETURNS or GRADIENTS means a single array, not a tuple. OPTIONAL: gradient -> the
+# keyword that skips computing it; VARIANTS: further forwards <module>_<variant>_forward and their arguments.
 OUTPUT = 'L'
 INPUTS = ('X',)
 PARAMS = ()
 CONSTS = ('T',)
-SAVED = ()
+ARGUMENTS = ('X', 'T')
 SCALARS = {}
+RETURNS = ('L',)
+UPSTREAM = 'dL'
+SAVED = ('X', 'T')
+GRADIENTS = ('dX',)
+OPTIONAL = {}
+VARIANTS = {}
 
 
 def cross_entropy_forward(X, T):
@@ -23,9 +35,9 @@ def cross_entropy_forward(X, T):
     return L
 
 
-def cross_entropy_backward(X, T):
+def cross_entropy_backward(dL=1.0, *, X, T):
     """Gradients dX (each the shape of what it differentiates)."""
     S = X.shape[0]
-    # dX_pq = -T_pq/(S*X_pq)
-    dX = -T/(S*X)
+    # dX_pq = -T_pq*dL/(S*X_pq)
+    dX = -T*dL/(S*X)
     return dX

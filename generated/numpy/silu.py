@@ -7,12 +7,24 @@ SiLU (swish), elementwise: X times its sigmoid.
 """
 import numpy as np
 
+# Calling convention, the same for every module (nothing to inspect):
+#   outs = <module>_forward(*[arrays[n] for n in ARGUMENTS], **scalars)          -> RETURNS, in order
+#   grads = <module>_backward(upstream, **{n: env[n] for n in SAVED}, **scalars)  -> GRADIENTS, in order
+# where env holds the arguments and what the forward returned; upstream is dY (dL for a loss, default 1).
+# A single name in RETURNS or GRADIENTS means a single array, not a tuple. OPTIONAL: gradient -> the
+# keyword that skips computing it; VARIANTS: further forwards <module>_<variant>_forward and their arguments.
 OUTPUT = 'Y'
 INPUTS = ('X',)
 PARAMS = ()
 CONSTS = ()
-SAVED = ()
+ARGUMENTS = ('X',)
 SCALARS = {}
+RETURNS = ('Y',)
+UPSTREAM = 'dY'
+SAVED = ('X',)
+GRADIENTS = ('dX',)
+OPTIONAL = {}
+VARIANTS = {}
 
 
 def silu_forward(X):
@@ -22,8 +34,12 @@ def silu_forward(X):
     return Y
 
 
-def silu_backward(dY, X):
+def silu_backward(dY, *, X):
     """Gradients dX (each the shape of what it differentiates)."""
-    # dX_pq = (exp(X_pq) + X_pq + 1)*dY_pq/(4*cosh(X_pq/2)**2)
-    dX = (1/4)*(1 + X + np.exp(X))*dY/np.cosh((1/2)*X)**2
+    # dX_exp_pq = exp(-|X_pq|)
+    dX_exp = np.exp(-np.abs(X))
+    # tmp1_pq = (dX_exp_pq + 1)**(-2)
+    tmp1 = (1 + dX_exp)**(-2)
+    # dX_pq = ((X_pq + dX_exp_pq + 1)*dX_exp_pq*dY_pq*tmp1_pq if X_pq < 0 else ((X_pq + 1)*dX_exp_pq + 1)*dY_pq*tmp1_pq)
+    dX = np.where(X < 0, (1 + dX_exp + X)*dX_exp*dY*tmp1, (1 + (1 + X)*dX_exp)*dY*tmp1)
     return dX

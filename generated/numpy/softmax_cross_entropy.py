@@ -10,35 +10,45 @@ intermediate P and feeds cross-entropy. Targets are distributions:
 """
 import numpy as np
 
+# Calling convention, the same for every module (nothing to inspect):
+#   outs = <module>_forward(*[arrays[n] for n in ARGUMENTS], **scalars)          -> RETURNS, in order
+#   grads = <module>_backward(upstream, **{n: env[n] for n in SAVED}, **scalars)  -> GRADIENTS, in order
+# where env holds the arguments and what the forward returned; upstream is dY (dL for a loss, default 1).
+# A single name in RETURNS or GRADIENTS means a single array, not a tuple. OPTIONAL: gradient -> the
+# keyword that skips computing it; VARIANTS: further forwards <module>_<variant>_forward and their arguments.
 OUTPUT = 'L'
 INPUTS = ('X',)
 PARAMS = ()
 CONSTS = ('T',)
-SAVED = ()
+ARGUMENTS = ('X', 'T')
 SCALARS = {}
+RETURNS = ('L', 'P')
+UPSTREAM = 'dL'
+SAVED = ('T', 'P')
+GRADIENTS = ('dX',)
+OPTIONAL = {}
+VARIANTS = {}
 
 
 def softmax_cross_entropy_forward(X, T):
-    """Forward pass; returns L."""
+    """Forward pass; returns L, P."""
     S = X.shape[0]
     # Z_max_s = max_k X_sk
     Z_max = X.max(axis=1)
-    # Z_s = Σ_k exp(X_sk - Z_max_s)
-    Z = np.exp(X - Z_max[:, None]).sum(axis=1)
-    # L = -Σ_sc (-log(Z_s) + X_sc - Z_max_s)*T_sc/S
+    # tmp1_sk = exp(X_sk - Z_max_s)
+    tmp1 = np.exp(X - Z_max[:, None])
+    # Z_s = Σ_k tmp1_sk
+    Z = tmp1.sum(axis=1)
+    # P_sc = tmp1_sc/Z_s
+    P = tmp1/Z[:, None]
+    # L = -Σ_sc (X_sc - log(Z_s) - Z_max_s)*T_sc/S
     L = -((X - Z_max[:, None] - np.log(Z)[:, None])*T).sum()/S
-    return L
+    return L, P
 
 
-def softmax_cross_entropy_backward(X, T):
+def softmax_cross_entropy_backward(dL=1.0, *, T, P):
     """Gradients dX (each the shape of what it differentiates)."""
-    S = X.shape[0]
-    # Z_max_s = max_k X_sk
-    Z_max = X.max(axis=1)
-    # Z_s = Σ_k exp(X_sk - Z_max_s)
-    Z = np.exp(X - Z_max[:, None]).sum(axis=1)
-    # P_sc = exp(X_sc - Z_max_s)/Z_s
-    P = np.exp(X - Z_max[:, None])/Z[:, None]
-    # dX_pq = (P_pq - T_pq)/S
-    dX = (P - T)/S
+    S = T.shape[0]
+    # dX_pq = (P_pq - T_pq)*dL/S
+    dX = (P - T)*dL/S
     return dX

@@ -7,23 +7,41 @@ Softplus, elementwise: a smooth ReLU.
 """
 import numpy as np
 
+# Calling convention, the same for every module (nothing to inspect):
+#   outs = <module>_forward(*[arrays[n] for n in ARGUMENTS], **scalars)          -> RETURNS, in order
+#   grads = <module>_backward(upstream, **{n: env[n] for n in SAVED}, **scalars)  -> GRADIENTS, in order
+# where env holds the arguments and what the forward returned; upstream is dY (dL for a loss, default 1).
+# A single name in RETURNS or GRADIENTS means a single array, not a tuple. OPTIONAL: gradient -> the
+# keyword that skips computing it; VARIANTS: further forwards <module>_<variant>_forward and their arguments.
 OUTPUT = 'Y'
 INPUTS = ('X',)
 PARAMS = ()
 CONSTS = ()
-SAVED = ()
+ARGUMENTS = ('X',)
 SCALARS = {}
+RETURNS = ('Y',)
+UPSTREAM = 'dY'
+SAVED = ('X',)
+GRADIENTS = ('dX',)
+OPTIONAL = {}
+VARIANTS = {}
 
 
 def softplus_forward(X):
     """Forward pass; returns Y."""
-    # Y_sj = log1p(exp(-Abs(X_sj))) + Max(0, X_sj)
-    Y = np.maximum(X, 0) + np.log1p(np.exp(-np.abs(X)))
+    # Y_exp_sj = exp(-|X_sj|)
+    Y_exp = np.exp(-np.abs(X))
+    # Y_sj = log1p(Y_exp_sj) + max(0, X_sj)
+    Y = np.maximum(X, 0) + np.log1p(Y_exp)
     return Y
 
 
-def softplus_backward(dY, X):
+def softplus_backward(dY, *, X):
     """Gradients dX (each the shape of what it differentiates)."""
-    # dX_pq = dY_pq/(1 + exp(-X_pq))
-    dX = dY/(1 + np.exp(-X))
+    # dX_exp_pq = exp(-|X_pq|)
+    dX_exp = np.exp(-np.abs(X))
+    # tmp1_pq = 1/(dX_exp_pq + 1)
+    tmp1 = 1/(1 + dX_exp)
+    # dX_pq = (dY_pq*tmp1_pq if X_pq > 0 else dX_exp_pq*dY_pq*tmp1_pq)
+    dX = np.where(X > 0, dY*tmp1, dX_exp*dY*tmp1)
     return dX

@@ -12,12 +12,24 @@ Eval mode normalises with running statistics instead (variant ``eval``).
 """
 import torch
 
+# Calling convention, the same for every module (nothing to inspect):
+#   outs = <module>_forward(*[arrays[n] for n in ARGUMENTS], **scalars)          -> RETURNS, in order
+#   grads = <module>_backward(upstream, **{n: env[n] for n in SAVED}, **scalars)  -> GRADIENTS, in order
+# where env holds the arguments and what the forward returned; upstream is dY (dL for a loss, default 1).
+# A single name in RETURNS or GRADIENTS means a single array, not a tuple. OPTIONAL: gradient -> the
+# keyword that skips computing it; VARIANTS: further forwards <module>_<variant>_forward and their arguments.
 OUTPUT = 'Y'
 INPUTS = ('X',)
 PARAMS = ('gamma', 'beta')
 CONSTS = ()
-SAVED = ('mean', 'var', 'Xhat')
+ARGUMENTS = ('X', 'gamma', 'beta')
 SCALARS = {'eps': 1e-05}
+RETURNS = ('Y', 'mean', 'var', 'Xhat')
+UPSTREAM = 'dY'
+SAVED = ('gamma', 'var', 'Xhat')
+GRADIENTS = ('dX', 'dgamma', 'dbeta')
+OPTIONAL = {'dX': 'need_dX'}
+VARIANTS = {'eval': ('X', 'gamma', 'beta', 'running_mean', 'running_var')}
 
 
 def batch_norm_forward(X, gamma, beta, *, eps=1e-05):
@@ -25,16 +37,18 @@ def batch_norm_forward(X, gamma, beta, *, eps=1e-05):
     S = X.shape[0]
     # mean_j = Σ_s X_sj/S
     mean = X.sum(dim=0)/S
-    # var_j = Σ_s (X_sj - mean_j)**2/S
-    var = ((X - mean)**2).sum(dim=0)/S
-    # Xhat_sj = (X_sj - mean_j)/√(eps + var_j)
-    Xhat = (X - mean)/torch.sqrt(eps + var)
+    # tmp1_js = X_sj - mean_j
+    tmp1 = X.T - mean[:, None]
+    # var_j = Σ_s tmp1_js**2/S
+    var = (tmp1**2).sum(dim=1)/S
+    # Xhat_sj = tmp1_js/√(eps + var_j)
+    Xhat = tmp1.T/torch.sqrt(eps + var)
     # Y_sj = Xhat_sj*gamma_j + beta_j
     Y = gamma*Xhat + beta
     return Y, mean, var, Xhat
 
 
-def batch_norm_backward(dY, gamma, var, Xhat, *, eps=1e-05, need_dX=True):
+def batch_norm_backward(dY, *, gamma, var, Xhat, eps=1e-05, need_dX=True):
     """Gradients dX, dgamma, dbeta (each the shape of what it differentiates)."""
     S = dY.shape[0]
     # dgamma_p = Σ_s Xhat_sp*dY_sp

@@ -8,23 +8,35 @@ ELU with parameter alpha, elementwise.
 """
 import torch
 
+# Calling convention, the same for every module (nothing to inspect):
+#   outs = <module>_forward(*[arrays[n] for n in ARGUMENTS], **scalars)          -> RETURNS, in order
+#   grads = <module>_backward(upstream, **{n: env[n] for n in SAVED}, **scalars)  -> GRADIENTS, in order
+# where env holds the arguments and what the forward returned; upstream is dY (dL for a loss, default 1).
+# A single name in RETURNS or GRADIENTS means a single array, not a tuple. OPTIONAL: gradient -> the
+# keyword that skips computing it; VARIANTS: further forwards <module>_<variant>_forward and their arguments.
 OUTPUT = 'Y'
 INPUTS = ('X',)
 PARAMS = ()
 CONSTS = ()
-SAVED = ()
+ARGUMENTS = ('X',)
 SCALARS = {'alpha': 1.0}
+RETURNS = ('Y',)
+UPSTREAM = 'dY'
+SAVED = ('X',)
+GRADIENTS = ('dX',)
+OPTIONAL = {}
+VARIANTS = {}
 
 
 def elu_forward(X, *, alpha=1.0):
     """Forward pass; returns Y."""
-    # Y_sj = alpha*expm1(Min(0, X_sj)) + Max(0, X_sj)
+    # Y_sj = alpha*expm1(min(0, X_sj)) + max(0, X_sj)
     Y = alpha*torch.expm1(torch.clamp(X, max=0)) + torch.clamp(X, min=0)
     return Y
 
 
-def elu_backward(dY, X, *, alpha=1.0):
+def elu_backward(dY, *, X, alpha=1.0):
     """Gradients dX (each the shape of what it differentiates)."""
-    # dX_pq = (dY_pq if X_pq > 0 else alpha*exp(Min(0, X_pq))*dY_pq)
+    # dX_pq = (dY_pq if X_pq > 0 else alpha*exp(min(0, X_pq))*dY_pq)
     dX = torch.where(X > 0, dY, alpha*dY*torch.exp(torch.clamp(X, max=0)))
     return dX

@@ -10,12 +10,24 @@ Layer normalisation over the feature axis, with a gain and a bias per feature.
 """
 import torch
 
+# Calling convention, the same for every module (nothing to inspect):
+#   outs = <module>_forward(*[arrays[n] for n in ARGUMENTS], **scalars)          -> RETURNS, in order
+#   grads = <module>_backward(upstream, **{n: env[n] for n in SAVED}, **scalars)  -> GRADIENTS, in order
+# where env holds the arguments and what the forward returned; upstream is dY (dL for a loss, default 1).
+# A single name in RETURNS or GRADIENTS means a single array, not a tuple. OPTIONAL: gradient -> the
+# keyword that skips computing it; VARIANTS: further forwards <module>_<variant>_forward and their arguments.
 OUTPUT = 'Y'
 INPUTS = ('X',)
 PARAMS = ('gamma', 'beta')
 CONSTS = ()
-SAVED = ('var', 'Xhat')
+ARGUMENTS = ('X', 'gamma', 'beta')
 SCALARS = {'eps': 1e-05}
+RETURNS = ('Y', 'var', 'Xhat')
+UPSTREAM = 'dY'
+SAVED = ('gamma', 'var', 'Xhat')
+GRADIENTS = ('dX', 'dgamma', 'dbeta')
+OPTIONAL = {'dX': 'need_dX'}
+VARIANTS = {}
 
 
 def layer_norm_forward(X, gamma, beta, *, eps=1e-05):
@@ -23,22 +35,24 @@ def layer_norm_forward(X, gamma, beta, *, eps=1e-05):
     D = X.shape[1]
     # mean_s = Σ_j X_sj/D
     mean = X.sum(dim=1)/D
-    # var_s = Σ_j (X_sj - mean_s)**2/D
-    var = ((X - mean[:, None])**2).sum(dim=1)/D
-    # Xhat_sj = (X_sj - mean_s)/√(eps + var_s)
-    Xhat = (X - mean[:, None])/torch.sqrt((eps + var)[:, None])
+    # tmp1_sj = X_sj - mean_s
+    tmp1 = X - mean[:, None]
+    # var_s = Σ_j tmp1_sj**2/D
+    var = (tmp1**2).sum(dim=1)/D
+    # Xhat_sj = tmp1_sj/√(eps + var_s)
+    Xhat = tmp1/torch.sqrt((eps + var)[:, None])
     # Y_sj = Xhat_sj*gamma_j + beta_j
     Y = gamma*Xhat + beta
     return Y, var, Xhat
 
 
-def layer_norm_backward(dY, gamma, var, Xhat, *, eps=1e-05, need_dX=True):
+def layer_norm_backward(dY, *, gamma, var, Xhat, eps=1e-05, need_dX=True):
     """Gradients dX, dgamma, dbeta (each the shape of what it differentiates)."""
     D = dY.shape[1]
     dX = None
     if need_dX:
         # dX_pq = (D*dY_pq*gamma_q - Xhat_pq*Σ_j Xhat_pj*dY_pj*gamma_j - Σ_j dY_pj*gamma_j)/(D*√(eps + var_p))
-        dX = (D*gamma*dY - (dY @ gamma)[:, None] - torch.einsum('j,pj,pj->p', gamma, Xhat, dY)[:, None]*Xhat)/(D*torch.sqrt((eps + var)[:, None]))
+        dX = (D*gamma*dY - (dY @ gamma)[:, None] - Xhat*torch.einsum('j,pj,pj->p', gamma, Xhat, dY)[:, None])/(D*torch.sqrt((eps + var)[:, None]))
     # dgamma_p = Σ_s Xhat_sp*dY_sp
     dgamma = torch.einsum('sp,sp->p', Xhat, dY)
     # dbeta_p = Σ_s dY_sp

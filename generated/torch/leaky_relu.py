@@ -8,22 +8,34 @@ Leaky ReLU with a negative slope, elementwise.
 """
 import torch
 
+# Calling convention, the same for every module (nothing to inspect):
+#   outs = <module>_forward(*[arrays[n] for n in ARGUMENTS], **scalars)          -> RETURNS, in order
+#   grads = <module>_backward(upstream, **{n: env[n] for n in SAVED}, **scalars)  -> GRADIENTS, in order
+# where env holds the arguments and what the forward returned; upstream is dY (dL for a loss, default 1).
+# A single name in RETURNS or GRADIENTS means a single array, not a tuple. OPTIONAL: gradient -> the
+# keyword that skips computing it; VARIANTS: further forwards <module>_<variant>_forward and their arguments.
 OUTPUT = 'Y'
 INPUTS = ('X',)
 PARAMS = ()
 CONSTS = ()
-SAVED = ()
+ARGUMENTS = ('X',)
 SCALARS = {'negative_slope': 0.01}
+RETURNS = ('Y',)
+UPSTREAM = 'dY'
+SAVED = ('X',)
+GRADIENTS = ('dX',)
+OPTIONAL = {}
+VARIANTS = {}
 
 
 def leaky_relu_forward(X, *, negative_slope=0.01):
     """Forward pass; returns Y."""
-    # Y_sj = negative_slope*Min(0, X_sj) + Max(0, X_sj)
+    # Y_sj = negative_slope*min(0, X_sj) + max(0, X_sj)
     Y = negative_slope*torch.clamp(X, max=0) + torch.clamp(X, min=0)
     return Y
 
 
-def leaky_relu_backward(dY, X, *, negative_slope=0.01):
+def leaky_relu_backward(dY, *, X, negative_slope=0.01):
     """Gradients dX (each the shape of what it differentiates)."""
     # dX_pq = (dY_pq if X_pq > 0 else negative_slope*dY_pq)
     dX = torch.where(X > 0, dY, negative_slope*dY)

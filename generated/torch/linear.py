@@ -7,12 +7,24 @@ Linear layer, batch first: Y = X Wᵀ + b.
 """
 import torch
 
+# Calling convention, the same for every module (nothing to inspect):
+#   outs = <module>_forward(*[arrays[n] for n in ARGUMENTS], **scalars)          -> RETURNS, in order
+#   grads = <module>_backward(upstream, **{n: env[n] for n in SAVED}, **scalars)  -> GRADIENTS, in order
+# where env holds the arguments and what the forward returned; upstream is dY (dL for a loss, default 1).
+# A single name in RETURNS or GRADIENTS means a single array, not a tuple. OPTIONAL: gradient -> the
+# keyword that skips computing it; VARIANTS: further forwards <module>_<variant>_forward and their arguments.
 OUTPUT = 'Y'
 INPUTS = ('X',)
 PARAMS = ('W', 'b')
 CONSTS = ()
-SAVED = ()
+ARGUMENTS = ('X', 'W', 'b')
 SCALARS = {}
+RETURNS = ('Y',)
+UPSTREAM = 'dY'
+SAVED = ('X', 'W')
+GRADIENTS = ('dX', 'dW', 'db')
+OPTIONAL = {'dX': 'need_dX'}
+VARIANTS = {}
 
 
 def linear_forward(X, W, b):
@@ -22,7 +34,7 @@ def linear_forward(X, W, b):
     return Y
 
 
-def linear_backward(dY, X, W, *, need_dX=True):
+def linear_backward(dY, *, X, W, need_dX=True):
     """Gradients dX, dW, db (each the shape of what it differentiates)."""
     dX = None
     if need_dX:

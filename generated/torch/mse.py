@@ -7,25 +7,37 @@ Mean squared error, halved, mean over the batch.
 """
 import torch
 
+# Calling convention, the same for every module (nothing to inspect):
+#   outs = <module>_forward(*[arrays[n] for n in ARGUMENTS], **scalars)          -> RETURNS, in order
+#   grads = <module>_backward(upstream, **{n: env[n] for n in SAVED}, **scalars)  -> GRADIENTS, in order
+# where env holds the arguments and what the forward returned; upstream is dY (dL for a loss, default 1).
+# A single name in RETURNS or GRADIENTS means a single array, not a tuple. OPTIONAL: gradient -> the
+# keyword that skips computing it; VARIANTS: further forwards <module>_<variant>_forward and their arguments.
 OUTPUT = 'L'
 INPUTS = ('X',)
 PARAMS = ()
 CONSTS = ('T',)
-SAVED = ()
+ARGUMENTS = ('X', 'T')
 SCALARS = {}
+RETURNS = ('L',)
+UPSTREAM = 'dL'
+SAVED = ('X', 'T')
+GRADIENTS = ('dX',)
+OPTIONAL = {}
+VARIANTS = {}
 
 
 def mse_forward(X, T):
     """Forward pass; returns L."""
     S = X.shape[0]
-    # L = Σ_sj (-T_sj + X_sj)**2/(2*S)
-    L = (1/2)*((X - T)**2).sum()/S
+    # L = Σ_sj (X_sj - T_sj)**2/(2*S)
+    L = ((X - T)**2).sum()/(2*S)
     return L
 
 
-def mse_backward(X, T):
+def mse_backward(dL=1.0, *, X, T):
     """Gradients dX (each the shape of what it differentiates)."""
     S = X.shape[0]
-    # dX_pq = (-T_pq + X_pq)/S
-    dX = (X - T)/S
+    # dX_pq = (X_pq - T_pq)*dL/S
+    dX = (X - T)*dL/S
     return dX

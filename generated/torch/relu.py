@@ -10,22 +10,34 @@ as in PyTorch.
 """
 import torch
 
+# Calling convention, the same for every module (nothing to inspect):
+#   outs = <module>_forward(*[arrays[n] for n in ARGUMENTS], **scalars)          -> RETURNS, in order
+#   grads = <module>_backward(upstream, **{n: env[n] for n in SAVED}, **scalars)  -> GRADIENTS, in order
+# where env holds the arguments and what the forward returned; upstream is dY (dL for a loss, default 1).
+# A single name in RETURNS or GRADIENTS means a single array, not a tuple. OPTIONAL: gradient -> the
+# keyword that skips computing it; VARIANTS: further forwards <module>_<variant>_forward and their arguments.
 OUTPUT = 'Y'
 INPUTS = ('X',)
 PARAMS = ()
 CONSTS = ()
-SAVED = ()
+ARGUMENTS = ('X',)
 SCALARS = {}
+RETURNS = ('Y',)
+UPSTREAM = 'dY'
+SAVED = ('X',)
+GRADIENTS = ('dX',)
+OPTIONAL = {}
+VARIANTS = {}
 
 
 def relu_forward(X):
     """Forward pass; returns Y."""
-    # Y_sj = Max(0, X_sj)
+    # Y_sj = max(0, X_sj)
     Y = torch.clamp(X, min=0)
     return Y
 
 
-def relu_backward(dY, X):
+def relu_backward(dY, *, X):
     """Gradients dX (each the shape of what it differentiates)."""
     # dX_pq = (dY_pq if X_pq > 0 else 0)
     dX = torch.where(X > 0, dY, 0)

@@ -7,12 +7,24 @@ Logistic sigmoid, elementwise.
 """
 import torch
 
+# Calling convention, the same for every module (nothing to inspect):
+#   outs = <module>_forward(*[arrays[n] for n in ARGUMENTS], **scalars)          -> RETURNS, in order
+#   grads = <module>_backward(upstream, **{n: env[n] for n in SAVED}, **scalars)  -> GRADIENTS, in order
+# where env holds the arguments and what the forward returned; upstream is dY (dL for a loss, default 1).
+# A single name in RETURNS or GRADIENTS means a single array, not a tuple. OPTIONAL: gradient -> the
+# keyword that skips computing it; VARIANTS: further forwards <module>_<variant>_forward and their arguments.
 OUTPUT = 'Y'
 INPUTS = ('X',)
 PARAMS = ()
 CONSTS = ()
-SAVED = ()
+ARGUMENTS = ('X',)
 SCALARS = {}
+RETURNS = ('Y',)
+UPSTREAM = 'dY'
+SAVED = ('X',)
+GRADIENTS = ('dX',)
+OPTIONAL = {}
+VARIANTS = {}
 
 
 def sigmoid_forward(X):
@@ -22,8 +34,8 @@ def sigmoid_forward(X):
     return Y
 
 
-def sigmoid_backward(dY, X):
+def sigmoid_backward(dY, *, X):
     """Gradients dX (each the shape of what it differentiates)."""
     # dX_pq = dY_pq/(4*cosh(X_pq/2)**2)
-    dX = (1/4)*dY/torch.cosh((1/2)*X)**2
+    dX = dY/(4*torch.cosh(X/2)**2)
     return dX

@@ -8,26 +8,40 @@ Softmax over the feature axis, row by row.
 """
 import torch
 
+# Calling convention, the same for every module (nothing to inspect):
+#   outs = <module>_forward(*[arrays[n] for n in ARGUMENTS], **scalars)          -> RETURNS, in order
+#   grads = <module>_backward(upstream, **{n: env[n] for n in SAVED}, **scalars)  -> GRADIENTS, in order
+# where env holds the arguments and what the forward returned; upstream is dY (dL for a loss, default 1).
+# A single name in RETURNS or GRADIENTS means a single array, not a tuple. OPTIONAL: gradient -> the
+# keyword that skips computing it; VARIANTS: further forwards <module>_<variant>_forward and their arguments.
 OUTPUT = 'Y'
 INPUTS = ('X',)
 PARAMS = ()
 CONSTS = ()
-SAVED = ()
+ARGUMENTS = ('X',)
 SCALARS = {}
+RETURNS = ('Y',)
+UPSTREAM = 'dY'
+SAVED = ('Y',)
+GRADIENTS = ('dX',)
+OPTIONAL = {}
+VARIANTS = {}
 
 
 def softmax_forward(X):
     """Forward pass; returns Y."""
     # Z_max_s = max_k X_sk
     Z_max = X.amax(dim=1)
-    # Z_s = Σ_k exp(X_sk - Z_max_s)
-    Z = torch.exp(X - Z_max[:, None]).sum(dim=1)
-    # Y_sc = exp(X_sc - Z_max_s)/Z_s
-    Y = torch.exp(X - Z_max[:, None])/Z[:, None]
+    # tmp1_sk = exp(X_sk - Z_max_s)
+    tmp1 = torch.exp(X - Z_max[:, None])
+    # Z_s = Σ_k tmp1_sk
+    Z = tmp1.sum(dim=1)
+    # Y_sc = tmp1_sc/Z_s
+    Y = tmp1/Z[:, None]
     return Y
 
 
-def softmax_backward(dY, Y):
+def softmax_backward(dY, *, Y):
     """Gradients dX (each the shape of what it differentiates)."""
     # dX_pq = (dY_pq - Σ_c Y_pc*dY_pc)*Y_pq
     dX = (dY - torch.einsum('pc,pc->p', Y, dY)[:, None])*Y

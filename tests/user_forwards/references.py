@@ -1,0 +1,131 @@
+"""Independent PyTorch references for the user forwards in this folder.
+
+Each function takes the module's tensors (float64) and scalars as keyword
+arguments, named as in the forward, and returns the module's output.
+"""
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def hard_tanh(*, X):
+    return F.hardtanh(X, -1.0, 1.0)
+
+
+def hard_sigmoid(*, X):
+    return F.hardsigmoid(X)
+
+
+def relu6(*, X):
+    return F.relu6(X)
+
+
+def hard_swish(*, X):
+    return F.hardswish(X)
+
+
+def prelu(*, X, a):
+    return F.prelu(X, a)
+
+
+def gelu_exact(*, X):
+    return F.gelu(X, approximate="none")
+
+
+def mish(*, X):
+    return F.mish(X)
+
+
+def gelu_tanh(*, X):
+    return F.gelu(X, approximate="tanh")
+
+
+def selu(*, X, scale, alpha):
+    return scale * F.elu(X, alpha=alpha)
+
+
+def bce_logits(*, X, T):
+    return F.binary_cross_entropy_with_logits(X, T, reduction="sum") / X.shape[0]
+
+
+def huber(*, X, T, delta):
+    return F.huber_loss(X, T, reduction="sum", delta=delta) / X.shape[0]
+
+
+def smooth_l1(*, X, T, beta):
+    return F.smooth_l1_loss(X, T, reduction="sum", beta=beta) / X.shape[0]
+
+
+def kl_div_logits(*, X, T):
+    return F.kl_div(F.log_softmax(X, dim=-1), T, reduction="batchmean")
+
+
+def hinge(*, X, T):
+    return F.relu(1 - T * X).mean()
+
+
+def glu_gate(*, A, B):
+    return F.glu(torch.cat([A, B], dim=-1), dim=-1)
+
+
+def bilinear(*, X1, X2, W, b):
+    return F.bilinear(X1, X2, W, b)
+
+
+def cosine_sim(*, A, B):
+    return F.cosine_similarity(A, B, dim=1, eps=1e-300)
+
+
+def softmax_hw(*, X):
+    return torch.softmax(X, dim=-1)
+
+
+def channel_affine(*, X, gamma, beta):
+    return X * gamma[None, :, None] + beta[None, :, None]
+
+
+def softmax_temperature(*, X, tau):
+    return torch.softmax(X / tau, dim=-1)
+
+
+def attention_weights(*, Q, K):
+    return torch.softmax(Q @ K.T / math.sqrt(Q.shape[1]), dim=-1)
+
+
+REFERENCES = {
+    "hard_tanh": hard_tanh,
+    "hard_sigmoid": hard_sigmoid,
+    "relu6": relu6,
+    "hard_swish": hard_swish,
+    "prelu": prelu,
+    "gelu_exact": gelu_exact,
+    "mish": mish,
+    "gelu_tanh": gelu_tanh,
+    "selu": selu,
+    "bce_logits": bce_logits,
+    "huber": huber,
+    "smooth_l1": smooth_l1,
+    "kl_div_logits": kl_div_logits,
+    "hinge": hinge,
+    "glu_gate": glu_gate,
+    "bilinear": bilinear,
+    "cosine_sim": cosine_sim,
+    "softmax_hw": softmax_hw,
+    "channel_affine": channel_affine,
+    "softmax_temperature": softmax_temperature,
+    "attention_weights": attention_weights,
+}
+
+INPUT_NOTES = {
+    "bce_logits": "T are soft targets in [0, 1] (the test draw's rows summing to 1 satisfy this).",
+    "kl_div_logits": "T rows are distributions: positive, summing to 1 along the last axis (assumed in the forward).",
+    "hinge": "T are labels, usually ±1; any real values are in the domain (the draw gives uniform(0.1, 1)).",
+    "huber": "Kinks at |X − T| = delta: a draw exactly on one has measure zero.",
+    "smooth_l1": "Kinks at |X − T| = beta: a draw exactly on one has measure zero.",
+    "cosine_sim": "Rows of A and B must be non-zero (standard normal draws are, almost surely).",
+    "hard_tanh": "Kinks at X = ±1; torch's hardtanh gradient is 0 at the kinks.",
+    "relu6": "Kinks at X = 0 and X = 6.",
+    "hard_sigmoid": "Kinks at X = ±3.",
+    "hard_swish": "Kinks at X = ±3.",
+}
