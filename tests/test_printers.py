@@ -87,7 +87,7 @@ def test_max_differentiates_like_pytorch_relu():
     assert to_piecewise(sp.Heaviside(x)).subs(x, 0) == 0
     relu = importlib.import_module("generated.numpy.relu")
     X = np.array([[-1.0, 0.0, 2.0]])
-    np.testing.assert_array_equal(relu.relu_backward(np.ones_like(X), X), [[0.0, 0.0, 1.0]])
+    np.testing.assert_array_equal(relu.relu_backward(np.ones_like(X), X=X), [[0.0, 0.0, 1.0]])
     Xt = torch.tensor(X, requires_grad=True)
     (g,) = torch.autograd.grad(torch.relu(Xt).sum(), Xt)
     np.testing.assert_array_equal(g.numpy(), [[0.0, 0.0, 1.0]])
