@@ -4,7 +4,7 @@
     python -m derive --check                exit 1 if generated/ differs from a fresh derivation
     python -m derive show MODULE            print one module's derivation, step by step (MODULE or FILE.py)
     python -m derive examples               print the course's index-gymnastics examples, step by step
-    python -m derive FILE.py --out DIR      derive the forward in FILE.py (anywhere on disk) into DIR
+    python -m derive FILE.py ... --out DIR  derive the forward in each FILE.py (anywhere on disk) into DIR
 
 Every kernel file is imported and run on random inputs (against central
 differences of its own forward, and NumPy against Torch) before anything is
@@ -101,15 +101,20 @@ def run(args) -> int:
             show_forward(f)
         return 0
     if args.target:
-        if len(args.target) != 1 or not args.target[0].endswith(".py"):
-            raise UsageError(f"expected show MODULE, examples or a FILE.py, got {' '.join(args.target)}")
+        if not all(t.endswith(".py") for t in args.target):
+            raise UsageError(f"expected show MODULE, examples or FILE.py ..., got {' '.join(args.target)}")
         if args.out is None:
             raise UsageError("deriving a file needs --out DIR")
-        forward = registry.load_path(Path(args.target[0]))
-        built = _progress([forward])
-        files = render_all(built, forward.source)
+        forwards = [registry.load_path(Path(t)) for t in args.target]
+        seen = {}
+        for f in forwards:
+            if f.name in seen:
+                raise UsageError(f"{f.source} and {seen[f.name]} both define a module named {f.name!r}")
+            seen[f.name] = f.source
+        built = _progress(forwards)
+        files = render_all(built, ", ".join(f.source for f in forwards))
         notes = verify(built, files)
-        out, names = args.out, forward.name
+        out, names = args.out, ", ".join(f.name for f in forwards)
     else:
         out = args.out or ROOT / "generated"
         modules, worked = registry.build_everything(_progress)

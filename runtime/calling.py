@@ -15,9 +15,11 @@ import importlib
 
 
 class Kernels:
-    def __init__(self, module: str, backend: str = "numpy", package: str = "generated"):
+    """The kernels of ``module`` in ``package.backend``, or of an already loaded kernel file ``loaded``."""
+
+    def __init__(self, module: str, backend: str = "numpy", package: str = "generated", loaded=None):
         self.name = module
-        self.k = importlib.import_module(f"{package}.{backend}.{module}")
+        self.k = loaded if loaded is not None else importlib.import_module(f"{package}.{backend}.{module}")
         self._forward = getattr(self.k, f"{module}_forward")
         self._backward = getattr(self.k, f"{module}_backward")
 

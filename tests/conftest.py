@@ -55,3 +55,50 @@ def draw(forward, sizes, rng, scale=1.0) -> dict:
         else:
             out[t.name] = scale * rng.standard_normal(shape)
     return out
+
+
+# -- user-style forwards (tests/user_forwards/), derived by the command line as a user would ----------
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+USER_FORWARDS = Path(__file__).resolve().parent / "user_forwards"
+USER_MODULES = sorted(p.stem for p in USER_FORWARDS.glob("*.py"))
+
+
+def load_file(path: Path, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def user_derived(tmp_path_factory):
+    """The folder ``python -m derive tests/user_forwards/*.py --out DIR`` wrote (one run for all of them)."""
+    out = tmp_path_factory.mktemp("user_kernels")
+    files = [str(USER_FORWARDS / f"{n}.py") for n in USER_MODULES]
+    r = subprocess.run([sys.executable, "-m", "derive", *files, "--out", str(out)],
+                       cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+@pytest.fixture(scope="session")
+def user_kernels(user_derived):
+    """(name, backend) -> the generated kernel module of a user forward."""
+    cache = {}
+
+    def get(name, backend):
+        if (name, backend) not in cache:
+            cache[name, backend] = load_file(user_derived / backend / f"{name}.py", f"user_{backend}_{name}")
+        return cache[name, backend]
+
+    return get
+
+
+def load_user_forward(name: str):
+    from derive import registry
+    return registry.load_path(USER_FORWARDS / f"{name}.py")

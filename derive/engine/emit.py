@@ -98,7 +98,8 @@ def _signature(kernel: Kernel) -> str:
 
 def kernel_context(kernel: Kernel, backend: str, module: str = "") -> dict:
     printer = PRINTERS[backend]()
-    printer.like = kernel.arguments[0].name if kernel.arguments else None
+    arrays = [a for a in ([kernel.upstream] if kernel.upstream else []) + kernel.arguments if a.dims]
+    printer.like = arrays[0].name if arrays else None
     statements = []
     for st in kernel.statements:
         with stage(module or kernel.name, "print", f"{kernel.name}: {index_text(st.lhs)} = {index_text(st.rhs)}"):

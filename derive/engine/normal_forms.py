@@ -7,8 +7,9 @@ whose branch at a tie carries PyTorch's slope:
 
 - ``max(u, c)`` / ``min(u, c)`` with ``c`` free of tensors (ReLU): the tie goes to
   the constant branch, slope 0 (``relu'(0) = 0``);
-- a clamp ``min(hi, max(lo, u))`` (either nesting, ``lo < hi``): the bounds are
-  inclusive on the inside, slope 1 at ``u = lo`` and ``u = hi`` (``torch.clamp``);
+- a clamp ``min(hi, max(lo, u))`` (either nesting, ``lo < hi``): its value is ``u``
+  on the closed inside, and at a bound the slope is the constant branch's, 0
+  (``torch.clamp``, ``F.hardtanh``, ``F.relu6``);
 - ``max(a, b)`` of two tensor expressions: at a tie each gets half (``torch.maximum``);
 - ``|u|`` and ``sign(u)``: slope 0 at 0 (``torch.abs``, ``torch.sign``);
 - ``Heaviside(u)`` is 0 at 0.
@@ -73,7 +74,8 @@ def _convert(e):
         if found is not None:
             u, lo, hi = found
             u = _convert(u)
-            return _fold(sp.Piecewise((lo, sp.StrictLessThan(u, lo)), (hi, sp.StrictGreaterThan(u, hi)), (u, True)))
+            inside = sp.And(sp.StrictGreaterThan(u, lo), sp.StrictLessThan(u, hi))
+            return _fold(sp.Piecewise((u, inside), (lo, sp.LessThan(u, lo)), (hi, True)))
         return _extremum([_convert(a) for a in e.args], isinstance(e, sp.Max))
     args = [_convert(a) for a in e.args]
     if isinstance(e, sp.Heaviside):

@@ -245,6 +245,10 @@ class ArrayPrinter(_Printer):
     def identity(self, n: str) -> str:
         raise NotImplementedError
 
+    def typed(self, code: str) -> str:
+        """A Python number as a scalar of the kernel's array dtype (and device)."""
+        raise NotImplementedError
+
     # -- min, max, clamps ----------------------------------------------------
     def _minmax(self, e, which):
         consts = [a for a in e.args if not a.has(sp.Indexed, sp.IndexedBase, Code, sp.Idx)]
@@ -413,8 +417,15 @@ class ArrayPrinter(_Printer):
         if e.args[-1].cond != sp.true:
             raise PrintError("a Piecewise without an 'otherwise' branch")
         code = self._branch(e.args[-1].expr, target)
+        # No array element: a Python number, or a scalar argument that may be one (dL = 1.0).
+        scalar = not e.args[-1].expr.has(sp.Indexed)
         for value, cond in reversed(e.args[:-1]):
-            code = f"{self.fn('where')}({self._cond(cond, target)}, {self._branch(value, target)}, {code})"
+            branch = self._branch(value, target)
+            if scalar and not value.has(sp.Indexed):
+                # where() of two Python numbers has the default dtype: give one the arrays' dtype.
+                branch = self.typed(branch)
+            code = f"{self.fn('where')}({self._cond(cond, target)}, {branch}, {code})"
+            scalar = False
         return code
 
     def _branch(self, v, target):
@@ -541,6 +552,9 @@ class NumPyKernelPrinter(ArrayPrinter):
         dtype = f", dtype={self.like}.dtype" if self.like else ""
         return f"np.eye({n}{dtype})"
 
+    def typed(self, code):
+        return f"{self.like}.dtype.type({code})" if self.like else code
+
 
 class TorchKernelPrinter(ArrayPrinter):
     module = "torch"
@@ -565,6 +579,9 @@ class TorchKernelPrinter(ArrayPrinter):
     def identity(self, n):
         like = f", dtype={self.like}.dtype, device={self.like}.device" if self.like else ""
         return f"torch.eye({n}{like})"
+
+    def typed(self, code):
+        return f"{self.like}.new_tensor({code})" if self.like else code
 
 
 PRINTERS = {"numpy": NumPyKernelPrinter, "torch": TorchKernelPrinter}

@@ -1,0 +1,96 @@
+"""User-style forwards the engine has never seen (tests/user_forwards/), derived by the command line.
+
+Each is checked against an independent PyTorch implementation of the same
+module (tests/user_references.py): the forward's value, and the gradients of
+autograd through that implementation, in float64, on both backends. At the
+kinks, PyTorch's tie convention: the slope is the constant branch's (``F.relu``
+at 0, ``torch.clamp`` at its bounds).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from runtime.calling import Kernels
+from tests.conftest import BACKENDS, USER_MODULES, draw, load_user_forward, sizes_for
+from tests.user_references import REFERENCES
+
+TOL = 1e-10
+
+
+def test_every_user_forward_has_a_reference():
+    assert len(USER_MODULES) >= 10
+    assert set(USER_MODULES) <= set(REFERENCES)
+
+
+def _run(kernels, arrays, scalars, upstream, backend):
+    wrap = (lambda a: a) if backend == "numpy" else (lambda a: torch.tensor(a, dtype=torch.float64))
+    env = kernels.forward({n: wrap(a) for n, a in arrays.items()}, **scalars)
+    up = upstream if np.ndim(upstream) == 0 else wrap(upstream)
+    grads = kernels.backward(up, env, **scalars)
+    as_np = lambda v: v if isinstance(v, np.ndarray) or np.isscalar(v) else v.detach().numpy()
+    return as_np(env[kernels.OUTPUT]), {g: as_np(v) for g, v in grads.items()}
+
+
+def _autograd(reference, forward, arrays, scalars, upstream):
+    wrt = [t.name for t in forward.differentiable]
+    xs = {n: torch.tensor(a, dtype=torch.float64, requires_grad=n in wrt) for n, a in arrays.items()}
+    y = reference(**xs, **scalars)
+    grads = torch.autograd.grad(y, [xs[n] for n in wrt], torch.as_tensor(upstream, dtype=torch.float64))
+    return y.detach().numpy(), {f"d{n}": g.numpy() for n, g in zip(wrt, grads)}
+
+
+def _close(got, want, what):
+    got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
+    assert got.shape == want.shape, f"{what}: shape {got.shape}, expected {want.shape}"
+    err = float(np.max(np.abs(got - want), initial=0.0))
+    assert err <= TOL * (1.0 + float(np.max(np.abs(want), initial=0.0))), f"{what}: max abs error {err:.3e}"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", USER_MODULES)
+def test_user_forward_matches_an_independent_pytorch_module(name, backend, user_kernels):
+    forward = load_user_forward(name)
+    kernels = Kernels(name, backend, loaded=user_kernels(name, backend))
+    scalars = dict(kernels.SCALARS)
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        sizes = sizes_for(forward, rng)
+        arrays = draw(forward, sizes, rng)
+        out_shape = tuple(sizes[d] for d in forward.out.tensor.dims)
+        upstream = rng.standard_normal(out_shape) if out_shape else 0.8
+        y, grads = _run(kernels, arrays, scalars, upstream, backend)
+        ref_y, ref_grads = _autograd(REFERENCES[name], forward, arrays, scalars, upstream)
+        _close(y, ref_y, f"{name} forward (seed {seed})")
+        assert set(grads) == set(ref_grads)
+        for g in ref_grads:
+            _close(grads[g], ref_grads[g], f"{name} {g} (seed {seed})")
+
+
+# At a kink: PyTorch functions whose slope there is the constant branch's (relu at 0, clamp at its bounds).
+TIES = {
+    "hard_tanh": (lambda X: torch.clamp(X, -1.0, 1.0), {"X": [-1.0, 1.0, -2.0, 0.0, 2.0]}),
+    "relu6": (lambda X: torch.clamp(X, 0.0, 6.0), {"X": [0.0, 6.0, -1.0, 3.0, 7.0]}),
+    "hard_sigmoid": (lambda X: torch.clamp(X / 6 + 0.5, 0.0, 1.0), {"X": [-3.0, 3.0, -4.0, 0.0, 4.0]}),
+    "prelu": (lambda X, a: torch.relu(X) - a * torch.relu(-X), {"X": [0.0, -1.0, 1.0], "a": [0.25]}),
+    "hinge": (lambda X, T: torch.relu(1 - T * X).mean(), {"X": [1.0, 2.0, -1.0], "T": [1.0, 0.5, 1.0]}),
+}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", sorted(TIES))
+def test_slopes_at_the_kinks_follow_pytorch(name, backend, user_kernels):
+    forward = load_user_forward(name)
+    reference, values = TIES[name]
+    kernels = Kernels(name, backend, loaded=user_kernels(name, backend))
+    arrays = {}
+    for t in forward.arguments:
+        v = np.asarray(values[t.name], dtype=np.float64)
+        arrays[t.name] = v.reshape(-1, 1) if len(t.dims) == 2 else v
+    out = forward.out.tensor.dims
+    upstream = 1.0 if not out else np.ones((len(values["X"]), 1))
+    _, grads = _run(kernels, arrays, {}, upstream, backend)
+    _, ref = _autograd(reference, forward, arrays, {}, upstream)
+    for g in ref:
+        np.testing.assert_array_equal(np.asarray(grads[g], dtype=np.float64), ref[g], err_msg=f"{name} {g}")
