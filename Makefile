@@ -13,7 +13,7 @@ help:  ## list the targets
 $(VENV)/.installed: pyproject.toml
 	@test -x $(VENV)/bin/python || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e ".[test]"
+	$(VENV)/bin/pip install --quiet -e ".[runtime,test,data]"
 	@touch $@
 
 venv: $(VENV)/.installed  ## create .venv with the dependencies

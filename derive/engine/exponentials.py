@@ -80,8 +80,9 @@ def _exponential_atoms(e) -> list:
 def needs_rewrite(e) -> bool:
     """Two exponential-type atoms (e^x / cosh²(x/2): inf/inf), or a bounded one inside a sum (1 − tanh²).
 
-    A lone ``e^x``, ``1/(1 + e^{−x})`` or ``1/cosh² x`` overflows only on the way to its true limit;
-    under a ``log`` or a root (softplus ``log(1 + e^x)``) it overflows long before the result does.
+    A lone ``e^x`` overflows only where its true value does. In a denominator (``x/(1 + e^{−x})``)
+    its overflow flushes the result to 0 while the true value is still a normal number, and under a
+    ``log`` or a root (softplus ``log(1 + e^x)``) it overflows long before the result does.
     """
     atoms = _exponential_atoms(e)
     if len(atoms) >= 2:
@@ -93,9 +94,10 @@ def needs_rewrite(e) -> bool:
         return any(any(a in set(sp.preorder_traversal(n)) for a in of) for n in nodes)
 
     bounded = [a for a in atoms if isinstance(a, (sp.tanh, sp.sech, sp.csch, sp.coth))]
-    # log(1 + e^x) and √(1 + e^x) grow slower than e^x: finite long after it overflows.
+    # log(1 + e^x) and √(1 + e^x) grow slower than e^x: finite long after it overflows; and
+    # x/(1 + e^{−x}) flushes to 0 where e^{−x} overflows, while x e^x is still a normal number.
     slower = [x for x in sp.preorder_traversal(e) if isinstance(x, (sp.log, cf.log1p))
-              or (isinstance(x, sp.Pow) and x.exp.is_number and abs(x.exp) < 1)]
+              or (isinstance(x, sp.Pow) and x.exp.is_number and (abs(x.exp) < 1 or x.exp.is_negative))]
     return inside([a for a in e.atoms(sp.Add) if _has_tensor(a)], bounded) or inside(slower, atoms)
 
 

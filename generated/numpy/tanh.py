@@ -36,6 +36,8 @@ def tanh_forward(X):
 
 def tanh_backward(dY, *, X):
     """Gradients dX (each the shape of what it differentiates)."""
-    # dX_pq = dY_pq/cosh(X_pq)**2
-    dX = dY/np.cosh(X)**2
+    # dX_exp_pq = exp(-2*|X_pq|)
+    dX_exp = np.exp(-2*np.abs(X))
+    # dX_pq = 4*dX_exp_pq*dY_pq/(dX_exp_pq + 1)**2
+    dX = 4*dX_exp*dY/(1 + dX_exp)**2
     return dX

@@ -29,13 +29,19 @@ VARIANTS = {}
 
 def sigmoid_forward(X):
     """Forward pass; returns Y."""
-    # Y_sj = 1/(1 + exp(-X_sj))
-    Y = 1/(1 + torch.exp(-X))
+    # Y_exp_sj = exp(-|X_sj|)
+    Y_exp = torch.exp(-torch.abs(X))
+    # tmp1_sj = 1/(Y_exp_sj + 1)
+    tmp1 = 1/(1 + Y_exp)
+    # Y_sj = (Y_exp_sj*tmp1_sj if X_sj < 0 else tmp1_sj)
+    Y = torch.where(X < 0, Y_exp*tmp1, tmp1)
     return Y
 
 
 def sigmoid_backward(dY, *, X):
     """Gradients dX (each the shape of what it differentiates)."""
-    # dX_pq = dY_pq/(4*cosh(X_pq/2)**2)
-    dX = dY/(4*torch.cosh(X/2)**2)
+    # dX_exp_pq = exp(-|X_pq|)
+    dX_exp = torch.exp(-torch.abs(X))
+    # dX_pq = dX_exp_pq*dY_pq/(dX_exp_pq + 1)**2
+    dX = dX_exp*dY/(1 + dX_exp)**2
     return dX

@@ -29,8 +29,12 @@ VARIANTS = {}
 
 def silu_forward(X):
     """Forward pass; returns Y."""
-    # Y_sj = X_sj/(1 + exp(-X_sj))
-    Y = X/(1 + torch.exp(-X))
+    # Y_exp_sj = exp(-|X_sj|)
+    Y_exp = torch.exp(-torch.abs(X))
+    # tmp1_sj = 1/(Y_exp_sj + 1)
+    tmp1 = 1/(1 + Y_exp)
+    # Y_sj = (X_sj*Y_exp_sj*tmp1_sj if X_sj < 0 else X_sj*tmp1_sj)
+    Y = torch.where(X < 0, Y_exp*X*tmp1, X*tmp1)
     return Y
 
 

@@ -1,0 +1,276 @@
+"""Numerics over the whole floating range: generated kernels against exact mpmath references.
+
+Two probes, for every registered module, every example and every user-style
+forward, in float32 and float64, on both backends:
+
+- ``elementwise``: every dimension of size 1, each input swept over the
+  whole range of the dtype (0, ±the smallest subnormal … ±the largest finite
+  value, on a logarithmic grid, plus the usual kinks and overflow points);
+  the other arguments at fixed moderate values.
+- ``scaled``: small shapes (2–3 per dimension), the inputs a fixed random
+  pattern times 10^k, for k where squares of the inputs stay normal numbers
+  (a variance or a norm of larger inputs is out of the dtype's range itself).
+
+A result (the forward's output, every gradient) is judged where its exact
+value is a finite number of the dtype: it must be finite, and within
+
+    K u (|r| + Σ_i |x_i ∂r/∂x_i|) + K tiny
+
+of the exact value (u the unit roundoff, tiny the smallest normal number):
+a few ulps times the condition number of the problem, the bound a backward
+stable evaluation meets. Where that bound itself exceeds the largest finite
+value, nothing is judged.
+
+``python -m tests.full_range`` prints the worst error per module and dtype
+(in units of that bound, and as a plain relative error).
+"""
+from __future__ import annotations
+
+import importlib
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import mpmath
+import numpy as np
+import sympy as sp
+
+from derive import examples, registry
+from derive.engine.verify import _normalised_axes
+from tests.exact import Reference, problem
+
+K = 16           # ulps, times the condition number
+DTYPES = (np.float32, np.float64)
+
+
+def grid(dtype) -> np.ndarray:
+    """0 and ± a logarithmic sweep from the smallest subnormal to the largest finite value, plus landmarks."""
+    fi = np.finfo(dtype)
+    lo = math.floor(math.log10(float(fi.smallest_subnormal)))
+    hi = math.floor(math.log10(float(fi.max)))
+    step = 1 if dtype == np.float32 else 5
+    mags = [10.0 ** k for k in range(lo + 1, hi + 1, step)]
+    mags += [float(fi.smallest_subnormal), float(fi.tiny), float(fi.max), 1e-3, 0.5, 1.0, 2.0, 3.0, 6.0,
+             20.0, 44.0, 88.5, 89.0, 104.0, 709.0, 710.0, 745.0, 1e4, 3.7, 0.3]
+    values = {dtype(m) for m in mags if np.isfinite(dtype(m)) and dtype(m) != 0}
+    values = sorted(values)
+    return np.array([-v for v in reversed(values)] + [dtype(0)] + values, dtype=dtype)
+
+
+def scales(dtype) -> list:
+    fi = np.finfo(dtype)
+    lo = math.ceil(math.log10(math.sqrt(float(fi.tiny)))) + 2
+    hi = math.floor(math.log10(math.sqrt(float(fi.max)))) - 2
+    step = 2 if dtype == np.float32 else 15
+    return [10.0 ** k for k in range(lo, hi + 1, step)] + [1.0]
+
+
+# -- the modules -------------------------------------------------------------------------------------------
+
+@dataclass
+class Subject:
+    kind: str       # "registry", "examples" or "user"
+    name: str
+    forward: object = None
+    kernels: dict = field(default_factory=dict)   # backend -> generated module
+
+
+def subjects(user_kernels=None, user_forward=None, user_modules=()) -> list:
+    out = [Subject("registry", n, registry.load(n)) for n in registry.MODULES]
+    out += [Subject("examples", f.name, f) for f in examples.forwards()]
+    out += [Subject("user", n, user_forward(n)) for n in user_modules]
+    for s in out:
+        for backend in ("numpy", "torch"):
+            if s.kind == "user":
+                s.kernels[backend] = user_kernels(s.name, backend)
+            else:
+                package = "generated" if s.kind == "registry" else "generated.examples"
+                s.kernels[backend] = importlib.import_module(f"{package}.{backend}.{s.name}")
+    return out
+
+
+# -- running kernels ---------------------------------------------------------------------------------------
+
+def _torch():
+    import torch
+    return torch
+
+
+def run(module, name: str, arrays: dict, upstream, dtype, backend):
+    """{(name, index): value} for the output and every gradient of kernel module ``module``, in ``dtype``."""
+    k = module
+    if backend == "numpy":
+        wrap = lambda a: np.asarray(a, dtype=dtype)
+        up = dtype(upstream) if np.ndim(upstream) == 0 else wrap(upstream)
+    else:
+        torch = _torch()
+        tdtype = {np.float32: torch.float32, np.float64: torch.float64}[dtype]
+        wrap = lambda a: torch.as_tensor(np.asarray(a, dtype=dtype), dtype=tdtype)
+        up = float(upstream) if np.ndim(upstream) == 0 else wrap(upstream)
+    fwd, bwd = getattr(k, f"{name}_forward"), getattr(k, f"{name}_backward")
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        outs = fwd(*[wrap(arrays[n]) for n in k.ARGUMENTS], **k.SCALARS)
+        outs = outs if len(k.RETURNS) > 1 else (outs,)
+        env = {**{n: wrap(a) for n, a in arrays.items()}, **dict(zip(k.RETURNS, outs))}
+        first = () if k.UPSTREAM is None else (up,)
+        grads = bwd(*first, **{n: env[n] for n in k.SAVED}, **k.SCALARS)
+        grads = grads if len(k.GRADIENTS) > 1 else (grads,)
+    got = {}
+    for n, v in [(k.RETURNS[0], outs[0]), *zip(k.GRADIENTS, grads)]:
+        v = v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v)
+        for ix in np.ndindex(v.shape):
+            got[(n, ix)] = v[ix]
+    return got
+
+
+# -- judging ---------------------------------------------------------------------------------------------
+
+@dataclass
+class Worst:
+    units: float = 0.0        # error / (u (|r| + Σ|x ∂r/∂x|) + tiny)
+    relative: float = 0.0     # error / |r|
+    where: str = ""
+    judged: int = 0
+    failures: list = field(default_factory=list)
+
+
+def judge(got: dict, exact: dict, dtype, worst: Worst, where: str):
+    fi = np.finfo(dtype)
+    u, tiny, big = float(fi.eps) / 2, mpmath.mpf(float(fi.tiny)), mpmath.mpf(float(fi.max))
+    for key, (r, bound) in exact.items():
+        if isinstance(r, mpmath.mpc) or not mpmath.isfinite(r) or abs(r) > big:
+            continue  # not a finite number of this dtype: nothing to judge
+        allowed = K * u * bound + K * tiny
+        if not mpmath.isfinite(allowed) or allowed > big:
+            continue  # so ill-conditioned that any value is within the bound
+        c = got[key]
+        worst.judged += 1
+        if not np.isfinite(c):
+            worst.failures.append(f"{where} {key[0]}{list(key[1])}: {c} where the exact value is {mpmath.nstr(r, 8)}")
+            continue
+        err = abs(mpmath.mpf(float(c)) - r)
+        units = float(err / (u * bound + tiny))
+        rel = float(err / abs(r)) if r != 0 else (0.0 if err == 0 else float("inf"))
+        if units > worst.units:
+            worst.units, worst.where = units, f"{where} {key[0]}{list(key[1])}: {float(c)!r} vs {mpmath.nstr(r, 17)}"
+        worst.relative = max(worst.relative, rel if abs(r) >= tiny else 0.0)
+        if err > allowed:
+            worst.failures.append(f"{where} {key[0]}{list(key[1])}: {float(c)!r} vs exact {mpmath.nstr(r, 17)} "
+                                  f"({units:.1f} ulps x condition, allowed {K})")
+
+
+def _fixed(forward, t):
+    """A moderate value for an argument that is not being swept."""
+    normalised = _normalised_axes(forward)
+    if t.name in normalised:
+        return normalised[t.name][1]
+    if t.role == "const" or t.positive:
+        return 0.3 if t.role == "const" else 0.7
+    return 0.6 if t.role == "param" else 0.7
+
+
+def elementwise(subject, dtype, backends=("numpy", "torch")) -> Worst:
+    """Every dimension of size 1; each input swept over the whole range of ``dtype``."""
+    f = subject.forward
+    sizes = {d: 1 for t in f.tensors.values() for d in t.dims if isinstance(d, sp.Symbol)}
+    prob = problem(f, sizes)
+    ref = Reference(prob)
+    worst = Worst()
+    values = grid(dtype)
+    swept = [t for t in f.arguments if t.role == "input"]
+    for t in swept:
+        for x in values:
+            if t.positive and x <= 0:
+                continue
+            arrays, point = {}, {}
+            for a in f.arguments:
+                v = float(x) if a is t else _fixed(f, a)
+                v = float(dtype(v))
+                (ix, sym), = prob.arguments[a.name].items()
+                arrays[a.name] = np.full(tuple(1 for _ in a.dims), v)
+                point[sym] = v
+            for sym in prob.upstream.values():
+                point[sym] = 1.0
+            for name, sym in prob.scalars.items():
+                point[sym] = float(dtype(f.scalars[name].default))
+            exact = ref.evaluate(point)
+            for backend in backends:
+                got = run(subject.kernels[backend], subject.name, arrays, 1.0 if not f.out.tensor.dims
+                          else np.ones(tuple(1 for _ in f.out.tensor.dims)), dtype, backend)
+                judge(got, exact, dtype, worst, f"{backend} {t.name}={float(x):.6g}")
+    return worst
+
+
+def scaled(subject, dtype, backends=("numpy", "torch")) -> Worst:
+    """Small shapes; the inputs a fixed random pattern times 10^k across the range."""
+    f = subject.forward
+    dims = sorted({d for t in f.tensors.values() for d in t.dims if isinstance(d, sp.Symbol)}, key=str)
+    sizes = {d: n for d, n in zip(dims, [2, 3, 2, 3, 2, 3])}
+    prob = problem(f, sizes)
+    ref = Reference(prob)
+    rng = np.random.default_rng(0)
+    normalised = _normalised_axes(f)
+    pattern = {}
+    for t in f.arguments:
+        shape = tuple(sizes[d] if isinstance(d, sp.Symbol) else int(d) for d in t.dims)
+        if t.name in normalised:
+            axis, total = normalised[t.name]
+            a = rng.uniform(0.2, 1.0, shape)
+            pattern[t.name] = total * a / a.sum(axis=axis, keepdims=True)
+        elif t.role == "const" or t.positive:
+            pattern[t.name] = rng.uniform(0.5, 2.0, shape)
+        else:
+            pattern[t.name] = rng.choice([-1.0, 1.0], shape) * rng.uniform(0.5, 2.0, shape)
+    out_shape = tuple(sizes[d] if isinstance(d, sp.Symbol) else int(d) for d in f.out.tensor.dims)
+    upstream = rng.choice([-1.0, 1.0], out_shape) * rng.uniform(0.5, 2.0, out_shape) if out_shape else 0.75
+    worst = Worst()
+    for scale in scales(dtype):
+        arrays = {n: (a * scale if t.role == "input" else a)
+                  for (n, a), t in zip(pattern.items(), f.arguments)}
+        arrays = {n: np.asarray(a, dtype=dtype).astype(np.float64) for n, a in arrays.items()}
+        point = {}
+        for n, syms in prob.arguments.items():
+            for ix, sym in syms.items():
+                point[sym] = float(arrays[n][ix])
+        up = np.asarray(upstream, dtype=dtype).astype(np.float64)
+        for ix, sym in prob.upstream.items():
+            point[sym] = float(up[ix]) if out_shape else float(up)
+        for name, sym in prob.scalars.items():
+            point[sym] = float(dtype(f.scalars[name].default))
+        exact = ref.evaluate(point)
+        for backend in backends:
+            got = run(subject.kernels[backend], subject.name, arrays, up if out_shape else float(up), dtype, backend)
+            judge(got, exact, dtype, worst, f"{backend} scale {scale:.0e}")
+    return worst
+
+
+def report():  # pragma: no cover - a command-line summary
+    from tests.conftest import USER_FORWARDS, USER_MODULES, load_file, load_user_forward
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    out = Path(tempfile.mkdtemp())
+    files = [str(USER_FORWARDS / f"{n}.py") for n in USER_MODULES]
+    subprocess.run([sys.executable, "-m", "derive", *files, "--out", str(out)], check=True, capture_output=True)
+    cache = {}
+
+    def user_kernels(name, backend):
+        if (name, backend) not in cache:
+            cache[name, backend] = load_file(out / backend / f"{name}.py", f"user_{backend}_{name}")
+        return cache[name, backend]
+
+    print(f"{'module':24} {'dtype':8} {'probe':12} {'judged':>7} {'worst (u·cond)':>15} {'worst relative':>15}")
+    for s in subjects(user_kernels, load_user_forward, USER_MODULES):
+        for dtype in DTYPES:
+            for probe in (elementwise, scaled):
+                w = probe(s, dtype)
+                flag = "  FAIL" if w.failures else ""
+                print(f"{s.name:24} {dtype.__name__:8} {probe.__name__:12} {w.judged:7d} {w.units:15.2f} "
+                      f"{w.relative:15.2e}{flag}", flush=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    report()
