@@ -72,7 +72,11 @@ def problem(forward, sizes) -> Problem:
     results = {(out, ix): v for ix, v in values[out].items()}
     for t in forward.differentiable:
         for ix, sym in values[t.name].items():
-            results[(f"d{t.name}", ix)] = sp.diff(objective, sym)
+            if forward.jacobian:  # every ∂Y_i/∂X_j, at index i + j
+                for oix, v in values[out].items():
+                    results[(f"d{out}_d{t.name}", oix + ix)] = sp.diff(v, sym)
+            else:
+                results[(f"d{t.name}", ix)] = sp.diff(objective, sym)
     arguments = {t.name: values[t.name] for t in forward.arguments}
     symbols = [s for t in forward.arguments for s in values[t.name].values()]
     symbols += list(upstream.values()) + list(scalars.values())
@@ -85,15 +89,33 @@ class Reference:
     def __init__(self, prob: Problem):
         self.prob = prob
         self.keys = list(prob.results)
-        self.value = sp.lambdify(prob.symbols, [prob.results[k] for k in self.keys], modules="mpmath")
+        self.value = sp.lambdify(prob.symbols, [prob.results[k] for k in self.keys], modules="mpmath", cse=True)
+        self.each = None
 
     def _eval(self, point: list, digits: int):
+        """The values at ``digits``; None for all where the evaluation divides by an exact zero (a
+        cancellation that precision has not resolved yet: 1 − 1/(1 + e^{−x}) at x = 1e300)."""
         with mpmath.workdps(digits):
-            return [mpmath.mpf(v) if not isinstance(v, mpmath.mpc) else v for v in self.value(*point)]
+            try:
+                return [_number(v) for v in self.value(*point)]
+            except ZeroDivisionError:
+                pass
+            if self.each is None:  # one function per value, so one exact zero spoils only its own
+                self.each = [sp.lambdify(self.prob.symbols, self.prob.results[k], modules="mpmath")
+                             for k in self.keys]
+            out = []
+            for f in self.each:
+                try:
+                    out.append(_number(f(*point)))
+                except ZeroDivisionError:
+                    out.append(None)
+            return out
 
-    def evaluate(self, point: dict, digits: int = 40) -> dict:
+    def evaluate(self, point: dict, digits: int = 40, most: int = 3000) -> dict:
         """{key: (exact value, |r| + Σ_i |x_i ∂r/∂x_i|)}; the precision is raised until two evaluations agree.
 
+        A value that has not settled at ``most`` digits is NaN: no reference, nothing judged (the loss
+        of a sigmoid written as ``log(1 − σ(x))`` at x = 1e300 needs 1e300 digits).
         The partial derivatives are central differences at that precision (a kink inside the step makes
         the bound huge: at a kink only finiteness is judged)."""
         x = [point_value(point[s]) for s in self.prob.symbols]
@@ -102,23 +124,37 @@ class Reference:
         # (1 − tanh²(100) is 0 at 40 and at 80 digits alike).
         digits += min(1000, max([abs(int(mpmath.log10(abs(v)))) for v in x if v != 0] + [0]))
         a = self._eval(x, digits)
-        for _ in range(6):
-            b = self._eval(x, 4 * digits + 50)
-            if all(_agree(u, v) for u, v in zip(a, b)):
+        settled = [None] * len(self.keys)
+        while True:
+            b = self._eval(x, 2 * digits + 50)
+            for n, (u, v) in enumerate(zip(a, b)):
+                if settled[n] is None and u is not None and v is not None and _agree(u, v):
+                    settled[n] = (v, digits)
+            if all(v is not None for v in settled) or 2 * digits + 50 > most:
                 break
-            a, digits = b, 4 * digits + 50
-        digits = 4 * digits + 50
+            a, digits = b, 2 * digits + 50
+        b = [v[0] if v is not None else mpmath.nan for v in settled]
+        # The bounds at the highest precision any value needed. Only their order of magnitude matters:
+        # differences with a step that leaves a third of the digits to rounding and a third to truncation.
+        digits = max([v[1] for v in settled if v is not None] + [40])
         bounds = [abs(v) for v in b]
-        with mpmath.workdps(2 * digits):
+        with mpmath.workdps(digits):
             for i, xi in enumerate(x):
                 if xi == 0:
                     continue
-                h = abs(xi) * mpmath.mpf(10) ** (-(digits // 2))
-                up = self._eval(x[:i] + [xi + h] + x[i + 1:], 2 * digits)
-                down = self._eval(x[:i] + [xi - h] + x[i + 1:], 2 * digits)
+                h = abs(xi) * mpmath.mpf(10) ** (-(digits // 3))
+                up = self._eval(x[:i] + [xi + h] + x[i + 1:], digits)
+                down = self._eval(x[:i] + [xi - h] + x[i + 1:], digits)
                 for n in range(len(bounds)):
-                    bounds[n] += abs(xi * (up[n] - down[n]) / (2 * h))
+                    if up[n] is None or down[n] is None:
+                        bounds[n] = mpmath.inf
+                    else:
+                        bounds[n] += abs(xi * (up[n] - down[n]) / (2 * h))
         return {k: (b[n], bounds[n]) for n, k in enumerate(self.keys)}
+
+
+def _number(v):
+    return mpmath.mpf(v) if not isinstance(v, mpmath.mpc) else v
 
 
 def point_value(v):
@@ -131,5 +167,8 @@ def _agree(x, y) -> bool:
     if mpmath.isnan(x) or mpmath.isnan(y):
         return mpmath.isnan(x) and mpmath.isnan(y)
     if mpmath.isinf(x) or mpmath.isinf(y):
-        return x == y
-    return abs(x - y) <= mpmath.mpf(10) ** -25 * max(abs(x), abs(y), mpmath.mpf(10) ** -300000)
+        # log(1 − σ(x)) is log(0) until the precision resolves 1 − σ(x): an infinity is never settled.
+        return False
+    # Below 1e-350 (far under float64's smallest subnormal) a difference cannot change a judged value; an
+    # exact 0 reached by cancellation is noise at every precision, and would otherwise never agree.
+    return abs(x - y) <= mpmath.mpf(10) ** -25 * max(abs(x), abs(y)) + mpmath.mpf(10) ** -350

@@ -73,8 +73,12 @@ def size(expr) -> int:
     return int(sp.count_ops(expr))
 
 
-def attempt(fn, expr, what: str, max_size: int = DEFAULT_SIZE, seconds: float = DEFAULT_SECONDS):
-    """``fn(expr)`` within the budgets, or None (and a note in ``exhausted``) when one runs out."""
+def attempt(fn, expr, what: str, max_size: int | None = None, seconds: float | None = None):
+    """``fn(expr)`` within the budgets, or None (and a note in ``exhausted``) when one runs out.
+
+    The defaults are read at each call, so a caller (or a test) can tighten them for a whole derivation."""
+    max_size = DEFAULT_SIZE if max_size is None else min(max_size, DEFAULT_SIZE)
+    seconds = DEFAULT_SECONDS if seconds is None else min(seconds, DEFAULT_SECONDS)
     n = size(expr)
     if n > max_size:
         exhausted.append((what, f"skipped: the expression has {n} operations, over the budget of {max_size}"))

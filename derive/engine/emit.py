@@ -181,6 +181,8 @@ def module_context(built: Built) -> dict:
             "lemmas": [_eq(lhs, value, names, "&=") for lhs, _, value in built.derivation.lemmas[g.name]],
             "steps": [{"reason": s.reason, "latex": _eq(s.lhs, s.rhs, names)} for s in g.steps],
             "matrix": matrix_notation(g.lhs, g.expr, names),
+            # Rewrites whose budget ran out: the steps kept the form they had.
+            "notes": list(g.notes),
             "code": [printer.statement(st) for st in backward.statements if st.serves == g.name],
         })
     return {

@@ -7,6 +7,12 @@ Each is an identity, so the emitted value is the derived one:
   ``exp(m)`` cancels against the numerator's ``exp(u)`` (stable softmax). A
   kernel that receives such a ``Z`` from its forward receives ``m`` beside it
   and reads it the same way.
+- A reduction ``Q = c Σ_k u_k²`` gets a scaled twin: ``m = max_k |u_k|`` (1 where
+  all are 0) and ``Q' = c Σ_k (u_k/m)²``; later uses of ``Q`` read ``m² Q'``, a
+  sum holding it factors ``M² = max(m, 1)²`` out
+  (``√(ε + m² Q') = M √(ε/M² + min(m, 1)² Q')``). A norm or a variance of inputs whose
+  squares overflow or underflow is then computed like ``hypot`` (2-norm of
+  1e30 in float32, of 1e-30). ``Q`` itself stays, for a caller that asks for it.
 - ``log`` of a quotient intermediate is expanded (``log(exp(a)/Z) = a − log Z``),
   so a probability that underflows to 0 never reaches ``log`` (log-softmax).
 - Exponentials of unbounded arguments (``exp``, ``cosh``, ``sinh``, ``tanh``,
@@ -40,7 +46,9 @@ class Context:
 
     # A shifted reduction Z → its maximum m (Z holds Σ exp(u − m); its true value is exp(m) Z).
     shifted: dict = field(default_factory=dict)
-    # Statement definitions by base, for log(P) with P a quotient of exponentials.
+    # A sum of squares Q → (Q', m): Q' holds Σ (u/m)², the true value is m² Q'.
+    scaled: dict = field(default_factory=dict)
+    # Statement definitions by base as the forward states them, for log(P) with P a quotient of exponentials.
     definitions: dict = field(default_factory=dict)
     # Names taken by statements the pass added.
     names: set = field(default_factory=set)
@@ -71,18 +79,72 @@ def _shift_uses(rhs, shifted):
     return sp.powsimp(rhs, combine="exp")
 
 
+def _square_sum(rhs):
+    """``(c, u, k)`` if ``rhs = c Σ_k u²`` with ``c`` free of arrays, else None."""
+    const = sp.Mul(*[f for f in sp.Mul.make_args(rhs) if not isinstance(f, sp.Sum)])
+    sums = [f for f in sp.Mul.make_args(rhs) if isinstance(f, sp.Sum)]
+    if len(sums) != 1 or const.has(sp.Indexed) or len(sums[0].limits) != 1:
+        return None
+    body = sums[0].function
+    if not (isinstance(body, sp.Pow) and body.exp == 2 and body.base.has(sp.Indexed)):
+        return None
+    return const, body.base, sums[0].limits[0]
+
+
+def _scale_uses(rhs, scaled):
+    """``Q[i] → m[i]² Q'[i]`` for every scaled sum of squares; ``m²`` out of the powers that hold it."""
+    used = {q: v for q, v in scaled.items() if rhs.has(q)}
+    if not used:
+        return rhs
+    scales = set()
+    for qbase, (qs, m) in used.items():
+        if not any(isinstance(e, sp.Indexed) and e.base == qbase for e in rhs.atoms(sp.Indexed)):
+            scales.add(m)  # a scalar
+            rhs = rhs.xreplace({qbase: m ** 2 * qs})
+            continue
+
+        def swap(e, qs=qs, m=m):
+            scales.add(m[e.indices])
+            return m[e.indices] ** 2 * qs[e.indices]
+        rhs = rhs.replace(lambda e, q=qbase: isinstance(e, sp.Indexed) and e.base == q, swap)
+
+    def factor(add):
+        held = [m for m in scales if add.has(m)]
+        if len(held) != 1:
+            return add
+        # Scale down only (M = max(m, 1)): for m ≤ 1 the other terms (ε) dominate whatever underflows, and
+        # ε/m² could overflow. m/M = min(m, 1): the squares stay squares of numbers at most 1.
+        m = held[0]
+        big = sp.Max(m, 1)
+        inner = sp.expand(add.xreplace({m ** 2: big ** 2 * sp.Min(m, 1) ** 2}) / big ** 2)
+        if inner.has(m ** 2) or not inner.has(sp.Min(m, 1)):
+            return add
+        return big ** 2 * inner
+
+    return rhs.replace(lambda e: isinstance(e, sp.Add), factor)
+
+
 def _expand_log_of_quotients(rhs, definitions):
-    """``log(P[i])`` with P a product of exponentials and reciprocals → the log expanded."""
+    """``log`` of an expression holding a quotient intermediate (``P = e^a/Z``, ``P = 1/(1 + e^{−x})``):
+    the intermediate inlined, the argument brought over one denominator and the log expanded, so a
+    probability that rounds to 0 or 1 never reaches ``log`` (``log(1 − σ(x)) = −x − log(1 + e^{−x})``)."""
+    def quotients(e):
+        return [x for x in e.atoms(sp.Indexed) if x.base in definitions
+                and isinstance(definitions[x.base].rhs, (sp.Mul, sp.Pow)) and definitions[x.base].rhs.has(sp.exp)
+                and any(p.exp.is_negative for p in definitions[x.base].rhs.atoms(sp.Pow))]
+
     def is_quotient_log(e):
-        if not (isinstance(e, sp.log) and isinstance(e.args[0], sp.Indexed)):
-            return False
-        d = definitions.get(e.args[0].base)
-        return d is not None and isinstance(d.rhs, sp.Mul) and d.rhs.has(sp.exp)
+        return isinstance(e, sp.log) and bool(quotients(e.args[0]))
 
     def expand(e):
-        d = definitions[e.args[0].base]
-        inline = d.rhs.xreplace(dict(zip(d.indices, e.args[0].indices)))
-        return sp.expand_log(sp.log(inline), force=True)
+        inline = {}
+        for x in quotients(e.args[0]):
+            d = definitions[x.base]
+            inline[x] = d.rhs.xreplace(dict(zip(d.indices, x.indices)))
+        arg = e.args[0].xreplace(inline)
+        if not isinstance(e.args[0], sp.Indexed):
+            arg = sp.together(arg)
+        return sp.expand_log(sp.log(arg), force=True)
 
     return rhs.replace(is_quotient_log, expand)
 
@@ -228,13 +290,44 @@ def _temporaries(st, out: list, context: Context):
     return make
 
 
+def _scaled_twin(st, squares, out: list, context: Context):
+    """Statements for ``m = max_k |u|`` (1 if 0) and ``Q' = c Σ_k (u/m)²`` before ``Q = c Σ_k u²``."""
+    c, u, (k, lo, hi) = squares
+    base = st.lhs.base if isinstance(st.lhs, sp.Indexed) else st.lhs
+    ix = tuple(st.indices)
+
+    def name(suffix):
+        n = f"{base.label}_{suffix}"
+        while n in context.names:
+            n += "_"
+        context.names.add(n)
+        return n
+
+    biggest = sp.IndexedBase(name("absmax"), real=True)
+    m = sp.IndexedBase(name("scale"), positive=True)
+    qs = sp.IndexedBase(name("scaled"), real=True)
+    at = (lambda b: b[ix]) if ix else (lambda b: b)
+    out.append(Statement(at(biggest), MaxOver(sp.Abs(u), k), st.serves))
+    out.append(Statement(at(m), sp.Piecewise((at(biggest), at(biggest) > 0), (1, True)), st.serves))
+    # The ratio as its own array: inside a square SymPy would write u²/m², which overflows again.
+    ratio = sp.IndexedBase(name("ratio"), real=True)[ix + (k,)]
+    out.append(Statement(ratio, u / at(m), st.serves))
+    out.append(Statement(at(qs), c * sp.Sum(ratio ** 2, (k, lo, hi)), st.serves))
+    context.scaled[base] = (qs, m)
+
+
 def stabilise(statements, context: Context | None = None):
     """The statements, rewritten; ``context`` carries shifted reductions into later kernels."""
     context = context if context is not None else Context()
     out = []
     for st in statements:
-        rhs = _shift_uses(st.rhs, context.shifted)
-        rhs = _expand_log_of_quotients(rhs, context.definitions)
+        # Logs first: they inline definitions as the forward states them, before any rewrite of names.
+        rhs = _expand_log_of_quotients(st.rhs, context.definitions)
+        rhs = _shift_uses(rhs, context.shifted)
+        rhs = _scale_uses(rhs, context.scaled)
+        squares = _square_sum(rhs) if st.indices or isinstance(st.lhs, sp.IndexedBase) else None
+        if squares is not None:
+            _scaled_twin(st, squares, out, context)
         found = _exp_sum(rhs) if st.indices else None
         if found is not None:
             c, u, (k, lo, hi) = found
@@ -249,6 +342,6 @@ def stabilise(statements, context: Context | None = None):
         rhs = _split_at_threshold(_common_terms_out_of_piecewise(rhs))
         rhs = _log1p(_expm1(rhs))
         new = st.with_rhs(rhs)
-        context.definitions[new.lhs.base if isinstance(new.lhs, sp.Indexed) else new.lhs] = new
+        context.definitions[new.lhs.base if isinstance(new.lhs, sp.Indexed) else new.lhs] = st
         out.append(new)
     return out

@@ -24,31 +24,39 @@ PARAMS = ('gamma', 'beta')
 CONSTS = ()
 ARGUMENTS = ('X', 'gamma', 'beta')
 SCALARS = {'eps': 1e-05}
-RETURNS = ('Y', 'mean', 'var', 'Xhat')
+RETURNS = ('Y', 'mean', 'var_scale', 'var_scaled', 'var', 'Xhat')
 UPSTREAM = 'dY'
-SAVED = ('gamma', 'var', 'Xhat')
+SAVED = ('gamma', 'var_scale', 'var_scaled', 'Xhat')
 GRADIENTS = ('dX', 'dgamma', 'dbeta')
 OPTIONAL = {'dX': 'need_dX'}
 VARIANTS = {'eval': ('X', 'gamma', 'beta', 'running_mean', 'running_var')}
 
 
 def batch_norm_forward(X, gamma, beta, *, eps=1e-05):
-    """Forward pass; returns Y, mean, var, Xhat."""
+    """Forward pass; returns Y, mean, var_scale, var_scaled, var, Xhat."""
     S = X.shape[0]
     # mean_j = Σ_s X_sj/S
     mean = X.sum(axis=0)/S
     # tmp1_js = X_sj - mean_j
     tmp1 = X.T - mean[:, None]
+    # var_absmax_j = max_s |tmp1_js|
+    var_absmax = np.abs(tmp1).max(axis=1)
+    # var_scale_j = (var_absmax_j if var_absmax_j > 0 else 1)
+    var_scale = np.where(var_absmax > 0, var_absmax, 1)
+    # var_ratio_js = tmp1_js/var_scale_j
+    var_ratio = tmp1/var_scale[:, None]
+    # var_scaled_j = Σ_s var_ratio_js**2/S
+    var_scaled = (var_ratio**2).sum(axis=1)/S
     # var_j = Σ_s tmp1_js**2/S
     var = (tmp1**2).sum(axis=1)/S
-    # Xhat_sj = tmp1_js/√(eps + var_j)
-    Xhat = tmp1.T/np.sqrt(eps + var)
+    # Xhat_sj = tmp1_js/(√(eps/max(1, var_scale_j)**2 + var_scaled_j*min(1, var_scale_j)**2)*max(1, var_scale_j))
+    Xhat = tmp1.T/(np.sqrt(eps/(np.maximum(var_scale, 1))**2 + (np.minimum(var_scale, 1))**2*var_scaled)*np.maximum(var_scale, 1))
     # Y_sj = Xhat_sj*gamma_j + beta_j
     Y = gamma*Xhat + beta
-    return Y, mean, var, Xhat
+    return Y, mean, var_scale, var_scaled, var, Xhat
 
 
-def batch_norm_backward(dY, *, gamma, var, Xhat, eps=1e-05, need_dX=True):
+def batch_norm_backward(dY, *, gamma, var_scale, var_scaled, Xhat, eps=1e-05, need_dX=True):
     """Gradients dX, dgamma, dbeta (each the shape of what it differentiates)."""
     S = dY.shape[0]
     # dgamma_p = Σ_s Xhat_sp*dY_sp
@@ -57,8 +65,8 @@ def batch_norm_backward(dY, *, gamma, var, Xhat, eps=1e-05, need_dX=True):
     dbeta = dY.sum(axis=0)
     dX = None
     if need_dX:
-        # dX_pq = (S*dY_pq - Xhat_pq*dgamma_q - dbeta_q)*gamma_q/(S*√(eps + var_q))
-        dX = (S*dY - dbeta - dgamma*Xhat)*gamma/(S*np.sqrt(eps + var))
+        # dX_pq = (S*dY_pq - Xhat_pq*dgamma_q - dbeta_q)*gamma_q/(S*√(eps/max(1, var_scale_q)**2 + var_scaled_q*min(1, var_scale_q)**2)*max(1, var_scale_q))
+        dX = (S*dY - dbeta - dgamma*Xhat)*gamma/(S*np.sqrt(eps/(np.maximum(var_scale, 1))**2 + (np.minimum(var_scale, 1))**2*var_scaled)*np.maximum(var_scale, 1))
     return dX, dgamma, dbeta
 
 

@@ -22,37 +22,43 @@ PARAMS = ('gamma', 'beta')
 CONSTS = ()
 ARGUMENTS = ('X', 'gamma', 'beta')
 SCALARS = {'eps': 1e-05}
-RETURNS = ('Y', 'var', 'Xhat')
+RETURNS = ('Y', 'var_scale', 'var_scaled', 'Xhat')
 UPSTREAM = 'dY'
-SAVED = ('gamma', 'var', 'Xhat')
+SAVED = ('gamma', 'var_scale', 'var_scaled', 'Xhat')
 GRADIENTS = ('dX', 'dgamma', 'dbeta')
 OPTIONAL = {'dX': 'need_dX'}
 VARIANTS = {}
 
 
 def layer_norm_forward(X, gamma, beta, *, eps=1e-05):
-    """Forward pass; returns Y, var, Xhat."""
+    """Forward pass; returns Y, var_scale, var_scaled, Xhat."""
     D = X.shape[1]
     # mean_s = Σ_j X_sj/D
     mean = X.sum(axis=1)/D
     # tmp1_sj = X_sj - mean_s
     tmp1 = X - mean[:, None]
-    # var_s = Σ_j tmp1_sj**2/D
-    var = (tmp1**2).sum(axis=1)/D
-    # Xhat_sj = tmp1_sj/√(eps + var_s)
-    Xhat = tmp1/np.sqrt((eps + var)[:, None])
+    # var_absmax_s = max_j |tmp1_sj|
+    var_absmax = np.abs(tmp1).max(axis=1)
+    # var_scale_s = (var_absmax_s if var_absmax_s > 0 else 1)
+    var_scale = np.where(var_absmax > 0, var_absmax, 1)
+    # var_ratio_sj = tmp1_sj/var_scale_s
+    var_ratio = tmp1/var_scale[:, None]
+    # var_scaled_s = Σ_j var_ratio_sj**2/D
+    var_scaled = (var_ratio**2).sum(axis=1)/D
+    # Xhat_sj = tmp1_sj/(√(eps/max(1, var_scale_s)**2 + var_scaled_s*min(1, var_scale_s)**2)*max(1, var_scale_s))
+    Xhat = tmp1/(np.sqrt((eps/(np.maximum(var_scale, 1))**2 + (np.minimum(var_scale, 1))**2*var_scaled)[:, None])*(np.maximum(var_scale, 1))[:, None])
     # Y_sj = Xhat_sj*gamma_j + beta_j
     Y = gamma*Xhat + beta
-    return Y, var, Xhat
+    return Y, var_scale, var_scaled, Xhat
 
 
-def layer_norm_backward(dY, *, gamma, var, Xhat, eps=1e-05, need_dX=True):
+def layer_norm_backward(dY, *, gamma, var_scale, var_scaled, Xhat, eps=1e-05, need_dX=True):
     """Gradients dX, dgamma, dbeta (each the shape of what it differentiates)."""
     D = dY.shape[1]
     dX = None
     if need_dX:
-        # dX_pq = (D*dY_pq*gamma_q - Xhat_pq*Σ_j Xhat_pj*dY_pj*gamma_j - Σ_j dY_pj*gamma_j)/(D*√(eps + var_p))
-        dX = (D*gamma*dY - (dY @ gamma)[:, None] - Xhat*np.einsum('j,pj,pj->p', gamma, Xhat, dY)[:, None])/(D*np.sqrt((eps + var)[:, None]))
+        # dX_pq = (D*dY_pq*gamma_q - Xhat_pq*Σ_j Xhat_pj*dY_pj*gamma_j - Σ_j dY_pj*gamma_j)/(D*√(eps/max(1, var_scale_p)**2 + var_scaled_p*min(1, var_scale_p)**2)*max(1, var_scale_p))
+        dX = (D*gamma*dY - (dY @ gamma)[:, None] - Xhat*np.einsum('j,pj,pj->p', gamma, Xhat, dY)[:, None])/(D*np.sqrt((eps/(np.maximum(var_scale, 1))**2 + (np.minimum(var_scale, 1))**2*var_scaled)[:, None])*(np.maximum(var_scale, 1))[:, None])
     # dgamma_p = Σ_s Xhat_sp*dY_sp
     dgamma = np.einsum('sp,sp->p', Xhat, dY)
     # dbeta_p = Σ_s dY_sp

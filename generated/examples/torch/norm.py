@@ -27,10 +27,16 @@ VARIANTS = {}
 
 def norm_forward(w):
     """Forward pass; returns n."""
-    # w2 = Σ_k w_k**2
-    w2 = (w**2).sum()
-    # n = √(w2)
-    n = torch.sqrt(w2)
+    # w2_absmax = max_k |w_k|
+    w2_absmax = torch.abs(w).amax()
+    # w2_scale = (w2_absmax if w2_absmax > 0 else 1)
+    w2_scale = torch.where(w2_absmax > 0, w.new_tensor(w2_absmax), 1)
+    # w2_ratio_k = w_k/w2_scale
+    w2_ratio = w/w2_scale
+    # w2_scaled = Σ_k w2_ratio_k**2
+    w2_scaled = (w2_ratio**2).sum()
+    # n = w2_scale*√(w2_scaled)
+    n = torch.sqrt(w2_scaled)*w2_scale
     return n
 
 

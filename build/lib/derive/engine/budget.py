@@ -1,0 +1,91 @@
+"""Budgets for SymPy's expensive calls: a correct unsimplified form beats a hang.
+
+``attempt(fn, expr, what)`` runs ``fn(expr)`` only when ``expr`` is small
+enough (a size budget, counted in SymPy operations: deterministic, so
+``make derive`` stays byte-identical) and stops it after a time budget (a last
+resort, for the rare small expression SymPy still cannot finish). When a budget
+runs out it returns None and records why in ``exhausted``, which the derivation
+shows beside the form it kept.
+"""
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+import time
+
+import sympy as sp
+
+# Operations (sympy.count_ops) above which a rewrite is not attempted.
+DEFAULT_SIZE = 400
+# Seconds one call may take.
+DEFAULT_SECONDS = 3.0
+
+
+class OutOfTime(Exception):
+    pass
+
+
+# Notes of the budgets that ran out since the last ``collect()``: (what, why).
+exhausted: list = []
+
+
+def collect() -> list:
+    """The notes recorded since the last call, cleared."""
+    out = list(dict.fromkeys(exhausted))
+    exhausted.clear()
+    return out
+
+
+_deadline = [None]  # the earliest pending deadline (time.monotonic()), nested calls share it
+
+
+def _on_alarm(signum, frame):
+    raise OutOfTime
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float):
+    """Raise OutOfTime in this (main) thread after ``seconds``; elsewhere, no limit."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+    now = time.monotonic()
+    outer = _deadline[0]
+    deadline = now + seconds if outer is None else min(outer, now + seconds)
+    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    _deadline[0] = deadline
+    signal.setitimer(signal.ITIMER_REAL, max(deadline - now, 1e-3))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        _deadline[0] = outer
+        signal.signal(signal.SIGALRM, previous)
+        if outer is not None:  # re-arm the enclosing limit
+            left = outer - time.monotonic()
+            if left <= 0:
+                raise OutOfTime
+            signal.setitimer(signal.ITIMER_REAL, left)
+
+
+def size(expr) -> int:
+    return int(sp.count_ops(expr))
+
+
+def attempt(fn, expr, what: str, max_size: int | None = None, seconds: float | None = None):
+    """``fn(expr)`` within the budgets, or None (and a note in ``exhausted``) when one runs out.
+
+    The defaults are read at each call, so a caller (or a test) can tighten them for a whole derivation."""
+    max_size = DEFAULT_SIZE if max_size is None else min(max_size, DEFAULT_SIZE)
+    seconds = DEFAULT_SECONDS if seconds is None else min(seconds, DEFAULT_SECONDS)
+    n = size(expr)
+    if n > max_size:
+        exhausted.append((what, f"skipped: the expression has {n} operations, over the budget of {max_size}"))
+        return None
+    try:
+        with time_limit(seconds):
+            return fn(expr)
+    except OutOfTime:
+        exhausted.append((what, f"stopped after {seconds:g} s"))
+        return None

@@ -1,0 +1,73 @@
+"""Checks on a forward before (and a derivative after) differentiation.
+
+Every problem is one ``DeriveError`` naming the module, the expression and
+what is wrong, so the command line can print one line instead of a SymPy
+traceback.
+"""
+from __future__ import annotations
+
+import sympy as sp
+from sympy.core.function import AppliedUndef
+
+from .errors import DeriveError
+from .ir import free_indices
+from .text import index_text
+
+# Results SymPy gives for what it cannot differentiate (or what no kernel can compute).
+NOT_DIFFERENTIABLE = (sp.Derivative, sp.Subs, sp.DiracDelta, AppliedUndef)
+
+
+def check_forward(forward) -> None:
+    """Declared tensors and indices, matching shapes, free indices the same on both sides."""
+    defined = {t.name for t in forward.arguments}
+    dims = {str(d) for t in forward.tensors.values() for d in t.dims if isinstance(d, sp.Symbol)}
+    names = set(forward.tensors) | set(forward.scalars)
+    if dims & names:
+        clash = sorted(dims & names)[0]
+        raise DeriveError(forward.name, "check", clash, "a dimension and a tensor or scalar share this name")
+    for d in forward.definitions:
+        where = f"{index_text(d.lhs)} = {index_text(d.expr)}"
+
+        def fail(problem):
+            raise DeriveError(forward.name, "check", where, problem)
+
+        for i in d.indices:
+            if not isinstance(i, sp.Idx):
+                fail(f"left-hand index {i} is not declared (declare it with indices(...))")
+        if len(set(d.indices)) != len(d.indices):
+            fail("an index repeats on the left-hand side")
+        for e in sorted(d.expr.atoms(sp.Indexed), key=str):
+            name = str(e.base.label)
+            if name not in defined:
+                later = name in forward.tensors
+                fail(f"{name} is {'defined only after this line' if later else 'not declared'}")
+            dims = forward.tensors[name].dims
+            if len(e.indices) != len(dims):
+                fail(f"{name} has {len(dims)} axes but is indexed as {index_text(e)}")
+            for axis, (i, dim) in enumerate(zip(e.indices, dims)):
+                if i.is_Integer:
+                    continue
+                if not isinstance(i, sp.Idx):
+                    fail(f"index {i} in {index_text(e)} is not declared (declare it with indices(...))")
+                if sp.simplify(i.upper + 1 - dim) != 0:
+                    fail(f"inconsistent shapes: {i} ranges over {i.upper + 1} but axis {axis} of {name} has size {dim}")
+        for f in d.expr.atoms(AppliedUndef):
+            fail(f"{f.func} is not a function the engine knows")
+        free, lhs = free_indices(d.expr), set(d.indices)
+        if free - lhs:
+            extra = ", ".join(sorted(map(str, free - lhs)))
+            fail(f"index {extra} is free on the right but not on the left (sum over it or put it on the left)")
+        if lhs - free:
+            missing = ", ".join(sorted(map(str, lhs - free)))
+            fail(f"free index {missing} of the left-hand side does not appear on the right")
+        defined.add(d.tensor.name)
+
+
+def check_derivative(forward, gradient) -> None:
+    """The derivative must be something a kernel can compute."""
+    bad = gradient.expr.atoms(*NOT_DIFFERENTIABLE)
+    if bad:
+        culprit = sorted(bad, key=str)[0]
+        inner = culprit.expr if isinstance(culprit, sp.Derivative) else culprit
+        raise DeriveError(forward.name, "differentiate", inner,
+                          f"cannot differentiate this with respect to {gradient.tensor.name} (SymPy gives {culprit})")

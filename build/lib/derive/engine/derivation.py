@@ -1,0 +1,178 @@
+"""From a forward pass to its gradients, every rule application recorded once.
+
+For each differentiable tensor ``X`` the vector–Jacobian product with the
+upstream gradient ``dY`` is formed in index notation,
+
+    dX_pq = Σ_{s,n} dY_sn dY_sn/dX_pq        (a scalar output L: dX_pq = dL/dX_pq)
+
+and taken through the stages below, each applied once and recorded as a
+``Step`` under its own name when it changes the expression:
+
+1. the chain rule through the named intermediates (shown with ∂ and d);
+2. differentiate: SymPy's partial derivatives (Kronecker deltas appear), the
+   Jacobians of the intermediates substituted;
+3. sift the Kronecker deltas (sums split linearly, constants pulled out);
+4. fold the forward's definitions back in (``Σ_s X_sq = S μ_q``);
+5. the module's assumptions (``Σ_k T_sk = 1``);
+6. write in the forward's saved quantities, then in its outputs;
+7. simplify the elementwise expression; collect into a compact form.
+
+The Jacobians of the intermediates are shown beside the steps as lemmas, each
+sifted and folded on its own. A rewrite that runs out of budget keeps the form
+it had and the derivation says so (``Gradient.notes``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from . import budget
+from .checks import check_derivative, check_forward
+from .differentiate import Differentiator, Fresh, Partial, Total, index_names
+from .errors import DeriveError, require_finite, stage
+from .ir import element
+from .rewrite import apply_assumptions, compact, fold, reexpress, reexpress_intermediates, simplify_elementwise
+from .sifting import sift
+
+# Free indices of a gradient, in order of preference.
+GRADIENT_INDEX_NAMES = "pqruvwxyz"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One stage of a derivation: ``lhs = rhs`` with the rule that produced it."""
+
+    reason: str
+    lhs: sp.Expr
+    rhs: sp.Expr
+
+
+@dataclass
+class Gradient:
+    """The derived gradient of the output with respect to one tensor."""
+
+    tensor: object            # notation.Tensor
+    base: sp.IndexedBase      # dX
+    indices: tuple            # free indices p, q
+    expr: sp.Expr             # closed form, in index notation
+    steps: list = field(default_factory=list)
+    # Budgets that ran out on the way: "simplify the elementwise expression: skipped: ..."
+    notes: list = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return str(self.base.label)
+
+    @property
+    def lhs(self):
+        return element(self.base, self.indices)
+
+
+@dataclass
+class Derivation:
+    forward: object
+    upstream: sp.IndexedBase | None   # dY, or None for a scalar loss
+    gradients: list
+    # Jacobians of intermediates, per gradient name: [(lhs, definition, value)].
+    lemmas: dict = field(default_factory=dict)
+
+
+def gradient_name(tensor_name: str) -> str:
+    return "d" + tensor_name
+
+
+def _free_indices(forward, tensor):
+    taken = set().union(*[index_names(d.expr) | {str(i.label) for i in d.indices} for d in forward.definitions])
+    names = [n for n in (forward.gradient_indices or GRADIENT_INDEX_NAMES) if n not in taken]
+    return tuple(sp.Idx(n, dim) for n, dim in zip(names, tensor.dims))
+
+
+def derive(forward) -> Derivation:
+    if not forward.definitions:
+        raise DeriveError(forward.name, "check", "the forward", "defines no output")
+    with stage(forward.name, "check", "the forward"):
+        check_forward(forward)
+    out = forward.out
+    upstream = None if forward.scalar_output or forward.jacobian else sp.IndexedBase(
+        gradient_name(out.tensor.name), shape=out.tensor.dims, real=True)
+    gradients, lemmas = [], {}
+    for t in forward.differentiable:
+        g, steps_of_lemmas = _derive_one(forward, t, upstream)
+        check_derivative(forward, g)
+        gradients.append(g)
+        lemmas[g.name] = steps_of_lemmas
+    return Derivation(forward, upstream, gradients, lemmas)
+
+
+# The rules after sifting, in order: (reason, stage, rule(expr, forward, tensor)).
+RULES = (
+    ("fold the forward's definitions back in", "rewrite", lambda e, f, t: fold(e, f)),
+    ("use the module's assumptions", "rewrite", lambda e, f, t: apply_assumptions(e, f)),
+    ("write in the forward's saved quantities", "rewrite", lambda e, f, t: reexpress(e, f, t.base)),
+    ("write in the forward's outputs", "rewrite", lambda e, f, t: reexpress_intermediates(e, f)),
+    ("simplify the elementwise expression", "rewrite", lambda e, f, t: simplify_elementwise(e)),
+    ("collect into a compact form", "rewrite", lambda e, f, t: compact(e)),
+)
+
+
+def _derive_one(forward, t, upstream):
+    out = forward.out
+    free = _free_indices(forward, t)
+    wrt = element(t.base, free)
+    limits = [(i, i.lower, i.upper) for i in out.indices]
+    y = out.lhs
+    if forward.jacobian:  # ∂Y_ij/∂X_mn: all of the output's indices stay free
+        grad = sp.IndexedBase(f"d{out.tensor.name}_d{t.name}", shape=out.tensor.dims + t.dims, real=True)
+        lhs = grad[out.indices + free]
+    else:
+        grad = sp.IndexedBase(gradient_name(t.name), shape=t.dims, real=True)
+        lhs = element(grad, free)
+
+    def vjp(inner):
+        if upstream is None:
+            return inner
+        return sp.Sum(upstream[out.indices] * inner, *limits)
+
+    name = forward.name
+    taken = index_names(sp.Tuple(*[d.expr for d in forward.definitions])) | {str(i.label) for i in free}
+    taken |= {str(i.label) for d in forward.definitions for i in d.indices}
+    diff = Differentiator(forward, wrt, Fresh(taken))
+    steps = []
+    budget.collect()
+
+    def record(reason, expr):
+        if not steps or steps[-1].rhs != expr:
+            steps.append(Step(reason, lhs, expr))
+        return expr
+
+    if not forward.jacobian:
+        record("vector-Jacobian product", vjp(Total(y, wrt)))
+    body = out.expr
+    chained = diff.chained(body)
+    if chained:
+        def link(d):
+            term = Partial(y, d.lhs) * Total(d.lhs, wrt)
+            bound = [i for i in d.indices if i not in out.indices]
+            return sp.Sum(term, *[(i, i.lower, i.upper) for i in bound]) if bound else term
+        record("chain rule through the intermediates", vjp(Partial(y, wrt) + sum((link(d) for d in chained), sp.S.Zero)))
+
+    with stage(name, "differentiate", f"{gradient_name(t.name)} = d{out.tensor.name}/d{t.name}"):
+        expr = require_finite(name, "differentiate", lhs, record("differentiate", vjp(diff.total(body))))
+    with stage(name, "sift", expr):
+        expr = require_finite(name, "sift", lhs, record("sift the Kronecker deltas", sift(expr)))
+    for reason, stage_name, rule in RULES:
+        with stage(name, stage_name, expr):
+            new = require_finite(name, stage_name, lhs, rule(expr, forward, t))
+        expr = record(reason, new)
+    notes = [f"{what}: {why}" for what, why in budget.collect()]
+
+    lemmas = []
+    for total, body_, value in diff.lemmas:
+        with stage(name, "sift", total):
+            shown = compact(apply_assumptions(fold(sift(value), forward), forward))
+        if shown != 0:  # an intermediate that does not depend on wrt says nothing worth reading
+            lemmas.append((total, body_, shown))
+    budget.collect()
+    indices = out.indices + free if forward.jacobian else free
+    return Gradient(t, grad, indices, expr, steps, notes), lemmas

@@ -1,0 +1,215 @@
+"""Lowering: a derivation becomes kernels as data (``ir.Kernel``), validated.
+
+One calling convention for every module:
+
+    <m>_forward(*ARGUMENTS, **scalars)             -> RETURNS       (the output, then what the backward needs)
+    <m>_backward(upstream, **SAVED, **scalars)     -> GRADIENTS
+
+The upstream gradient is ``dY`` for a layer and the scalar ``dL`` (default 1)
+for a loss; ``SAVED`` are the tensors the backward reads (arguments, the
+output, intermediates the forward returns), passed by keyword. A loss's
+backward multiplies each gradient by ``dL``, which is the chain rule through
+the scalar, so a loss's backward never recomputes its forward.
+"""
+from __future__ import annotations
+
+import sympy as sp
+
+from .cse import eliminate_common_subexpressions
+from .errors import DeriveError, stage
+from .ir import Array, Kernel, Statement, element, extent, free_indices, indexed_bases
+from .normal_forms import to_piecewise
+from .numerics import Context, stabilise
+from .text import index_text
+
+
+def validate(kernel: Kernel, module: str = "") -> Kernel:
+    """No derivative left, every operand defined before use, index ranges match shapes."""
+    known = {a.name: a.dims for a in kernel.arguments}
+    if kernel.upstream is not None:
+        known[kernel.upstream.name] = kernel.upstream.dims
+
+    def fail(st, problem):
+        where = f"{kernel.name}: {index_text(st.lhs)} = {index_text(st.rhs)}" if st is not None else kernel.name
+        raise DeriveError(module or kernel.name, "lower", where, problem)
+
+    for st in kernel.statements:
+        if st.rhs.has(sp.Derivative, sp.Subs, sp.Integral) or any(
+                type(f).__name__ in ("Partial", "Total") for f in st.rhs.atoms(sp.Expr)):
+            fail(st, "an unevaluated derivative is left (a kernel never calls autograd)")
+        bad = [f for f in st.rhs.atoms(sp.Function) if isinstance(f, sp.core.function.AppliedUndef)]
+        if bad:
+            fail(st, f"uses an undefined function {bad[0].func}")
+        for e in sorted(st.rhs.atoms(sp.Indexed), key=str):
+            name = str(e.base.label)
+            if name not in known:
+                fail(st, f"uses {name}, which is neither an argument nor computed before")
+            dims = known[name]
+            if len(dims) != len(e.indices):
+                fail(st, f"{index_text(e)} has {len(e.indices)} indices but {name} has {len(dims)} axes")
+            for i, d in zip(e.indices, dims):
+                if isinstance(i, sp.Idx) and sp.simplify(extent(i) - d) != 0:
+                    fail(st, f"index {i} of {index_text(e)} ranges over {extent(i)}, but that axis of {name} is {d}")
+        free = free_indices(st.rhs)
+        if not free <= set(st.indices):
+            fail(st, f"leaves the indices {', '.join(sorted(map(str, free - set(st.indices))))} free")
+        if len(set(st.indices)) != len(st.indices):
+            fail(st, "an index repeats on the left")
+        known[st.name] = tuple(extent(i) for i in st.indices)
+    for r in kernel.results:
+        if r not in known:
+            fail(None, f"returns {r}, which is never computed")
+    return kernel
+
+
+# -- lowering -------------------------------------------------------------
+
+def _live(statements, results):
+    """Drop statements no result depends on."""
+    need, kept = set(results), []
+    for st in reversed(statements):
+        if st.name in need:
+            kept.append(st)
+            need |= indexed_bases(st.rhs)
+    return list(reversed(kept))
+
+
+def _heaviside(statements):
+    """A Heaviside left in a forward prints as a select: 0 at the tie, as the derivation reads it."""
+    return [st.with_rhs(st.rhs.replace(lambda e: isinstance(e, sp.Heaviside), to_piecewise))
+            if st.rhs.has(sp.Heaviside) else st for st in statements]
+
+
+def _names(forward) -> set:
+    return set(forward.tensors) | set(forward.scalars) | {
+        str(d) for t in forward.tensors.values() for d in t.dims if isinstance(d, sp.Symbol)}
+
+
+def _numerics(forward, kernel_name: str, statements, context: Context):
+    with stage(forward.name, "numerics", kernel_name):
+        return stabilise(_heaviside(statements), context)
+
+
+def _finish(forward, kernel_name: str, statements, results, taken: set):
+    """Common subexpressions and dead code: the statements a kernel executes."""
+    statements = _live(statements, results)
+    with stage(forward.name, "lower", kernel_name):
+        statements = eliminate_common_subexpressions(statements, taken)
+    return _live(statements, results)
+
+
+def forward_kernel(forward, returned=(), statements=None) -> Kernel:
+    """``statements``: the forward's definitions after the numerics pass (made here when not given)."""
+    name = f"{forward.name}_forward"
+    if statements is None:
+        statements = _numerics(forward, name, [Statement(d.lhs, d.expr) for d in forward.definitions], Context())
+    results = [forward.out.tensor.name, *returned]
+    statements = _finish(forward, name, statements, results, _names(forward))
+    args = [Array(t.name, t.dims) for t in forward.arguments]
+    return validate(Kernel(name, args, list(forward.scalars.values()), statements, results), forward.name)
+
+
+def _index_wilds(expr):
+    return {i: sp.Wild(f"w_{i.label}", properties=[lambda e: isinstance(e, sp.Idx)])
+            for i in sorted(expr.atoms(sp.Idx), key=str)}
+
+
+def _reuse(gradients):
+    """Write each gradient in terms of the others where one is a reduction inside another.
+
+    Batch norm: ``Σ_s dY_sq`` inside dX is dβ_q, ``Σ_s dY_sq X̂_sq`` is dγ_q.
+    Returns (statement order, rewritten expressions).
+    """
+    exprs = {g.name: g.expr for g in gradients}
+    for g in gradients:
+        if not (isinstance(g.expr, sp.Sum) and g.indices):
+            continue
+        wilds = _index_wilds(g.expr)
+        pattern = g.expr.xreplace(wilds)
+
+        def is_match(e, pattern=pattern):
+            return isinstance(e, sp.Sum) and e.match(pattern) is not None
+
+        def make(e, g=g, wilds=wilds, pattern=pattern):
+            m = e.match(pattern)
+            return g.base[tuple(m[wilds[i]] for i in g.indices)]
+
+        for other in gradients:
+            if other is not g:
+                exprs[other.name] = exprs[other.name].replace(is_match, make)
+    # A gradient that uses another is computed after it.
+    order = sorted(gradients, key=lambda g: any(o.name in indexed_bases(exprs[g.name]) for o in gradients))
+    return order, exprs
+
+
+def upstream_array(derivation) -> Array | None:
+    """``dY`` for an output Y; for a scalar output (a loss L) the scalar ``dL``; none for a Jacobian."""
+    forward = derivation.forward
+    if forward.jacobian:
+        return None
+    return Array(f"d{forward.out.tensor.name}", forward.out.tensor.dims)
+
+
+def backward_kernel(derivation, forward_statements, context: Context) -> Kernel:
+    """The backward; it may read any argument or output of the forward and any value its statements compute."""
+    forward = derivation.forward
+    name = f"{forward.name}_backward"
+    order, exprs = _reuse(derivation.gradients)
+    upstream = upstream_array(derivation)
+    scale = sp.IndexedBase(upstream.name, real=True) if upstream is not None and not upstream.dims else 1
+    gradients = [g.name for g in derivation.gradients]
+    statements = _numerics(forward, name, [Statement(g.lhs, scale * exprs[g.name], g.name) for g in order], context)
+    computed = {st.name: tuple(extent(i) for i in st.indices) for st in forward_statements}
+    taken = _names(forward) | set(computed) | set(gradients) | ({upstream.name} if upstream is not None else set())
+    statements = _finish(forward, name, statements, gradients, taken)
+    names = set().union(*[indexed_bases(s.rhs) for s in statements]) - {s.name for s in statements}
+    if upstream is not None:
+        names.discard(upstream.name)
+    # A gradient needs its tensor's sizes even when its value does not (dS = I for tr S).
+    dims = {**{n: t.dims for n, t in forward.tensors.items()}, **computed}
+    carried = {d for n in names if n in dims for d in dims[n]}
+    carried |= set(upstream.dims) if upstream is not None else set()
+    names |= {g.tensor.name for g in derivation.gradients if not set(g.tensor.dims) <= carried}
+    unknown = names - set(dims)
+    if unknown:
+        raise DeriveError(forward.name, "lower", name, f"reads {sorted(unknown)[0]}, which the forward does not compute")
+    # Arguments first, in declaration order, then what the forward computes, in its order.
+    saved = [t.name for t in forward.arguments if t.name in names]
+    saved += [st.name for st in forward_statements if st.name in names and st.name not in saved]
+    args = [Array(n, dims[n]) for n in saved]
+    inputs = [g.name for g in derivation.gradients if g.tensor.role == "input"]
+    optional = {n: f"need_{n}" for n in inputs} if len(derivation.gradients) > len(inputs) else {}
+    return validate(Kernel(name, args, list(forward.scalars.values()), statements, gradients, optional, upstream,
+                           1.0 if upstream is not None and not upstream.dims else None), forward.name)
+
+
+def kernels(derivation) -> list:
+    """The forward, backward and variant kernels of one module.
+
+    The forward's statements go through the numerics pass first, so the
+    backward reads what they compute as they compute it (a shifted exponential
+    sum together with its maximum). The forward then returns its output, what
+    the backward reads, and the intermediates the module marks ``returned``.
+    """
+    forward = derivation.forward
+    context = Context()
+    statements = _numerics(forward, f"{forward.name}_forward",
+                           [Statement(d.lhs, d.expr) for d in forward.definitions], context)
+    backward = backward_kernel(derivation, statements, context)
+    read = {a.name for a in backward.arguments}
+    out = forward.out.tensor.name
+    returned = [st.name for st in statements
+                if st.name != out and (st.name in read or st.name in forward.returned)]
+    kernels_ = [forward_kernel(forward, returned, statements), backward]
+    for v in forward.variants.values():
+        kernels_.append(forward_kernel(v))
+    return kernels_
+
+
+def saved(backward: Kernel) -> tuple:
+    """What a backward reads besides the upstream gradient, in order."""
+    return tuple(a.name for a in backward.arguments)
+
+
+def output_element(forward):
+    return element(forward.out.tensor.base, forward.out.indices)

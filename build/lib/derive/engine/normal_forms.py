@@ -1,0 +1,221 @@
+"""Piecewise normal forms: what a kink means, fixed before differentiating.
+
+SymPy differentiates ``Max(0, x)`` to ``Heaviside(x)`` (½ at 0), ``Abs`` to
+``sign`` and ``sign`` to ``DiracDelta``. PyTorch's conventions are different,
+so before differentiating every such function is written as a ``Piecewise``
+whose branch at a tie carries PyTorch's slope:
+
+- ``max(u, c)`` / ``min(u, c)`` with ``c`` free of tensors (ReLU): the tie goes to
+  the constant branch, slope 0 (``relu'(0) = 0``);
+- a clamp ``min(hi, max(lo, u))`` (either nesting, ``lo < hi``): its value is ``u``
+  on the closed inside, and at a bound the slope is the constant branch's, 0
+  (``torch.clamp``, ``F.hardtanh``, ``F.relu6``);
+- ``max(a, b)`` of two tensor expressions: at a tie each gets half (``torch.maximum``);
+- ``|u|`` and ``sign(u)``: slope 0 at 0 (``torch.abs``, ``torch.sign``);
+- ``Heaviside(u)`` is 0 at 0.
+
+``clean_piecewise`` keeps derivatives of such forms small: nested Piecewise
+flattened, branches that can never be taken dropped (``u > 0 ∧ u < 0``),
+neighbours with equal values merged.
+"""
+from __future__ import annotations
+
+import sympy as sp
+
+
+def _is_constant(e) -> bool:
+    """Free of tensors: a number, a scalar hyper-parameter, a dimension."""
+    return not e.has(sp.Indexed, sp.IndexedBase)
+
+
+def _known_less(a, b) -> bool:
+    return bool(sp.simplify(b - a).is_positive)
+
+
+def _clamp(e):
+    """``(u, lo, hi)`` for min(hi, max(lo, u)) or max(lo, min(hi, u)) with constant lo < hi, else None."""
+    outer, inner_type = (sp.Min, sp.Max) if isinstance(e, sp.Min) else (sp.Max, sp.Min)
+    if not isinstance(e, outer) or len(e.args) != 2:
+        return None
+    consts = [a for a in e.args if _is_constant(a)]
+    inner = [a for a in e.args if isinstance(a, inner_type) and len(a.args) == 2]
+    if len(consts) != 1 or len(inner) != 1:
+        return None
+    inner_consts = [a for a in inner[0].args if _is_constant(a)]
+    us = [a for a in inner[0].args if not _is_constant(a)]
+    if len(inner_consts) != 1 or len(us) != 1:
+        return None
+    lo, hi = (inner_consts[0], consts[0]) if outer is sp.Min else (consts[0], inner_consts[0])
+    return (us[0], lo, hi) if _known_less(lo, hi) else None
+
+
+def _extremum(args, greater: bool):
+    """Max (greater) or Min of already converted operands, as a Piecewise."""
+    consts = [a for a in args if _is_constant(a)]
+    variables = [a for a in args if not _is_constant(a)]
+    if not variables:
+        return (sp.Max if greater else sp.Min)(*consts)
+    beats = sp.StrictGreaterThan if greater else sp.StrictLessThan
+    acc = variables[0]
+    for b in variables[1:]:
+        # Two tensor expressions: each gets half the slope at a tie, as torch.maximum/minimum.
+        acc = _fold(sp.Piecewise((acc, beats(acc, b)), (b, beats(b, acc)), ((acc + b) / 2, True)))
+    if consts:
+        c = (sp.Max if greater else sp.Min)(*consts)
+        acc = _fold(sp.Piecewise((acc, beats(acc, c)), (c, True)))  # the tie takes the constant branch
+    return acc
+
+
+def _convert(e):
+    if e.is_Atom or isinstance(e, (sp.Indexed, sp.IndexedBase)):
+        return e
+    if isinstance(e, (sp.Min, sp.Max)):
+        found = _clamp(e)
+        if found is not None:
+            u, lo, hi = found
+            u = _convert(u)
+            inside = sp.And(sp.StrictGreaterThan(u, lo), sp.StrictLessThan(u, hi))
+            return _fold(sp.Piecewise((u, inside), (lo, sp.LessThan(u, lo)), (hi, True)))
+        return _extremum([_convert(a) for a in e.args], isinstance(e, sp.Max))
+    args = [_convert(a) for a in e.args]
+    if isinstance(e, sp.Heaviside):
+        return _fold(sp.Piecewise((sp.S.One, sp.StrictGreaterThan(args[0], 0)), (sp.S.Zero, True)))
+    if isinstance(e, sp.Abs) and not _is_constant(args[0]):
+        u = args[0]
+        return _fold(sp.Piecewise((u, u > 0), (-u, u < 0), (sp.S.Zero, True)))
+    if isinstance(e, sp.sign) and not _is_constant(args[0]):
+        u = args[0]
+        return _fold(sp.Piecewise((sp.S.One, u > 0), (sp.S.NegativeOne, u < 0), (sp.S.Zero, True)))
+    if isinstance(e, sp.core.relational.Relational):
+        return _fold_relational(e.func, *args)
+    return e.func(*args) if args != list(e.args) else e
+
+
+def _fold_relational(rel, a, b):
+    """``Piecewise(...) > c`` as a condition without Piecewise: (p ∧ (a₁ > c)) ∨ (¬p ∧ (a₂ > c))."""
+    pieces = [x for x in (a, b) if isinstance(x, sp.Piecewise)]
+    if not pieces:
+        return rel(a, b)
+    pw = pieces[0]
+    out, earlier = [], []
+    for value, cond in pw.args:
+        branch = rel(value, b) if pw is a else rel(a, value)
+        branch = _fold_relational(branch.func, *branch.args) if isinstance(branch, sp.core.relational.Relational) else branch
+        out.append(sp.And(cond, *[sp.Not(c) for c in earlier], branch))
+        earlier.append(cond)
+    return sp.Or(*out)
+
+
+def _fold(pw):
+    """Flatten nested Piecewise values into one Piecewise."""
+    return clean_piecewise(pw)
+
+
+def to_piecewise(expr):
+    """Max, Min, Abs, sign and Heaviside of tensors as Piecewise with PyTorch's slopes at the ties."""
+    if not expr.has(sp.Max, sp.Min, sp.Heaviside, sp.Abs, sp.sign, sp.Piecewise):
+        return expr
+    return _convert(expr)
+
+
+# -- cleaning ------------------------------------------------------------------
+
+def _flatten(pw):
+    branches = []
+    for value, cond in pw.args:
+        if isinstance(value, sp.Piecewise):
+            for v, c in value.args:
+                branches.append((v, sp.And(cond, c)))
+        else:
+            branches.append((value, cond))
+    return branches
+
+
+def _subject(rel):
+    """``(v, sign)`` with ``rel`` comparing ``sign·v`` with a constant, else None."""
+    d = sp.expand(rel.lhs - rel.rhs)
+    v = sp.Add(*[t for t in sp.Add.make_args(d) if not _is_constant(t)])
+    if v == 0:
+        return None
+    return (-v, -1) if v.could_extract_minus_sign() else (v, 1)
+
+
+def condition_sets(conds):
+    """``(v, sets)``: each condition as the set of values of one subject ``v`` it admits, or None.
+
+    ``[u > 0, u < -1, True]`` gives ``(u, [(0, ∞), (−∞, −1), ℝ])``; conditions
+    that compare several different expressions give None.
+    """
+    rels = set().union(*[c.atoms(sp.core.relational.Relational) for c in conds if c not in (sp.true, sp.false)])
+    subjects = {_subject(r)[0] if _subject(r) else None for r in rels}
+    if len(subjects) != 1 or None in subjects:
+        return None
+    (v,) = subjects
+    d = sp.Dummy("u", real=True)
+    try:
+        out = []
+        for c in conds:
+            if c in (sp.true, sp.false):
+                out.append(sp.S.Reals if c == sp.true else sp.S.EmptySet)
+                continue
+            swapped = c.replace(lambda r: isinstance(r, sp.core.relational.Relational),
+                                lambda r: r.func(sp.expand(r.lhs - r.rhs).subs(v, d), 0))
+            if swapped.free_symbols - {d} or swapped.has(sp.Indexed):
+                return None
+            out.append(swapped.as_set())
+        return v, out
+    except (NotImplementedError, TypeError, ValueError):
+        return None
+
+
+def branch_domains(pw):
+    """``(v, [set where branch i is the one taken])`` for a Piecewise over one subject, or None."""
+    found = condition_sets([c for _, c in pw.args])
+    if found is None:
+        return None
+    v, sets = found
+    taken, covered = [], sp.S.EmptySet
+    for s in sets:
+        taken.append(sp.Complement(s, covered))
+        covered = sp.Union(covered, s)
+    return v, taken
+
+
+def clean_piecewise(expr):
+    """Nested Piecewise flattened, branches never taken dropped, equal neighbours merged."""
+    if not expr.has(sp.Piecewise):
+        return expr
+    return expr.replace(lambda e: isinstance(e, sp.Piecewise), _clean_one)
+
+
+def _clean_one(pw):
+    branches = [(v, c) for v, c in _flatten(pw) if c != sp.false]
+    found = condition_sets([c for _, c in branches])
+    sets = found[1] if found is not None else None
+    if sets is not None:
+        kept, covered = [], sp.S.EmptySet
+        for (v, c), s in zip(branches, sets):
+            fresh = sp.Complement(s, covered)
+            if fresh == sp.S.EmptySet:
+                continue  # never taken
+            covered = sp.Union(covered, s)
+            kept.append((v, sp.true if sp.Complement(sp.S.Reals, covered) == sp.S.EmptySet else c))
+            if kept[-1][1] == sp.true:
+                break
+        branches = kept
+    else:
+        for n, (v, c) in enumerate(branches):
+            if c == sp.true:
+                branches = branches[:n + 1]
+                break
+    merged = []
+    for v, c in branches:
+        if merged and merged[-1][0] == v:
+            merged[-1] = (v, sp.Or(merged[-1][1], c))
+        else:
+            merged.append((v, c))
+    if not merged:
+        return sp.S.Zero
+    if len(merged) == 1 and merged[0][1] == sp.true:
+        return merged[0][0]
+    return sp.Piecewise(*merged)

@@ -1,0 +1,234 @@
+"""Index notation: how a module writes its forward pass.
+
+A module file builds one ``Forward``: symbolic dimensions, indices ranging over
+them, tensors with roles (input, parameter, constant), and an ordered list of
+definitions ``name[indices] = expression``. The last definition is the output;
+the ones before it are named intermediates (a mean, a normaliser, ...), which
+the derivation keeps as symbols and chains through.
+
+Everything here is plain SymPy: ``Indexed`` elements, ``Sum`` over ``Idx``
+indices, elementwise functions and ``Piecewise``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+ROLES = ("input", "param", "const", "intermediate", "output")
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """A named array with symbolic shape and a role in the module."""
+
+    base: sp.IndexedBase
+    dims: tuple
+    role: str
+
+    @property
+    def name(self) -> str:
+        return str(self.base.label)
+
+    def __getitem__(self, idx):
+        return self.base[idx]
+
+    @property
+    def differentiable(self) -> bool:
+        return self.role in ("input", "param")
+
+    @property
+    def positive(self) -> bool:
+        return bool(self.base.assumptions0.get("positive"))
+
+
+@dataclass(frozen=True)
+class Definition:
+    """``tensor[indices] = expr``: one line of the forward pass."""
+
+    tensor: Tensor
+    indices: tuple
+    expr: sp.Expr
+
+    @property
+    def lhs(self):
+        return self.tensor.base[self.indices] if self.indices else self.tensor.base
+
+    def at(self, indices) -> sp.Expr:
+        """The right-hand side with the free indices renamed to ``indices``."""
+        return self.expr.xreplace(dict(zip(self.indices, indices)))
+
+
+@dataclass(frozen=True)
+class Scalar:
+    """A scalar hyper-parameter of the module (eps, alpha), with its default."""
+
+    symbol: sp.Symbol
+    default: float
+
+    @property
+    def name(self) -> str:
+        return self.symbol.name
+
+
+def exact_binary_fractions(expr):
+    """Floats that are small binary fractions (0.5, 0.25, 3.0) as the rationals they equal exactly.
+
+    ``0.5 x · 2`` is then ``x``, not ``1.0 x``; ``0.044715`` stays a float.
+    """
+    def exact(f):
+        r = sp.Rational(float(f))  # the float's exact value
+        return r if r.q <= 1024 else f
+
+    return expr.xreplace({f: exact(f) for f in expr.atoms(sp.Float)})
+
+
+def Sum(expr, *indices):
+    """Σ over ``Idx`` indices, each over its own declared range."""
+    return sp.Sum(expr, *[(i, i.lower, i.upper) for i in indices])
+
+
+@dataclass
+class Forward:
+    """A module's forward pass in index notation, as data."""
+
+    name: str
+    doc: str
+    source: str = ""
+    tensors: dict = field(default_factory=dict)
+    scalars: dict = field(default_factory=dict)
+    definitions: list = field(default_factory=list)
+    # ``(pattern, replacement)`` pairs the module asserts, e.g. Σ_k T_sk = 1.
+    assumptions: list = field(default_factory=list)
+    # Extra forward-only kernels (batch norm's eval mode): name -> Forward.
+    variants: dict = field(default_factory=dict)
+    # How derivations write a name in LaTeX (``Xhat`` → ``\\hat{X}``).
+    latex: dict = field(default_factory=dict)
+    # Intermediates the forward kernel returns besides those the backward needs.
+    returned: list = field(default_factory=list)
+    # True: derive the full Jacobian ∂Y_ij/∂X_mn instead of a vector–Jacobian product.
+    jacobian: bool = False
+    # Names for the free indices of gradients (default p, q, r, ...).
+    gradient_indices: str | None = None
+
+    # -- declarations -------------------------------------------------
+    @staticmethod
+    def dims(names: str):
+        """Symbolic dimensions, e.g. ``S, M = f.dims('S M')``."""
+        out = sp.symbols(names, integer=True, positive=True)
+        return out if isinstance(out, tuple) else (out,)
+
+    @staticmethod
+    def indices(**ranges):
+        """Indices over dimensions, e.g. ``s, m = f.indices(s=S, m=M)``."""
+        return tuple(sp.Idx(name, dim) for name, dim in ranges.items())
+
+    def scalar(self, name: str, default: float, latex: str | None = None):
+        """A scalar hyper-parameter; ``latex`` is how derivations write it."""
+        sym = sp.Symbol(name, positive=True)
+        self.scalars[name] = Scalar(sym, default)
+        if latex:
+            self.latex[name] = latex
+        return sym
+
+    def _tensor(self, name, dims, role, latex=None, positive=False):
+        if name in self.tensors:
+            raise ValueError(f"{self.name}: tensor {name!r} declared twice")
+        if latex:
+            self.latex[name] = latex
+        domain = {"positive": True} if positive else {"real": True}
+        t = Tensor(sp.IndexedBase(name, shape=dims or None, **domain), tuple(dims), role)
+        self.tensors[name] = t
+        return t
+
+    def input(self, name, *dims, latex=None, positive=False):
+        """A differentiable input (the layer's X). ``positive``: its entries are > 0."""
+        return self._tensor(name, dims, "input", latex, positive)
+
+    def param(self, name, *dims, latex=None, positive=False):
+        """A differentiable parameter (W, b, gamma, beta). ``positive``: its entries are > 0."""
+        return self._tensor(name, dims, "param", latex, positive)
+
+    def const(self, name, *dims, latex=None, positive=False):
+        """A non-differentiable input (targets T, running statistics). ``positive``: its entries are > 0."""
+        return self._tensor(name, dims, "const", latex, positive)
+
+    def let(self, name, indices, expr, latex=None, returned=False, positive=False):
+        """A named intermediate ``name[indices] = expr``; ``returned``: the forward kernel returns it.
+
+        With no indices it is a scalar: use ``tensor.base`` in expressions.
+        """
+        if returned:
+            self.returned.append(name)
+        return self._define(name, indices, expr, "intermediate", latex, positive)
+
+    def output(self, name, indices, expr, latex=None, positive=False):
+        """The module's output; declared last. ``positive``: known > 0 (a norm)."""
+        return self._define(name, indices, expr, "output", latex, positive)
+
+    def assume(self, pattern, replacement):
+        """A fact about the inputs used in simplification, e.g. Σ_k T_sk = 1."""
+        self.assumptions.append((sp.sympify(pattern), sp.sympify(replacement)))
+
+    def variant(self, name: str) -> "Forward":
+        """A further forward-only kernel of this module (e.g. eval mode)."""
+        v = Forward(f"{self.name}_{name}", self.doc, self.source, scalars=self.scalars, latex=self.latex)
+        self.variants[name] = v
+        return v
+
+    def _define(self, name, indices, expr, role, latex=None, positive=False):
+        indices = tuple(indices)
+        dims = tuple(i.upper + 1 for i in indices)
+        t = self._tensor(name, dims, role, latex, positive)
+        self.definitions.append(Definition(t, indices, exact_binary_fractions(sp.sympify(expr))))
+        return t
+
+    # -- queries --------------------------------------------------------
+    @property
+    def out(self) -> Definition:
+        return self.definitions[-1]
+
+    @property
+    def intermediates(self) -> list:
+        return self.definitions[:-1]
+
+    @property
+    def differentiable(self) -> list:
+        return [t for t in self.tensors.values() if t.differentiable]
+
+    @property
+    def arguments(self) -> list:
+        """Tensors the caller passes to the forward kernel, in declaration order."""
+        return [t for t in self.tensors.values() if t.role in ("input", "param", "const")]
+
+    @property
+    def scalar_output(self) -> bool:
+        return not self.out.indices
+
+    def chain(self, name: str, doc: str, second: "Forward", link: str, rename: str) -> "Forward":
+        """``second ∘ self``: ``self``'s output, renamed ``rename``, feeds ``second``'s input ``link``.
+
+        Both forwards must name shared dimensions alike. The composite keeps
+        every definition of both, so its derivation chains through them.
+        """
+        f = Forward(name, doc)
+        new = sp.IndexedBase(rename, shape=self.out.tensor.base.shape, real=True)
+        swap = {self.out.tensor.base: new}
+        for t in self.arguments:
+            f.tensors[t.name] = t
+        for d in self.definitions:
+            role = "intermediate" if d is self.out else d.tensor.role
+            base = swap.get(d.tensor.base, d.tensor.base)
+            t = Tensor(base, d.tensor.dims, role)
+            f.tensors[t.name] = t
+            f.definitions.append(Definition(t, d.indices, d.expr.xreplace(swap)))
+        linked = second.tensors[link].base
+        for t in second.arguments:
+            if t.name != link:
+                f.tensors[t.name] = t
+        for d in second.definitions:
+            f.tensors[d.tensor.name] = d.tensor
+            f.definitions.append(Definition(d.tensor, d.indices, d.expr.xreplace({linked: new})))
+        f.scalars = {**self.scalars, **second.scalars}
+        f.latex = {**self.latex, **second.latex}
+        return f

@@ -1,0 +1,341 @@
+"""Exact rewrites that keep emitted kernels finite and accurate over the whole floating range.
+
+Each is an identity, so the emitted value is the derived one:
+
+- A reduction ``Z = c Σ_k exp(u_k)`` becomes ``m = max_k u_k``,
+  ``Z' = c Σ_k exp(u_k − m)``; later uses of ``Z`` read ``exp(m) Z'``, and the
+  ``exp(m)`` cancels against the numerator's ``exp(u)`` (stable softmax). A
+  kernel that receives such a ``Z`` from its forward receives ``m`` beside it
+  and reads it the same way.
+- A reduction ``Q = c Σ_k u_k²`` gets a scaled twin: ``m = max_k |u_k|`` (1 where
+  all are 0) and ``Q' = c Σ_k (u_k/m)²``; later uses of ``Q`` read ``m² Q'``, a
+  power of a sum holding it factors ``M² = max(m, 1)²`` out
+  (``√(ε + m² Q') = M √(ε/M² + (m/M)² Q')``). A norm or a variance of inputs whose
+  squares overflow or underflow is then computed like ``hypot`` (2-norm of
+  1e30 in float32, of 1e-30). ``Q`` itself stays, for a caller that asks for it.
+- ``log`` of a quotient intermediate is expanded (``log(exp(a)/Z) = a − log Z``),
+  so a probability that underflows to 0 never reaches ``log`` (log-softmax).
+- Exponentials of unbounded arguments (``exp``, ``cosh``, ``sinh``, ``tanh``,
+  softplus's ``log(1 + e^x)``) are written in ``t = e^{−|u|} ≤ 1`` on each side of
+  0 (``exponentials.normalise``): ``e^x/cosh²(x/2)`` cannot be ``inf/inf``.
+- ``1 ± erf(z)`` is ``erfc(∓z)`` (no cancellation in the tail).
+- ``exp(x) − 1`` and ``log(1 + x)`` become ``expm1``/``log1p`` (no cancellation near 0).
+- In each branch of a ``Piecewise`` over one subject ``u``, ``u`` inside an
+  exponential is clamped to the values for which that branch is taken: the
+  branch not taken (``where`` computes both) can then not overflow.
+- ``Piecewise((a(u), u > c), (b(u), True))`` with ``a(c) = b(c) = 0`` is
+  ``a(max(u, c)) + b(min(u, c))``: each branch is exactly 0 where the other
+  holds, so no select is needed (ReLU, LeakyReLU and ELU forwards).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy as sp
+import sympy.codegen.cfunctions as cf
+
+from . import budget
+from .exponentials import normalise
+from .ir import MaxOver, Statement, free_indices
+from .normal_forms import branch_domains
+
+
+@dataclass
+class Context:
+    """What the statements of a kernel (and the kernels after it) know of earlier ones."""
+
+    # A shifted reduction Z → its maximum m (Z holds Σ exp(u − m); its true value is exp(m) Z).
+    shifted: dict = field(default_factory=dict)
+    # A sum of squares Q → (Q', m): Q' holds Σ (u/m)², the true value is m² Q'.
+    scaled: dict = field(default_factory=dict)
+    # Statement definitions by base, for log(P) with P a quotient of exponentials.
+    definitions: dict = field(default_factory=dict)
+    # Names taken by statements the pass added.
+    names: set = field(default_factory=set)
+
+
+def _exp_sum(rhs):
+    """``(c, u, k)`` if ``rhs = c Σ_k exp(u)``, else None."""
+    const = sp.Mul(*[f for f in sp.Mul.make_args(rhs) if not isinstance(f, sp.Sum)])
+    sums = [f for f in sp.Mul.make_args(rhs) if isinstance(f, sp.Sum)]
+    if len(sums) != 1 or const.has(sp.Indexed) or len(sums[0].limits) != 1:
+        return None
+    body = sums[0].function
+    if not isinstance(body, sp.exp):
+        return None
+    return const, body.args[0], sums[0].limits[0]
+
+
+def _shift_uses(rhs, shifted):
+    """``Z[i] → exp(m[i]) Z[i]`` for every shifted reduction, exponentials combined."""
+    used = {z: m for z, m in shifted.items() if rhs.has(z)}
+    for zbase, mbase in used.items():
+        rhs = rhs.replace(lambda e, z=zbase: isinstance(e, sp.Indexed) and e.base == z,
+                          lambda e, m=mbase: sp.exp(m[e.indices]) * e)
+    if not used:
+        return rhs
+    # log(exp(m) Z) = m + log Z: Z and exp are positive, so expanding these logs is exact.
+    rhs = rhs.replace(lambda e: isinstance(e, sp.log) and e.args[0].has(*used), lambda e: sp.expand_log(e, force=True))
+    return sp.powsimp(rhs, combine="exp")
+
+
+def _square_sum(rhs):
+    """``(c, u, k)`` if ``rhs = c Σ_k u²`` with ``c`` free of arrays, else None."""
+    const = sp.Mul(*[f for f in sp.Mul.make_args(rhs) if not isinstance(f, sp.Sum)])
+    sums = [f for f in sp.Mul.make_args(rhs) if isinstance(f, sp.Sum)]
+    if len(sums) != 1 or const.has(sp.Indexed) or len(sums[0].limits) != 1:
+        return None
+    body = sums[0].function
+    if not (isinstance(body, sp.Pow) and body.exp == 2 and body.base.has(sp.Indexed)):
+        return None
+    return const, body.base, sums[0].limits[0]
+
+
+def _scale_uses(rhs, scaled):
+    """``Q[i] → m[i]² Q'[i]`` for every scaled sum of squares; ``m²`` out of the powers that hold it."""
+    used = {q: v for q, v in scaled.items() if rhs.has(q)}
+    if not used:
+        return rhs
+    scales = set()
+    for qbase, (qs, m) in used.items():
+        if not any(isinstance(e, sp.Indexed) and e.base == qbase for e in rhs.atoms(sp.Indexed)):
+            scales.add(m)  # a scalar
+            rhs = rhs.xreplace({qbase: m ** 2 * qs})
+            continue
+
+        def swap(e, qs=qs, m=m):
+            scales.add(m[e.indices])
+            return m[e.indices] ** 2 * qs[e.indices]
+        rhs = rhs.replace(lambda e, q=qbase: isinstance(e, sp.Indexed) and e.base == q, swap)
+
+    def factor(pw):
+        base, p = pw.args
+        if not isinstance(base, sp.Add) or (p.is_integer and p.is_positive):
+            return pw
+        held = [m for m in scales if base.has(m)]
+        if len(held) != 1:
+            return pw
+        # Scale down only (M = max(m, 1)): for m ≤ 1 the other terms (ε) dominate whatever underflows, and
+        # ε/m² could overflow.
+        m = held[0]
+        big = sp.Max(m, 1)
+        # m/M = min(m, 1): the squares stay squares of numbers at most 1.
+        inner = sp.expand(base.xreplace({m ** 2: big ** 2 * sp.Min(m, 1) ** 2}) / big ** 2)
+        if inner.has(m ** 2):
+            return pw
+        return big ** (2 * p) * inner ** p
+
+    return rhs.replace(lambda e: isinstance(e, sp.Pow), factor)
+
+
+def _expand_log_of_quotients(rhs, definitions):
+    """``log(P[i])`` with P a product of exponentials and reciprocals → the log expanded."""
+    def is_quotient_log(e):
+        if not (isinstance(e, sp.log) and isinstance(e.args[0], sp.Indexed)):
+            return False
+        d = definitions.get(e.args[0].base)
+        return d is not None and isinstance(d.rhs, sp.Mul) and d.rhs.has(sp.exp)
+
+    def expand(e):
+        d = definitions[e.args[0].base]
+        inline = d.rhs.xreplace(dict(zip(d.indices, e.args[0].indices)))
+        return sp.expand_log(sp.log(inline), force=True)
+
+    return rhs.replace(is_quotient_log, expand)
+
+
+class Erfc(sp.erfc):
+    """``erfc`` that keeps its argument: SymPy turns ``erfc(−z)`` into ``2 − erfc(z)``, the cancellation avoided here."""
+
+    @classmethod
+    def eval(cls, arg):
+        return None
+
+    def _index_text(self, printer):
+        return f"erfc({printer._print(self.args[0])})"
+
+    def _latex(self, printer):
+        return rf"\operatorname{{erfc}}\left({printer._print(self.args[0])}\right)"
+
+
+def _erf_complements(rhs):
+    """``c (1 + erf(z))`` → ``c erfc(−z)``; ``c (1 − erf(z))`` → ``c erfc(z)``: no cancellation in the tails."""
+    def rewrite(add):
+        terms = list(add.args)
+        for t in terms:
+            for f in sp.Mul.make_args(t):
+                if not isinstance(f, sp.erf):
+                    continue
+                cof = t / f
+                for sign, other in ((1, cof), (-1, -cof)):
+                    if other in terms:
+                        rest = list(terms)
+                        rest.remove(t)
+                        rest.remove(other)
+                        return sp.Add(cof * Erfc(-f.args[0] if sign == 1 else f.args[0]) * sign, *rest)
+        return add
+
+    return rhs.replace(lambda e: isinstance(e, sp.Add) and e.has(sp.erf), rewrite)
+
+
+def _expm1(rhs):
+    """``c e^a − c`` → ``c expm1(a)``: no cancellation when a is near 0."""
+    def rewrite(add):
+        terms = list(add.args)
+        for n, t in enumerate(terms):
+            c, rest = t.as_coeff_Mul()
+            if isinstance(rest, sp.exp) and -c in terms:
+                others = [u for m, u in enumerate(terms) if m != n and m != terms.index(-c)]
+                return sp.Add(c * cf.expm1(rest.args[0]), *others)
+        return add
+
+    return rhs.replace(lambda e: isinstance(e, sp.Add) and e.has(sp.exp), rewrite)
+
+
+def _log1p(rhs):
+    """``log(1 + a)`` → ``log1p(a)``: no cancellation when a is small."""
+    return rhs.replace(lambda e: isinstance(e, sp.log) and isinstance(e.args[0], sp.Add) and 1 in e.args[0].args,
+                       lambda e: cf.log1p(e.args[0] - 1))
+
+
+def _threshold(pw):
+    """``(a, b, u, c)`` for ``Piecewise((a, u > c), (b, True))`` with a number c, else None."""
+    if len(pw.args) != 2 or not isinstance(pw.args[0].cond, sp.StrictGreaterThan):
+        return None
+    (a, cond), (b, _) = pw.args
+    u, c = cond.args
+    return (a, b, u, c) if c.is_number else None
+
+
+def _vanishes(e) -> bool:
+    return budget.attempt(sp.simplify, e, "check a branch at its threshold", max_size=60) == 0
+
+
+def _split_at_threshold(rhs):
+    def split(pw):
+        t = _threshold(pw)
+        if t is None or not isinstance(t[2], sp.Indexed):
+            return pw
+        a, b, u, c = t
+        if not (_vanishes(a.xreplace({u: c})) and _vanishes(b.xreplace({u: c}))):
+            return pw
+        return a.xreplace({u: sp.Max(u, c)}) + b.xreplace({u: sp.Min(u, c)})
+
+    return rhs.replace(lambda e: isinstance(e, sp.Piecewise), split)
+
+
+_GROWING = (sp.exp, cf.expm1, sp.cosh, sp.sinh)
+
+
+def _clamp_untaken_branches(rhs):
+    """In each branch, the subject inside an exponential is clamped to where that branch is taken."""
+    def clamp(pw):
+        found = branch_domains(pw)
+        if found is None:
+            return pw
+        v, domains = found
+        branches = []
+        for (value, cond), dom in zip(pw.args, domains):
+            lo, hi = (dom.inf, dom.sup) if isinstance(dom, sp.Interval) else (-sp.oo, sp.oo)
+            bounded = v
+            if hi.is_finite:
+                bounded = sp.Min(bounded, hi)
+            if lo.is_finite:
+                bounded = sp.Max(bounded, lo)
+            if bounded != v:
+                value = value.replace(lambda e: isinstance(e, _GROWING) and e.args[0].has(v),
+                                      lambda e: e.func(e.args[0].xreplace({v: bounded})))
+            branches.append((value, cond))
+        return sp.Piecewise(*branches)
+
+    return rhs.replace(lambda e: isinstance(e, sp.Piecewise), clamp)
+
+
+def _common_terms_out_of_piecewise(rhs):
+    """Piecewise((a + c, p), (b + c, True)) → c + Piecewise((a, p), (b, True))."""
+    def pull(pw):
+        common = None
+        for value, _ in pw.args:
+            terms = set(sp.Add.make_args(value))
+            common = terms if common is None else common & terms
+        if not common:
+            return pw
+        c = sp.Add(*sorted(common, key=sp.default_sort_key))
+        return c + sp.Piecewise(*[(v - c, cond) for v, cond in pw.args])
+
+    return rhs.replace(lambda e: isinstance(e, sp.Piecewise), pull)
+
+
+def _temporaries(st, out: list, context: Context):
+    """A maker of arrays computed just before ``st``: ``<name>_exp``, ``<name>_exp2``, …"""
+    def make(value):
+        name = f"{st.name}_exp"
+        n = 1
+        while name in context.names:
+            n += 1
+            name = f"{st.name}_exp{n}"
+        context.names.add(name)
+        order = [i for i in st.indices if i in value.free_symbols]
+        order += sorted((i for i in free_indices(value) if i not in order), key=str)
+        base = sp.IndexedBase(name, real=True)
+        element_ = base[tuple(order)] if order else base
+        out.append(Statement(element_, value, st.serves))
+        return element_
+
+    return make
+
+
+def _scaled_twin(st, squares, out: list, context: Context):
+    """Statements for ``m = max_k |u|`` (1 if 0) and ``Q' = c Σ_k (u/m)²`` before ``Q = c Σ_k u²``."""
+    c, u, (k, lo, hi) = squares
+    base = st.lhs.base if isinstance(st.lhs, sp.Indexed) else st.lhs
+    ix = tuple(st.indices)
+
+    def name(suffix):
+        n = f"{base.label}_{suffix}"
+        while n in context.names:
+            n += "_"
+        context.names.add(n)
+        return n
+
+    biggest = sp.IndexedBase(name("absmax"), real=True)
+    m = sp.IndexedBase(name("scale"), positive=True)
+    qs = sp.IndexedBase(name("scaled"), real=True)
+    at = (lambda b: b[ix]) if ix else (lambda b: b)
+    out.append(Statement(at(biggest), MaxOver(sp.Abs(u), k), st.serves))
+    out.append(Statement(at(m), sp.Piecewise((at(biggest), at(biggest) > 0), (1, True)), st.serves))
+    # The ratio as its own array: inside a square SymPy would write u²/m², which overflows again.
+    ratio = sp.IndexedBase(name("ratio"), real=True)[ix + (k,)]
+    out.append(Statement(ratio, u / at(m), st.serves))
+    out.append(Statement(at(qs), c * sp.Sum(ratio ** 2, (k, lo, hi)), st.serves))
+    context.scaled[base] = (qs, m)
+
+
+def stabilise(statements, context: Context | None = None):
+    """The statements, rewritten; ``context`` carries shifted reductions into later kernels."""
+    context = context if context is not None else Context()
+    out = []
+    for st in statements:
+        rhs = _shift_uses(st.rhs, context.shifted)
+        rhs = _scale_uses(rhs, context.scaled)
+        rhs = _expand_log_of_quotients(rhs, context.definitions)
+        squares = _square_sum(rhs) if st.indices or isinstance(st.lhs, sp.IndexedBase) else None
+        if squares is not None:
+            _scaled_twin(st, squares, out, context)
+        found = _exp_sum(rhs) if st.indices else None
+        if found is not None:
+            c, u, (k, lo, hi) = found
+            base = st.lhs.base
+            m = sp.IndexedBase(f"{base.label}_max", real=True)
+            out.append(Statement(m[st.indices], MaxOver(u, k), st.serves))
+            rhs = c * sp.Sum(sp.exp(u - m[st.indices]), (k, lo, hi))
+            context.shifted[base] = m
+        rhs = _clamp_untaken_branches(rhs)
+        rhs = normalise(rhs, _temporaries(st, out, context))
+        rhs = _erf_complements(rhs)
+        rhs = _split_at_threshold(_common_terms_out_of_piecewise(rhs))
+        rhs = _log1p(_expm1(rhs))
+        new = st.with_rhs(rhs)
+        context.definitions[new.lhs.base if isinstance(new.lhs, sp.Indexed) else new.lhs] = new
+        out.append(new)
+    return out

@@ -1,0 +1,592 @@
+"""Printers: kernel statements in index notation → whole-array NumPy or Torch code.
+
+Every sub-expression has a *layout*: the indices it carries, in the order of
+the statement's left-hand side followed by the indices of enclosing sums. A
+tensor element prints as the array, transposed into that order; an operand
+missing an axis gets ``None`` inserted so broadcasting lines it up; a sum of a
+product of tensors prints as ``@`` (a GEMM or GEMV, recognised by
+``ir.contraction``) or ``einsum`` whose subscripts come from our own index
+lists (never from SymPy's array printer, sympy#30395); any other sum prints its
+body and reduces the trailing axes.
+
+``ArrayPrinter`` holds all of that. ``NumPyKernelPrinter`` and
+``TorchKernelPrinter`` only name things, through a vocabulary table
+(``FUNCTIONS``: ``np.arcsinh`` / ``torch.asinh``, ``scipy.special.erf`` /
+``torch.special.erf``) and a few methods (``axis`` / ``dim``, ``transpose`` /
+``permute``). Arithmetic on Python numbers (sizes, scalar hyper-parameters,
+``√2``, ``π``) prints through Python's ``math``, which keeps float32 arrays
+float32. The modules a printed statement refers to are collected in
+``imports``, and the template imports exactly those.
+
+Nothing here imports torch: deriving needs only SymPy, NumPy and Jinja.
+"""
+from __future__ import annotations
+
+import string
+
+import sympy as sp
+from sympy.printing.precedence import PRECEDENCE, precedence
+from sympy.printing.str import StrPrinter
+
+from .ir import MaxOver, contraction, extent, free_indices
+from .text import positive_first
+
+
+class PrintError(ValueError):
+    """A statement that a backend cannot spell; the message is one line."""
+
+
+class Code(sp.Symbol):
+    """A leaf holding code already printed (a padded operand)."""
+
+
+def _atomic(e) -> bool:
+    return isinstance(e, (sp.Indexed, sp.Symbol, sp.Function, sp.Sum, sp.Number, MaxOver))
+
+
+# SymPy function → (NumPy spelling, Torch spelling, Python scalar spelling). None: not available there.
+FUNCTIONS = {
+    "exp": ("np.exp", "torch.exp", "math.exp"),
+    "log": ("np.log", "torch.log", "math.log"),
+    "expm1": ("np.expm1", "torch.expm1", "math.expm1"),
+    "log1p": ("np.log1p", "torch.log1p", "math.log1p"),
+    "sin": ("np.sin", "torch.sin", "math.sin"),
+    "cos": ("np.cos", "torch.cos", "math.cos"),
+    "tan": ("np.tan", "torch.tan", "math.tan"),
+    "asin": ("np.arcsin", "torch.asin", "math.asin"),
+    "acos": ("np.arccos", "torch.acos", "math.acos"),
+    "atan": ("np.arctan", "torch.atan", "math.atan"),
+    "sinh": ("np.sinh", "torch.sinh", "math.sinh"),
+    "cosh": ("np.cosh", "torch.cosh", "math.cosh"),
+    "tanh": ("np.tanh", "torch.tanh", "math.tanh"),
+    "asinh": ("np.arcsinh", "torch.asinh", "math.asinh"),
+    "acosh": ("np.arccosh", "torch.acosh", "math.acosh"),
+    "atanh": ("np.arctanh", "torch.atanh", "math.atanh"),
+    "Abs": ("np.abs", "torch.abs", "abs"),
+    "sign": ("np.sign", "torch.sign", None),
+    "erf": ("scipy.special.erf", "torch.special.erf", "math.erf"),
+    "erfc": ("scipy.special.erfc", "torch.special.erfc", "math.erfc"),
+    "Erfc": ("scipy.special.erfc", "torch.special.erfc", "math.erfc"),
+    "erfinv": ("scipy.special.erfinv", "torch.special.erfinv", None),
+    "erfcinv": ("scipy.special.erfcinv", None, None),
+    "loggamma": ("scipy.special.gammaln", "torch.special.gammaln", "math.lgamma"),
+    "gamma": ("scipy.special.gamma", None, "math.gamma"),
+    "digamma": ("scipy.special.digamma", "torch.special.digamma", None),
+}
+# Two-argument functions.
+FUNCTIONS2 = {"atan2": ("np.arctan2", "torch.atan2", "math.atan2")}
+CONSTANTS = {"Pi": "math.pi", "Exp1": "math.e"}
+IMPORTS = {"np": "import numpy as np", "torch": "import torch", "math": "import math",
+           "scipy": "import scipy.special"}
+
+
+def _module_of(spelling: str) -> str:
+    return spelling.split(".", 1)[0]
+
+
+class _Printer(StrPrinter):
+    """What both the array and the scalar printers share: numbers, constants, the vocabulary."""
+
+    column = 2   # index into FUNCTIONS
+    backend = "Python"
+    printmethod = "_kernel_code"  # not Indexed._sympystr, which prints X[s, m]
+
+    def __init__(self, imports: set):
+        super().__init__({"order": "none"})
+        self.imports = imports
+
+    def spelling(self, name: str, table=FUNCTIONS) -> str:
+        entry = table.get(name)
+        spelled = entry[self.column] if entry else None
+        if spelled is None:
+            raise PrintError(f"{name} has no {self.backend} spelling")
+        if "." in spelled:
+            self.imports.add(_module_of(spelled))
+        return spelled
+
+    def _as_ordered_terms(self, expr, order=None):
+        return positive_first(super()._as_ordered_terms(expr, order))
+
+    def _print_Float(self, e):
+        return repr(float(e))
+
+    def _print_Rational(self, e):
+        return f"{e.p}/{e.q}"
+
+    def _print_NumberSymbol(self, e):
+        code = CONSTANTS[type(e).__name__]
+        self.imports.add("math")
+        return code
+
+    _print_Pi = _print_NumberSymbol
+    _print_Exp1 = _print_NumberSymbol
+
+    def _print_ImaginaryUnit(self, e):
+        raise PrintError("a kernel cannot compute with the imaginary unit")
+
+    def _print_NaN(self, e):
+        raise PrintError("the expression holds nan")
+
+    _print_ComplexInfinity = _print_NaN
+    _print_Infinity = _print_NaN
+    _print_NegativeInfinity = _print_NaN
+
+    def _print_Function(self, e):
+        name = type(e).__name__
+        if name == "polygamma" and e.args[0] == 0:
+            return f"{self.spelling('digamma')}({self._print(e.args[1])})"
+        if name in FUNCTIONS2:
+            return f"{self.spelling(name, FUNCTIONS2)}({', '.join(self._print(a) for a in e.args)})"
+        if name not in FUNCTIONS or len(e.args) != 1:
+            raise PrintError(f"{name} has no {self.backend} spelling")
+        return f"{self.spelling(name)}({self._print(e.args[0])})"
+
+    def _print_Pow(self, e, rational=False):
+        base, exp = e.args
+        b = self._print(base)
+        if exp == sp.S.Half:
+            return f"{self.spelling('sqrt', {'sqrt': self.sqrt})}({b})"
+        if exp == -sp.S.Half:
+            return f"1/{self.spelling('sqrt', {'sqrt': self.sqrt})}({b})"
+        b = b if _atomic(base) and not (isinstance(base, sp.Number) and base < 0) else f"({b})"
+        if exp == -1:
+            return f"1/{b}"
+        if exp.is_Integer and exp > 0:
+            return f"{b}**{self._print(exp)}"
+        # A negative or fractional exponent needs parentheses: x**3/2 would be (x**3)/2.
+        return f"{b}**({self._print(exp)})"
+
+    sqrt = (None, None, "math.sqrt")
+
+
+class ScalarPrinter(_Printer):
+    """Plain Python for arithmetic on numbers and scalar symbols: ``math`` functions, ``max``, ``a if c else b``."""
+
+    def __init__(self, imports: set, symbols: set):
+        super().__init__(imports)
+        self.symbols = symbols
+
+    def _print_Symbol(self, e):
+        self.symbols.add(e)
+        return e.name
+
+    def _print_Max(self, e):
+        return "max(" + ", ".join(self._print(a) for a in e.args) + ")"
+
+    def _print_Min(self, e):
+        return "min(" + ", ".join(self._print(a) for a in e.args) + ")"
+
+    def _print_sign(self, e):
+        a = self._print(e.args[0])
+        return f"((({a}) > 0) - (({a}) < 0))"
+
+    def _print_Piecewise(self, e):
+        code = self._print(e.args[-1].expr)
+        if e.args[-1].cond != sp.true:
+            raise PrintError("a Piecewise without an 'otherwise' branch")
+        for value, cond in reversed(e.args[:-1]):
+            code = f"({self._print(value)} if {self._print(cond)} else {code})"
+        return code
+
+    def _print_Relational(self, e):
+        return f"{self._print(e.lhs)} {e.rel_op} {self._print(e.rhs)}"
+
+    def _print_And(self, e):
+        return " and ".join(f"({self._print(a)})" for a in e.args)
+
+    def _print_Or(self, e):
+        return " or ".join(f"({self._print(a)})" for a in e.args)
+
+    def _print_Not(self, e):
+        return f"not ({self._print(e.args[0])})"
+
+
+class ArrayPrinter(_Printer):
+    """Whole-array code for one backend; subclasses fill in the vocabulary."""
+
+    module = ""          # "np" or "torch"
+    column = 0
+
+    def __init__(self):
+        super().__init__(set())
+        self.imports.add(self.module)
+        self._layout = ()
+        # Dimension and scalar symbols the printed code refers to (the kernel binds them).
+        self.symbols_used = set()
+        self.scalars = ScalarPrinter(self.imports, self.symbols_used)
+        # An argument whose dtype and device new arrays (an identity) take.
+        self.like = None
+        # A contraction may print as a bare ``A @ B`` only as the whole right-hand side or as a
+        # term of a sum; anywhere else ``@`` (which binds like ``*``) is parenthesised.
+        self._top = None
+        self._bare_next = False
+
+    @property
+    def sqrt(self):
+        return (f"{self.module}.sqrt", f"{self.module}.sqrt", None)
+
+    # -- backend vocabulary (overridden by subclasses) ---------------------
+    def fn(self, name: str) -> str:
+        return f"{self.module}.{name}"
+
+    def reduce(self, code: str, op: str, axes: tuple, ndim: int) -> str:
+        raise NotImplementedError
+
+    def permute(self, code: str, perm: tuple) -> str:
+        raise NotImplementedError
+
+    def full(self, code: str, shape: str, like: str) -> str:
+        raise NotImplementedError
+
+    def clamp(self, code: str, low: str | None, high: str | None) -> str:
+        """Elementwise clamp of an array between Python numbers (either bound may be None)."""
+        raise NotImplementedError
+
+    def identity(self, n: str) -> str:
+        raise NotImplementedError
+
+    def typed(self, code: str) -> str:
+        """A Python number as a scalar of the kernel's array dtype (and device)."""
+        raise NotImplementedError
+
+    # -- min, max, clamps ----------------------------------------------------
+    def _minmax(self, e, which):
+        consts = [a for a in e.args if not a.has(sp.Indexed, sp.IndexedBase, Code, sp.Idx)]
+        arrays = [a for a in e.args if a not in consts]
+        if len(arrays) == 1 and consts:
+            inner = arrays[0]
+            bound = self._scalar(sp.Max(*consts) if which == "maximum" else sp.Min(*consts))
+            other = sp.Min if which == "maximum" else sp.Max
+            # max(lo, min(hi, u)) and min(hi, max(lo, u)): one clip.
+            if isinstance(inner, other) and len(inner.args) == 2:
+                ic = [a for a in inner.args if not a.has(sp.Indexed, sp.IndexedBase, Code, sp.Idx)]
+                if len(ic) == 1:
+                    u = next(a for a in inner.args if a is not ic[0])
+                    ib = self._scalar(ic[0])
+                    lo, hi = (bound, ib) if which == "maximum" else (ib, bound)
+                    return self.clamp(self._print(u), lo, hi)
+            return self.clamp(self._print(inner), bound, None) if which == "maximum" else \
+                self.clamp(self._print(inner), None, bound)
+        code = self._print(arrays[0])
+        for a in arrays[1:] + ([sp.Max(*consts) if which == "maximum" else sp.Min(*consts)] if consts else []):
+            code = f"{self.fn(which)}({code}, {self._print(a)})"
+        return code
+
+    def _print_Min(self, e):
+        return self._minmax(e, "minimum")
+
+    def _print_Max(self, e):
+        return self._minmax(e, "maximum")
+
+    # -- layout ------------------------------------------------------------
+    def layout_of(self, e) -> tuple:
+        free = free_indices(e) if isinstance(e, sp.Basic) else set()
+        return tuple(i for i in self._layout if i in free)
+
+    def pad(self, e, code: str, target: tuple) -> str:
+        """``code`` (in e's layout) with ``None`` axes so it broadcasts in ``target``.
+
+        Broadcasting aligns trailing axes, so leading missing axes need nothing
+        and trailing full slices can be left out.
+        """
+        have = self.layout_of(e)
+        if not have:
+            return code
+        slots = self.pad_slots(have, target)
+        while slots and slots[-1] == ":":
+            slots.pop()
+        if not slots:
+            return code
+        return f"{code if _atomic(e) else '(' + code + ')'}[{', '.join(slots)}]"
+
+    def _needs_pad(self, a, target) -> bool:
+        have = self.layout_of(a)
+        return bool(have) and "None" in self.pad_slots(have, target)
+
+    def pad_slots(self, have, target):
+        return [":" if i in have else "None" for i in target[target.index(have[0]):]]
+
+    def _padded(self, a, target):
+        """``a`` ready to broadcast in ``target``: the padding goes on the innermost array operand."""
+        if not self._needs_pad(a, target):
+            return a
+        if isinstance(a, sp.Mul) and a.args[0].is_Number:
+            return a.args[0] * self._padded(sp.Mul(*a.args[1:]), target)
+        if isinstance(a, sp.Pow) and not a.exp.has(sp.Indexed):
+            return sp.Pow(self._padded(a.base, target), a.exp, evaluate=False)
+        return Code(self.pad(a, self._print(a), target))
+
+    def _operands(self, e):
+        """e's arguments, array operands padded where broadcasting needs it."""
+        target = self.layout_of(e)
+        return [self._padded(a, target) for a in e.args]
+
+    # -- statements --------------------------------------------------------
+    def statement(self, st) -> str:
+        self._layout = st.indices
+        self._top = st.rhs
+        code = self._print(st.rhs)
+        have = self.layout_of(st.rhs)
+        if have != st.indices:
+            shape = "(" + ", ".join(self._scalar(extent(i)) for i in st.indices) + ",)"
+            code = self.full(self.pad(st.rhs, code, st.indices) if have else code, shape, like=self._like(st.rhs))
+        return f"{st.name} = {code}"
+
+    def _like(self, e) -> str:
+        tensors = sorted(e.atoms(sp.Indexed), key=str)
+        return str(tensors[0].base.label) if tensors else (self.like or "")
+
+    def _is_scalar(self, expr) -> bool:
+        return isinstance(expr, sp.Expr) and not expr.has(sp.Indexed, sp.IndexedBase, Code, sp.Idx)
+
+    def _print(self, expr, **kwargs):
+        # Arithmetic on Python numbers (sizes, eps, √2) is plain Python; anything holding a tensor
+        # (indexed, scalar, or a delta over indices) is printed as arrays.
+        if self._is_scalar(expr) and not isinstance(expr, (sp.Symbol, sp.Integer, sp.Float)):
+            return self._scalar(expr)
+        return super()._print(expr, **kwargs)
+
+    def _scalar(self, e) -> str:
+        return self.scalars.doprint(e)
+
+    def _print_Symbol(self, e):
+        self.symbols_used.add(e)
+        return e.name
+
+    # -- leaves --------------------------------------------------------------
+    def _print_Code(self, e):
+        return e.name
+
+    def _print_Idx(self, e):
+        raise PrintError(f"index {e} used as a value")
+
+    def _print_Indexed(self, e):
+        name = str(e.base.label)
+        natural = tuple(e.indices)
+        if any(not isinstance(i, sp.Idx) for i in natural):
+            fixed = ", ".join(":" if isinstance(i, sp.Idx) else self._scalar(i) for i in natural)
+            inner = sp.IndexedBase(f"{name}[{fixed}]")[tuple(i for i in natural if isinstance(i, sp.Idx))]
+            return self._print_Indexed(inner) if inner.indices else f"{name}[{fixed}]"
+        if len(set(natural)) != len(natural):
+            letters = self._letters(natural)
+            sub = "".join(letters[i] for i in natural)
+            out = "".join(letters[i] for i in self.layout_of(e))
+            return f"{self.fn('einsum')}('{sub}->{out}', {name})"
+        want = self.layout_of(e)
+        perm = tuple(natural.index(i) for i in want)
+        if perm == tuple(range(len(perm))):
+            return name
+        if len(perm) == 2:
+            return f"{name}.T"
+        return self.permute(name, perm)
+
+    def _print_IndexedBase(self, e):
+        return str(e.label)
+
+    def _print_KroneckerDelta(self, e):
+        i, j = e.args
+        if i.upper != j.upper:
+            raise PrintError(f"a Kronecker delta between indices of different ranges ({i}, {j})")
+        return self.identity(self._scalar(extent(i)))
+
+    # -- elementwise ---------------------------------------------------------
+    def _bare_term(self, a):
+        if not isinstance(a, sp.Sum):
+            return a
+        self._bare_next = True
+        try:
+            return Code(self._print(a))
+        finally:
+            self._bare_next = False
+
+    def _print_Add(self, e, order=None):
+        ops = [self._bare_term(a) for a in self._operands(e)]
+        return super()._print_Add(sp.Add(*ops, evaluate=False))
+
+    def _print_Mul(self, e):
+        pieces = [a for a in e.args if isinstance(a, sp.Piecewise)]
+        if len(pieces) == 1:
+            # c · Piecewise((a, p), (b, True)) = Piecewise((c a, p), (c b, True)): one where(), no product.
+            rest = sp.Mul(*[a for a in e.args if a is not pieces[0]])  # not e / piece: SymPy inverts each branch
+            return self._print(sp.Piecewise(*[(rest * v, c) for v, c in pieces[0].args]))
+        ops = self._operands(e)
+        return super()._print_Mul(e if ops == list(e.args) else sp.Mul(*ops, evaluate=False))
+
+    def _print_Piecewise(self, e):
+        target = self.layout_of(e)
+        if e.args[-1].cond != sp.true:
+            raise PrintError("a Piecewise without an 'otherwise' branch")
+        code = self._branch(e.args[-1].expr, target)
+        # No array element: a Python number, or a scalar argument that may be one (dL = 1.0).
+        scalar = not e.args[-1].expr.has(sp.Indexed)
+        for value, cond in reversed(e.args[:-1]):
+            branch = self._branch(value, target)
+            if scalar and not value.has(sp.Indexed):
+                # where() of two Python numbers has the default dtype: give one the arrays' dtype.
+                branch = self.typed(branch)
+            code = f"{self.fn('where')}({self._cond(cond, target)}, {branch}, {code})"
+            scalar = False
+        return code
+
+    def _branch(self, v, target):
+        return self.pad(v, self._print(v), target) if v.has(sp.Indexed) else self._print(v)
+
+    def _cond(self, c, target):
+        if isinstance(c, sp.And):
+            return " & ".join(f"({self._cond(a, target)})" for a in c.args)
+        if isinstance(c, sp.Or):
+            return " | ".join(f"({self._cond(a, target)})" for a in c.args)
+        if isinstance(c, sp.Not):
+            return f"~({self._cond(c.args[0], target)})"
+        if isinstance(c, sp.logic.boolalg.ITE):
+            a, b, d = c.args
+            return self._cond(sp.Or(sp.And(a, b), sp.And(sp.Not(a), d)), target)
+        if isinstance(c, sp.core.relational.Relational):
+            lhs, rhs = (self._branch(a, target) for a in c.args)
+            op = {"==": "==", "!=": "!="}.get(c.rel_op, c.rel_op)
+            return f"{lhs} {op} {rhs}"
+        raise PrintError(f"the condition {c} is not a comparison of arrays")
+
+    # -- reductions ----------------------------------------------------------
+    def _letters(self, indices):
+        """einsum subscripts: the index names themselves when they are distinct single letters."""
+        order = list(dict.fromkeys(list(self._layout) + list(indices)))
+        names = [str(i.label) for i in order]
+        if all(len(n) == 1 and n in string.ascii_letters for n in names):
+            return dict(zip(order, names))
+        return {i: string.ascii_lowercase[n] for n, i in enumerate(order)}
+
+    def _reduction_layout(self, body, target, bound):
+        """Axes for a reduced body: the natural order of its largest tensor, so no transpose is needed."""
+        tensors = sorted(body.atoms(sp.Indexed), key=lambda t: (-len(t.indices), str(t)))
+        lead = [i for i in (tensors[0].indices if tensors else ()) if i in target or i in bound]
+        rest = [i for i in target + bound if i not in lead]
+        layout = tuple(dict.fromkeys(lead + rest))
+        kept = tuple(i for i in layout if i not in bound)
+        return layout if kept == target else target + bound
+
+    def _print_Sum(self, e):
+        bare, self._bare_next = self._bare_next or e is self._top, False
+        bound = tuple(lim[0] for lim in e.limits)
+        outer = self._layout
+        target = self.layout_of(e)
+        try:
+            factors = sp.Mul.make_args(e.function)
+            tensors = [f for f in factors if isinstance(f, sp.Indexed)]
+            if len(tensors) == len(factors) and len(tensors) >= 2 \
+                    and all(isinstance(i, sp.Idx) for t in tensors for i in t.indices):
+                self._layout = target + bound
+                code, infix = self._contraction(e, tensors, target, bound)
+                return f"({code})" if infix and not bare else code
+            self._layout = self._reduction_layout(e.function, target, bound)
+            body = self._print(e.function)
+            have = self.layout_of(e.function)
+            axes = tuple(have.index(k) for k in bound if k in have)
+            if len(axes) < len(bound):  # a bound index the body does not carry: Σ_k c = K c
+                missing = [k for k in bound if k not in have]
+                count = self._scalar(sp.Mul(*[extent(k) for k in missing]))
+                body = f"{count}*{body if _atomic(e.function) else '(' + body + ')'}"
+                if not axes:
+                    return body
+            return self.reduce(body if _atomic(e.function) else f"({body})", "sum", axes, len(have))
+        finally:
+            self._layout = outer
+
+    def _contraction(self, e, tensors, target, bound):
+        """Σ of a product of tensors: ``@`` for a GEMM or GEMV, else einsum with our own subscripts.
+
+        Returns (code, whether it is an infix ``@`` expression).
+        """
+        c = contraction(e, target)
+        if c is not None:
+            self._layout = c.left_layout
+            lcode = self._print(c.left)
+            self._layout = c.right_layout
+            rcode = self._print(c.right)
+            return f"{lcode} @ {rcode}", True
+        letters = self._letters(tuple(i for t in tensors for i in t.indices))
+        subs = ",".join("".join(letters[i] for i in t.indices) for t in tensors)
+        out = "".join(letters[i] for i in target)
+        names = ", ".join(str(t.base.label) for t in tensors)
+        return f"{self.fn('einsum')}('{subs}->{out}', {names})", False
+
+    def _print_MaxOver(self, e):
+        body, k = e.args
+        outer = self._layout
+        self._layout = self._reduction_layout(body, self.layout_of(e), (k,))
+        try:
+            code = self._print(body)
+            have = self.layout_of(body)
+            return self.reduce(code if _atomic(body) else f"({code})", "max", (have.index(k),), len(have))
+        finally:
+            self._layout = outer
+
+
+def _axis_arg(axes: tuple, ndim: int):
+    if len(axes) == ndim:
+        return None
+    return str(axes[0]) if len(axes) == 1 else "(" + ", ".join(map(str, axes)) + ")"
+
+
+class NumPyKernelPrinter(ArrayPrinter):
+    module = "np"
+    column = 0
+    backend = "NumPy"
+
+    def reduce(self, code, op, axes, ndim):
+        axis = _axis_arg(axes, ndim)
+        return f"{code}.{op}()" if axis is None else f"{code}.{op}(axis={axis})"
+
+    def permute(self, code, perm):
+        return f"{code}.transpose{tuple(perm)}"
+
+    def full(self, code, shape, like):
+        return f"np.broadcast_to({code}, {shape}).copy()"
+
+    def clamp(self, code, low, high):
+        if low is not None and high is not None:
+            return f"np.clip({code}, {low}, {high})"
+        return f"np.maximum({code}, {low})" if low is not None else f"np.minimum({code}, {high})"
+
+    def identity(self, n):
+        dtype = f", dtype={self.like}.dtype" if self.like else ""
+        return f"np.eye({n}{dtype})"
+
+    def typed(self, code):
+        return f"{self.like}.dtype.type({code})" if self.like else code
+
+
+class TorchKernelPrinter(ArrayPrinter):
+    module = "torch"
+    column = 1
+    backend = "Torch"
+
+    def reduce(self, code, op, axes, ndim):
+        name = {"sum": "sum", "max": "amax"}[op]
+        axis = _axis_arg(axes, ndim)
+        return f"{code}.{name}()" if axis is None else f"{code}.{name}(dim={axis})"
+
+    def permute(self, code, perm):
+        return f"{code}.permute{tuple(perm)}"
+
+    def full(self, code, shape, like):
+        return f"torch.broadcast_to({code}, {shape}).clone()"
+
+    def clamp(self, code, low, high):
+        args = ([f"min={low}"] if low is not None else []) + ([f"max={high}"] if high is not None else [])
+        return f"torch.clamp({code}, {', '.join(args)})"
+
+    def identity(self, n):
+        like = f", dtype={self.like}.dtype, device={self.like}.device" if self.like else ""
+        return f"torch.eye({n}{like})"
+
+    def typed(self, code):
+        return f"{self.like}.new_tensor({code})" if self.like else code
+
+
+PRINTERS = {"numpy": NumPyKernelPrinter, "torch": TorchKernelPrinter}
+
+
+def imports(modules: set) -> list:
+    """Import lines for the modules printed code refers to, in a fixed order."""
+    return [IMPORTS[m] for m in ("math", "np", "scipy", "torch") if m in modules]

@@ -1,0 +1,217 @@
+"""Rules that take a sifted derivative to a closed form.
+
+- ``fold``: a reduction's definition read backwards. ``μ_j = (1/S) Σ_r X_rj``
+  turns any ``Σ_k X_kq`` into ``S μ_q``; this is what makes ``Σ_s (X_sj − μ_j)``
+  vanish.
+- ``apply_assumptions``: facts the module states (``Σ_k T_sk = 1``).
+- ``reexpress``: solve a definition for the input (``X = X̂ √(σ²+ε) + μ``,
+  ``X = log(Y Z)``) and substitute, so the gradient is written in the forward's
+  saved quantities. Accepted only when the input disappears, the expression
+  does not grow, no ``1 − Y`` appears (it cancels where Y saturates) and no
+  new divisor appears (solving ``Y = γ X`` for X divides by γ, which may be 0).
+- ``simplify_elementwise``: SymPy's simplify on branch- and sum-free results.
+- ``compact``: one fraction, common factors pulled out, a leading minus sign
+  moved into a difference.
+
+SymPy's solve, factor, cancel, simplify and together run under a budget
+(``budget.attempt``): when one runs out the rule keeps the form it had.
+"""
+from __future__ import annotations
+
+import sympy as sp
+
+from . import budget
+from .sifting import sift
+
+
+def _index_wild(name):
+    return sp.Wild(f"w_{name}", properties=[lambda e: isinstance(e, sp.Idx)])
+
+
+def _split_constant(expr):
+    """``c · core`` with ``c`` free of tensors."""
+    if isinstance(expr, sp.Mul):
+        const = [f for f in expr.args if not f.has(sp.Indexed)]
+        core = [f for f in expr.args if f.has(sp.Indexed)]
+        return sp.Mul(*const), sp.Mul(*core)
+    return sp.S.One, expr
+
+
+def _pattern(expr):
+    """``expr`` with every index replaced by a wildcard matching indices only."""
+    idx = sorted(expr.atoms(sp.Idx), key=str)
+    wilds = {i: _index_wild(str(i.label)) for i in idx}
+    return expr.xreplace(wilds), wilds
+
+
+def _replace_pattern(expr, pattern, wilds, make):
+    """Replace every match of ``pattern`` by ``make(binding)`` where ranges agree."""
+
+    def matcher(e):
+        m = e.match(pattern)
+        if not m:
+            return False
+        return all(isinstance(m.get(w), sp.Idx) and m[w].upper == i.upper for i, w in wilds.items())
+
+    return expr.replace(matcher, lambda e: make(e.match(pattern)))
+
+
+def complements(expr, bases) -> bool:
+    """True if ``expr`` holds ``c − f(Y)`` with Y one of ``bases`` and c a number.
+
+    Such a difference cancels catastrophically where the output saturates
+    (sigmoid's ``1 − Y`` at large X, tanh's ``1 − Y²``), so rules that would
+    introduce one are not applied.
+    """
+    for add in expr.atoms(sp.Add):
+        if any(a.is_Number for a in add.args) and any(
+                e.base in bases for a in add.args for e in a.atoms(sp.Indexed)):
+            return True
+    return False
+
+
+def divisors(expr) -> set:
+    """Tensors that ``expr`` divides by (a reciprocal or negative power containing them)."""
+    out = set()
+    for p in expr.atoms(sp.Pow):
+        if p.exp.is_negative:
+            out |= p.base.atoms(sp.IndexedBase)
+    return out
+
+
+def _outputs(forward) -> set:
+    return {d.tensor.base for d in forward.definitions}
+
+
+def fold(expr, forward):
+    """Replace reductions that a definition names by that name: Σ_k X_kq → S μ_q.
+
+    Only reductions fold. Elementwise definitions are the business of
+    ``reexpress``, which checks the whole result for cancellation.
+    """
+    for d in forward.definitions:
+        const, core = _split_constant(d.expr)
+        if not isinstance(core, sp.Sum):
+            continue
+        pattern, wilds = _pattern(core)
+        free = [wilds[i] for i in d.indices]
+
+        def make(m, base=d.tensor.base, free=free, const=const):
+            return (base[tuple(m[w] for w in free)] if free else base) / const
+
+        expr = _replace_pattern(expr, pattern, wilds, make)
+    return expr
+
+
+def apply_assumptions(expr, forward):
+    for pattern, replacement in forward.assumptions:
+        pat, wilds = _pattern(pattern)
+        expr = _replace_pattern(expr, pat, wilds, lambda m, r=replacement, w=wilds: r.xreplace({i: m[x] for i, x in w.items()}))
+    return expr
+
+
+def tidy(expr, forward):
+    """Normal form of sums, then definitions and assumptions folded in."""
+    return apply_assumptions(fold(sift(expr), forward), forward)
+
+
+def _elementwise_inverse(d, x_base):
+    """Solve ``d`` for ``x_base[d.indices]`` when d depends on X elementwise, once, with one solution."""
+    if d.tensor.base == x_base:
+        return None
+    uses = [e for e in d.expr.atoms(sp.Indexed) if e.base == x_base]
+    if not uses and x_base in d.expr.atoms(sp.IndexedBase) and not d.indices:
+        uses = [x_base]  # a scalar tensor
+    if not uses or any(tuple(getattr(e, "indices", ())) != tuple(d.indices) for e in uses) \
+            or d.expr.has(sp.Sum, sp.Piecewise, sp.Max, sp.Min, sp.Abs):
+        return None
+    if d.expr.count(uses[0]) != 1:
+        return None  # X occurring more than once (x·tanh(x)) has no inverse worth looking for
+    u = sp.Dummy("u")
+    # The defined value keeps its tensor's domain (a norm is positive), so √(y²) = y can be checked.
+    y = sp.Dummy("y", positive=True) if d.tensor.positive else sp.Dummy("y", real=True)
+
+    def solve(e):
+        try:
+            return sp.solve(sp.Eq(y, e.xreplace({uses[0]: u})), u)
+        except NotImplementedError:
+            return []
+
+    sols = budget.attempt(solve, d.expr, f"solve the definition of {d.tensor.name} for {x_base.label}") or []
+    if len(sols) != 1:
+        return None
+    # solve() may return a branch that is not an inverse everywhere; keep only true inverses.
+    check = budget.attempt(sp.simplify, d.expr.xreplace({uses[0]: sols[0]}) - y, "check an inverse")
+    if check != 0:
+        return None
+    element = d.tensor.base[d.indices] if d.indices else d.tensor.base
+    return sols[0].xreplace({y: element})
+
+
+def reexpress(expr, forward, x_base):
+    """Write ``expr`` in the forward's outputs instead of the input ``x_base`` where that is simpler."""
+    if x_base not in expr.atoms(sp.IndexedBase):
+        return expr
+    for d in reversed(forward.definitions):
+        inverse = _elementwise_inverse(d, x_base)
+        if inverse is None:
+            continue
+        def swap(e, d=d, inverse=inverse):
+            return inverse.xreplace(dict(zip(d.indices, getattr(e, "indices", ()))))
+        if isinstance(x_base, sp.IndexedBase) and not any(e.base == x_base for e in expr.atoms(sp.Indexed)):
+            new = expr.xreplace({x_base: swap(x_base)})
+        else:
+            new = expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base == x_base, swap)
+        new = tidy(sp.expand(new, power_base=False, log=False), forward)
+        if not new.has(sp.Sum):
+            new = budget.attempt(lambda e: sp.factor(sp.cancel(e)), new, "cancel and factor") or new
+        if x_base in new.atoms(sp.IndexedBase) or complements(new, _outputs(forward)):
+            continue
+        allowed = divisors(expr) | (inverse.atoms(sp.IndexedBase) if x_base in divisors(expr) else set())
+        if not divisors(new) <= allowed:
+            continue  # Y = γ X solved for X divides by γ, which may be 0
+        if sp.count_ops(compact(new)) <= sp.count_ops(compact(expr)):
+            return new
+    return expr
+
+
+def simplify_elementwise(expr):
+    """SymPy's ``simplify`` on a gradient with no sums, deltas or branches, when it is no larger.
+
+    It turns sigmoid's ``e^{-x}/(1+e^{-x})^2`` into ``1/(4 cosh^2(x/2))`` and
+    tanh's ``1 - tanh^2 x`` into ``1/cosh^2 x``: no cancellation, and overflow
+    only ever yields the true limit 0.
+    """
+    if expr.has(sp.Sum, sp.Piecewise, sp.KroneckerDelta):
+        return expr
+    new = budget.attempt(sp.simplify, expr, "simplify the elementwise expression")
+    return new if new is not None and sp.count_ops(new) <= sp.count_ops(expr) else expr
+
+
+def reexpress_intermediates(expr, forward):
+    """Replace an intermediate by its inverse through a later definition where that is simpler: ``√(‖w‖²) → ‖w‖``."""
+    for d in forward.intermediates:
+        if d.tensor.base in expr.atoms(sp.IndexedBase):
+            new = reexpress(expr, forward, d.tensor.base)
+            if new != expr and d.tensor.base not in new.atoms(sp.IndexedBase):
+                expr = new
+    return expr
+
+
+def _positive_difference(expr):
+    """``-a (b - c)`` → ``a (c - b)``: a minus sign moved into a difference factor."""
+    if isinstance(expr, sp.Mul) and expr.could_extract_minus_sign():
+        for f in expr.args:
+            if isinstance(f, sp.Add) and len(f.args) == 2:
+                return (-expr / f) * (-f)
+    return expr
+
+
+def compact(expr):
+    """One fraction, common factors pulled out, leading minus moved into a difference."""
+    if isinstance(expr, sp.Piecewise):
+        return expr
+    new = budget.attempt(lambda e: sp.factor_terms(sp.together(e)), expr, "collect into a compact form")
+    if new is None or sp.count_ops(new) > sp.count_ops(expr):
+        new = expr
+    return _positive_difference(new)

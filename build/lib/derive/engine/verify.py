@@ -1,0 +1,264 @@
+"""Every emitted kernel file is executed before it is written.
+
+For each module the rendered NumPy (and, when torch is installed, Torch) file
+is imported from memory and its kernels are run on small random float64
+inputs drawn from the forward's declarations:
+
+- the forward and backward run, return what the metadata says, finite values
+  of the right shapes;
+- the backward agrees with central differences of the generated forward
+  (a vector–Jacobian product against a random upstream gradient, or the full
+  Jacobian);
+- the Torch kernels agree with the NumPy ones.
+
+A failure is one ``DeriveError`` naming the module, the kernel, the statement
+(the line of generated code that raised, or the first whose value is not
+finite) and the problem; the caller then writes nothing.
+"""
+from __future__ import annotations
+
+import contextlib
+import sys
+import types
+import warnings
+
+import numpy as np
+import sympy as sp
+
+from .errors import DeriveError
+
+# Relative agreement asked of the backward against central differences (float64, step 1e-6).
+GRADIENT_TOLERANCE = 1e-5
+BACKENDS_TOLERANCE = 1e-9
+
+
+def _load(text: str, filename: str):
+    module = types.ModuleType(filename)
+    module.__file__ = filename
+    exec(compile(text, filename, "exec"), module.__dict__)
+    return module
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+def _sizes(forward, rng) -> dict:
+    dims = sorted({d for t in forward.tensors.values() for d in t.dims if isinstance(d, sp.Symbol)}, key=str)
+    sizes = dict(zip(dims, rng.permutation(np.arange(2, 2 + max(len(dims), 3)))[:len(dims)].tolist()))
+    return {d: int(n) for d, n in sizes.items()}
+
+
+def _normalised_axes(forward) -> dict:
+    """Constants the module assumes sum to a number along an axis (Σ_k T_sk = 1): name -> (axis, total)."""
+    out = {}
+    for pattern, value in forward.assumptions:
+        if isinstance(pattern, sp.Sum) and isinstance(pattern.function, sp.Indexed) and value.is_number:
+            e, (k, *_) = pattern.function, pattern.limits[0]
+            if k in e.indices:
+                out[str(e.base.label)] = (list(e.indices).index(k), float(value))
+    return out
+
+
+def draw(forward, rng, sizes=None) -> dict:
+    """float64 arrays for the forward's arguments: normal; uniform(0.5, 1.5) where declared positive;
+    constants positive, normalised where the module assumes a sum."""
+    sizes = sizes or _sizes(forward, rng)
+    normalised = _normalised_axes(forward)
+    arrays = {}
+    for t in forward.arguments:
+        shape = tuple(int(d) if not isinstance(d, sp.Symbol) else sizes[d] for d in t.dims)
+        if t.name in normalised:
+            axis, total = normalised[t.name]
+            a = rng.uniform(0.1, 1.0, shape)
+            arrays[t.name] = total * a / a.sum(axis=axis, keepdims=True)
+        elif t.positive or t.role == "const":
+            arrays[t.name] = rng.uniform(0.5, 1.5, shape)
+        else:
+            arrays[t.name] = rng.standard_normal(shape)
+    return arrays
+
+
+def _as_tuple(x, names):
+    return tuple(x) if len(names) > 1 else (x,)
+
+
+class _Trace:
+    """The locals of the last call of ``name`` defined in ``filename``, at its return."""
+
+    def __init__(self, filename):
+        self.filename, self.locals = filename, {}
+
+    def __call__(self, frame, event, arg):
+        if event == "return" and frame.f_code.co_filename == self.filename:
+            self.locals = dict(frame.f_locals)
+
+
+@contextlib.contextmanager
+def _traced(filename):
+    trace = _Trace(filename)
+    previous = sys.getprofile()
+    sys.setprofile(trace)
+    try:
+        yield trace
+    finally:
+        sys.setprofile(previous)
+
+
+class Verifier:
+    def __init__(self, built, files: dict, prefix: str = ""):
+        self.built, self.forward = built, built.forward
+        self.name = self.forward.name
+        self.texts = {b: files[f"{prefix}{b}/{self.name}.py"] for b in ("numpy", "torch")}
+
+    def fail(self, kernel: str, where: str, problem: str):
+        raise DeriveError(self.name, "verify", f"{kernel}: {where}" if where else kernel, problem)
+
+    def load(self, backend):
+        try:
+            return _load(self.texts[backend], f"<generated {backend}/{self.name}.py>")
+        except Exception as e:
+            self.fail(f"{backend}/{self.name}.py", self.statement_of(backend, e), f"cannot be imported: {type(e).__name__}: {e}")
+
+    def statement_of(self, backend, exc) -> str:
+        """The line of generated code an exception came from."""
+        tb = exc.__traceback__
+        filename = f"<generated {backend}/{self.name}.py>"
+        line = None
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename == filename:
+                line = tb.tb_lineno
+            tb = tb.tb_next
+        if line is None:
+            return ""
+        return self.texts[backend].splitlines()[line - 1].strip()
+
+    def call(self, backend, module, kernel: str, *args, **kwargs):
+        """Run one kernel; an exception or a non-finite local names the statement."""
+        fn = getattr(module, kernel)
+        filename = f"<generated {backend}/{self.name}.py>"
+        with _traced(filename) as trace, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                with np.errstate(all="ignore"):
+                    out = fn(*args, **kwargs)
+            except Exception as e:
+                self.fail(kernel, self.statement_of(backend, e), f"raises {type(e).__name__}: {e}")
+        kernel_ir = next(k for k in self.built.kernels if k.name == kernel)
+        results = [trace.locals.get(r) for r in kernel_ir.results]
+        if any(v is not None and not np.all(np.isfinite(_numpy(v))) for v in results):
+            # Name the first statement whose value is not finite.
+            for st in kernel_ir.statements:
+                value = trace.locals.get(st.name)
+                if value is not None and not np.all(np.isfinite(_numpy(value))):
+                    line = next((ln.strip() for ln in self.texts[backend].splitlines()
+                                 if ln.strip().startswith(f"{st.name} = ")), st.name)
+                    self.fail(kernel, line, "gives a value that is not finite on random float64 inputs "
+                                            "(declare an input positive=True if the forward needs it > 0)")
+        return out
+
+    def run(self, backend, module, arrays, upstream, wrap):
+        """(forward outputs by name, gradients by name) for one backend."""
+        m = module
+        scalars = dict(m.SCALARS)
+        args = [wrap(arrays[n]) for n in m.ARGUMENTS]
+        outs = _as_tuple(self.call(backend, m, f"{self.name}_forward", *args, **scalars), m.RETURNS)
+        if len(outs) != len(m.RETURNS):
+            self.fail(f"{self.name}_forward", "", f"returns {len(outs)} values, RETURNS names {len(m.RETURNS)}")
+        env = {**{n: wrap(a) for n, a in arrays.items()}, **dict(zip(m.RETURNS, outs))}
+        first = () if m.UPSTREAM is None else (wrap(upstream) if np.ndim(upstream) else upstream,)
+        grads = _as_tuple(self.call(backend, m, f"{self.name}_backward", *first,
+                                    **{n: env[n] for n in m.SAVED}, **scalars), m.GRADIENTS)
+        for variant, names in m.VARIANTS.items():
+            variant_arrays = draw(self.forward.variants[variant], np.random.default_rng(1), self._sizes)
+            self.call(backend, m, f"{self.name}_{variant}_forward",
+                      *[wrap(variant_arrays[n]) for n in names], **scalars)
+        return ({n: _numpy(v) for n, v in zip(m.RETURNS, outs)},
+                {n: _numpy(v) for n, v in zip(m.GRADIENTS, grads)})
+
+    def check(self):
+        rng = np.random.default_rng(0)
+        self._sizes = _sizes(self.forward, rng)
+        arrays = draw(self.forward, rng, self._sizes)
+        numpy_module = self.load("numpy")
+        m = numpy_module
+        y_shape = tuple(self._sizes[d] if isinstance(d, sp.Symbol) else int(d) for d in self.forward.out.tensor.dims)
+        upstream = 0.75 if m.UPSTREAM is not None and not y_shape else rng.standard_normal(y_shape)
+        outs, grads = self.run("numpy", m, arrays, upstream, lambda a: a)
+        self.check_gradients(m, arrays, upstream, outs, grads)
+        torch = _torch()
+        if torch is None:
+            return ["torch is not installed: the Torch kernels were not run"]
+        torch_module = self.load("torch")
+        touts, tgrads = self.run("torch", torch_module, arrays, upstream,
+                                 lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64)))
+        for kind, a, b in (("forward", outs, touts), ("backward", grads, tgrads)):
+            for n in a:
+                if not _close(a[n], b[n], BACKENDS_TOLERANCE):
+                    self.fail(f"{self.name}_{kind}", f"{n} = ...",
+                              f"the Torch and NumPy kernels disagree (max difference {_diff(a[n], b[n]):.2e})")
+        return []
+
+    def check_gradients(self, m, arrays, upstream, outs, grads):
+        fwd = getattr(m, f"{self.name}_forward")
+        scalars = dict(m.SCALARS)
+        out_name = m.RETURNS[0]
+
+        def output(values):
+            with np.errstate(all="ignore"):
+                res = fwd(*[values[n] for n in m.ARGUMENTS], **scalars)
+            return np.asarray(_as_tuple(res, m.RETURNS)[0], dtype=np.float64)
+
+        wrt = [t.name for t in self.forward.differentiable]
+        for n, g in zip(wrt, m.GRADIENTS):
+            got = grads[g]
+            want_shape = np.shape(arrays[n])
+            if m.UPSTREAM is None:
+                want_shape = np.shape(outs[out_name]) + want_shape
+            if np.shape(got) != want_shape:
+                self.fail(f"{self.name}_backward", f"{g} = ...", f"has shape {np.shape(got)}, expected {want_shape}")
+            numeric = np.zeros(want_shape)
+            for ix in np.ndindex(np.shape(arrays[n])):
+                h = 1e-6 * max(1.0, abs(arrays[n][ix]))
+                plus = {k: v.copy() for k, v in arrays.items()}
+                minus = {k: v.copy() for k, v in arrays.items()}
+                plus[n][ix] += h
+                minus[n][ix] -= h
+                slope = (output(plus) - output(minus)) / (2 * h)
+                if m.UPSTREAM is None:
+                    numeric[(Ellipsis,) + ix] = slope
+                else:
+                    numeric[ix] = np.sum(np.asarray(upstream) * slope)
+            if not _close(got, numeric, GRADIENT_TOLERANCE):
+                self.fail(f"{self.name}_backward", f"{g} = ...",
+                          f"disagrees with central differences of the forward "
+                          f"(max difference {_diff(got, numeric):.2e})")
+
+
+def _numpy(a):
+    if hasattr(a, "detach"):
+        return a.detach().cpu().numpy()
+    return np.asarray(a, dtype=np.float64)
+
+
+def _diff(a, b) -> float:
+    return float(np.max(np.abs(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)), initial=0.0))
+
+
+def _close(a, b, tol) -> bool:
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        return False
+    return _diff(a, b) <= tol * (1.0 + float(np.max(np.abs(b), initial=0.0)))
+
+
+def verify(builts, files: dict, prefix: str = "") -> list:
+    """Run every module's rendered kernels; returns notes (e.g. torch absent); raises DeriveError."""
+    notes = []
+    for b in builts:
+        notes += Verifier(b, files, prefix).check()
+    return list(dict.fromkeys(notes))

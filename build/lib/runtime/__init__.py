@@ -1,0 +1,1 @@
+"""Training runtime: composes the generated kernels; derives nothing."""

@@ -1,0 +1,46 @@
+"""Calling generated kernels by the names their module declares (no signature inspection).
+
+Every generated module states its calling convention as data::
+
+    ARGUMENTS  the forward's arrays, in order       RETURNS    what the forward returns
+    UPSTREAM   the backward's first argument        SAVED      what the backward reads, by keyword
+    GRADIENTS  what the backward returns            OPTIONAL   gradient -> flag that skips it
+    SCALARS    hyper-parameters and defaults        VARIANTS   further forwards and their arguments
+
+``Kernels`` reads those and nothing else.
+"""
+from __future__ import annotations
+
+import importlib
+
+
+class Kernels:
+    """The kernels of ``module`` in ``package.backend``, or of an already loaded kernel file ``loaded``."""
+
+    def __init__(self, module: str, backend: str = "numpy", package: str = "generated", loaded=None):
+        self.name = module
+        self.k = loaded if loaded is not None else importlib.import_module(f"{package}.{backend}.{module}")
+        self._forward = getattr(self.k, f"{module}_forward")
+        self._backward = getattr(self.k, f"{module}_backward")
+
+    def __getattr__(self, item):
+        if item.isupper():  # ARGUMENTS, SAVED, ...
+            return getattr(self.k, item)
+        raise AttributeError(item)
+
+    def forward(self, arrays: dict, **scalars) -> dict:
+        """The arguments and everything the forward returns, by name."""
+        outs = self._forward(*[arrays[n] for n in self.k.ARGUMENTS], **scalars)
+        outs = outs if len(self.k.RETURNS) > 1 else (outs,)
+        return {**arrays, **dict(zip(self.k.RETURNS, outs))}
+
+    def backward(self, upstream, env: dict, **scalars_and_flags) -> dict:
+        """Gradients by name; ``env`` holds at least what the module SAVED."""
+        first = () if self.k.UPSTREAM is None else (upstream,)
+        grads = self._backward(*first, **{n: env[n] for n in self.k.SAVED}, **scalars_and_flags)
+        grads = grads if len(self.k.GRADIENTS) > 1 else (grads,)
+        return dict(zip(self.k.GRADIENTS, grads))
+
+    def variant(self, name: str, arrays: dict, **scalars):
+        fn = getattr(self.k, f"{self.name}_{name}_forward")
+        return fn(*[arrays[n] for n in self.k.VARIANTS[name]], **scalars)

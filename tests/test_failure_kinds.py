@@ -1,0 +1,161 @@
+"""Each way a user's forward used to fail, shown failing no more: a correct kernel, or one clear line.
+
+The kinds (issue 7): a kernel that raised NameError at its first call (scalar
+constants through ``math``), an engine traceback (a complex infinity), a hang
+(simplification without a budget), a refusal in SymPy's words (clamps), and a
+kernel never run before it was written. Overflow over the whole floating range
+is tests/test_full_range.py; installability is tests/test_packaging.py.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sympy as sp
+import torch
+
+from derive.engine import budget
+from derive.engine.emit import build, render_all
+from derive.engine.errors import DeriveError, require_finite
+from derive.engine.ir import Statement
+from derive.engine.notation import Forward
+from derive.engine.verify import verify
+from tests.conftest import load_file
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SCALED = '''
+import sympy as sp
+from derive.engine.notation import Forward
+
+forward = Forward("scaled", "constants of scalars only")
+S, D = forward.dims("S D")
+s, j = forward.indices(s=S, j=D)
+X = forward.input("X", S, D)
+c = forward.scalar("c", 3.0)
+tau = forward.scalar("tau", 0.7)
+forward.output("Y", (s, j), X[s, j] / sp.sqrt(c) + sp.sqrt(2) * sp.pi * X[s, j] ** 2 / tau)
+'''
+
+
+def derive_cli(*args):
+    return subprocess.run([sys.executable, "-m", "derive", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_constants_of_scalars_run_on_both_backends(tmp_path):
+    """``X/√c``, ``√2 π/τ``: printed with what the kernel file imports (was: NameError: math)."""
+    (tmp_path / "scaled.py").write_text(SCALED)
+    r = derive_cli(str(tmp_path / "scaled.py"), "--out", str(tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    rng = np.random.default_rng(0)
+    X, dY = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+    Xt = torch.tensor(X, requires_grad=True)
+    ref = Xt / np.sqrt(2.5) + np.sqrt(2) * np.pi * Xt ** 2 / 0.3
+    (rX,) = torch.autograd.grad(ref, Xt, torch.tensor(dY))
+    for backend in ("numpy", "torch"):
+        k = load_file(tmp_path / "out" / backend / "scaled.py", f"scaled_{backend}")
+        t = np.asarray if backend == "numpy" else torch.tensor
+        Y = k.scaled_forward(t(X), c=2.5, tau=0.3)
+        dX = k.scaled_backward(t(dY), **{n: t(X) for n in k.SAVED}, c=2.5, tau=0.3)
+        np.testing.assert_allclose(np.asarray(Y), ref.detach().numpy(), rtol=1e-13)
+        np.testing.assert_allclose(np.asarray(dX), rX.numpy(), rtol=1e-13)
+
+
+def test_a_complex_infinity_is_one_line_at_the_stage_that_made_it(tmp_path):
+    f = Forward("z", "")
+    S, D = f.dims("S D")
+    s, j = f.indices(s=S, j=D)
+    X = f.input("X", S, D)
+    f.output("Y", (s, j), X[s, j] / (X[s, j] - X[s, j]))
+    with pytest.raises(DeriveError) as e:
+        build(f)
+    line = str(e.value)
+    assert line.startswith("z: differentiate: ") and "zoo" in line and "\n" not in line
+    with pytest.raises(DeriveError, match=r"^m: sift: dX = nan: the result holds nan"):
+        require_finite("m", "sift", "dX", sp.nan * sp.Symbol("x"))
+
+
+def test_a_budget_stops_a_rewrite_that_does_not_finish():
+    def forever(e):
+        while True:
+            time.sleep(0.01)
+
+    budget.collect()
+    start = time.monotonic()
+    assert budget.attempt(forever, sp.Symbol("x"), "simplify something", seconds=0.2) is None
+    assert time.monotonic() - start < 2.0
+    big = (sp.Symbol("x") + 1) ** 40
+    assert budget.attempt(sp.expand, big, "expand", max_size=1) is None
+    assert budget.collect() == [("simplify something", "stopped after 0.2 s"),
+                                ("expand", f"skipped: the expression has {budget.size(big)} operations, "
+                                           "over the budget of 1")]
+
+
+def test_out_of_budget_keeps_a_correct_form_and_says_so(monkeypatch):
+    """With no budget at all for rewrites, a tanh-nest activation still derives into kernels that pass the
+    execute-before-write check, and its derivation says which rewrites it skipped."""
+    from tests.conftest import load_user_forward
+
+    monkeypatch.setattr(budget, "DEFAULT_SIZE", 0)
+    b = build(load_user_forward("gelu_tanh"))
+    notes = b.derivation.gradients[0].notes
+    assert notes and all("skipped" in n for n in notes)
+    files = render_all([b], source="gelu_tanh.py")
+    assert any("skipped" in line for line in files["DERIVATIONS.md"].splitlines())
+    verify([b], files)  # raises on a wrong or failing kernel
+
+
+def test_a_clamp_derives_with_pytorchs_slopes():
+    """``min(1, max(−1, X))`` (was: ``condition ITE(...) cannot be printed``)."""
+    f = Forward("clamp", "")
+    S, D = f.dims("S D")
+    s, j = f.indices(s=S, j=D)
+    X = f.input("X", S, D)
+    f.output("Y", (s, j), sp.Min(1, sp.Max(-1, X[s, j])))
+    b = build(f)
+    files = render_all([b], source="clamp.py")
+    verify([b], files)
+    ns = {}
+    exec(compile(files["numpy/clamp.py"], "clamp.py", "exec"), ns)
+    x = np.array([[-2.0, -1.0, 0.0, 1.0, 2.0]])
+    dX = ns["clamp_backward"](np.ones_like(x), X=x)
+    xt = torch.tensor(x, requires_grad=True)
+    torch.clamp(xt, -1, 1).sum().backward()
+    np.testing.assert_array_equal(dX, xt.grad.numpy())
+
+
+def test_a_kernel_that_fails_its_check_is_never_written(tmp_path):
+    """Execute-before-write: a backward made wrong on purpose is caught, named, and nothing is written."""
+    b = build(_square())
+    bwd = b.backward
+    bwd.statements[-1] = Statement(bwd.statements[-1].lhs, 2 * bwd.statements[-1].rhs)
+    files = render_all([b], source="square.py")
+    with pytest.raises(DeriveError) as e:
+        verify([b], files)
+    line = str(e.value)
+    assert line.startswith("square: verify: ") and "square_backward" in line and "dX" in line, line
+
+
+def _square():
+    f = Forward("square", "")
+    S, D = f.dims("S D")
+    s, j = f.indices(s=S, j=D)
+    X = f.input("X", S, D)
+    f.output("Y", (s, j), X[s, j] ** 2)
+    return f
+
+
+def test_debug_shows_the_traceback_and_the_default_does_not(tmp_path):
+    src = tmp_path / "bad.py"
+    src.write_text(SCALED.replace('"scaled"', '"bad"').replace("forward.output(", "forward.output('Y', (s,), X[s, j])\n#"))
+    out = tmp_path / "out"
+    quiet, loud = derive_cli(str(src), "--out", str(out)), derive_cli(str(src), "--out", str(out), "--debug")
+    assert quiet.returncode == loud.returncode == 2
+    assert "Traceback" not in quiet.stderr and quiet.stderr.strip().splitlines()[-1].startswith("derive: error: bad: ")
+    assert "Traceback" in loud.stderr
+    assert not out.exists() or not any(out.rglob("*.py"))
