@@ -3,7 +3,10 @@
 Every tensor element is its own SymPy symbol; each definition is evaluated
 element by element (``Σ`` done, ``Max``/``Min``/``Abs`` read with the engine's
 tie conventions); gradients are brute-force ``sympy.diff`` of ``Σ dY·Y`` (or of
-the loss, times ``dL``). Nothing of the engine's derivation is used.
+the loss, times ``dL``). Nothing of the engine's derivation is used; only
+the reading of ``Max``/``Min``/``Abs`` at a tie is the engine's
+(``to_piecewise``), and that convention is checked against PyTorch on its
+own (tests/test_user_forwards.py, ``TIES``).
 
 ``Reference`` evaluates those expressions with mpmath at a precision that is
 raised until two evaluations agree, and gives the first-order error bound of a

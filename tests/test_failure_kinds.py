@@ -101,10 +101,11 @@ def test_out_of_budget_keeps_a_correct_form_and_says_so(monkeypatch):
     execute-before-write check, and its derivation says which rewrites it skipped."""
     from tests.conftest import load_user_forward
 
-    monkeypatch.setattr(budget, "DEFAULT_SIZE", 0)
+    monkeypatch.setattr(budget, "SIZE_FACTOR", 0)
     b = build(load_user_forward("gelu_tanh"))
     notes = b.derivation.gradients[0].notes
     assert notes and all("skipped" in n for n in notes)
+    assert b.notes and all("skipped" in n for n in b.notes)  # the numerics pass's rewrites too
     files = render_all([b], source="gelu_tanh.py")
     assert any("skipped" in line for line in files["DERIVATIONS.md"].splitlines())
     verify([b], files)  # raises on a wrong or failing kernel
@@ -159,3 +160,26 @@ def test_debug_shows_the_traceback_and_the_default_does_not(tmp_path):
     assert "Traceback" not in quiet.stderr and quiet.stderr.strip().splitlines()[-1].startswith("derive: error: bad: ")
     assert "Traceback" in loud.stderr
     assert not out.exists() or not any(out.rglob("*.py"))
+
+
+def test_a_parameter_never_becomes_a_divisor(user_kernels):
+    """``γ σ(X)`` is not rewritten in its output as ``(γ − Y) Y/γ``: a gain of 0 gives dX = 0, not NaN."""
+    k = user_kernels("gain_sigmoid", "numpy")
+    X, gamma, dY = np.array([[-3.0, 0.5, 40.0]]), np.array([0.0, 2.0, 1.0]), np.ones((1, 3))
+    outs = k.gain_sigmoid_forward(X, gamma)
+    env = {"X": X, "gamma": gamma, **dict(zip(k.RETURNS, outs if len(k.RETURNS) > 1 else (outs,)))}
+    dX, dgamma = k.gain_sigmoid_backward(dY, **{n: env[n] for n in k.SAVED})
+    slope = np.exp(-np.abs(X)) / (1 + np.exp(-np.abs(X))) ** 2  # σ'(x), without 1 − σ
+    np.testing.assert_allclose(dX, gamma * slope * dY, rtol=1e-12, atol=0)
+    assert dX[0, 2] > 0  # σ'(40) = 4e-18 is a normal number, not 0
+
+
+def test_an_inner_budget_does_not_swallow_the_outer_one():
+    def inner(e):
+        return budget.attempt(lambda x: time.sleep(5), e, "inner", seconds=3.0)
+
+    budget.collect()
+    start = time.monotonic()
+    assert budget.attempt(lambda e: (inner(e), time.sleep(5)), sp.Symbol("x"), "outer", seconds=0.3) is None
+    assert time.monotonic() - start < 2.0
+    assert budget.collect() == [("outer", "stopped after 0.3 s")]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -28,8 +29,12 @@ forward.output("Y", (s, j), X[s, j] / (1 + sp.exp(-beta * X[s, j])))
 def wheel_site(tmp_path_factory):
     """The project built as a wheel (not editable) and unpacked into a folder of its own."""
     tmp = tmp_path_factory.mktemp("wheel")
+    # Built from a copy: setuptools writes build/ and *.egg-info beside the sources it builds.
+    source = tmp / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "data", "runs", "device-data", "build", "*.egg-info", "__pycache__", ".pytest_cache"))
     r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                        "-w", str(tmp / "dist"), str(ROOT)], capture_output=True, text=True, timeout=600)
+                        "-w", str(tmp / "dist"), str(source)], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     (wheel,) = (tmp / "dist").glob("*.whl")
     names = zipfile.ZipFile(wheel).namelist()

@@ -18,7 +18,7 @@ import sympy as sp
 from derive import examples, registry
 from derive.engine.derivation import Step, derive
 from derive.engine.differentiate import Partial, Total
-from derive.engine.verify import _normalised_axes
+from derive.engine.verify import normalised_axes
 from tests.conftest import USER_MODULES, load_user_forward
 from tests.exact import explicit
 
@@ -43,7 +43,7 @@ class Point:
         self.sizes = {d: n for d, n in zip(dims, itertools.cycle([2, 3]))}
         expanded, _ = explicit(forward, self.sizes)
         rng = np.random.default_rng(seed)
-        normalised = _normalised_axes(forward)
+        normalised = normalised_axes(forward)
         self.at = {}   # element symbol -> number
         for t in forward.arguments:
             shape = tuple(self.sizes.get(d, d) for d in t.dims)

@@ -94,6 +94,22 @@ def attention_weights(*, Q, K):
     return torch.softmax(Q @ K.T / math.sqrt(Q.shape[1]), dim=-1)
 
 
+def gain_softplus(*, X, gamma):
+    return gamma * F.softplus(X)
+
+
+def gain_sigmoid(*, X, gamma):
+    return gamma * torch.sigmoid(X)
+
+
+def power_decay(*, X):
+    return torch.pow(torch.tensor(2.0 / 3.0, dtype=X.dtype), X)
+
+
+def mean_output(*, X):
+    return X.sum() / X.shape[0]
+
+
 REFERENCES = {
     "hard_tanh": hard_tanh,
     "hard_sigmoid": hard_sigmoid,
@@ -116,17 +132,8 @@ REFERENCES = {
     "channel_affine": channel_affine,
     "softmax_temperature": softmax_temperature,
     "attention_weights": attention_weights,
-}
-
-INPUT_NOTES = {
-    "bce_logits": "T are soft targets in [0, 1] (the test draw's rows summing to 1 satisfy this).",
-    "kl_div_logits": "T rows are distributions: positive, summing to 1 along the last axis (assumed in the forward).",
-    "hinge": "T are labels, usually ±1; any real values are in the domain (the draw gives uniform(0.1, 1)).",
-    "huber": "Kinks at |X − T| = delta: a draw exactly on one has measure zero.",
-    "smooth_l1": "Kinks at |X − T| = beta: a draw exactly on one has measure zero.",
-    "cosine_sim": "Rows of A and B must be non-zero (standard normal draws are, almost surely).",
-    "hard_tanh": "Kinks at X = ±1; torch's hardtanh gradient is 0 at the kinks.",
-    "relu6": "Kinks at X = 0 and X = 6.",
-    "hard_sigmoid": "Kinks at X = ±3.",
-    "hard_swish": "Kinks at X = ±3.",
+    "gain_softplus": gain_softplus,
+    "gain_sigmoid": gain_sigmoid,
+    "power_decay": power_decay,
+    "mean_output": mean_output,
 }

@@ -18,6 +18,8 @@ import sympy as sp
 
 # Operations (sympy.count_ops) above which a rewrite is not attempted.
 DEFAULT_SIZE = 400
+# Every size budget times this (a test sets 0: no rewrite at all).
+SIZE_FACTOR = 1.0
 # Seconds one call may take.
 DEFAULT_SECONDS = 3.0
 
@@ -76,9 +78,9 @@ def size(expr) -> int:
 def attempt(fn, expr, what: str, max_size: int | None = None, seconds: float | None = None):
     """``fn(expr)`` within the budgets, or None (and a note in ``exhausted``) when one runs out.
 
-    The defaults are read at each call, so a caller (or a test) can tighten them for a whole derivation."""
-    max_size = DEFAULT_SIZE if max_size is None else min(max_size, DEFAULT_SIZE)
-    seconds = DEFAULT_SECONDS if seconds is None else min(seconds, DEFAULT_SECONDS)
+    Budgets are read at each call, so ``SIZE_FACTOR`` tightens (or widens) all of them for a whole derivation."""
+    max_size = int((DEFAULT_SIZE if max_size is None else max_size) * SIZE_FACTOR)
+    seconds = DEFAULT_SECONDS if seconds is None else seconds
     n = size(expr)
     if n > max_size:
         exhausted.append((what, f"skipped: the expression has {n} operations, over the budget of {max_size}"))
@@ -87,5 +89,7 @@ def attempt(fn, expr, what: str, max_size: int | None = None, seconds: float | N
         with time_limit(seconds):
             return fn(expr)
     except OutOfTime:
+        if _deadline[0] is not None and time.monotonic() >= _deadline[0]:
+            raise  # an enclosing attempt's time ran out: it, not this one, gives up
         exhausted.append((what, f"stopped after {seconds:g} s"))
         return None

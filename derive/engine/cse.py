@@ -73,9 +73,12 @@ def eliminate_common_subexpressions(statements, taken: set):
         key, occ = max(repeated, key=lambda kv: (sp.count_ops(kv[0]), -kv[1][0][0], -len(str(kv[0]))))
         first = min(n for n, _, _ in occ)
         # An earlier statement computing exactly this (over its own free indices) is reused.
+        serves = {statements[n].serves for n, _, _ in occ}
+        # A statement run only for one gradient (``if need_dX``) may not feed one that always runs.
         owner = next((n for n in range(first + 1)
                       if _canonical(statements[n].rhs)[0] == key
-                      and set(_canonical(statements[n].rhs)[1]) == set(statements[n].indices)), None)
+                      and set(_canonical(statements[n].rhs)[1]) == set(statements[n].indices)
+                      and (statements[n].serves is None or serves == {statements[n].serves})), None)
         if owner is not None:
             source = statements[owner]
             _, src_order = _canonical(source.rhs)
@@ -89,7 +92,6 @@ def eliminate_common_subexpressions(statements, taken: set):
             name = _fresh(taken)
             _, order0 = _canonical(occ[0][1])
             base = sp.IndexedBase(name, shape=tuple(extent(i) for i in order0) or None, real=True)
-            serves = {statements[n].serves for n, _, _ in occ}
             statements.insert(first, Statement(element(base, order0), occ[0][1],
                                                serves.pop() if len(serves) == 1 else None))
 

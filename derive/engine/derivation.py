@@ -3,7 +3,7 @@
 For each differentiable tensor ``X`` the vector–Jacobian product with the
 upstream gradient ``dY`` is formed in index notation,
 
-    dX_pq = Σ_{s,n} dY_sn dY_sn/dX_pq        (a scalar output L: dX_pq = dL/dX_pq)
+    dX_pq = Σ_{s,n} dY_sn ∂Y_sn/∂X_pq        (a scalar output L: dX_pq = ∂L/∂X_pq)
 
 and taken through the stages below, each applied once and recorded as a
 ``Step`` under its own name when it changes the expression:

@@ -8,17 +8,17 @@ output folder as it was.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import jinja2
-import sympy as sp
 
+from . import budget
 from .derivation import Derivation, derive
-from .errors import DeriveError, stage
+from .errors import stage
 from .kernel import Kernel, kernels
 from .latex import index_latex, matrix_notation
-from .printers import PRINTERS, PrintError, imports
+from .printers import PRINTERS, imports
 from .text import index_text
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
@@ -48,6 +48,8 @@ class Built:
     forward: object
     derivation: Derivation
     kernels: list
+    # Rewrites of the numerics pass whose budget ran out: "what: why".
+    notes: list = field(default_factory=list)
 
     @property
     def backward(self) -> Kernel:
@@ -56,9 +58,10 @@ class Built:
 
 def build(forward) -> Built:
     d = derive(forward)
+    budget.collect()
     with stage(forward.name, "lower", "the kernels"):
         ks = kernels(d)
-    return Built(forward, d, ks)
+    return Built(forward, d, ks, [f"{what}: {why}" for what, why in budget.collect()])
 
 
 # -- kernels ----------------------------------------------------------------------
@@ -192,6 +195,7 @@ def module_context(built: Built) -> dict:
         "doc": f.doc.strip(),
         "forward": [_eq(d.lhs, d.expr, names, "&=") for d in f.definitions],
         "gradients": gradients,
+        "notes": list(built.notes),
     }
 
 

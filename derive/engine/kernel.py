@@ -16,8 +16,9 @@ from __future__ import annotations
 import sympy as sp
 
 from .cse import eliminate_common_subexpressions
+from .differentiate import Partial, Total
 from .errors import DeriveError, stage
-from .ir import Array, Kernel, Statement, element, extent, free_indices, indexed_bases
+from .ir import Array, Kernel, Statement, extent, free_indices, indexed_bases
 from .normal_forms import to_piecewise
 from .numerics import Context, stabilise
 from .text import index_text
@@ -35,7 +36,7 @@ def validate(kernel: Kernel, module: str = "") -> Kernel:
 
     for st in kernel.statements:
         if st.rhs.has(sp.Derivative, sp.Subs, sp.Integral) or any(
-                type(f).__name__ in ("Partial", "Total") for f in st.rhs.atoms(sp.Expr)):
+                isinstance(f, (Partial, Total)) for f in sp.preorder_traversal(st.rhs)):
             fail(st, "an unevaluated derivative is left (a kernel never calls autograd)")
         bad = [f for f in st.rhs.atoms(sp.Function) if isinstance(f, sp.core.function.AppliedUndef)]
         if bad:
@@ -204,12 +205,3 @@ def kernels(derivation) -> list:
     for v in forward.variants.values():
         kernels_.append(forward_kernel(v))
     return kernels_
-
-
-def saved(backward: Kernel) -> tuple:
-    """What a backward reads besides the upstream gradient, in order."""
-    return tuple(a.name for a in backward.arguments)
-
-
-def output_element(forward):
-    return element(forward.out.tensor.base, forward.out.indices)

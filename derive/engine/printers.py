@@ -25,7 +25,7 @@ from __future__ import annotations
 import string
 
 import sympy as sp
-from sympy.printing.precedence import PRECEDENCE, precedence
+from sympy.printing.precedence import precedence
 from sympy.printing.str import StrPrinter
 
 from .ir import MaxOver, contraction, extent, free_indices
@@ -148,7 +148,9 @@ class _Printer(StrPrinter):
             return f"{self.spelling('sqrt', {'sqrt': self.sqrt})}({b})"
         if exp == -sp.S.Half:
             return f"1/{self.spelling('sqrt', {'sqrt': self.sqrt})}({b})"
-        b = b if _atomic(base) and not (isinstance(base, sp.Number) and base < 0) else f"({b})"
+        # A negative number or a fraction (2/3 prints as a quotient) is a base only inside parentheses.
+        b = b if _atomic(base) and not (isinstance(base, sp.Number) and (base < 0 or not base.is_Integer)) \
+            else f"({b})"
         if exp == -1:
             return f"1/{b}"
         if exp.is_Integer and exp > 0:
@@ -235,7 +237,12 @@ class ArrayPrinter(_Printer):
     def permute(self, code: str, perm: tuple) -> str:
         raise NotImplementedError
 
-    def full(self, code: str, shape: str, like: str) -> str:
+    def full(self, code: str, shape: str) -> str:
+        """An array broadcast to ``shape``, as a new array."""
+        raise NotImplementedError
+
+    def filled(self, code: str, shape: str, like: str) -> str:
+        """An array of ``shape`` holding the number ``code``, with the dtype (and device) of array ``like``."""
         raise NotImplementedError
 
     def clamp(self, code: str, low: str | None, high: str | None) -> str:
@@ -329,7 +336,10 @@ class ArrayPrinter(_Printer):
         have = self.layout_of(st.rhs)
         if have != st.indices:
             shape = "(" + ", ".join(self._scalar(extent(i)) for i in st.indices) + ",)"
-            code = self.full(self.pad(st.rhs, code, st.indices) if have else code, shape, like=self._like(st.rhs))
+            if have:
+                code = self.full(self.pad(st.rhs, code, st.indices), shape)
+            else:  # a number (dX = dL/S): an array of it, of the kernel's dtype and device
+                code = self.filled(code, shape, like=self._like(st.rhs))
         return f"{st.name} = {code}"
 
     def _like(self, e) -> str:
@@ -540,8 +550,11 @@ class NumPyKernelPrinter(ArrayPrinter):
     def permute(self, code, perm):
         return f"{code}.transpose{tuple(perm)}"
 
-    def full(self, code, shape, like):
+    def full(self, code, shape):
         return f"np.broadcast_to({code}, {shape}).copy()"
+
+    def filled(self, code, shape, like):
+        return f"np.full({shape}, {code}, dtype={like}.dtype)" if like else f"np.full({shape}, {code})"
 
     def clamp(self, code, low, high):
         if low is not None and high is not None:
@@ -569,8 +582,12 @@ class TorchKernelPrinter(ArrayPrinter):
     def permute(self, code, perm):
         return f"{code}.permute{tuple(perm)}"
 
-    def full(self, code, shape, like):
+    def full(self, code, shape):
         return f"torch.broadcast_to({code}, {shape}).clone()"
+
+    def filled(self, code, shape, like):
+        where = f", dtype={like}.dtype, device={like}.device" if like else ""
+        return f"torch.full({shape}, {code}{where})"
 
     def clamp(self, code, low, high):
         args = ([f"min={low}"] if low is not None else []) + ([f"max={high}"] if high is not None else [])

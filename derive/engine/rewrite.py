@@ -167,9 +167,12 @@ def reexpress(expr, forward, x_base):
             new = budget.attempt(lambda e: sp.factor(sp.cancel(e)), new, "cancel and factor") or new
         if x_base in new.atoms(sp.IndexedBase) or complements(new, _outputs(forward)):
             continue
-        allowed = divisors(expr) | (inverse.atoms(sp.IndexedBase) if x_base in divisors(expr) else set())
+        # Where X divided, its replacement may (a division by the output Y); nothing else may become a
+        # divisor: Y = γ X (or γ σ(X)) solved for X divides by γ, which may be 0.
+        allowed = divisors(expr) | ((inverse.atoms(sp.IndexedBase) & _outputs(forward))
+                                    if x_base in divisors(expr) else set())
         if not divisors(new) <= allowed:
-            continue  # Y = γ X solved for X divides by γ, which may be 0
+            continue
         if sp.count_ops(compact(new)) <= sp.count_ops(compact(expr)):
             return new
     return expr

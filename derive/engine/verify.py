@@ -53,7 +53,7 @@ def _sizes(forward, rng) -> dict:
     return {d: int(n) for d, n in sizes.items()}
 
 
-def _normalised_axes(forward) -> dict:
+def normalised_axes(forward) -> dict:
     """Constants the module assumes sum to a number along an axis (Σ_k T_sk = 1): name -> (axis, total)."""
     out = {}
     for pattern, value in forward.assumptions:
@@ -68,7 +68,7 @@ def draw(forward, rng, sizes=None) -> dict:
     """float64 arrays for the forward's arguments: normal; uniform(0.5, 1.5) where declared positive;
     constants positive, normalised where the module assumes a sum."""
     sizes = sizes or _sizes(forward, rng)
-    normalised = _normalised_axes(forward)
+    normalised = normalised_axes(forward)
     arrays = {}
     for t in forward.arguments:
         shape = tuple(int(d) if not isinstance(d, sp.Symbol) else sizes[d] for d in t.dims)
@@ -171,8 +171,18 @@ class Verifier:
             self.fail(f"{self.name}_forward", "", f"returns {len(outs)} values, RETURNS names {len(m.RETURNS)}")
         env = {**{n: wrap(a) for n, a in arrays.items()}, **dict(zip(m.RETURNS, outs))}
         first = () if m.UPSTREAM is None else (wrap(upstream) if np.ndim(upstream) else upstream,)
-        grads = _as_tuple(self.call(backend, m, f"{self.name}_backward", *first,
-                                    **{n: env[n] for n in m.SAVED}, **scalars), m.GRADIENTS)
+        saved = {n: env[n] for n in m.SAVED}
+        grads = _as_tuple(self.call(backend, m, f"{self.name}_backward", *first, **saved, **scalars), m.GRADIENTS)
+        if len(grads) != len(m.GRADIENTS):
+            self.fail(f"{self.name}_backward", "", f"returns {len(grads)} values, GRADIENTS names {len(m.GRADIENTS)}")
+        if m.OPTIONAL:  # the gradients that are skipped are None; the others do not change
+            off = {flag: False for flag in m.OPTIONAL.values()}
+            partial = _as_tuple(self.call(backend, m, f"{self.name}_backward", *first, **saved, **scalars, **off),
+                                m.GRADIENTS)
+            for n, full, got in zip(m.GRADIENTS, grads, partial):
+                if (got is None) != (n in m.OPTIONAL) or (got is not None and not _close(
+                        _numpy(got), _numpy(full), BACKENDS_TOLERANCE)):
+                    self.fail(f"{self.name}_backward", f"{n} = ...", f"differs with {', '.join(off)}=False")
         for variant, names in m.VARIANTS.items():
             variant_arrays = draw(self.forward.variants[variant], np.random.default_rng(1), self._sizes)
             self.call(backend, m, f"{self.name}_{variant}_forward",

@@ -1,1 +1,0 @@
-"""Training runtime: composes the generated kernels; derives nothing."""
