@@ -188,7 +188,13 @@ def simplify_elementwise(expr):
     if expr.has(sp.Sum, sp.Piecewise, sp.KroneckerDelta):
         return expr
     new = budget.attempt(sp.simplify, expr, "simplify the elementwise expression")
-    return new if new is not None and sp.count_ops(new) <= sp.count_ops(expr) else expr
+    if new is None:
+        return expr
+    # simplify folds factors into logs (log(2/3)·(2/3)^x dY → log((2/3)^((2/3)^x dY))), which overflows where
+    # the value does not: log(a^b) = b log a for a > 0 takes that back.
+    new = new.replace(lambda e: isinstance(e, sp.log) and isinstance(e.args[0], sp.Pow) and e.args[0].base.is_positive,
+                      lambda e: e.args[0].exp * sp.log(e.args[0].base))
+    return new if sp.count_ops(new) <= sp.count_ops(expr) else expr
 
 
 def reexpress_intermediates(expr, forward):
