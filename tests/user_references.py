@@ -110,6 +110,10 @@ def mean_output(*, X):
     return X.sum() / X.shape[0]
 
 
+def rms_norm_scale(*, X, r_scale, eps):
+    return r_scale * X / torch.sqrt((X ** 2).mean(dim=1, keepdim=True) + eps)
+
+
 REFERENCES = {
     "hard_tanh": hard_tanh,
     "hard_sigmoid": hard_sigmoid,
@@ -136,4 +140,5 @@ REFERENCES = {
     "gain_sigmoid": gain_sigmoid,
     "power_decay": power_decay,
     "mean_output": mean_output,
+    "rms_norm_scale": rms_norm_scale,
 }

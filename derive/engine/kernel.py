@@ -103,7 +103,8 @@ def forward_kernel(forward, returned=(), statements=None) -> Kernel:
     """``statements``: the forward's definitions after the numerics pass (made here when not given)."""
     name = f"{forward.name}_forward"
     if statements is None:
-        statements = _numerics(forward, name, [Statement(d.lhs, d.expr) for d in forward.definitions], Context())
+        statements = _numerics(forward, name, [Statement(d.lhs, d.expr) for d in forward.definitions],
+                                Context(names=_names(forward)))
     results = [forward.out.tensor.name, *returned]
     statements = _finish(forward, name, statements, results, _names(forward))
     args = [Array(t.name, t.dims) for t in forward.arguments]
@@ -193,7 +194,7 @@ def kernels(derivation) -> list:
     the backward reads, and the intermediates the module marks ``returned``.
     """
     forward = derivation.forward
-    context = Context()
+    context = Context(names=_names(forward))  # names the numerics pass adds never clash with the user's
     statements = _numerics(forward, f"{forward.name}_forward",
                            [Statement(d.lhs, d.expr) for d in forward.definitions], context)
     backward = backward_kernel(derivation, statements, context)

@@ -290,6 +290,16 @@ def _temporaries(st, out: list, context: Context):
     return make
 
 
+def _fresh(name: str, context: Context) -> str:
+    """``name``, or ``name_2``, ``name_3``, … : the first not taken by the user or by an earlier rewrite."""
+    n, k = name, 1
+    while n in context.names:
+        k += 1
+        n = f"{name}_{k}"
+    context.names.add(n)
+    return n
+
+
 def _scaled_twin(st, squares, out: list, context: Context):
     """Statements for ``m = max_k |u|`` (1 if 0) and ``Q' = c Σ_k (u/m)²`` before ``Q = c Σ_k u²``."""
     c, u, (k, lo, hi) = squares
@@ -297,11 +307,7 @@ def _scaled_twin(st, squares, out: list, context: Context):
     ix = tuple(st.indices)
 
     def name(suffix):
-        n = f"{base.label}_{suffix}"
-        while n in context.names:
-            n += "_"
-        context.names.add(n)
-        return n
+        return _fresh(f"{base.label}_{suffix}", context)
 
     biggest = sp.IndexedBase(name("absmax"), real=True)
     m = sp.IndexedBase(name("scale"), positive=True)
@@ -332,7 +338,7 @@ def stabilise(statements, context: Context | None = None):
         if found is not None:
             c, u, (k, lo, hi) = found
             base = st.lhs.base
-            m = sp.IndexedBase(f"{base.label}_max", real=True)
+            m = sp.IndexedBase(_fresh(f"{base.label}_max", context), real=True)
             out.append(Statement(m[st.indices], MaxOver(u, k), st.serves))
             rhs = c * sp.Sum(sp.exp(u - m[st.indices]), (k, lo, hi))
             context.shifted[base] = m

@@ -598,7 +598,8 @@ class TorchKernelPrinter(ArrayPrinter):
         return f"torch.eye({n}{like})"
 
     def typed(self, code):
-        return f"{self.like}.new_tensor({code})" if self.like else code
+        # as_tensor, not new_tensor: the value may already be a 0-d tensor (a scalar statement).
+        return f"torch.as_tensor({code}, dtype={self.like}.dtype, device={self.like}.device)" if self.like else code
 
 
 PRINTERS = {"numpy": NumPyKernelPrinter, "torch": TorchKernelPrinter}

@@ -30,7 +30,7 @@ def norm_forward(w):
     # w2_absmax = max_k |w_k|
     w2_absmax = torch.abs(w).amax()
     # w2_scale = (w2_absmax if w2_absmax > 0 else 1)
-    w2_scale = torch.where(w2_absmax > 0, w.new_tensor(w2_absmax), 1)
+    w2_scale = torch.where(w2_absmax > 0, torch.as_tensor(w2_absmax, dtype=w.dtype, device=w.device), 1)
     # w2_ratio_k = w_k/w2_scale
     w2_ratio = w/w2_scale
     # w2_scaled = Σ_k w2_ratio_k**2
