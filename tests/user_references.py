@@ -114,6 +114,18 @@ def rms_norm_scale(*, X, r_scale, eps):
     return r_scale * X / torch.sqrt((X ** 2).mean(dim=1, keepdim=True) + eps)
 
 
+def two_offsets(*, Z, U, V, g):
+    return Z * g + U + 3 * V
+
+
+def two_decays(*, X):
+    return torch.pow(torch.tensor(2.0 / 3.0, dtype=X.dtype), X) + torch.pow(torch.tensor(0.6, dtype=X.dtype), X)
+
+
+def squared_total(*, X):
+    return X.sum() ** 2
+
+
 REFERENCES = {
     "hard_tanh": hard_tanh,
     "hard_sigmoid": hard_sigmoid,
@@ -141,4 +153,7 @@ REFERENCES = {
     "power_decay": power_decay,
     "mean_output": mean_output,
     "rms_norm_scale": rms_norm_scale,
+    "two_offsets": two_offsets,
+    "two_decays": two_decays,
+    "squared_total": squared_total,
 }

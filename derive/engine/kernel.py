@@ -116,7 +116,7 @@ def _index_wilds(expr):
             for i in sorted(expr.atoms(sp.Idx), key=str)}
 
 
-def _reuse(gradients):
+def _reuse(gradients, optional=()):
     """Write each gradient in terms of the others where one is a reduction inside another.
 
     Batch norm: ``Σ_s dY_sq`` inside dX is dβ_q, ``Σ_s dY_sq X̂_sq`` is dγ_q.
@@ -124,8 +124,8 @@ def _reuse(gradients):
     """
     exprs = {g.name: g.expr for g in gradients}
     for g in gradients:
-        if not (isinstance(g.expr, sp.Sum) and g.indices):
-            continue
+        if not (isinstance(g.expr, sp.Sum) and g.indices) or g.name in optional:
+            continue  # an optional gradient (``if need_dX``) may not be there to read
         wilds = _index_wilds(g.expr)
         pattern = g.expr.xreplace(wilds)
 
@@ -156,7 +156,9 @@ def backward_kernel(derivation, forward_statements, context: Context) -> Kernel:
     """The backward; it may read any argument or output of the forward and any value its statements compute."""
     forward = derivation.forward
     name = f"{forward.name}_backward"
-    order, exprs = _reuse(derivation.gradients)
+    inputs = [g.name for g in derivation.gradients if g.tensor.role == "input"]
+    optional = {n: f"need_{n}" for n in inputs} if len(derivation.gradients) > len(inputs) else {}
+    order, exprs = _reuse(derivation.gradients, optional)
     upstream = upstream_array(derivation)
     scale = sp.IndexedBase(upstream.name, real=True) if upstream is not None and not upstream.dims else 1
     gradients = [g.name for g in derivation.gradients]
@@ -179,8 +181,6 @@ def backward_kernel(derivation, forward_statements, context: Context) -> Kernel:
     saved = [t.name for t in forward.arguments if t.name in names]
     saved += [st.name for st in forward_statements if st.name in names and st.name not in saved]
     args = [Array(n, dims[n]) for n in saved]
-    inputs = [g.name for g in derivation.gradients if g.tensor.role == "input"]
-    optional = {n: f"need_{n}" for n in inputs} if len(derivation.gradients) > len(inputs) else {}
     return validate(Kernel(name, args, list(forward.scalars.values()), statements, gradients, optional, upstream,
                            1.0 if upstream is not None and not upstream.dims else None), forward.name)
 

@@ -586,8 +586,9 @@ class TorchKernelPrinter(ArrayPrinter):
         return f"torch.broadcast_to({code}, {shape}).clone()"
 
     def filled(self, code, shape, like):
+        # as_tensor takes a Python number or a 0-d tensor (dL, Σ X) alike, and keeps autograd's graph.
         where = f", dtype={like}.dtype, device={like}.device" if like else ""
-        return f"torch.full({shape}, {code}{where})"
+        return f"torch.as_tensor({code}{where}).expand({shape}).clone()"
 
     def clamp(self, code, low, high):
         args = ([f"min={low}"] if low is not None else []) + ([f"max={high}"] if high is not None else [])

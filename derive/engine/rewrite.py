@@ -191,9 +191,9 @@ def simplify_elementwise(expr):
     if new is None:
         return expr
     # simplify folds factors into logs (log(2/3)·(2/3)^x dY → log((2/3)^((2/3)^x dY))), which overflows where
-    # the value does not: log(a^b) = b log a for a > 0 takes that back.
-    new = new.replace(lambda e: isinstance(e, sp.log) and isinstance(e.args[0], sp.Pow) and e.args[0].base.is_positive,
-                      lambda e: e.args[0].exp * sp.log(e.args[0].base))
+    # the value does not: log(a^b) = b log a and log(ab) = log a + log b, where SymPy can prove a, b > 0, take
+    # that back (no force: a sign it cannot prove stays folded).
+    new = sp.expand_log(new, deep=True)
     return new if sp.count_ops(new) <= sp.count_ops(expr) else expr
 
 

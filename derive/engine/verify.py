@@ -175,12 +175,14 @@ class Verifier:
         grads = _as_tuple(self.call(backend, m, f"{self.name}_backward", *first, **saved, **scalars), m.GRADIENTS)
         if len(grads) != len(m.GRADIENTS):
             self.fail(f"{self.name}_backward", "", f"returns {len(grads)} values, GRADIENTS names {len(m.GRADIENTS)}")
-        if m.OPTIONAL:  # the gradients that are skipped are None; the others do not change
-            off = {flag: False for flag in m.OPTIONAL.values()}
-            partial = _as_tuple(self.call(backend, m, f"{self.name}_backward", *first, **saved, **scalars, **off),
-                                m.GRADIENTS)
+        # Each flag off on its own, then all of them: a skipped gradient is None, the others do not change.
+        flags = list(m.OPTIONAL.values())
+        for off in ([[f] for f in flags] + ([flags] if len(flags) > 1 else [])):
+            partial = _as_tuple(self.call(backend, m, f"{self.name}_backward", *first, **saved, **scalars,
+                                          **{f: False for f in off}), m.GRADIENTS)
             for n, full, got in zip(m.GRADIENTS, grads, partial):
-                if (got is None) != (n in m.OPTIONAL) or (got is not None and not _close(
+                skipped = m.OPTIONAL.get(n) in off
+                if (got is None) != skipped or (got is not None and not _close(
                         _numpy(got), _numpy(full), BACKENDS_TOLERANCE)):
                     self.fail(f"{self.name}_backward", f"{n} = ...", f"differs with {', '.join(off)}=False")
         for variant, names in m.VARIANTS.items():
