@@ -24,6 +24,8 @@ MAX_EXPRESSION = 160  # characters of an expression quoted in an error line
 
 class DeriveError(ValueError):
     def __init__(self, module: str, stage: str, expression, problem: str):
+        if stage not in STAGES:  # a line names one of the stages the docs list
+            raise ValueError(f"unknown stage {stage!r}")
         text = expression if isinstance(expression, str) else index_text(expression)
         text = " ".join(text.split())
         if len(text) > MAX_EXPRESSION:

@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-ROLES = ("input", "param", "const", "intermediate", "output")
-
 
 @dataclass(frozen=True)
 class Tensor:

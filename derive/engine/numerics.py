@@ -54,16 +54,21 @@ class Context:
     names: set = field(default_factory=set)
 
 
-def _exp_sum(rhs):
-    """``(c, u, k)`` if ``rhs = c Σ_k exp(u)``, else None."""
+def _single_sum(rhs):
+    """``(c, body, (k, lo, hi))`` if ``rhs = c Σ_k body`` with ``c`` free of arrays, else None."""
     const = sp.Mul(*[f for f in sp.Mul.make_args(rhs) if not isinstance(f, sp.Sum)])
     sums = [f for f in sp.Mul.make_args(rhs) if isinstance(f, sp.Sum)]
     if len(sums) != 1 or const.has(sp.Indexed) or len(sums[0].limits) != 1:
         return None
-    body = sums[0].function
-    if not isinstance(body, sp.exp):
+    return const, sums[0].function, sums[0].limits[0]
+
+
+def _exp_sum(rhs):
+    """``(c, u, k)`` if ``rhs = c Σ_k exp(u)``, else None."""
+    found = _single_sum(rhs)
+    if found is None or not isinstance(found[1], sp.exp):
         return None
-    return const, body.args[0], sums[0].limits[0]
+    return found[0], found[1].args[0], found[2]
 
 
 def _shift_uses(rhs, shifted):
@@ -80,15 +85,11 @@ def _shift_uses(rhs, shifted):
 
 
 def _square_sum(rhs):
-    """``(c, u, k)`` if ``rhs = c Σ_k u²`` with ``c`` free of arrays, else None."""
-    const = sp.Mul(*[f for f in sp.Mul.make_args(rhs) if not isinstance(f, sp.Sum)])
-    sums = [f for f in sp.Mul.make_args(rhs) if isinstance(f, sp.Sum)]
-    if len(sums) != 1 or const.has(sp.Indexed) or len(sums[0].limits) != 1:
+    """``(c, u, k)`` if ``rhs = c Σ_k u²``, else None."""
+    found = _single_sum(rhs)
+    if found is None or not (isinstance(found[1], sp.Pow) and found[1].exp == 2 and found[1].base.has(sp.Indexed)):
         return None
-    body = sums[0].function
-    if not (isinstance(body, sp.Pow) and body.exp == 2 and body.base.has(sp.Indexed)):
-        return None
-    return const, body.base, sums[0].limits[0]
+    return found[0], found[1].base, found[2]
 
 
 def _scale_uses(rhs, scaled):
