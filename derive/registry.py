@@ -24,6 +24,9 @@ MODULES = (
     "softplus",
     "silu",
     "layer_norm",
+    "conv2d",
+    "max_pool2d",
+    "batch_norm2d",
 )
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import sympy as sp
 from sympy.core.function import AppliedUndef
 
+from . import extents
 from .errors import DeriveError
-from .ir import free_indices
+from .ir import affine, free_indices, is_plain
 from .text import index_text
 
 # Results SymPy gives for what it cannot differentiate (or what no kernel can compute).
@@ -47,6 +48,16 @@ def check_forward(forward) -> None:
             for axis, (i, dim) in enumerate(zip(e.indices, dims)):
                 if i.is_Integer:
                     continue
+                if not is_plain(i):
+                    # An index expression: affine in declared indices with integer coefficients.
+                    undeclared = sorted(str(s) for s in i.free_symbols
+                                        if not isinstance(s, sp.Idx) and s.name not in forward.scalars)
+                    if undeclared:
+                        fail(f"index {undeclared[0]} in {index_text(e)} is not declared (declare it with indices(...))")
+                    if affine(i) is None:
+                        fail(f"index expression {index_text(i)} in {index_text(e)} is not an integer combination "
+                             "of indices (write σ·h + i − p with integer σ, p)")
+                    continue
                 if not isinstance(i, sp.Idx):
                     fail(f"index {i} in {index_text(e)} is not declared (declare it with indices(...))")
                 if sp.simplify(i.upper + 1 - dim) != 0:
@@ -61,6 +72,7 @@ def check_forward(forward) -> None:
             missing = ", ".join(sorted(map(str, lhs - free)))
             fail(f"free index {missing} of the left-hand side does not appear on the right")
         defined.add(d.tensor.name)
+    forward.derived.update(extents.solve(forward))
 
 
 def check_derivative(forward, gradient) -> None:

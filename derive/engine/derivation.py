@@ -31,6 +31,7 @@ from . import budget
 from .checks import check_derivative, check_forward
 from .differentiate import Differentiator, Fresh, Partial, Total, index_names
 from .errors import DeriveError, require_finite, stage
+from .grids import absorb, orient
 from .ir import element
 from .rewrite import apply_assumptions, compact, fold, reexpress, reexpress_intermediates, simplify_elementwise
 from .sifting import sift
@@ -84,6 +85,8 @@ def gradient_name(tensor_name: str) -> str:
 
 def _free_indices(forward, tensor):
     taken = set().union(*[index_names(d.expr) | {str(i.label) for i in d.indices} for d in forward.definitions])
+    # Nor a letter a hyper-parameter is written as (the padding p).
+    taken |= set(forward.scalars) | set(forward.latex.values())
     names = [n for n in (forward.gradient_indices or GRADIENT_INDEX_NAMES) if n not in taken]
     return tuple(sp.Idx(n, dim) for n, dim in zip(names, tensor.dims))
 
@@ -107,6 +110,8 @@ def derive(forward) -> Derivation:
 
 # The rules after sifting, in order: (reason, stage, rule(expr, forward, tensor)).
 RULES = (
+    ("a read off the grid or in the padding is zero", "sift", lambda e, f, t: absorb(e)),
+    ("run each window index forward (a flipped kernel)", "rewrite", lambda e, f, t: orient(e)),
     ("fold the forward's definitions back in", "rewrite", lambda e, f, t: fold(e, f)),
     ("use the module's assumptions", "rewrite", lambda e, f, t: apply_assumptions(e, f)),
     ("write in the forward's saved quantities", "rewrite", lambda e, f, t: reexpress(e, f, t.base)),

@@ -85,6 +85,27 @@ def _dims_lines(kernel: Kernel, used: set) -> list:
     return lines
 
 
+def _extent_lines(kernel: Kernel, printer) -> list:
+    """Derived output extents: computed from the arguments' shapes, or checked against the upstream's."""
+    carried = {d for d, _ in kernel.dims()}
+    lines = []
+    for dim, formula in kernel.extents.items():
+        if dim not in printer.symbols_used:
+            continue
+        code = printer.scalars.doprint(formula)
+        given = ", ".join(f"{s}={{{s}}}" for s in sorted(map(str, formula.free_symbols)))
+        rule = f"{dim} = {index_text(formula)}"
+        if dim in carried:
+            lines.append(f'if {dim} != {code}:')
+            lines.append(f'    raise ValueError(f"{kernel.name}: {dim} is {{{dim}}} in the arrays given, '
+                         f'but {rule} = {{{code}}} for {given}")')
+        else:
+            lines.append(f"{dim} = {code}")
+            lines.append(f"if {dim} < 1:")
+            lines.append(f'    raise ValueError(f"{kernel.name}: {rule} = {{{dim}}} for {given}; it must be at least 1")')
+    return lines
+
+
 def _signature(kernel: Kernel) -> str:
     """Forward: the arguments positionally. Backward: the upstream gradient, then what it reads, by keyword."""
     keywords = [f"{s.name}={s.default!r}" for s in kernel.scalars]
@@ -113,6 +134,7 @@ def kernel_context(kernel: Kernel, backend: str, module: str = "") -> dict:
             "code": code,
             "guard": kernel.optional.get(st.serves),
         })
+    extents = _extent_lines(kernel, printer)
     used = printer.symbols_used
     if kernel.name.endswith("_backward"):
         summary = f"Gradients {', '.join(kernel.results)} (each the shape of what it differentiates)."
@@ -122,10 +144,11 @@ def kernel_context(kernel: Kernel, backend: str, module: str = "") -> dict:
         "name": kernel.name,
         "params": _signature(kernel),
         "summary": summary,
-        "dims": _dims_lines(kernel, used),
+        "dims": _dims_lines(kernel, used) + extents,
         "statements": statements,
         "returns": ", ".join(kernel.results),
         "modules": printer.imports,
+        "helpers": printer.helpers,
     }
 
 
@@ -155,6 +178,8 @@ def render_kernels(env, built: Built, backend: str) -> str:
     f = built.forward
     contexts = [kernel_context(k, backend, f.name) for k in built.kernels]
     modules = set().union(*[c["modules"] for c in contexts])
+    table = PRINTERS[backend].HELPERS
+    helpers = [table[n].strip() for n in table if any(n in c["helpers"] for c in contexts)]
     return env.get_template("kernel.py.j2").render(
         header=header(f.source),
         title=f.name,
@@ -162,6 +187,7 @@ def render_kernels(env, built: Built, backend: str) -> str:
         doc=_docstring(f.doc),
         imports=imports(modules),
         constants=metadata(built),
+        helpers=helpers,
         kernels=contexts,
     )
 
@@ -193,7 +219,9 @@ def module_context(built: Built) -> dict:
         "anchor": f.name,
         "source": f.source,
         "doc": f.doc.strip(),
-        "forward": [_eq(d.lhs, d.expr, names, "&=") for d in f.definitions],
+        "forward": [_eq(d.lhs, d.expr, names, "&=") for d in f.definitions]
+        # Output extents derived from the reads (a convolution's Ho), then checked on every call.
+        + [_eq(dim, extent, names, "&=") for dim, extent in f.derived.items()],
         "gradients": gradients,
         "notes": list(built.notes),
     }

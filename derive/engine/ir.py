@@ -18,16 +18,74 @@ import sympy as sp
 
 
 class MaxOver(sp.Function):
-    """``max_k expr``: the maximum of ``expr`` over the index ``k`` (a reduction)."""
+    """``max_{k,…} expr``: the maximum of ``expr`` over the indices ``k, …`` (a reduction).
+
+    A read at an index expression that falls outside its tensor (padding) is
+    not a candidate: padding never wins a max.
+    """
+
+    @property
+    def body(self):
+        return self.args[0]
+
+    @property
+    def over(self) -> tuple:
+        return tuple(self.args[1:])
+
+    def _eval_derivative(self, x):
+        # d/dx max_k f(k) = f'(k*) at the first maximiser k*: the gradient goes to the arg-max.
+        inner = sp.diff(self.body, x)
+        return sp.S.Zero if inner == 0 else AtMax(inner, self.body, *self.over)
+
+    def _latex(self, printer):
+        ks = ",".join(printer._print(k) for k in self.over)
+        return r"\max_{%s} %s" % (ks, printer._print(self.body))
+
+    def _index_text(self, printer):
+        return f"max_{''.join(map(str, self.over))} {printer._print(self.body)}"
+
+
+class AtMax(sp.Function):
+    """``AtMax(g, f, k, …)``: ``g`` at the first maximiser of ``f`` over ``k, …`` (row-major ties, as PyTorch)."""
+
+    @property
+    def value(self):
+        return self.args[0]
+
+    @property
+    def body(self):
+        return self.args[1]
+
+    @property
+    def over(self) -> tuple:
+        return tuple(self.args[2:])
+
+    def _latex(self, printer):
+        ks = ",".join(printer._print(k) for k in self.over)
+        return r"\left. %s \right|_{%s = \operatorname{argmax} %s}" % (
+            printer._print(self.value), ks, printer._print(self.body))
+
+    def _index_text(self, printer):
+        ks = ",".join(map(str, self.over))
+        return f"({printer._print(self.value)} at {ks} = argmax {printer._print(self.body)})"
+
+
+class OnGrid(sp.Function):
+    """The Iverson bracket ``[e ∈ {0, …, n−1}]``: 1 where the index expression ``e`` is an integer in range, else 0.
+
+    Sifting a shifted delta (Σ_h δ(σh + i − p, u) f(h)) leaves one; a read
+    ``T[…, e, …]`` on an axis of extent n absorbs it, since reads off the grid are zero.
+    """
 
     nargs = 2
 
     def _latex(self, printer):
-        expr, k = self.args
-        return r"\max_{%s} %s" % (printer._print(k), printer._print(expr))
+        e, n = self.args
+        return r"\left[ %s \in \{0..%s\} \right]" % (printer._print(sp.together(e)), printer._print(n - 1))
 
     def _index_text(self, printer):
-        return f"max_{self.args[1]} {printer._print(self.args[0])}"
+        e, n = self.args
+        return f"[{printer._print(sp.together(e))} ∈ 0..{printer._print(n - 1)}]"
 
 
 @dataclass(frozen=True)
@@ -67,6 +125,8 @@ class Kernel:
     # A backward's first argument: the upstream gradient (``dY``; ``dL`` for a loss, a scalar defaulting to 1).
     upstream: Array | None = None
     upstream_default: float | None = None
+    # Output extents derived from the reads (``Ho``): symbol -> formula in the other dimensions.
+    extents: dict = field(default_factory=dict)
 
     def dims(self) -> list:
         """Each dimension symbol with the first argument and axis that carries it."""
@@ -96,9 +156,12 @@ def free_indices(expr) -> set:
     if isinstance(expr, sp.Sum):
         return free_indices(expr.function) - {lim[0] for lim in expr.limits}
     if isinstance(expr, MaxOver):
-        return free_indices(expr.args[0]) - {expr.args[1]}
+        return free_indices(expr.body) - set(expr.over)
+    if isinstance(expr, AtMax):
+        return (free_indices(expr.value) | free_indices(expr.body)) - set(expr.over)
     if isinstance(expr, sp.Indexed):
-        return {i for i in expr.indices if isinstance(i, sp.Idx)}
+        # An index expression (σh + i − p) carries the indices inside it.
+        return {i for e in expr.indices for i in e.atoms(sp.Idx)}
     out = set()
     for a in expr.args:
         out |= free_indices(a)
@@ -160,3 +223,54 @@ def contraction(expr, target) -> Contraction | None:
         if len(mats) == 1 and len(vecs) == 1 and set(mats[0].indices) == {target[0], k}:
             return Contraction("gemv", mats[0], vecs[0], (target[0], k), (k,))
     return None
+
+
+# -- index expressions -----------------------------------------------------------
+
+@dataclass(frozen=True)
+class Affine:
+    """An index expression ``(Σ_m c_m m + d) / q``: integer coefficients (numbers or integer
+    hyper-parameters such as a stride) over indices, divided by a positive ``q`` (1, or a stride)."""
+
+    coeffs: tuple     # ((index, coefficient), ...), sorted by index name
+    const: sp.Expr
+    denom: sp.Expr
+
+    def coeff(self, m):
+        return dict(self.coeffs).get(m, sp.S.Zero)
+
+    @property
+    def indices(self) -> tuple:
+        return tuple(m for m, _ in self.coeffs)
+
+
+def affine(e) -> Affine | None:
+    """``e`` as an ``Affine`` index expression, or None when it is not one (a product of indices, …)."""
+    e = sp.sympify(e)
+    num, den = sp.fraction(sp.together(e))
+    if den.has(sp.Idx) or not den.is_positive:
+        return None
+    gens = sorted(num.atoms(sp.Idx), key=str)
+    if not gens:
+        return Affine((), sp.expand(num), den) if num.is_integer else None
+    try:
+        poly = sp.Poly(sp.expand(num), *gens)
+    except sp.PolynomialError:
+        return None
+    if poly.total_degree() > 1:
+        return None
+    coeffs = tuple((m, poly.coeff_monomial(m)) for m in gens)
+    const = poly.coeff_monomial(1)
+    if not all(c.is_integer for _, c in coeffs) or not const.is_integer:
+        return None
+    return Affine(coeffs, const, den)
+
+
+def is_plain(i) -> bool:
+    """An index read as it is (``X[s, j]``), not an index expression (``X[s, j + 1]``)."""
+    return isinstance(i, sp.Idx) or i.is_Integer
+
+
+def shifted(indexed) -> bool:
+    """True for a read at an index expression: zero outside its tensor's range and between grid points."""
+    return any(not is_plain(i) for i in indexed.indices)

@@ -108,7 +108,8 @@ def forward_kernel(forward, returned=(), statements=None) -> Kernel:
     results = [forward.out.tensor.name, *returned]
     statements = _finish(forward, name, statements, results, _names(forward))
     args = [Array(t.name, t.dims) for t in forward.arguments]
-    return validate(Kernel(name, args, list(forward.scalars.values()), statements, results), forward.name)
+    return validate(Kernel(name, args, list(forward.scalars.values()), statements, results,
+                           extents=dict(forward.derived)), forward.name)
 
 
 def _index_wilds(expr):
@@ -182,7 +183,8 @@ def backward_kernel(derivation, forward_statements, context: Context) -> Kernel:
     saved += [st.name for st in forward_statements if st.name in names and st.name not in saved]
     args = [Array(n, dims[n]) for n in saved]
     return validate(Kernel(name, args, list(forward.scalars.values()), statements, gradients, optional, upstream,
-                           1.0 if upstream is not None and not upstream.dims else None), forward.name)
+                           1.0 if upstream is not None and not upstream.dims else None, dict(forward.derived)),
+                    forward.name)
 
 
 def kernels(derivation) -> list:

@@ -39,7 +39,8 @@ class IndexLatexPrinter(LatexPrinter):
         return self._name(e.label)
 
     def _print_Indexed(self, e):
-        idx = "".join(self._print(i) for i in e.indices)
+        plain = all(isinstance(i, (sp.Idx, sp.Integer)) for i in e.indices)
+        idx = ("" if plain else ",").join(self._print(i) for i in e.indices)
         base = self._name(e.base.label)
         if "^" in base:  # \sigma^2 → \sigma^2_{q}
             return f"{{{base}}}_{{{idx}}}"
@@ -65,7 +66,8 @@ class IndexLatexPrinter(LatexPrinter):
 
     def _print_KroneckerDelta(self, e, exp=None):
         i, j = e.args
-        return rf"\delta_{{{self._print(i)}{self._print(j)}}}"
+        sep = "" if isinstance(i, sp.Idx) and isinstance(j, sp.Idx) else ","
+        return rf"\delta_{{{self._print(i)}{sep}{self._print(j)}}}"
 
 
 def index_latex(expr, names) -> str:

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
+from .ir import MaxOver
+
 
 @dataclass(frozen=True)
 class Tensor:
@@ -23,6 +25,8 @@ class Tensor:
     base: sp.IndexedBase
     dims: tuple
     role: str
+    # Zero padding per axis, ((lo, hi), ...): how far reads at index expressions may fall outside.
+    padding: tuple = ()
 
     @property
     def name(self) -> str:
@@ -86,6 +90,21 @@ def Sum(expr, *indices):
     return sp.Sum(expr, *[(i, i.lower, i.upper) for i in indices])
 
 
+def Max(expr, *indices):
+    """max over ``Idx`` indices (a pooling window): reads in the padding never win."""
+    return MaxOver(expr, *indices)
+
+
+def _padding(padding, dims):
+    """Per axis (lo, hi) from None, or one entry per axis: a number/symbol p (both sides) or a pair."""
+    if padding is None:
+        return ()
+    if len(padding) != len(dims):
+        raise ValueError(f"padding has {len(padding)} entries for {len(dims)} axes")
+    pairs = [tuple(p) if isinstance(p, (tuple, list)) else (p, p) for p in padding]
+    return tuple((sp.sympify(lo), sp.sympify(hi)) for lo, hi in pairs)
+
+
 @dataclass
 class Forward:
     """A module's forward pass in index notation, as data."""
@@ -108,6 +127,8 @@ class Forward:
     jacobian: bool = False
     # Names for the free indices of gradients (default p, q, r, ...).
     gradient_indices: str | None = None
+    # Output extents the engine derives from the reads (H_out of a convolution): symbol -> extent.
+    derived: dict = field(default_factory=dict)
 
     # -- declarations -------------------------------------------------
     @staticmethod
@@ -121,6 +142,28 @@ class Forward:
         """Indices over dimensions, e.g. ``s, m = f.indices(s=S, m=M)``."""
         return tuple(sp.Idx(name, dim) for name, dim in ranges.items())
 
+    def output_dims(self, names: str):
+        """Dimensions the engine derives from the reads, e.g. a convolution's ``Ho, Wo``.
+
+        An index over one is read inside an index expression of a declared
+        tensor (``X[s, c, σh + i − p, …]``); its extent is the largest that keeps
+        every such read inside the tensor and its padding.
+        """
+        out = self.dims(names)
+        for d in out:
+            self.derived[d] = None
+        return out
+
+    def integer(self, name: str, default: int, minimum: int = 0, latex: str | None = None):
+        """An integer hyper-parameter (a stride ≥ 1, a padding ≥ 0, a window size)."""
+        if minimum not in (0, 1):
+            raise ValueError("an integer hyper-parameter has minimum 0 or 1")
+        sym = sp.Symbol(name, integer=True, **({"positive": True} if minimum else {"nonnegative": True}))
+        self.scalars[name] = Scalar(sym, int(default))
+        if latex:
+            self.latex[name] = latex
+        return sym
+
     def scalar(self, name: str, default: float, latex: str | None = None):
         """A scalar hyper-parameter; ``latex`` is how derivations write it."""
         sym = sp.Symbol(name, positive=True)
@@ -129,19 +172,23 @@ class Forward:
             self.latex[name] = latex
         return sym
 
-    def _tensor(self, name, dims, role, latex=None, positive=False):
+    def _tensor(self, name, dims, role, latex=None, positive=False, padding=None):
         if name in self.tensors:
             raise ValueError(f"{self.name}: tensor {name!r} declared twice")
         if latex:
             self.latex[name] = latex
         domain = {"positive": True} if positive else {"real": True}
-        t = Tensor(sp.IndexedBase(name, shape=dims or None, **domain), tuple(dims), role)
+        t = Tensor(sp.IndexedBase(name, shape=dims or None, **domain), tuple(dims), role, _padding(padding, dims))
         self.tensors[name] = t
         return t
 
-    def input(self, name, *dims, latex=None, positive=False):
-        """A differentiable input (the layer's X). ``positive``: its entries are > 0."""
-        return self._tensor(name, dims, "input", latex, positive)
+    def input(self, name, *dims, latex=None, positive=False, padding=None):
+        """A differentiable input (the layer's X). ``positive``: its entries are > 0.
+
+        ``padding``: one entry per axis, p or (lo, hi): reads may fall that far
+        outside the axis and read zero there (a convolution's padding).
+        """
+        return self._tensor(name, dims, "input", latex, positive, padding)
 
     def param(self, name, *dims, latex=None, positive=False):
         """A differentiable parameter (W, b, gamma, beta). ``positive``: its entries are > 0."""

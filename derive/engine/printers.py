@@ -28,8 +28,9 @@ import sympy as sp
 from sympy.printing.precedence import precedence
 from sympy.printing.str import StrPrinter
 
-from .ir import MaxOver, contraction, extent, free_indices
-from .text import positive_first
+from . import grid_code
+from .ir import AtMax, MaxOver, OnGrid, affine, contraction, extent, free_indices, is_plain, shifted
+from .text import index_text, positive_first
 
 
 class PrintError(ValueError):
@@ -175,6 +176,13 @@ class ScalarPrinter(_Printer):
     def _print_Max(self, e):
         return "max(" + ", ".join(self._print(a) for a in e.args) + ")"
 
+    def _print_floor(self, e):
+        num, den = sp.fraction(sp.together(e.args[0]))
+        if num.is_integer and den.is_integer and den != 1:
+            return f"({self._print(num)})//({self._print(den)})"
+        self.imports.add("math")
+        return f"math.floor({self._print(e.args[0])})"
+
     def _print_Min(self, e):
         return "min(" + ", ".join(self._print(a) for a in e.args) + ")"
 
@@ -208,10 +216,15 @@ class ArrayPrinter(_Printer):
 
     module = ""          # "np" or "torch"
     column = 0
+    HELPERS = {}         # name -> source of the indexing machinery (grid_code)
 
     def __init__(self):
         super().__init__(set())
         self.imports.add(self.module)
+        # Helper functions (``_grid_view``, ...) the printed code calls.
+        self.helpers = set()
+        # What a read off the grid holds: 0, or -inf inside a max (padding never wins).
+        self._fill = None
         self._layout = ()
         # Dimension and scalar symbols the printed code refers to (the kernel binds them).
         self.symbols_used = set()
@@ -330,6 +343,10 @@ class ArrayPrinter(_Printer):
 
     # -- statements --------------------------------------------------------
     def statement(self, st) -> str:
+        if st.rhs.has(AtMax):
+            lines = self.scatter(st)
+            if lines is not None:
+                return "\n".join(lines)
         self._layout = st.indices
         self._top = st.rhs
         code = self._print(st.rhs)
@@ -370,7 +387,45 @@ class ArrayPrinter(_Printer):
     def _print_Idx(self, e):
         raise PrintError(f"index {e} used as a value")
 
+    def helper(self, name: str) -> str:
+        self.helpers.add(name)
+        if name == "_scatter_add" and self.module == "torch":
+            self.imports.add("math")
+        return name
+
+    def _view(self, e):
+        """A read at index expressions as a strided view: (the view as an Indexed over its own axes)."""
+        axes = []   # the view's axes: indices in order of first appearance
+        spec = []
+        for ix in e.indices:
+            a = affine(ix)
+            if a is None:
+                raise PrintError(f"{index_text(e)}: {index_text(ix)} is not an integer combination of indices")
+            signs = {c.is_positive for _, c in a.coeffs if not c.is_zero}
+            if None in signs or any(not (c.is_positive or c.is_negative or c.is_zero) for _, c in a.coeffs):
+                raise PrintError(f"{index_text(e)}: the sign of a coefficient in {index_text(ix)} is unknown")
+            if len(signs) > 1:
+                raise PrintError(f"{index_text(e)}: {index_text(ix)} runs both ways in its indices")
+            for m, _ in a.coeffs:
+                if m not in axes:
+                    axes.append(m)
+            spec.append(a)
+        # The view's axes in the order the surrounding code lays them out: no transpose after.
+        place = {m: n for n, m in enumerate(self._layout)}
+        axes.sort(key=lambda m: place.get(m, len(place)))
+        parts = []
+        for a in spec:
+            coeffs = ", ".join(self._scalar(a.coeff(m)) for m in axes)
+            parts.append(f"(({coeffs}{',' if len(axes) == 1 else ''}), {self._scalar(a.const)}, {self._scalar(a.denom)})")
+        shape = ", ".join(self._scalar(extent(m)) for m in axes)
+        fill = "" if self._fill is None else f", fill={self._fill}"
+        code = (f"{self.helper('_grid_view')}({e.base.label}, ({', '.join(parts)},), "
+                f"({shape}{',' if len(axes) == 1 else ''}){fill})")
+        return sp.IndexedBase(code)[tuple(axes)]
+
     def _print_Indexed(self, e):
+        if shifted(e):
+            return self._print_Indexed(self._view(e))
         name = str(e.base.label)
         natural = tuple(e.indices)
         if any(not isinstance(i, sp.Idx) for i in natural):
@@ -482,7 +537,8 @@ class ArrayPrinter(_Printer):
         target = self.layout_of(e)
         try:
             factors = sp.Mul.make_args(e.function)
-            tensors = [f for f in factors if isinstance(f, sp.Indexed)]
+            tensors = [self._view(f) if isinstance(f, sp.Indexed) and shifted(f) else f
+                       for f in factors if isinstance(f, sp.Indexed)]
             if len(tensors) == len(factors) and len(tensors) >= 2 \
                     and all(isinstance(i, sp.Idx) for t in tensors for i in t.indices):
                 self._layout = target + bound
@@ -518,18 +574,90 @@ class ArrayPrinter(_Printer):
         subs = ",".join("".join(letters[i] for i in t.indices) for t in tensors)
         out = "".join(letters[i] for i in target)
         names = ", ".join(str(t.base.label) for t in tensors)
-        return f"{self.fn('einsum')}('{subs}->{out}', {names})", False
+        big = any(len(t.indices) > 3 for t in tensors)
+        return self.einsum(f"'{subs}->{out}'", names, big), False
+
+    def einsum(self, subscripts: str, operands: str, big: bool) -> str:
+        return f"{self.fn('einsum')}({subscripts}, {operands})"
 
     def _print_MaxOver(self, e):
-        body, k = e.args
-        outer = self._layout
-        self._layout = self._reduction_layout(body, self.layout_of(e), (k,))
+        body, over = e.body, e.over
+        if body.has(sp.Indexed) and any(shifted(r) for r in body.atoms(sp.Indexed)) and not isinstance(body, sp.Indexed):
+            raise PrintError(f"a max over a padded window of {index_text(body)}: only a tensor read can be padded")
+        outer, fill = self._layout, self._fill
+        self._layout = self._reduction_layout(body, self.layout_of(e), over)
+        if any(shifted(r) for r in body.atoms(sp.Indexed)):
+            self._fill = "-math.inf"  # padding never wins a max
+            self.imports.add("math")
         try:
             code = self._print(body)
             have = self.layout_of(body)
-            return self.reduce(code if _atomic(body) else f"({code})", "max", (have.index(k),), len(have))
+            return self.reduce(code if _atomic(body) else f"({code})", "max", tuple(have.index(k) for k in over), len(have))
         finally:
-            self._layout = outer
+            self._layout, self._fill = outer, fill
+
+    def _print_AtMax(self, e):
+        raise PrintError(f"{index_text(e)}: an arg-max is printed only as Σ upstream · (δ … at argmax), a scatter")
+
+    def _print_OnGrid(self, e):
+        raise PrintError(f"{index_text(e)}: a range condition that no read absorbs")
+
+    # -- scatter to the arg-max -------------------------------------------------
+    def scatter(self, st):
+        """``dX[t…] = Σ_B A · AtMax(Π_k δ(e_k, t_k), F, K)``: route A to the positions e_k at the arg-max of F.
+
+        Returns the code lines, or None when the statement is not of this form.
+        """
+        rhs, bound = st.rhs, ()
+        if isinstance(rhs, sp.Sum):
+            bound, rhs = tuple(lim[0] for lim in rhs.limits), rhs.function
+        picks = [f for f in sp.Mul.make_args(rhs) if isinstance(f, AtMax)]
+        if len(picks) != 1:
+            return None
+        pick = picks[0]
+        weight = sp.Mul(*[f for f in sp.Mul.make_args(rhs) if f is not pick])
+        deltas = sp.Mul.make_args(pick.value)
+        if not all(isinstance(d, sp.KroneckerDelta) for d in deltas):
+            return None
+        routed = {}
+        for d in deltas:
+            a, b = d.args
+            t, expr = (b, a) if b in st.indices else (a, b) if a in st.indices else (None, None)
+            if t is None or t in routed or expr.has(*[t]):
+                return None
+            routed[t] = expr
+        over = pick.over
+        plain = tuple(i for i in st.indices if i not in routed)
+        layout = plain + tuple(k for k in bound if k not in plain)
+        if not free_indices(weight) <= set(layout) or not free_indices(pick.body) - set(over) <= set(layout):
+            return None
+        outer = self._layout
+        try:
+            self._layout = layout + over
+            self._fill = "-math.inf"
+            self.imports.add("math")
+            window = self._print(pick.body)
+            have = self.layout_of(pick.body)
+            if have != layout + over:
+                window = self.full(self.pad(pick.body, window, layout + over),
+                                   "(" + ", ".join(self._scalar(extent(i)) for i in layout + over) + ",)")
+            self._fill = None
+            self._layout = layout
+            values = self.pad(weight, self._print(weight), layout)
+            shape = "(" + ", ".join(self._scalar(extent(i)) for i in layout) + ",)"
+            mesh = {i: Code(f"at[{n}]") for n, i in enumerate(layout)}
+            mesh.update({k: Code(f"best[{n}]") for n, k in enumerate(over)})
+            self._layout = ()
+            positions = [self._print(routed[t].xreplace(mesh)) if t in routed else f"at[{layout.index(t)}]"
+                         for t in st.indices]
+        finally:
+            self._layout, self._fill = outer, None
+        target = "(" + ", ".join(self._scalar(extent(i)) for i in st.indices) + ",)"
+        return [
+            f"at = {self.helper('_mesh')}({shape}, {self._like(st.rhs)})",
+            f"best = {self.helper('_argmax')}({window}, {len(over)})",
+            f"{st.name} = {self.helper('_scatter_add')}({target}, ({', '.join(positions)},), {values})",
+        ]
 
 
 def _axis_arg(axes: tuple, ndim: int):
@@ -542,6 +670,11 @@ class NumPyKernelPrinter(ArrayPrinter):
     module = "np"
     column = 0
     backend = "NumPy"
+    HELPERS = grid_code.NUMPY
+
+    def einsum(self, subscripts, operands, big):
+        # A contraction of strided windows needs BLAS (tensordot), not einsum's own loops.
+        return f"np.einsum({subscripts}, {operands}{', optimize=True' if big else ''})"
 
     def reduce(self, code, op, axes, ndim):
         axis = _axis_arg(axes, ndim)
@@ -573,6 +706,7 @@ class TorchKernelPrinter(ArrayPrinter):
     module = "torch"
     column = 1
     backend = "Torch"
+    HELPERS = grid_code.TORCH
 
     def reduce(self, code, op, axes, ndim):
         name = {"sum": "sum", "max": "amax"}[op]

@@ -5,6 +5,18 @@ The one rule this project owns instead of ``Sum.doit`` (which leaves
 
     Σ_k δ_kj f(k) = f(j)      when j ranges inside k's range.
 
+A shifted delta, from a read at an index expression (a convolution's
+``X[s, c, σh + i − p, …]``), is sifted by solving its integer linear equation
+for the summed index::
+
+    Σ_h δ(σh + i − p, u) f(h) = [(u − i + p)/σ ∈ {0..H_o−1}] · f((u − i + p)/σ)
+
+The bracket (``ir.OnGrid``) holds the range and divisibility conditions; a
+read of a tensor at that position absorbs it later (reads off the grid are
+zero). A shifted delta is solved for the outermost summed index it holds, so
+the gradient sums over what the forward summed over (the kernel window), and
+reads the upstream gradient dilated by the stride: a transposed convolution.
+
 Around it, sums are kept in a normal form: linear (a sum of terms is split),
 factors that do not depend on the summation index are pulled out, and a sum of
 a constant is the constant times the range length.
@@ -12,6 +24,8 @@ a constant is the constant times the range length.
 from __future__ import annotations
 
 import sympy as sp
+
+from .ir import AtMax, OnGrid, affine, is_plain
 
 
 def _range(i):
@@ -54,16 +68,64 @@ def _terms(body):
     return sp.Add.make_args(expanded)
 
 
-def _sift_term(term, k):
+def _shifted(delta) -> bool:
+    return not all(is_plain(a) for a in delta.args)
+
+
+def _solve(delta, k):
+    """(value of k, guard) that sifts ``delta`` over k, or None."""
+    a, b = delta.args
+    if not _shifted(delta):
+        j = b if a == k else a if b == k else None
+        return (j, sp.S.One) if j is not None and j != k and _inside(j, k) else None
+    diff = affine(a - b)
+    if diff is None or diff.denom != 1:
+        return None
+    c = diff.coeff(k)
+    if c == 0:
+        return None
+    value = sp.expand(-(a - b - c * k)) / c
+    if isinstance(value, sp.Idx) and _inside(value, k):
+        return value, sp.S.One
+    return value, OnGrid(value, k.upper + 1)
+
+
+def _eligible(delta, k, outer) -> bool:
+    """A shifted delta waits for an enclosing sum over one of its other indices (solved outermost first)."""
+    if k not in delta.free_symbols:
+        return False
+    return not (_shifted(delta) and (delta.free_symbols - {k}) & outer)
+
+
+def _waiting(expr, k, outer) -> bool:
+    """True if ``expr`` (through products, sums and nested sums only) holds a delta sifted over k."""
+    if isinstance(expr, sp.KroneckerDelta):
+        return _eligible(expr, k, outer) and _solve(expr, k) is not None
+    if isinstance(expr, (sp.Mul, sp.Add)):
+        return any(_waiting(a, k, outer) for a in expr.args)
+    if isinstance(expr, sp.Sum):
+        return _waiting(expr.function, k, outer)
+    return False
+
+
+def _sift_term(term, k, outer=frozenset()):
     """Sum one term over index ``k``: sift a delta if there is one."""
     factors = sp.Mul.make_args(term)
     for f in factors:
-        if isinstance(f, sp.KroneckerDelta) and k in f.args:
-            a, b = f.args
-            j = b if a == k else a
-            if j != k and _inside(j, k):
+        if isinstance(f, sp.KroneckerDelta) and _eligible(f, k, outer):
+            solved = _solve(f, k)
+            if solved is not None:
+                value, guard = solved
                 rest = sp.Mul(*[g for g in factors if g is not f])
-                return rest.xreplace({k: j})
+                return guard * rest.xreplace({k: value})
+    for f in factors:
+        # A delta left waiting inside a nested sum: exchange the sums and sift it here.
+        if isinstance(f, sp.Sum) and _waiting(f.function, k, outer):
+            rest = sp.Mul(*[g for g in factors if g is not f])
+            out = sum_over(rest * f.function, k, outer)
+            for lim in f.limits:
+                out = sum_over(out, lim[0], outer)
+            return merge_sums(out)
     inside = [f for f in factors if f.has(k)]
     outside = [f for f in factors if not f.has(k)]
     coeff = sp.Mul(*outside)
@@ -73,25 +135,63 @@ def _sift_term(term, k):
     return coeff * sp.Sum(sp.Mul(*inside), (k, k.lower, k.upper))
 
 
-def sum_over(body, k):
+def merge_sums(expr):
+    """Σ_a (f · Σ_b g) → Σ_{a,b} f g, where a term holds a shifted read: one contraction, not nested ones."""
+    def merge(e):
+        factors = sp.Mul.make_args(e.function)
+        nested = [f for f in factors if isinstance(f, sp.Sum)]
+        if len(nested) != 1 or not _has_shifted(e):
+            return e
+        inner = nested[0]
+        rest = sp.Mul(*[f for f in factors if f is not inner])
+        return sp.Sum(rest * inner.function, *inner.limits, *e.limits)
+
+    return expr.replace(lambda e: isinstance(e, sp.Sum), merge)
+
+
+def _has_shifted(expr) -> bool:
+    return any(not is_plain(i) for e in expr.atoms(sp.Indexed) for i in e.indices)
+
+
+def pull_out_of_atmax(expr):
+    """AtMax(c·g, f, k) = c·AtMax(g, f, k) for factors c free of the maximised indices."""
+    def pull(e):
+        over = set(e.over)
+        factors = sp.Mul.make_args(e.value)
+        free = [f for f in factors if not (f.free_symbols & over)]
+        if not free:
+            return e
+        kept = sp.Mul(*[f for f in factors if f.free_symbols & over])
+        return sp.Mul(*free) * AtMax(kept, e.body, *e.over)
+
+    return expr.replace(lambda e: isinstance(e, AtMax), pull)
+
+
+def sum_over(body, k, outer=frozenset()):
     """Σ_k body, in normal form, with deltas sifted."""
     body = pull_deltas_out_of_piecewise(body)
-    return sp.Add(*[_sift_term(t, k) for t in _terms(body)])
+    return sp.Add(*[_sift_term(t, k, outer) for t in _terms(body)])
 
 
-def sift(expr):
-    """Normalise every ``Sum`` in ``expr`` (innermost first) and sift its deltas."""
-    if not expr.has(sp.Sum, sp.Piecewise):
+def sift(expr, outer=frozenset()):
+    """Normalise every ``Sum`` in ``expr`` (innermost first) and sift its deltas.
+
+    ``outer``: indices that enclosing sums bind and have not summed yet.
+    """
+    if not expr.has(sp.Sum, sp.Piecewise, AtMax):
         return expr
     if isinstance(expr, sp.Sum):
-        body = sift(expr.function)
+        ks = [lim[0] for lim in expr.limits]
+        body = sift(expr.function, outer | set(ks))
         # Limits are listed innermost first.
-        for k, lo, hi in expr.limits:
-            body = sum_over(body, k)
+        for n, k in enumerate(ks):
+            body = sum_over(body, k, outer | set(ks[n + 1:]))
         return body
     if expr.args:
-        new = expr.func(*[sift(a) for a in expr.args])
+        new = expr.func(*[sift(a, outer) for a in expr.args])
         if isinstance(new, sp.Piecewise):
             new = pull_deltas_out_of_piecewise(new)
+        if new.has(AtMax):
+            new = pull_out_of_atmax(new)
         return new
     return expr

@@ -23,6 +23,8 @@ class IndexTextPrinter(sp.printing.str.StrPrinter):
         return positive_first(super()._as_ordered_terms(expr, order))
 
     def _print_Indexed(self, e):
+        if not all(isinstance(i, (sp.Idx, sp.Integer)) for i in e.indices):
+            return f"{e.base.label}[{', '.join(self._print(i) for i in e.indices)}]"
         names = [str(i) for i in e.indices]
         sep = "" if all(len(n) == 1 for n in names) else ","
         return f"{e.base.label}_{sep.join(names)}"
@@ -41,6 +43,8 @@ class IndexTextPrinter(sp.printing.str.StrPrinter):
         return f"Σ_{idx} {body}"
 
     def _print_KroneckerDelta(self, e):
+        if not all(isinstance(a, sp.Idx) for a in e.args):
+            return f"δ({self._print(e.args[0])}, {self._print(e.args[1])})"
         return f"δ_{e.args[0]}{e.args[1]}"
 
     def _print_Derivative(self, e):

@@ -48,9 +48,19 @@ def _torch():
 
 
 def _sizes(forward, rng) -> dict:
-    dims = sorted({d for t in forward.tensors.values() for d in t.dims if isinstance(d, sp.Symbol)}, key=str)
-    sizes = dict(zip(dims, rng.permutation(np.arange(2, 2 + max(len(dims), 3)))[:len(dims)].tolist()))
-    return {d: int(n) for d, n in sizes.items()}
+    """Small distinct sizes for the declared dimensions; derived extents (a convolution's Ho) computed,
+    redrawn until each is at least 1 with the default hyper-parameters."""
+    derived = getattr(forward, "derived", {})
+    dims = sorted({d for t in forward.tensors.values() for d in t.dims
+                   if isinstance(d, sp.Symbol) and d not in derived}, key=str)
+    defaults = {s.symbol: s.default for s in forward.scalars.values()}
+    for attempt in range(100):
+        top = 2 + max(len(dims), 3) + attempt // 10
+        sizes = dict(zip(dims, rng.permutation(np.arange(2, top))[:len(dims)].tolist()))
+        values = {d: int(f.subs({**sizes, **defaults})) for d, f in derived.items()}
+        if all(v >= 1 for v in values.values()):
+            return {d: int(n) for d, n in {**sizes, **values}.items()}
+    raise ValueError("no small sizes give every derived extent at least 1")
 
 
 def normalised_axes(forward) -> dict:

@@ -1,0 +1,73 @@
+"""Rules for reads at index expressions (convolutions, pooling, shifts).
+
+- ``absorb``: a read ``T[…, e, …]`` is zero where ``e`` is off its axis's grid
+  (outside the range, or between points when ``e`` is a fraction), so it
+  absorbs the bracket ``[e ∈ {0..n−1}]`` that sifting a shifted delta leaves.
+- ``orient``: a summed index that runs backwards in a read beside one that
+  runs forwards (``dY[(u + p − i)/σ]``) is reversed, ``Σ_i f(i) = Σ_i f(K−1−i)``,
+  so each axis of every read runs one way. For a convolution's input gradient
+  this is the flipped kernel of a transposed convolution.
+"""
+from __future__ import annotations
+
+import sympy as sp
+
+from .ir import OnGrid, affine, is_plain
+
+
+def _axis_extent(read, axis):
+    shape = read.base.shape
+    return shape[axis] if shape is not None else None
+
+
+def absorb(expr):
+    """Drop each ``[e ∈ {0..n−1}]`` beside a read at ``e`` on an axis of extent n."""
+    def drop(term):
+        factors = sp.Mul.make_args(term)
+        guards = [f for f in factors if isinstance(f, OnGrid)]
+        if not guards:
+            return term
+        reads = [f for f in factors if isinstance(f, sp.Indexed)]
+        kept = []
+        for g in guards:
+            e, n = g.args
+            if not any(sp.simplify(ix - e) == 0 and _axis_extent(r, a) is not None
+                       and sp.simplify(_axis_extent(r, a) - n) == 0
+                       for r in reads for a, ix in enumerate(r.indices)):
+                kept.append(g)
+        return sp.Mul(*[f for f in factors if not isinstance(f, OnGrid)], *kept)
+
+    return expr.replace(lambda e: isinstance(e, sp.Mul) and e.has(OnGrid), drop)
+
+
+def _signs(read) -> list:
+    """Per axis read at an index expression: {index: sign of its coefficient}."""
+    out = []
+    for ix in read.indices:
+        if is_plain(ix):
+            continue
+        a = affine(ix)
+        if a is not None:
+            out.append({m: (1 if c.is_positive else -1 if c.is_negative else 0) for m, c in a.coeffs})
+    return out
+
+
+def _mixed(axes) -> int:
+    return sum(1 for axis in axes if {1, -1} <= set(axis.values()))
+
+
+def orient(expr):
+    """Reverse summed indices that run backwards in a read against another index."""
+    def turn(e):
+        body = e.function
+        for k, lo, hi in e.limits:
+            axes = [axis for r in body.atoms(sp.Indexed) for axis in _signs(r)]
+            if not any(axis.get(k) == -1 and 1 in axis.values() for axis in axes):
+                continue
+            flipped = body.xreplace({k: hi + lo - k})
+            after = [axis for r in flipped.atoms(sp.Indexed) for axis in _signs(r)]
+            if _mixed(after) < _mixed(axes):
+                body = flipped
+        return sp.Sum(body, *e.limits) if body != e.function else e
+
+    return expr.replace(lambda e: isinstance(e, sp.Sum), turn)
