@@ -6,11 +6,12 @@ import numpy as np
 from runtime.backend import Backend
 from runtime.modules import (BatchNormModule, ELUModule, LinearModule, ReLUModule, SigmoidModule,
                              SoftmaxCrossEntropyModule, TanhModule)
+from runtime.network import Network
 
 ACTIVATIONS = {"elu": ELUModule, "relu": ReLUModule, "sigmoid": SigmoidModule, "tanh": TanhModule}
 
 
-class MLP:
+class MLP(Network):
     def __init__(self, n_inputs, n_hidden, n_classes, use_batch_norm=False, activation="elu",
                  backend="numpy", device="cpu", dtype="float32", seed=42):
         self.backend = backend if isinstance(backend, Backend) else Backend(backend, device, dtype)
@@ -26,58 +27,3 @@ class MLP:
             self.layers.append(ACTIVATIONS[activation](backend=self.backend))
         self.layers.append(LinearModule(sizes[-1], n_classes, input_layer=not n_hidden, backend=self.backend, rng=rng))
         self.loss = SoftmaxCrossEntropyModule(backend=self.backend)
-
-    def forward(self, x):
-        for layer in self.layers:
-            x = layer.forward(x)
-        return x
-
-    def backward(self, dout):
-        for layer in reversed(self.layers):
-            dout = layer.backward(dout)
-        return dout
-
-    def clear_cache(self):
-        for layer in self.layers:
-            layer.clear_cache()
-
-    def train(self):
-        for layer in self.layers:
-            layer.train()
-
-    def eval(self):
-        for layer in self.layers:
-            layer.eval()
-
-    def sgd_step(self, lr: float):
-        """Plain SGD, in place."""
-        for layer in self.layers:
-            for k, p in layer.params.items():
-                p -= lr * layer.grads[k]
-
-    # -- state -----------------------------------------------------------------
-    def state_dict(self) -> dict:
-        """Host copies of every parameter and running statistic, by ``<layer>.<name>``."""
-        out = {}
-        for n, layer in enumerate(self.layers):
-            for k, p in layer.params.items():
-                out[f"{n}.{k}"] = self.backend.to_numpy(p).copy()
-            if isinstance(layer, BatchNormModule):
-                out[f"{n}.running_mean"] = self.backend.to_numpy(layer.running_mean).copy()
-                out[f"{n}.running_var"] = self.backend.to_numpy(layer.running_var).copy()
-        return out
-
-    def load_state_dict(self, state: dict):
-        expected = set(self.state_dict())
-        if set(state) != expected:
-            raise ValueError(f"checkpoint does not fit this model: {sorted(set(state) ^ expected)[:4]} ...")
-        for key, value in state.items():
-            n, name = key.split(".", 1)
-            layer = self.layers[int(n)]
-            arr = self.backend.asarray(value)
-            if name in layer.params:
-                if tuple(layer.params[name].shape) != tuple(value.shape):
-                    raise ValueError(f"checkpoint {key} has shape {value.shape}, model {tuple(layer.params[name].shape)}")
-                layer.params[name] = arr
-            else:
-                setattr(layer, name, arr)

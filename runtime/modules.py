@@ -140,7 +140,10 @@ class MSEModule(_Loss):
 
 
 class BatchNormModule(Module):
-    """Training mode: batch statistics; eval mode: running statistics, updated as PyTorch does."""
+    """Training mode: batch statistics; eval mode: running statistics, updated as PyTorch does.
+
+    ``features`` axis 1 of the input; the statistics run over every other axis.
+    """
 
     kernel = "batch_norm"
 
@@ -159,7 +162,7 @@ class BatchNormModule(Module):
                                                  "running_var": self.running_var}, **self.scalars)
         self.cache = env = self.kernels.forward({"X": x, "gamma": g, "beta": b}, **self.scalars)
         y, mean, var = env["Y"], env["mean"], env["var"]
-        n, m = x.shape[0], self.momentum
+        n, m = int(np.prod(x.shape)) // x.shape[1], self.momentum   # values per feature
         # PyTorch keeps the unbiased variance as the running estimate.
         unbiased = var * (n / (n - 1)) if n > 1 else var
         self.running_mean = (1 - m) * self.running_mean + m * mean
@@ -170,3 +173,87 @@ class BatchNormModule(Module):
         g = self.kernels.backward(dout, self.cache, **self.scalars)
         self.grads["gamma"], self.grads["beta"] = g["dgamma"], g["dbeta"]
         return g["dX"]
+
+
+class BatchNorm2dModule(BatchNormModule):
+    """Per channel over batch, height and width: x (N, C, H, W)."""
+
+    kernel = "batch_norm2d"
+
+    def __init__(self, num_channels, eps=1e-5, momentum=0.1, backend=None):
+        super().__init__(num_channels, eps, momentum, backend)
+
+
+class Conv2dModule(Module):
+    """Y = conv2d(X, W) + b, as PyTorch's; ``weight`` (out, in, kh, kw), ``bias`` (out,); Kaiming init, zero bias."""
+
+    kernel = "conv2d"
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, input_layer=False,
+                 backend=None, rng=None):
+        super().__init__(backend, stride=stride, padding=padding)
+        rng = rng or np.random.default_rng()
+        kh, kw = (kernel_size, kernel_size) if np.isscalar(kernel_size) else kernel_size
+        std = np.sqrt(2.0 / (in_channels * kh * kw))
+        self.input_layer = input_layer
+        self.params = {"weight": self.backend.asarray(rng.normal(0.0, std, (out_channels, in_channels, kh, kw))),
+                       "bias": self.backend.zeros((out_channels,))}
+        self.grads = {k: self.backend.zeros(v.shape) for k, v in self.params.items()}
+
+    def forward(self, x):
+        self.cache = self.kernels.forward({"X": x, "W": self.params["weight"], "b": self.params["bias"]},
+                                          **self.scalars)
+        return self.cache["Y"]
+
+    def backward(self, dout):
+        # The input layer's dX feeds nobody: the kernel skips it.
+        g = self.kernels.backward(dout, self.cache, need_dX=not self.input_layer, **self.scalars)
+        self.grads["weight"], self.grads["bias"] = g["dW"], g["db"]
+        return g["dX"]
+
+
+class MaxPool2dModule(Module):
+    """Max over kernel_size × kernel_size windows; ``stride`` defaults to the window, as in PyTorch."""
+
+    kernel = "max_pool2d"
+
+    def __init__(self, kernel_size, stride=None, padding=0, backend=None):
+        super().__init__(backend, kernel_size=kernel_size, stride=kernel_size if stride is None else stride,
+                         padding=padding)
+
+    def forward(self, x):
+        self.cache = self.kernels.forward({"X": x}, **self.scalars)
+        return self.cache["Y"]
+
+    def backward(self, dout):
+        return self.kernels.backward(dout, self.cache, **self.scalars)["dX"]
+
+
+class FlattenModule:
+    """(N, C, H, W) → (N, C·H·W), row-major: a change of shape only, no arithmetic to derive."""
+
+    params, grads = {}, {}
+
+    def __init__(self, backend=None):
+        self.backend = backend or NUMPY
+        self.params, self.grads, self.shape = {}, {}, None
+        self.training = True
+
+    def forward(self, x):
+        self.shape = tuple(x.shape)
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dout):
+        return dout.reshape(self.shape)
+
+    def clear_cache(self):
+        self.shape = None
+
+    def train(self):
+        self.training = True
+
+    def eval(self):
+        self.training = False
+
+    def __repr__(self):
+        return "FlattenModule()"

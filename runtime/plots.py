@@ -44,3 +44,12 @@ def compare(runs: dict, key: str, path: Path, title: str):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     _save(fig, path)
+
+
+def step_curve(evaluations: list, key: str, path: Path, title: str, ylabel: str):
+    """``key`` of each evaluation record against its training step."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot([e["step"] for e in evaluations], [e[key] for e in evaluations], marker="o")
+    ax.set(xlabel="step", ylabel=ylabel, title=title)
+    ax.grid(alpha=0.3)
+    _save(fig, path)

@@ -29,16 +29,29 @@ def kernels_of(name: str, backend: str):
     return importlib.import_module(f"generated.{backend}.{name}")
 
 
-def sizes_for(forward, rng, batch=None, feature=None) -> dict:
-    """A random size for every dimension symbol; ``batch``/``feature`` pin the first two."""
-    dims = sorted({d for t in forward.tensors.values() for d in t.dims}, key=str)
-    sizes = {d: int(rng.integers(1, 6)) for d in dims}
+def sizes_for(forward, rng, batch=None, feature=None, scalars=None) -> dict:
+    """A random size for every dimension symbol; ``batch``/``feature`` pin the first two.
+
+    Extents the engine derives (a convolution's Ho) are computed from the others
+    with ``scalars`` (default: the module's defaults); sizes are redrawn until each is at least 1.
+    """
+    from derive.engine import extents
+
+    derived = extents.solve(forward)
+    dims = sorted({d for t in forward.tensors.values() for d in t.dims if d not in derived}, key=str)
+    values = {s.symbol: s.default for s in forward.scalars.values()}
+    values.update({forward.scalars[k].symbol: v for k, v in (scalars or {}).items()})
     first = next((t.dims for t in forward.arguments if len(t.dims) >= 1), ())
-    if batch is not None and first:
-        sizes[first[0]] = batch
-    if feature is not None and len(first) > 1:
-        sizes[first[1]] = feature
-    return sizes
+    for _ in range(1000):
+        sizes = {d: int(rng.integers(1, 6)) for d in dims}
+        if batch is not None and first:
+            sizes[first[0]] = batch
+        if feature is not None and len(first) > 1:
+            sizes[first[1]] = feature
+        extents = {d: int(f.subs({**sizes, **values})) for d, f in derived.items()}
+        if all(n >= 1 for n in extents.values()):
+            return {**sizes, **extents}
+    raise ValueError(f"{forward.name}: no small sizes give every derived extent at least 1")
 
 
 def draw(forward, sizes, rng, scale=1.0) -> dict:

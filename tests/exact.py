@@ -16,16 +16,109 @@ of ``r`` times ``|r|``).
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 
 import mpmath
 import sympy as sp
 
+from derive.engine import extents
+from derive.engine.ir import AtMax, MaxOver, OnGrid
 from derive.engine.normal_forms import to_piecewise
 
 
+def small_sizes(forward, cycle=(2, 3), most=12) -> dict:
+    """Sizes 2, 3, 2, … for the declared dimensions, shrunk until no argument has more than ``most``
+    elements (brute force grows fast with them), then ``concrete``."""
+    dims = sorted({d for t in forward.tensors.values() for d in t.dims
+                   if isinstance(d, sp.Symbol) and d not in forward.derived}, key=str)
+    sizes = dict(zip(dims, itertools.cycle(cycle)))
+
+    def count(t):
+        return int(math.prod(sizes.get(d, 1) for d in t.dims))
+
+    while forward.arguments and max(map(count, forward.arguments)) > most:
+        big = max(forward.arguments, key=count)
+        d = max((d for d in big.dims if d in sizes), key=lambda d: (sizes[d], str(d)))
+        sizes[d] -= 1
+    return concrete(forward, sizes)
+
+
+def concrete(forward, sizes, integers="exercise"):
+    """``sizes`` plus a value for each integer hyper-parameter and each derived extent (a convolution's Ho).
+
+    ``integers``: "exercise" takes stride 2, padding 1 (every integer ≥ 1 is 2, every one ≥ 0 is 1), so
+    dilation and padding are checked; "defaults" takes the module's defaults. Declared dimensions grow
+    until every derived extent is at least 1.
+    """
+    out = dict(sizes)
+    for s in forward.scalars.values():
+        if s.symbol.is_integer:
+            out[s.symbol] = s.default if integers == "defaults" else (2 if s.symbol.is_positive else 1)
+    derived = extents.solve(forward)
+    for _ in range(20):
+        values = {d: int(f.xreplace(out)) for d, f in derived.items()}
+        if all(v >= 1 for v in values.values()):
+            return {**out, **values}
+        for d in list(sizes):
+            if any(d in f.free_symbols for f in derived.values()):
+                out[d] += 1
+    raise ValueError(f"{forward.name}: no sizes give every derived extent at least 1")
+
+
+def on_grid(table: dict, indices) -> bool:
+    return all(sp.sympify(i).is_Integer for i in indices) and tuple(int(i) for i in indices) in table
+
+
+def read(table: dict, indices):
+    """A tensor element at explicit indices: zero off the grid (outside the range, or not an integer)."""
+    return table[tuple(int(i) for i in indices)] if on_grid(table, indices) else sp.S.Zero
+
+
+def in_range(tables: dict, expr) -> bool:
+    """True when every read of a known tensor in ``expr`` (at explicit indices) lands on its grid."""
+    return all(on_grid(tables[str(x.base.label)], x.indices) for x in expr.atoms(sp.Indexed)
+               if str(x.base.label) in tables)
+
+
+def _first_max(at, f, value):
+    """Piecewise: ``value(b)`` at the first b of ``at`` (row-major order) where ``f(b)`` is largest (PyTorch's ties)."""
+    fs = [f(b) for b in at]
+    branches = []
+    for n, b in enumerate(at):
+        wins = [fs[n] > fs[m] for m in range(n)] + [fs[n] >= fs[m] for m in range(n + 1, len(at))]
+        branches.append((value(b), sp.And(*wins)))
+    return sp.Piecewise(*branches[:-1], (branches[-1][0], True))
+
+
+def _candidates(over, body, tables):
+    """Bindings of the window indices whose reads land inside their tensors (padding is no candidate)."""
+    ranges = [range(int(k.lower), int(k.upper) + 1) for k in over]
+    at = [dict(zip(over, map(sp.Integer, v))) for v in itertools.product(*ranges)]
+    return [b for b in at if in_range(tables, body.xreplace(b))]
+
+
+def expand_max(expr, tables: dict):
+    """``max_{k…} body`` at explicit indices; the derivative goes to the first maximum, reads in the padding never win."""
+    def expand(m):
+        at = _candidates(m.over, m.body, tables)
+        return _first_max(at, m.body.xreplace, m.body.xreplace)
+
+    return expr.replace(lambda x: isinstance(x, MaxOver), expand)
+
+
+def expand_at_max(expr, tables: dict):
+    """``AtMax(g, f, k…)`` at explicit indices: g at the first maximiser of f in row-major order."""
+    def expand(a):
+        at = _candidates(a.over, a.body, tables)
+        return _first_max(at, a.body.xreplace, a.value.xreplace)
+
+    return expr.replace(lambda x: isinstance(x, AtMax), expand)
+
+
 def explicit(forward, sizes):
-    """(element symbols and values of every tensor by name, evaluate): the forward on explicit sizes."""
+    """(element symbols and values of every tensor by name, evaluate): the forward on explicit sizes
+    (``concrete`` sizes when the forward has integer hyper-parameters or derived extents)."""
     values = {}
     for t in forward.arguments:
         shape = [sizes[d] if d in sizes else int(d) for d in t.dims]
@@ -36,9 +129,15 @@ def explicit(forward, sizes):
     def evaluate(expr, binding):
         e = to_piecewise(expr.xreplace(binding)).xreplace(sizes)
         e = e.replace(lambda x: isinstance(x, sp.Sum), lambda x: x.doit())
+        if e.has(MaxOver):
+            e = expand_max(e, values)
+        if e.has(AtMax):
+            e = expand_at_max(e, values)
+        e = e.replace(lambda x: isinstance(x, OnGrid),
+                      lambda x: sp.S.One if x.args[0].is_Integer and 0 <= x.args[0] < x.args[1] else sp.S.Zero)
         # Keyed by name: substituting sizes also rewrites each IndexedBase's shape.
         e = e.replace(lambda x: isinstance(x, sp.Indexed) and str(x.base.label) in values,
-                      lambda x: values[str(x.base.label)][tuple(int(i) for i in x.indices)])
+                      lambda x: read(values[str(x.base.label)], x.indices))
         scalars = {b: values[str(b.label)][()] for b in e.atoms(sp.IndexedBase)
                    if () in values.get(str(b.label), {})}
         return e.xreplace(scalars)

@@ -18,9 +18,10 @@ import sympy as sp
 from derive import examples, registry
 from derive.engine.derivation import Step, derive
 from derive.engine.differentiate import Partial, Total
+from derive.engine.ir import AtMax, MaxOver, OnGrid
 from derive.engine.verify import normalised_axes
 from tests.conftest import USER_MODULES, load_user_forward
-from tests.exact import explicit
+from tests.exact import expand_max, explicit, in_range, read, small_sizes
 
 SUBJECTS = ([("registry", n) for n in registry.MODULES] + [("examples", f.name) for f in examples.forwards()]
             + [("user", n) for n in USER_MODULES])
@@ -39,8 +40,7 @@ class Point:
 
     def __init__(self, forward, seed=0):
         self.forward = forward
-        dims = sorted({d for t in forward.tensors.values() for d in t.dims if isinstance(d, sp.Symbol)}, key=str)
-        self.sizes = {d: n for d, n in zip(dims, itertools.cycle([2, 3]))}
+        self.sizes = small_sizes(forward)
         expanded, _ = explicit(forward, self.sizes)
         rng = np.random.default_rng(seed)
         normalised = normalised_axes(forward)
@@ -87,13 +87,16 @@ class Point:
             return str(e.label), ()
         return str(e.base.label), tuple(int(i) for i in e.indices)
 
+    def _tables(self, held):
+        return {**self.arguments, **(self.held if held else self.value)}
+
     def _element(self, e, held):
-        name, ix = self._name_and_index(e)
-        if name in self.arguments:
-            return self.arguments[name][ix]
-        if name in self.held:
-            return (self.held if held else self.value)[name][ix]
-        return None
+        """The element's symbol or value; zero off its grid (padding, between strided points)."""
+        name = str(e.label) if isinstance(e, sp.IndexedBase) else str(e.base.label)
+        table = self._tables(held).get(name)
+        if table is None:
+            return None
+        return table[()] if isinstance(e, sp.IndexedBase) else read(table, e.indices)
 
     def _expand(self, e, held):
         """``e`` on the explicit sizes: sums written out, elements replaced (defined ones held or expanded)."""
@@ -101,6 +104,8 @@ class Point:
         while e.has(sp.Sum):
             e = e.replace(lambda x: isinstance(x, sp.Sum) and not any(isinstance(a, sp.Sum) for a in x.args[1:]),
                           _write_out)
+        if e.has(MaxOver):
+            e = expand_max(e, self._tables(held))
         scalars = {b: self._element(b, held) for b in e.atoms(sp.IndexedBase)
                    if () in self.arguments.get(str(b.label), self.held.get(str(b.label), {}))}
         e = e.replace(lambda x: isinstance(x, sp.Indexed) and self._element(x, held) is not None,
@@ -123,8 +128,24 @@ class Point:
             e = e.replace(lambda x: isinstance(x, sp.Sum) and not any(isinstance(a, sp.Sum) for a in x.args[1:])
                           and not x.function.has(sp.Sum), _write_out)
         e = e.replace(lambda x: isinstance(x, (Partial, Total)), self._derivative)
+        e = e.replace(lambda x: isinstance(x, AtMax), self._at_max)
+        e = e.replace(lambda x: isinstance(x, OnGrid),
+                      lambda x: sp.S.One if x.args[0].is_Integer and 0 <= x.args[0] < x.args[1] else sp.S.Zero)
         e = self._expand(e, held=False)
         return sp.N(e.xreplace(self.at).doit(), 25)
+
+    def _at_max(self, a):
+        """``g`` at the first maximiser of ``f`` in row-major order, reads in the padding excluded."""
+        best, where = None, None
+        for v in itertools.product(*[range(int(k.lower), int(k.upper) + 1) for k in a.over]):
+            at = dict(zip(a.over, map(sp.Integer, v)))
+            f = a.body.xreplace(at)
+            if not in_range(self._tables(False), f):
+                continue
+            value = sp.N(self._expand(f, held=False).xreplace(self.at), 25)
+            if best is None or value > best:
+                best, where = value, at
+        return a.value.xreplace(where)
 
 
 def _write_out(s: sp.Sum):

@@ -14,34 +14,9 @@ import sympy as sp
 
 from derive import examples, registry
 from derive.engine.emit import build
+from tests.exact import explicit, small_sizes
 
 SIZES = (2, 3, 2, 3)  # dimension sizes, in order of first appearance
-
-
-def explicit(forward, sizes):
-    """Element symbols for the arguments; values of every definition, element by element."""
-    values = {}
-    for t in forward.arguments:
-        shape = [sizes[d] for d in t.dims]
-        positive = {"positive": True} if t.positive else {"real": True}
-        values[t.name] = {ix: sp.Symbol(f"{t.name}_{'_'.join(map(str, ix))}", **positive)
-                          for ix in itertools.product(*map(range, shape))}
-
-    def evaluate(expr, binding):
-        e = expr.xreplace(binding).xreplace(sizes)
-        e = e.replace(lambda x: isinstance(x, sp.Sum), lambda x: x.doit())
-        # Keyed by name: substituting sizes also rewrites each IndexedBase's shape.
-        e = e.replace(lambda x: isinstance(x, sp.Indexed) and str(x.base.label) in values,
-                      lambda x: values[str(x.base.label)][tuple(int(i) for i in x.indices)])
-        scalars = {b: values[str(b.label)][()] for b in e.atoms(sp.IndexedBase)
-                   if () in values.get(str(b.label), {})}
-        return e.xreplace(scalars)
-
-    for d in forward.definitions:
-        shape = [sizes[i.upper + 1] if i.upper + 1 in sizes else int(i.upper + 1) for i in d.indices]
-        values[d.tensor.name] = {ix: evaluate(d.expr, dict(zip(d.indices, map(sp.Integer, ix))))
-                                 for ix in itertools.product(*map(range, shape))}
-    return values, evaluate
 
 
 def random_point(symbols, forward, values, rng):
@@ -77,8 +52,7 @@ def test_example_equals_brute_force_diff(name):
 
 def check_against_brute_force(b, name):
     forward = b.forward
-    dims = sorted({d for t in forward.tensors.values() for d in t.dims if isinstance(d, sp.Symbol)}, key=str)
-    sizes = dict(zip(dims, SIZES))
+    sizes = small_sizes(forward, SIZES, most=16)
     values, evaluate = explicit(forward, sizes)
     out = forward.out
     scalars = {s.symbol: sp.Rational(1, 10) for s in forward.scalars.values()}

@@ -23,7 +23,7 @@ class IndexTextPrinter(sp.printing.str.StrPrinter):
         return positive_first(super()._as_ordered_terms(expr, order))
 
     def _print_Indexed(self, e):
-        if not all(isinstance(i, (sp.Idx, sp.Integer)) for i in e.indices):
+        if not all(isinstance(i, (sp.Idx, sp.Integer, sp.Symbol)) for i in e.indices):
             return f"{e.base.label}[{', '.join(self._print(i) for i in e.indices)}]"
         names = [str(i) for i in e.indices]
         sep = "" if all(len(n) == 1 for n in names) else ","

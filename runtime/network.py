@@ -1,0 +1,71 @@
+"""A stack of modules: forward through them, backward in reverse, parameters and state by name."""
+from __future__ import annotations
+
+from runtime.modules import BatchNormModule
+
+
+class Network:
+    """``layers`` (each with ``params``/``grads``, ``forward``/``backward``) and a ``loss`` on top."""
+
+    layers: list
+    loss: object
+    backend: object
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    def backward(self, dout):
+        for layer in reversed(self.layers):
+            dout = layer.backward(dout)
+        return dout
+
+    def clear_cache(self):
+        for layer in self.layers:
+            layer.clear_cache()
+
+    def train(self):
+        for layer in self.layers:
+            layer.train()
+
+    def eval(self):
+        for layer in self.layers:
+            layer.eval()
+
+    def parameters(self):
+        """(layer, name) for every parameter, in a fixed order (what an optimiser updates)."""
+        return [(layer, k) for layer in self.layers for k in layer.params]
+
+    def sgd_step(self, lr: float):
+        """Plain SGD, in place."""
+        for layer in self.layers:
+            for k, p in layer.params.items():
+                p -= lr * layer.grads[k]
+
+    # -- state -----------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Host copies of every parameter and running statistic, by ``<layer>.<name>``."""
+        out = {}
+        for n, layer in enumerate(self.layers):
+            for k, p in layer.params.items():
+                out[f"{n}.{k}"] = self.backend.to_numpy(p).copy()
+            if isinstance(layer, BatchNormModule):
+                out[f"{n}.running_mean"] = self.backend.to_numpy(layer.running_mean).copy()
+                out[f"{n}.running_var"] = self.backend.to_numpy(layer.running_var).copy()
+        return out
+
+    def load_state_dict(self, state: dict):
+        expected = set(self.state_dict())
+        if set(state) != expected:
+            raise ValueError(f"checkpoint does not fit this model: {sorted(set(state) ^ expected)[:4]} ...")
+        for key, value in state.items():
+            n, name = key.split(".", 1)
+            layer = self.layers[int(n)]
+            arr = self.backend.asarray(value)
+            if name in layer.params:
+                if tuple(layer.params[name].shape) != tuple(value.shape):
+                    raise ValueError(f"checkpoint {key} has shape {value.shape}, model {tuple(layer.params[name].shape)}")
+                layer.params[name] = arr
+            else:
+                setattr(layer, name, arr)
