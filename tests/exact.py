@@ -60,9 +60,10 @@ def concrete(forward, sizes, integers="exercise"):
         values = {d: int(f.xreplace(out)) for d, f in derived.items()}
         if all(v >= 1 for v in values.values()):
             return {**out, **values}
-        for d in list(sizes):
-            if any(d in f.free_symbols for f in derived.values()):
-                out[d] += 1
+        for f in derived.values():
+            for d in sorted(f.free_symbols & set(sizes), key=str):
+                if f.xreplace({**out, d: out[d] + 1}) > f.xreplace(out):  # a dimension that widens the output
+                    out[d] += 1
     raise ValueError(f"{forward.name}: no sizes give every derived extent at least 1")
 
 

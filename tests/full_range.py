@@ -47,7 +47,7 @@ import sympy as sp
 
 from derive import examples, registry
 from derive.engine.verify import normalised_axes
-from tests.exact import Reference, problem
+from tests.exact import Reference, concrete, problem
 
 K = 16           # ulps, times the condition number
 DTYPES = (np.float32, np.float64)
@@ -226,7 +226,9 @@ def _fixed(forward, t):
 def elementwise(subject, dtype, backends=("numpy", "torch")) -> Worst:
     """Every dimension of size 1; each input swept over the whole range of ``dtype``."""
     f = subject.forward
-    sizes = {d: 1 for t in f.tensors.values() for d in t.dims if isinstance(d, sp.Symbol)}
+    # Every dimension 1 where it can be (a pooling window needs its input at least as large).
+    sizes = concrete(f, {d: 1 for t in f.tensors.values() for d in t.dims
+                         if isinstance(d, sp.Symbol) and d not in f.derived}, "defaults")
     prob = problem(f, sizes)
     ref = Reference(prob)
     worst = Worst()
@@ -240,9 +242,9 @@ def elementwise(subject, dtype, backends=("numpy", "torch")) -> Worst:
             for a in f.arguments:
                 v = float(x) if a is t else _fixed(f, a)
                 v = float(dtype(v))
-                (ix, sym), = prob.arguments[a.name].items()
-                arrays[a.name] = np.full(tuple(1 for _ in a.dims), v)
-                point[sym] = v
+                arrays[a.name] = np.full(tuple(sizes.get(d, d) for d in a.dims), v)
+                for sym in prob.arguments[a.name].values():
+                    point[sym] = v
             for sym in prob.upstream.values():
                 point[sym] = 1.0
             for name, sym in prob.scalars.items():
@@ -250,7 +252,7 @@ def elementwise(subject, dtype, backends=("numpy", "torch")) -> Worst:
             exact = ref.evaluate(point)
             for backend in backends:
                 got = run(subject.kernels[backend], subject.name, arrays, 1.0 if not f.out.tensor.dims
-                          else np.ones(tuple(1 for _ in f.out.tensor.dims)), dtype, backend)
+                          else np.ones(tuple(sizes.get(d, d) for d in f.out.tensor.dims)), dtype, backend)
                 judge(got, exact, dtype, worst, f"{backend} {t.name}={float(x):.6g}")
     return worst
 
@@ -258,8 +260,9 @@ def elementwise(subject, dtype, backends=("numpy", "torch")) -> Worst:
 def scaled(subject, dtype, backends=("numpy", "torch")) -> Worst:
     """Small shapes; the inputs a fixed random pattern times 10^k across the range."""
     f = subject.forward
-    dims = sorted({d for t in f.tensors.values() for d in t.dims if isinstance(d, sp.Symbol)}, key=str)
-    sizes = {d: n for d, n in zip(dims, [2, 3, 2, 3, 2, 3])}
+    dims = sorted({d for t in f.tensors.values() for d in t.dims
+                   if isinstance(d, sp.Symbol) and d not in f.derived}, key=str)
+    sizes = concrete(f, {d: n for d, n in zip(dims, [2, 3, 2, 3, 2, 3, 2])}, "defaults")
     prob = problem(f, sizes)
     ref = Reference(prob)
     rng = np.random.default_rng(0)

@@ -55,16 +55,16 @@ class Context:
 
 
 def _single_sum(rhs):
-    """``(c, body, (k, lo, hi))`` if ``rhs = c Σ_k body`` with ``c`` free of arrays, else None."""
+    """``(c, body, limits)`` if ``rhs = c Σ_{k…} body`` with ``c`` free of arrays, else None."""
     const = sp.Mul(*[f for f in sp.Mul.make_args(rhs) if not isinstance(f, sp.Sum)])
     sums = [f for f in sp.Mul.make_args(rhs) if isinstance(f, sp.Sum)]
-    if len(sums) != 1 or const.has(sp.Indexed) or len(sums[0].limits) != 1:
+    if len(sums) != 1 or const.has(sp.Indexed):
         return None
-    return const, sums[0].function, sums[0].limits[0]
+    return const, sums[0].function, tuple(sums[0].limits)
 
 
 def _exp_sum(rhs):
-    """``(c, u, k)`` if ``rhs = c Σ_k exp(u)``, else None."""
+    """``(c, u, limits)`` if ``rhs = c Σ_{k…} exp(u)``, else None."""
     found = _single_sum(rhs)
     if found is None or not isinstance(found[1], sp.exp):
         return None
@@ -85,7 +85,7 @@ def _shift_uses(rhs, shifted):
 
 
 def _square_sum(rhs):
-    """``(c, u, k)`` if ``rhs = c Σ_k u²``, else None."""
+    """``(c, u, limits)`` if ``rhs = c Σ_{k…} u²``, else None."""
     found = _single_sum(rhs)
     if found is None or not (isinstance(found[1], sp.Pow) and found[1].exp == 2 and found[1].base.has(sp.Indexed)):
         return None
@@ -303,7 +303,8 @@ def _fresh(name: str, context: Context) -> str:
 
 def _scaled_twin(st, squares, out: list, context: Context):
     """Statements for ``m = max_k |u|`` (1 if 0) and ``Q' = c Σ_k (u/m)²`` before ``Q = c Σ_k u²``."""
-    c, u, (k, lo, hi) = squares
+    c, u, limits = squares
+    ks = tuple(lim[0] for lim in limits)
     base = st.lhs.base if isinstance(st.lhs, sp.Indexed) else st.lhs
     ix = tuple(st.indices)
 
@@ -314,12 +315,12 @@ def _scaled_twin(st, squares, out: list, context: Context):
     m = sp.IndexedBase(name("scale"), positive=True)
     qs = sp.IndexedBase(name("scaled"), real=True)
     at = (lambda b: b[ix]) if ix else (lambda b: b)
-    out.append(Statement(at(biggest), MaxOver(sp.Abs(u), k), st.serves))
+    out.append(Statement(at(biggest), MaxOver(sp.Abs(u), *ks), st.serves))
     out.append(Statement(at(m), sp.Piecewise((at(biggest), at(biggest) > 0), (1, True)), st.serves))
     # The ratio as its own array: inside a square SymPy would write u²/m², which overflows again.
-    ratio = sp.IndexedBase(name("ratio"), real=True)[ix + (k,)]
+    ratio = sp.IndexedBase(name("ratio"), real=True)[ix + ks]
     out.append(Statement(ratio, u / at(m), st.serves))
-    out.append(Statement(at(qs), c * sp.Sum(ratio ** 2, (k, lo, hi)), st.serves))
+    out.append(Statement(at(qs), c * sp.Sum(ratio ** 2, *limits), st.serves))
     context.scaled[base] = (qs, m)
 
 
@@ -337,11 +338,11 @@ def stabilise(statements, context: Context | None = None):
             _scaled_twin(st, squares, out, context)
         found = _exp_sum(rhs) if st.indices else None
         if found is not None:
-            c, u, (k, lo, hi) = found
+            c, u, limits = found
             base = st.lhs.base
             m = sp.IndexedBase(_fresh(f"{base.label}_max", context), real=True)
-            out.append(Statement(m[st.indices], MaxOver(u, k), st.serves))
-            rhs = c * sp.Sum(sp.exp(u - m[st.indices]), (k, lo, hi))
+            out.append(Statement(m[st.indices], MaxOver(u, *[lim[0] for lim in limits]), st.serves))
+            rhs = c * sp.Sum(sp.exp(u - m[st.indices]), *limits)
             context.shifted[base] = m
         rhs = _clamp_untaken_branches(rhs)
         rhs = normalise(rhs, _temporaries(st, out, context))

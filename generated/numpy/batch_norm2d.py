@@ -24,16 +24,16 @@ PARAMS = ('gamma', 'beta')
 CONSTS = ()
 ARGUMENTS = ('X', 'gamma', 'beta')
 SCALARS = {'eps': 1e-05}
-RETURNS = ('Y', 'mean', 'var', 'Xhat')
+RETURNS = ('Y', 'mean', 'var_scale', 'var_scaled', 'var', 'Xhat')
 UPSTREAM = 'dY'
-SAVED = ('gamma', 'var', 'Xhat')
+SAVED = ('gamma', 'var_scale', 'var_scaled', 'Xhat')
 GRADIENTS = ('dX', 'dgamma', 'dbeta')
 OPTIONAL = {'dX': 'need_dX'}
 VARIANTS = {'eval': ('X', 'gamma', 'beta', 'running_mean', 'running_var')}
 
 
 def batch_norm2d_forward(X, gamma, beta, *, eps=1e-05):
-    """Forward pass; returns Y, mean, var, Xhat."""
+    """Forward pass; returns Y, mean, var_scale, var_scaled, var, Xhat."""
     S = X.shape[0]
     H = X.shape[2]
     W = X.shape[3]
@@ -41,16 +41,24 @@ def batch_norm2d_forward(X, gamma, beta, *, eps=1e-05):
     mean = X.sum(axis=(0, 2, 3))/(H*S*W)
     # tmp1_cshw = X_schw - mean_c
     tmp1 = X.transpose(1, 0, 2, 3) - mean[:, None, None, None]
+    # var_absmax_c = max_shw |tmp1_cshw|
+    var_absmax = np.abs(tmp1).max(axis=(1, 2, 3))
+    # var_scale_c = (var_absmax_c if var_absmax_c > 0 else 1)
+    var_scale = np.where(var_absmax > 0, var_absmax, 1)
+    # var_ratio_cshw = tmp1_cshw/var_scale_c
+    var_ratio = tmp1/var_scale[:, None, None, None]
+    # var_scaled_c = Σ_shw var_ratio_cshw**2/(H*S*W)
+    var_scaled = (var_ratio**2).sum(axis=(1, 2, 3))/(H*S*W)
     # var_c = Σ_shw tmp1_cshw**2/(H*S*W)
     var = (tmp1**2).sum(axis=(1, 2, 3))/(H*S*W)
-    # Xhat_schw = tmp1_cshw/√(eps + var_c)
-    Xhat = tmp1.transpose(1, 0, 2, 3)/np.sqrt((eps + var)[:, None, None])
+    # Xhat_schw = tmp1_cshw/(√(eps/max(1, var_scale_c)**2 + var_scaled_c*min(1, var_scale_c)**2)*max(1, var_scale_c))
+    Xhat = tmp1.transpose(1, 0, 2, 3)/(np.sqrt((eps/(np.maximum(var_scale, 1))**2 + (np.minimum(var_scale, 1))**2*var_scaled)[:, None, None])*(np.maximum(var_scale, 1))[:, None, None])
     # Y_schw = Xhat_schw*gamma_c + beta_c
     Y = gamma[:, None, None]*Xhat + beta[:, None, None]
-    return Y, mean, var, Xhat
+    return Y, mean, var_scale, var_scaled, var, Xhat
 
 
-def batch_norm2d_backward(dY, *, gamma, var, Xhat, eps=1e-05, need_dX=True):
+def batch_norm2d_backward(dY, *, gamma, var_scale, var_scaled, Xhat, eps=1e-05, need_dX=True):
     """Gradients dX, dgamma, dbeta (each the shape of what it differentiates)."""
     S = dY.shape[0]
     H = dY.shape[2]
@@ -61,8 +69,8 @@ def batch_norm2d_backward(dY, *, gamma, var, Xhat, eps=1e-05, need_dX=True):
     dbeta = dY.sum(axis=(0, 2, 3))
     dX = None
     if need_dX:
-        # dX_pqru = (H*S*W*dY_pqru - Xhat_pqru*dgamma_q - dbeta_q)*gamma_q/(H*S*W*√(eps + var_q))
-        dX = (H*S*W*dY - dbeta[:, None, None] - dgamma[:, None, None]*Xhat)*gamma[:, None, None]/(H*S*W*np.sqrt((eps + var)[:, None, None]))
+        # dX_pqru = (H*S*W*dY_pqru - Xhat_pqru*dgamma_q - dbeta_q)*gamma_q/(H*S*W*√(eps/max(1, var_scale_q)**2 + var_scaled_q*min(1, var_scale_q)**2)*max(1, var_scale_q))
+        dX = (H*S*W*dY - dbeta[:, None, None] - dgamma[:, None, None]*Xhat)*gamma[:, None, None]/(H*S*W*np.sqrt((eps/(np.maximum(var_scale, 1))**2 + (np.minimum(var_scale, 1))**2*var_scaled)[:, None, None])*(np.maximum(var_scale, 1))[:, None, None])
     return dX, dgamma, dbeta
 
 
