@@ -5,7 +5,7 @@ DATA    ?= data
 SHARED  ?= ../shared
 
 .DEFAULT_GOAL := help
-.PHONY: help venv derive check-generated latex examples test data train compare-bn bench clean
+.PHONY: help venv derive check-generated latex examples test data train train-cnn compare-bn bench bench-cnn clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -53,11 +53,17 @@ test: $(SETUP)  ## run the test suite (builds data/ first when ../shared has it)
 train: $(SETUP) data  ## train the default MLP on CIFAR-10
 	$(PYTHON) -m runtime.train
 
+train-cnn: $(SETUP) data  ## train the course's ConvNet (small VGG, Adam) on CIFAR-10: make train-cnn ARGS="--backend torch"
+	$(PYTHON) -m runtime.train_cnn $(ARGS)
+
 compare-bn: $(SETUP) data  ## the course's batch-norm experiment
 	$(PYTHON) -m runtime.compare_batch_norm
 
 bench: $(SETUP) data  ## seconds per epoch: generated runtimes vs PyTorch autograd
 	$(PYTHON) -m runtime.bench
+
+bench-cnn: $(SETUP)  ## seconds per 100 ConvNet steps: generated runtimes vs torch.nn autograd (CPU; GPU when present)
+	$(PYTHON) -m runtime.bench_cnn $(ARGS)
 
 clean:  ## remove caches (not generated/, not data/)
 	rm -rf .pytest_cache $$(find . -name __pycache__ -not -path './$(VENV)/*')

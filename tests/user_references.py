@@ -126,6 +126,26 @@ def squared_total(*, X):
     return X.sum() ** 2
 
 
+def conv1d_valid(*, X, W, b):
+    return F.conv1d(X, W, b)
+
+
+def dilated_conv1d(*, X, W, stride, dilation, padding):
+    return F.conv1d(X, W, None, stride=stride, padding=padding, dilation=dilation)
+
+
+def avg_pool2d(*, X, k):
+    return F.avg_pool2d(X, k)
+
+
+def forward_difference(*, X):
+    return torch.cat([X[:, 1:], torch.zeros_like(X[:, :1])], dim=1) - X
+
+
+def max_pool1d(*, X):
+    return F.max_pool1d(X, 3, 2, 1)
+
+
 REFERENCES = {
     "hard_tanh": hard_tanh,
     "hard_sigmoid": hard_sigmoid,
@@ -156,4 +176,9 @@ REFERENCES = {
     "two_offsets": two_offsets,
     "two_decays": two_decays,
     "squared_total": squared_total,
+    "conv1d_valid": conv1d_valid,
+    "dilated_conv1d": dilated_conv1d,
+    "avg_pool2d": avg_pool2d,
+    "forward_difference": forward_difference,
+    "max_pool1d": max_pool1d,
 }
