@@ -64,7 +64,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--eval_freq", type=int, default=d.eval_freq, help="steps between test evaluations")
     p.add_argument("--data_dir", default=d.data_dir, help="folder holding cifar-10-batches-py/")
     p.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default=d.optimizer)
-    p.add_argument("--backend", choices=["numpy", "torch"], default=d.backend)
+    p.add_argument("--backend", choices=["numpy", "torch", "autograd"], default=d.backend,
+                   help="the generated kernels on NumPy or Torch, or autograd: the same network in torch.nn "
+                        "with torch.optim (the reference)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=d.device)
     p.add_argument("--dtype", choices=["float32", "float64"], default=d.dtype)
     p.add_argument("--seed", type=int, default=d.seed)
@@ -79,7 +81,7 @@ def config_from(args) -> CNNConfig:
     if min(args.batch_size, args.max_steps, args.eval_freq) < 1:
         raise CLIError("--batch_size, --max_steps and --eval_freq must be at least 1")
     if args.backend == "numpy" and args.device == "cuda":
-        raise CLIError("--device cuda needs --backend torch")
+        raise CLIError("--device cuda needs --backend torch (or autograd)")
     cfg = CNNConfig(args.learning_rate, args.batch_size, args.max_steps, args.eval_freq, args.data_dir,
                     args.optimizer, args.backend, "cpu" if args.backend == "numpy" else args.device,
                     args.dtype, args.seed, args.out)
@@ -104,25 +106,66 @@ def test_accuracy(net, x_all, y_all, batch_size=500) -> float:
     return float(b.to_numpy(correct)) / len(y_all)
 
 
+class Reference:
+    """The same network and initial weights in torch.nn, trained with autograd and torch.optim (--backend autograd)."""
+
+    def __init__(self, net, cfg):
+        import torch
+
+        from runtime.torch_convnet import torch_copy
+
+        self.torch, self.backend = torch, net.backend
+        self.model = torch_copy(net, device=net.backend.device)
+        make = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}[cfg.optimizer]
+        self.opt = make(self.model.parameters(), lr=cfg.learning_rate)
+
+    def step(self, x, y):
+        loss = self.torch.nn.functional.cross_entropy(self.model(x), y)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return loss.detach()
+
+    def forward(self, x):
+        with self.torch.no_grad():
+            return self.model(x)
+
+    def eval(self):
+        self.model.eval()
+
+    def train(self):
+        self.model.train()
+
+    def clear_cache(self):
+        pass
+
+    def state_dict(self):
+        return {k: v.detach().cpu().numpy() for k, v in self.model.state_dict().items()}
+
+
 def run(cfg: CNNConfig, data=None, progress=True, log=print) -> dict:
     """Train for cfg.max_steps; evaluate, save and plot every cfg.eval_freq steps. Returns the metrics."""
     from tqdm import tqdm
 
     data = data if data is not None else load(cfg.data_dir)
+    reference = cfg.backend == "autograd"
     device = "cpu" if cfg.backend == "numpy" else cfg.device
-    net = ConvNet(n_classes=N_CLASSES, backend=cfg.backend, device=device, dtype=cfg.dtype, seed=cfg.seed)
+    net = ConvNet(n_classes=N_CLASSES, backend="torch" if reference else cfg.backend, device=device,
+                  dtype=cfg.dtype, seed=cfg.seed)
     b = net.backend
+    if reference:
+        net = Reference(net, cfg)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     x_train, y_train = b.asarray(data.train.x), b.asarray(data.train.y)
     x_test, y_test = b.asarray(data.test.x), b.asarray(data.test.y)
     if cfg.batch_size > len(y_train):
         raise ValueError(f"batch size {cfg.batch_size} exceeds the {len(y_train)} training images")
-    opt = OPTIMIZERS[cfg.optimizer](net, cfg.learning_rate)
+    opt = None if reference else OPTIMIZERS[cfg.optimizer](net, cfg.learning_rate)
     rng = np.random.default_rng(cfg.seed)
     per_epoch = len(y_train) // cfg.batch_size
-    log(f"{b}: ConvNet (small VGG), {cfg.optimizer} lr {cfg.learning_rate}, batch {cfg.batch_size}, "
-        f"{cfg.max_steps} steps; {len(y_train)} training images -> {out}")
+    log(f"{b}{' torch.nn + autograd' if reference else ''}: ConvNet (small VGG), {cfg.optimizer} lr "
+        f"{cfg.learning_rate}, batch {cfg.batch_size}, {cfg.max_steps} steps; {len(y_train)} training images -> {out}")
     metrics = {"config": asdict(cfg), "evaluations": []}
     title = f"ConvNet, {cfg.optimizer} lr {cfg.learning_rate:g} ({cfg.backend}, {b.device or 'cpu'})"
     losses, order, start = [], None, time.perf_counter()
@@ -134,10 +177,13 @@ def run(cfg: CNNConfig, data=None, progress=True, log=print) -> dict:
                 order = b.asarray(rng.permutation(len(y_train)))
             idx = order[k * cfg.batch_size:(k + 1) * cfg.batch_size]
             x, y = images(x_train[idx]), y_train[idx]
-            logits = net.forward(x)
-            losses.append(net.loss.forward(logits, y))
-            net.backward(net.loss.backward(logits, y))
-            opt.step()
+            if reference:
+                losses.append(net.step(x, y))
+            else:
+                logits = net.forward(x)
+                losses.append(net.loss.forward(logits, y))
+                net.backward(net.loss.backward(logits, y))
+                opt.step()
             bar.update(1)
             if step % cfg.eval_freq and step != cfg.max_steps:
                 continue
@@ -146,7 +192,8 @@ def run(cfg: CNNConfig, data=None, progress=True, log=print) -> dict:
             if not np.all(np.isfinite(window)):
                 raise Diverged(f"loss is not finite before step {step}: lower --learning_rate (now {cfg.learning_rate})")
             record = {"step": step, "train_loss": float(window.mean()),
-                      "test_accuracy": test_accuracy(net, x_test, y_test),
+                      "test_accuracy": test_accuracy(net, x_test, y_test) if not reference else
+                      reference_accuracy(net, x_test, y_test),
                       "seconds": time.perf_counter() - start}
             metrics["evaluations"].append(record)
             bar.write(f"step {step:5d}: loss {record['train_loss']:.4f}  test acc {record['test_accuracy']:.4f}  "
@@ -158,6 +205,16 @@ def run(cfg: CNNConfig, data=None, progress=True, log=print) -> dict:
     log(f"test accuracy {metrics['evaluations'][-1]['test_accuracy']:.4f} after {cfg.max_steps} steps "
         f"({metrics['evaluations'][-1]['seconds']:.0f} s)")
     return metrics
+
+
+def reference_accuracy(ref, x_all, y_all, batch_size=500) -> float:
+    ref.eval()
+    correct = 0
+    for start in range(0, len(y_all), batch_size):
+        logits = ref.forward(images(x_all[start:start + batch_size]))
+        correct += int((logits.argmax(1) == y_all[start:start + batch_size]).sum())
+    ref.train()
+    return correct / len(y_all)
 
 
 def main(argv=None) -> int:

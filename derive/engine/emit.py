@@ -122,6 +122,7 @@ def _signature(kernel: Kernel) -> str:
 
 def kernel_context(kernel: Kernel, backend: str, module: str = "") -> dict:
     printer = PRINTERS[backend]()
+    printer.derived = set(kernel.extents)
     arrays = [a for a in ([kernel.upstream] if kernel.upstream else []) + kernel.arguments if a.dims]
     printer.like = arrays[0].name if arrays else None
     statements = []

@@ -87,7 +87,11 @@ def _grid_view(a, axes, shape, fill=0.0):
 def _argmax(v, n):
     """Index tensors of the first maximum over the last n axes of v (ties: first in row-major order)."""
     flat = v.reshape(v.shape[:-n] + (-1,)).argmax(dim=-1)
-    return torch.unravel_index(flat, v.shape[-n:])
+    index = []
+    for size in reversed(v.shape[-n:]):
+        index.append(flat % size)
+        flat = flat // size
+    return index[::-1]
 ''',
     "_scatter_add": '''
 def _scatter_add(shape, index, values):
@@ -99,6 +103,24 @@ def _scatter_add(shape, index, values):
     out = values.new_zeros(math.prod(shape))
     out.index_add_(0, flat.reshape(-1), values.reshape(-1))
     return out.reshape(shape)
+''',
+    "_correlate": '''
+def _correlate(x, w, stride, dilation, offset, denom, out):
+    """out[n, co, o...] = sum_{ci, k...} x[n, ci, (stride*o + dilation*k + offset)/denom] w[co, ci, k...]; x zero off its grid."""
+    d = len(out)
+    for a, q in enumerate(denom):
+        if q != 1:  # reads between grid points are zero: dilate
+            big = x.new_zeros(x.shape[:2 + a] + ((x.shape[2 + a] - 1) * q + 1,) + x.shape[3 + a:])
+            big[(slice(None),) * (2 + a) + (slice(None, None, q),)] = x
+            x = big
+    pads = []
+    for a in reversed(range(d)):  # pad (or crop) so the first read is x[0] and the last is x[-1]
+        last = stride[a] * (out[a] - 1) + dilation[a] * (w.shape[2 + a] - 1) + offset[a]
+        pads += [-offset[a], last - (x.shape[2 + a] - 1)]
+    if any(pads):
+        x = torch.nn.functional.pad(x, pads)
+    conv = (torch.nn.functional.conv1d, torch.nn.functional.conv2d, torch.nn.functional.conv3d)[d - 1]
+    return conv(x, w, stride=tuple(stride), dilation=tuple(dilation))
 ''',
     "_mesh": '''
 def _mesh(shape, like):

@@ -274,3 +274,92 @@ def is_plain(i) -> bool:
 def shifted(indexed) -> bool:
     """True for a read at an index expression: zero outside its tensor's range and between grid points."""
     return any(not is_plain(i) for i in indexed.indices)
+
+
+# -- correlations ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Correlation:
+    """Σ over a window of two tensors that is a batched correlation (what ``conv1d/2d/3d`` compute)::
+
+        out[n, co, o…] = Σ_{ci, k…} x[n, ci, (σ·o + δ·k + c)/q …] · w[co, ci, k…]      (x zero off its grid)
+
+    ``x``/``w`` are the operands; ``x_axes``/``w_axes`` the operand axes in the order
+    (n, ci, spatial…) and (co, ci, window…); ``w_flip`` the window axes ``w`` reads backwards.
+    """
+
+    x: sp.Indexed
+    w: sp.Indexed
+    x_axes: tuple
+    w_axes: tuple
+    w_flip: tuple
+    stride: tuple
+    dilation: tuple
+    offset: tuple
+    denom: tuple
+    batch: sp.Idx
+    channel_out: sp.Idx
+    spatial: tuple            # the output's window positions o…
+
+
+def correlation(expr, target) -> Correlation | None:
+    """``expr`` (a Sum of two reads) as a ``Correlation`` producing ``target``'s indices, else None."""
+    if not isinstance(expr, sp.Sum):
+        return None
+    factors = sp.Mul.make_args(expr.function)
+    if len(factors) != 2 or not all(isinstance(f, sp.Indexed) for f in factors):
+        return None
+    bound = {lim[0] for lim in expr.limits}
+    free = set(target)
+    for x, w in (factors, factors[::-1]):
+        found = _correlation(x, w, bound, free)
+        if found is not None:
+            return found
+    return None
+
+
+def _correlation(x, w, bound, free):
+    spatial, plain = [], []
+    for axis, ix in enumerate(x.indices):
+        if isinstance(ix, sp.Idx):
+            plain.append((axis, ix))
+            continue
+        a = affine(ix)
+        if a is None or len(a.coeffs) != 2:
+            return None
+        (m1, c1), (m2, c2) = a.coeffs
+        o, k = (m1, m2) if m1 in free else (m2, m1)
+        sigma, delta = a.coeff(o), a.coeff(k)
+        if o not in free or k not in bound or not (sigma.is_positive and delta.is_positive):
+            return None
+        spatial.append((axis, o, k, sigma, delta, a.const, a.denom))
+    if not spatial or len(plain) != 2:
+        return None
+    n = [(axis, i) for axis, i in plain if i in free]
+    ci = [(axis, i) for axis, i in plain if i in bound]
+    if len(n) != 1 or len(ci) != 1:
+        return None
+    windows = [k for _, _, k, *_ in spatial]
+    w_pos, flips = {}, []
+    for axis, ix in enumerate(w.indices):
+        if isinstance(ix, sp.Idx):
+            w_pos[ix] = axis
+            continue
+        a = affine(ix)  # a window read backwards: K − 1 − k
+        if a is None or len(a.coeffs) != 1 or a.denom != 1 or a.coeffs[0][1] != -1 \
+                or sp.simplify(a.const - a.coeffs[0][0].upper) != 0:
+            return None
+        w_pos[a.coeffs[0][0]] = axis
+        flips.append(a.coeffs[0][0])
+    co = [i for i in w_pos if i in free]
+    if len(co) != 1 or len(w_pos) != len(w.indices) or set(w_pos) != {co[0], ci[0][1], *windows}:
+        return None
+    if len({n[0][1], co[0], ci[0][1], *windows, *[o for _, o, *_ in spatial]}) != 2 + 2 * len(spatial) + 1:
+        return None
+    return Correlation(
+        x, w,
+        (n[0][0], ci[0][0], *[axis for axis, *_ in spatial]),
+        (w_pos[co[0]], w_pos[ci[0][1]], *[w_pos[k] for k in windows]),
+        tuple(k in flips for k in windows),
+        tuple(s[3] for s in spatial), tuple(s[4] for s in spatial), tuple(s[5] for s in spatial),
+        tuple(s[6] for s in spatial), n[0][1], co[0], tuple(s[1] for s in spatial))

@@ -29,7 +29,7 @@ from sympy.printing.precedence import precedence
 from sympy.printing.str import StrPrinter
 
 from . import grid_code
-from .ir import AtMax, MaxOver, OnGrid, affine, contraction, extent, free_indices, is_plain, shifted
+from .ir import AtMax, MaxOver, OnGrid, affine, contraction, correlation, extent, free_indices, is_plain, shifted
 from .text import index_text, positive_first
 
 
@@ -225,6 +225,8 @@ class ArrayPrinter(_Printer):
         self.helpers = set()
         # What a read off the grid holds: 0, or -inf inside a max (padding never wins).
         self._fill = None
+        # Extents the engine derived from the reads (a convolution's Ho): set by the caller.
+        self.derived = set()
         self._layout = ()
         # Dimension and scalar symbols the printed code refers to (the kernel binds them).
         self.symbols_used = set()
@@ -537,6 +539,9 @@ class ArrayPrinter(_Printer):
         target = self.layout_of(e)
         try:
             factors = sp.Mul.make_args(e.function)
+            code = self.correlate(e, target)
+            if code is not None:
+                return code
             tensors = [self._view(f) if isinstance(f, sp.Indexed) and shifted(f) else f
                        for f in factors if isinstance(f, sp.Indexed)]
             if len(tensors) == len(factors) and len(tensors) >= 2 \
@@ -576,6 +581,10 @@ class ArrayPrinter(_Printer):
         names = ", ".join(str(t.base.label) for t in tensors)
         big = any(len(t.indices) > 3 for t in tensors)
         return self.einsum(f"'{subs}->{out}'", names, big), False
+
+    def correlate(self, e, target) -> str | None:
+        """A backend's own convolution for a Sum that is a batched correlation (``ir.correlation``), or None."""
+        return None
 
     def einsum(self, subscripts: str, operands: str, big: bool) -> str:
         return f"{self.fn('einsum')}({subscripts}, {operands})"
@@ -707,6 +716,32 @@ class TorchKernelPrinter(ArrayPrinter):
     column = 1
     backend = "Torch"
     HELPERS = grid_code.TORCH
+
+    def correlate(self, e, target):
+        # torch.nn.functional.conv1d/2d/3d: the derived contraction, spelled as the library's convolution.
+        c = correlation(e, target)
+        # A window over an extent the engine derived (a weight gradient's window is the whole output)
+        # is a large kernel, slow in a library convolution: einsum (im2col and a GEMM) is faster there.
+        if c is None or len(c.spatial) > 3 or any(extent(i) in self.derived for i in c.w.atoms(sp.Idx)):
+            return None
+
+        def arranged(t, axes):
+            name = str(t.base.label)
+            return name if axes == tuple(range(len(axes))) else self.permute(name, axes)
+
+        def numbers(values):
+            return "(" + ", ".join(self._scalar(v) for v in values) + ",)"
+
+        w = arranged(c.w, c.w_axes)
+        flips = tuple(2 + a for a, flip in enumerate(c.w_flip) if flip)
+        if flips:
+            w = f"{w}.flip({flips})"
+        out = numbers([extent(o) for o in c.spatial])
+        code = (f"{self.helper('_correlate')}({arranged(c.x, c.x_axes)}, {w}, {numbers(c.stride)}, "
+                f"{numbers(c.dilation)}, {numbers(c.offset)}, {numbers(c.denom)}, {out})")
+        layout = (c.batch, c.channel_out, *c.spatial)
+        perm = tuple(layout.index(i) for i in target)
+        return code if perm == tuple(range(len(perm))) else self.permute(code, perm)
 
     def reduce(self, code, op, axes, ndim):
         name = {"sum": "sum", "max": "amax"}[op]

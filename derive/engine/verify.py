@@ -47,13 +47,13 @@ def _torch():
     return torch
 
 
-def _sizes(forward, rng) -> dict:
+def _sizes(forward, rng, scalars=None) -> dict:
     """Small distinct sizes for the declared dimensions; derived extents (a convolution's Ho) computed,
-    redrawn until each is at least 1 with the default hyper-parameters."""
+    redrawn until each is at least 1 with the hyper-parameters ``scalars`` (default: the defaults)."""
     derived = getattr(forward, "derived", {})
     dims = sorted({d for t in forward.tensors.values() for d in t.dims
                    if isinstance(d, sp.Symbol) and d not in derived}, key=str)
-    defaults = {s.symbol: s.default for s in forward.scalars.values()}
+    defaults = {s.symbol: (scalars or {}).get(s.name, s.default) for s in forward.scalars.values()}
     for attempt in range(100):
         top = 2 + max(len(dims), 3) + attempt // 10
         sizes = dict(zip(dims, rng.permutation(np.arange(2, top))[:len(dims)].tolist()))
@@ -174,7 +174,7 @@ class Verifier:
     def run(self, backend, module, arrays, upstream, wrap):
         """(forward outputs by name, gradients by name) for one backend."""
         m = module
-        scalars = dict(m.SCALARS)
+        scalars = dict(self.scalars)
         args = [wrap(arrays[n]) for n in m.ARGUMENTS]
         outs = _as_tuple(self.call(backend, m, f"{self.name}_forward", *args, **scalars), m.RETURNS)
         if len(outs) != len(m.RETURNS):
@@ -203,8 +203,20 @@ class Verifier:
                 {n: _numpy(v) for n, v in zip(m.GRADIENTS, grads)})
 
     def check(self):
+        """Once with the default hyper-parameters; again with integer ones exercised (a stride of 2, a
+        padding of 1), which take code paths the defaults may not (dilation, padding)."""
+        notes = []
+        defaults = {s.name: s.default for s in self.forward.scalars.values()}
+        exercised = {**defaults, **{s.name: 2 if s.symbol.is_positive else 1 for s in self.forward.scalars.values()
+                                    if s.symbol.is_integer}}
+        for scalars in [defaults] + ([exercised] if exercised != defaults else []):
+            self.scalars = scalars
+            notes = self.check_with()
+        return notes
+
+    def check_with(self):
         rng = np.random.default_rng(0)
-        self._sizes = _sizes(self.forward, rng)
+        self._sizes = _sizes(self.forward, rng, self.scalars)
         arrays = draw(self.forward, rng, self._sizes)
         numpy_module = self.load("numpy")
         m = numpy_module
@@ -227,7 +239,7 @@ class Verifier:
 
     def check_gradients(self, m, arrays, upstream, outs, grads):
         fwd = getattr(m, f"{self.name}_forward")
-        scalars = dict(m.SCALARS)
+        scalars = dict(self.scalars)
         out_name = m.RETURNS[0]
 
         def output(values):

@@ -55,9 +55,28 @@ def _grid_view(a, axes, shape, fill=0.0):
     return a.as_strided(tuple(shape), strides, offset)
 
 
+def _correlate(x, w, stride, dilation, offset, denom, out):
+    """out[n, co, o...] = sum_{ci, k...} x[n, ci, (stride*o + dilation*k + offset)/denom] w[co, ci, k...]; x zero off its grid."""
+    d = len(out)
+    for a, q in enumerate(denom):
+        if q != 1:  # reads between grid points are zero: dilate
+            big = x.new_zeros(x.shape[:2 + a] + ((x.shape[2 + a] - 1) * q + 1,) + x.shape[3 + a:])
+            big[(slice(None),) * (2 + a) + (slice(None, None, q),)] = x
+            x = big
+    pads = []
+    for a in reversed(range(d)):  # pad (or crop) so the first read is x[0] and the last is x[-1]
+        last = stride[a] * (out[a] - 1) + dilation[a] * (w.shape[2 + a] - 1) + offset[a]
+        pads += [-offset[a], last - (x.shape[2 + a] - 1)]
+    if any(pads):
+        x = torch.nn.functional.pad(x, pads)
+    conv = (torch.nn.functional.conv1d, torch.nn.functional.conv2d, torch.nn.functional.conv3d)[d - 1]
+    return conv(x, w, stride=tuple(stride), dilation=tuple(dilation))
+
+
 def conv2d_forward(X, W, b, *, stride=1, padding=0):
     """Forward pass; returns Y."""
-    S, C, Hi, Wi = X.shape
+    Hi = X.shape[2]
+    Wi = X.shape[3]
     KH = W.shape[2]
     KW = W.shape[3]
     Ho = 1 + (Hi + 2*padding - KH)//(stride)
@@ -67,13 +86,15 @@ def conv2d_forward(X, W, b, *, stride=1, padding=0):
     if Wo < 1:
         raise ValueError(f"conv2d_forward: Wo = floor((Wi + 2*padding - KW)/stride) + 1 = {Wo} for KW={KW}, Wi={Wi}, padding={padding}, stride={stride}; it must be at least 1")
     # Y_sohw = b_o + Σ_cij W_ocij*X[s, c, stride*h + i - padding, stride*w + j - padding]
-    Y = b[:, None, None] + torch.einsum('ocij,shwcij->sohw', W, _grid_view(X, (((1, 0, 0, 0, 0, 0), 0, 1), ((0, 0, 0, 1, 0, 0), 0, 1), ((0, stride, 0, 0, 1, 0), -padding, 1), ((0, 0, stride, 0, 0, 1), -padding, 1),), (S, Ho, Wo, C, KH, KW)))
+    Y = b[:, None, None] + _correlate(X, W, (stride, stride,), (1, 1,), (-padding, -padding,), (1, 1,), (Ho, Wo,))
     return Y
 
 
 def conv2d_backward(dY, *, X, W, stride=1, padding=0, need_dX=True):
     """Gradients dX, dW, db (each the shape of what it differentiates)."""
-    S, O, Ho, Wo = dY.shape
+    S = dY.shape[0]
+    Ho = dY.shape[2]
+    Wo = dY.shape[3]
     C = X.shape[1]
     Hi = X.shape[2]
     Wi = X.shape[3]
@@ -86,7 +107,7 @@ def conv2d_backward(dY, *, X, W, stride=1, padding=0, need_dX=True):
     dX = None
     if need_dX:
         # dX_qruv = Σ_ijo W[o, r, KH - i - 1, KW - j - 1]*dY[q, o, (padding + i + u + 1 - KH)/stride, (padding + j + v + 1 - KW)/stride]
-        dX = torch.einsum('roij,quvoij->qruv', _grid_view(W, (((0, 1, 0, 0), 0, 1), ((1, 0, 0, 0), 0, 1), ((0, 0, -1, 0), KH - 1, 1), ((0, 0, 0, -1), KW - 1, 1),), (C, O, KH, KW)), _grid_view(dY, (((1, 0, 0, 0, 0, 0), 0, 1), ((0, 0, 0, 1, 0, 0), 0, 1), ((0, 1, 0, 0, 1, 0), 1 + padding - KH, stride), ((0, 0, 1, 0, 0, 1), 1 + padding - KW, stride),), (S, Hi, Wi, O, KH, KW)))
+        dX = _correlate(dY, W.permute(1, 0, 2, 3).flip((2, 3)), (1, 1,), (1, 1,), (1 + padding - KH, 1 + padding - KW,), (stride, stride,), (Hi, Wi,))
     # dW_qruv = Σ_shw X[s, r, stride*h + u - padding, stride*w + v - padding]*dY_sqhw
     dW = torch.einsum('ruvshw,sqhw->qruv', _grid_view(X, (((0, 0, 0, 1, 0, 0), 0, 1), ((1, 0, 0, 0, 0, 0), 0, 1), ((0, 1, 0, 0, stride, 0), -padding, 1), ((0, 0, 1, 0, 0, stride), -padding, 1),), (C, KH, KW, S, Ho, Wo)), dY)
     # db_q = Σ_shw dY_sqhw

@@ -59,7 +59,11 @@ def _grid_view(a, axes, shape, fill=0.0):
 def _argmax(v, n):
     """Index tensors of the first maximum over the last n axes of v (ties: first in row-major order)."""
     flat = v.reshape(v.shape[:-n] + (-1,)).argmax(dim=-1)
-    return torch.unravel_index(flat, v.shape[-n:])
+    index = []
+    for size in reversed(v.shape[-n:]):
+        index.append(flat % size)
+        flat = flat // size
+    return index[::-1]
 
 
 def _scatter_add(shape, index, values):
