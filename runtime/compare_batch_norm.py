@@ -14,7 +14,7 @@ from pathlib import Path
 
 from runtime import checkpoint, plots
 from runtime.data import DataError, load
-from runtime.train import CLIError, _Parser
+from runtime.cli import CLIError, Parser
 from runtime.training import Config, Diverged
 from runtime.train import run
 
@@ -22,7 +22,7 @@ DEPTHS = ([128], [256, 128], [512, 256, 128])
 
 
 def main(argv=None) -> int:
-    p = _Parser(prog="python -m runtime.compare_batch_norm", description=__doc__,
+    p = Parser(prog="python -m runtime.compare_batch_norm", description=__doc__,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--lr", type=float, default=0.1)

@@ -14,23 +14,15 @@ import math
 import sys
 from pathlib import Path
 
-from runtime import checkpoint, plots
-from runtime.data import DataError, load
+from runtime import checkpoint, cli, plots
+from runtime.cli import CLIError, Parser
+from runtime.data import load
 from runtime.mlp import ACTIVATIONS
-from runtime.training import Config, Diverged, Trainer
-
-
-class CLIError(Exception):
-    """Bad command-line input; the message is one line."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise CLIError(message)
+from runtime.training import Config, Trainer
 
 
 def parser(description=__doc__) -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m runtime.train", description=description,
+    p = Parser(prog="python -m runtime.train", description=description,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     d = Config()
     p.add_argument("--hidden_dims", type=int, nargs="+", default=d.hidden_dims, help="hidden layer sizes")
@@ -105,20 +97,11 @@ def run(cfg: Config, data=None, progress=True, log=print) -> dict:
 
 
 def main(argv=None) -> int:
-    try:
+    def train():
         args = parser().parse_args(argv)
-        cfg = config_from(args)
-        run(cfg, progress=args.progress)
-    except (CLIError, DataError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except Diverged as e:
-        print(f"error: training diverged: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted: metrics.json holds the finished epochs", file=sys.stderr)
-        return 130
-    return 0
+        run(config_from(args), progress=args.progress)
+
+    return cli.main(train, "metrics.json holds the finished epochs")
 
 
 if __name__ == "__main__":

@@ -21,9 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime import checkpoint, plots
+from runtime import checkpoint, cli, plots
+from runtime.cli import CLIError, Parser
 from runtime.convnet import ConvNet
-from runtime.data import DataError, N_CLASSES, load
+from runtime.data import N_CLASSES, load
 from runtime.optim import OPTIMIZERS
 from runtime.training import Diverged
 
@@ -45,17 +46,8 @@ class CNNConfig:
     out: str = ""
 
 
-class CLIError(Exception):
-    """Bad command-line input; the message is one line."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise CLIError(message)
-
-
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m runtime.train_cnn", description=__doc__,
+    p = Parser(prog="python -m runtime.train_cnn", description=__doc__,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     d = CNNConfig()
     p.add_argument("--learning_rate", type=float, default=d.learning_rate)
@@ -218,20 +210,11 @@ def reference_accuracy(ref, x_all, y_all, batch_size=500) -> float:
 
 
 def main(argv=None) -> int:
-    try:
+    def train():
         args = parser().parse_args(argv)
-        cfg = config_from(args)
-        run(cfg, progress=args.progress)
-    except (CLIError, DataError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except Diverged as e:
-        print(f"error: training diverged: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted: metrics.json and checkpoint.npz hold the last evaluation", file=sys.stderr)
-        return 130
-    return 0
+        run(config_from(args), progress=args.progress)
+
+    return cli.main(train, "metrics.json and checkpoint.npz hold the last evaluation")
 
 
 if __name__ == "__main__":

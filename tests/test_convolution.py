@@ -254,3 +254,34 @@ def test_train_cnn_rejects_bad_input_in_one_line(args, message, tmp_path):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in r.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_torch_convolution_call_computes_the_derived_contraction():
+    """The Torch printer spells conv2d's Y and dX as a library convolution (``_correlate``); the NumPy printer
+    spells the same derived contraction as einsum over strided views. Both equal the derived expression."""
+    from derive.engine.kernel import kernels
+    from derive.engine.derivation import derive
+    from derive.engine.printers import PRINTERS
+    from derive import registry
+
+    forward = registry.load("conv2d")
+    fwd, bwd = kernels(derive(forward))[:2]
+    torch_printer, numpy_printer = PRINTERS["torch"](), PRINTERS["numpy"]()
+    torch_printer.derived = numpy_printer.derived = set(forward.derived)
+    y = next(st for st in fwd.statements if st.name == "Y")
+    dx = next(st for st in bwd.statements if st.name == "dX")
+    for st in (y, dx):
+        assert "_correlate(" in torch_printer.statement(st) and "np.einsum(" in numpy_printer.statement(st)
+    rng = np.random.default_rng(4)
+    X, W, b = rng.standard_normal((2, 3, 9, 8)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    for stride, padding in ((1, 1), (2, 0), (3, 2)):
+        k_np, k_t = Kernels("conv2d", "numpy"), Kernels("conv2d", "torch")
+        env_np = k_np.forward({"X": X, "W": W, "b": b}, stride=stride, padding=padding)
+        env_t = k_t.forward({n: torch.tensor(a) for n, a in (("X", X), ("W", W), ("b", b))}, stride=stride,
+                            padding=padding)
+        close(as_numpy(env_t["Y"]), env_np["Y"], 1e-12)
+        dY = rng.standard_normal(env_np["Y"].shape)
+        g_np = k_np.backward(dY, env_np, stride=stride, padding=padding)
+        g_t = k_t.backward(torch.tensor(dY), env_t, stride=stride, padding=padding)
+        for n in g_np:
+            close(as_numpy(g_t[n]), g_np[n], 1e-12)

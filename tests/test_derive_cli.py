@@ -40,6 +40,18 @@ BAD = {
     "not differentiable": ("forward.output('Y', (s, j), sp.floor(X[s, j]))", "cannot differentiate this with respect to X"),
     "syntax error": ("forward.output('Y', (s, j), X[s, j]", "SyntaxError"),
     "no forward": ("del forward", "defines no `forward = Forward(...)`"),
+    "product of indices": ("forward.output('Y', (s, j), X[s, j * j])",
+                           "index expression j**2 in X[s, j**2] is not an integer combination of indices"),
+    "a float in an index": ("e = forward.scalar('e', 0.5); forward.output('Y', (s, j), X[s, j + e])",
+                            "is not an integer combination of indices"),
+    "an extent nothing determines": ("(To,) = forward.output_dims('To'); t, = forward.indices(t=To); "
+                                     "Z = forward.input('Z', S, To); forward.output('Y', (s, t), Z[s, t])",
+                                     "bad: check: To: no index expression over this output dimension determines its extent"),
+    "a max over padding of a non-read": (
+        "from derive.engine.notation import Max; (To,) = forward.output_dims('To'); t, = forward.indices(t=To); "
+        "Xp = forward.input('Xp', S, D, padding=(0, 1)); "
+        "forward.output('Y', (s, t), Max(sp.exp(Xp[s, 2 * t + k - 1]), k))",
+        "only a tensor read can be padded"),
 }
 
 

@@ -6,7 +6,6 @@ evaluated at the same element, at random rational points, to 40 digits.
 """
 from __future__ import annotations
 
-import itertools
 import random
 
 import pytest

@@ -146,6 +146,10 @@ def max_pool1d(*, X):
     return F.max_pool1d(X, 3, 2, 1)
 
 
+def conv3d(*, X, W, b, stride, padding):
+    return F.conv3d(X, W, b, stride=stride, padding=padding)
+
+
 REFERENCES = {
     "hard_tanh": hard_tanh,
     "hard_sigmoid": hard_sigmoid,
@@ -181,4 +185,5 @@ REFERENCES = {
     "avg_pool2d": avg_pool2d,
     "forward_difference": forward_difference,
     "max_pool1d": max_pool1d,
+    "conv3d": conv3d,
 }

@@ -25,11 +25,10 @@ from __future__ import annotations
 import string
 
 import sympy as sp
-from sympy.printing.precedence import precedence
 from sympy.printing.str import StrPrinter
 
 from . import grid_code
-from .ir import AtMax, MaxOver, OnGrid, affine, contraction, correlation, extent, free_indices, is_plain, shifted
+from .ir import AtMax, MaxOver, affine, contraction, correlation, extent, free_indices, shifted
 from .text import index_text, positive_first
 
 
@@ -544,7 +543,7 @@ class ArrayPrinter(_Printer):
                 return code
             tensors = [self._view(f) if isinstance(f, sp.Indexed) and shifted(f) else f
                        for f in factors if isinstance(f, sp.Indexed)]
-            if len(tensors) == len(factors) and len(tensors) >= 2 \
+            if len(tensors) == len(factors) and len(tensors) >= 2 and not self.hadamard(tensors) \
                     and all(isinstance(i, sp.Idx) for t in tensors for i in t.indices):
                 self._layout = target + bound
                 code, infix = self._contraction(e, tensors, target, bound)
@@ -581,6 +580,10 @@ class ArrayPrinter(_Printer):
         names = ", ".join(str(t.base.label) for t in tensors)
         big = any(len(t.indices) > 3 for t in tensors)
         return self.einsum(f"'{subs}->{out}'", names, big), False
+
+    def hadamard(self, tensors) -> bool:
+        """True to print Σ of a product of tensors over the same indices as a product, then a sum (not einsum)."""
+        return False
 
     def correlate(self, e, target) -> str | None:
         """A backend's own convolution for a Sum that is a batched correlation (``ir.correlation``), or None."""
@@ -716,6 +719,11 @@ class TorchKernelPrinter(ArrayPrinter):
     column = 1
     backend = "Torch"
     HELPERS = grid_code.TORCH
+
+    def hadamard(self, tensors):
+        # torch.einsum reaches a batched matrix product through copies of both operands; a product and a
+        # sum is one pass (NumPy's einsum does that pass itself).
+        return len({frozenset(t.indices) for t in tensors}) == 1 and not any(shifted(t) for t in tensors)
 
     def correlate(self, e, target):
         # torch.nn.functional.conv1d/2d/3d: the derived contraction, spelled as the library's convolution.

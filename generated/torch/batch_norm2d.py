@@ -64,7 +64,7 @@ def batch_norm2d_backward(dY, *, gamma, var_scale, var_scaled, Xhat, eps=1e-05, 
     H = dY.shape[2]
     W = dY.shape[3]
     # dgamma_p = Σ_shw Xhat_sphw*dY_sphw
-    dgamma = torch.einsum('sphw,sphw->p', Xhat, dY)
+    dgamma = (Xhat*dY).sum(dim=(0, 2, 3))
     # dbeta_p = Σ_shw dY_sphw
     dbeta = dY.sum(dim=(0, 2, 3))
     dX = None

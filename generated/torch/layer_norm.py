@@ -60,7 +60,7 @@ def layer_norm_backward(dY, *, gamma, var_scale, var_scaled, Xhat, eps=1e-05, ne
         # dX_pq = (D*dY_pq*gamma_q - Xhat_pq*Σ_j Xhat_pj*dY_pj*gamma_j - Σ_j dY_pj*gamma_j)/(D*√(eps/max(1, var_scale_p)**2 + var_scaled_p*min(1, var_scale_p)**2)*max(1, var_scale_p))
         dX = (D*gamma*dY - (dY @ gamma)[:, None] - Xhat*torch.einsum('j,pj,pj->p', gamma, Xhat, dY)[:, None])/(D*torch.sqrt((eps/(torch.clamp(var_scale, min=1))**2 + (torch.clamp(var_scale, max=1))**2*var_scaled)[:, None])*(torch.clamp(var_scale, min=1))[:, None])
     # dgamma_p = Σ_s Xhat_sp*dY_sp
-    dgamma = torch.einsum('sp,sp->p', Xhat, dY)
+    dgamma = (Xhat*dY).sum(dim=0)
     # dbeta_p = Σ_s dY_sp
     dbeta = dY.sum(dim=0)
     return dX, dgamma, dbeta
