@@ -150,6 +150,32 @@ def conv3d(*, X, W, b, stride, padding):
     return F.conv3d(X, W, b, stride=stride, padding=padding)
 
 
+def tv_loss(*, X):
+    shifted = torch.cat([X[:, 1:], torch.zeros_like(X[:, :1])], dim=1)
+    return ((shifted - X) ** 2).sum() / X.shape[0]
+
+
+def causal_conv1d(*, X, W):
+    K = W.shape[2]
+    # Y[h] = Σ_i X[h − i] W[i]: conv1d correlates, so flip the kernel and pad K − 1 on the left.
+    return F.conv1d(F.pad(X, (K - 1, 0)), W.permute(1, 0, 2).flip(2))
+
+
+def scaled_max_pool(*, X, g, kernel_size, stride, padding):
+    scaled = g[None, :, None] * X
+    padded = F.pad(scaled, (padding, padding), value=-math.inf)
+    return torch.tanh(padded.unfold(2, kernel_size, stride).amax(dim=3))
+
+
+def window_logsumexp(*, X, k):
+    padded = F.pad(X, (0, k - 1))   # past the end reads 0
+    return torch.logsumexp(padded.unfold(1, k, 1), dim=2)
+
+
+def reverse_features(*, X, w):
+    return w * X.flip(1)
+
+
 REFERENCES = {
     "hard_tanh": hard_tanh,
     "hard_sigmoid": hard_sigmoid,
@@ -186,4 +212,9 @@ REFERENCES = {
     "forward_difference": forward_difference,
     "max_pool1d": max_pool1d,
     "conv3d": conv3d,
+    "tv_loss": tv_loss,
+    "causal_conv1d": causal_conv1d,
+    "scaled_max_pool": scaled_max_pool,
+    "window_logsumexp": window_logsumexp,
+    "reverse_features": reverse_features,
 }

@@ -50,8 +50,10 @@ def check_forward(forward) -> None:
                     continue
                 if not is_plain(i):
                     # An index expression: affine in declared indices with integer coefficients.
-                    undeclared = sorted(str(s) for s in i.free_symbols
-                                        if not isinstance(s, sp.Idx) and s.name not in forward.scalars)
+                    # Indices, integer hyper-parameters and dimensions (X[s, D − 1 − j]) may appear.
+                    dimension = {str(d) for t in forward.tensors.values() for d in t.dims if isinstance(d, sp.Symbol)}
+                    undeclared = sorted(str(s) for s in i.free_symbols if not isinstance(s, sp.Idx)
+                                        and s.name not in forward.scalars and s.name not in dimension)
                     if undeclared:
                         fail(f"index {undeclared[0]} in {index_text(e)} is not declared (declare it with indices(...))")
                     if affine(i) is None:

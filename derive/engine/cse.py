@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .ir import MaxOver, Statement, element, extent, free_indices
+from .ir import AtMax, MaxOver, Statement, element, extent, free_indices
 
 # Node types worth computing once.
 _WORK = (sp.Add, sp.Mul, sp.Pow, sp.Function, sp.Sum, sp.Piecewise, MaxOver)
@@ -43,11 +43,20 @@ def _canonical(e):
     return e.xreplace(placeholders), tuple(order)
 
 
+def _nodes(e):
+    """Every sub-expression, but none inside an arg-max: the printer reads that whole (a scatter)."""
+    if isinstance(e, AtMax):
+        return
+    yield e
+    for a in e.args:
+        yield from _nodes(a)
+
+
 def _occurrences(statements):
     """canonical form -> [(statement position, expression, its free indices in canonical order)]."""
     found = {}
     for n, st in enumerate(statements):
-        for node in sp.preorder_traversal(st.rhs):
+        for node in _nodes(st.rhs):
             if _is_work(node):
                 key, order = _canonical(node)
                 found.setdefault(key, []).append((n, node, order))

@@ -89,9 +89,18 @@ def _extent_lines(kernel: Kernel, printer) -> list:
     """Derived output extents: computed from the arguments' shapes, or checked against the upstream's."""
     carried = {d for d, _ in kernel.dims()}
     lines = []
+    # Integer hyper-parameters first: a stride of 0 would divide by zero below.
+    for s in kernel.scalars:
+        if s.symbol.is_integer and (s.symbol in printer.symbols_used or any(
+                s.symbol in f.free_symbols for f in kernel.extents.values())):
+            least = 1 if s.symbol.is_positive else 0
+            lines.append(f"if int({s.name}) != {s.name} or {s.name} < {least}:")
+            lines.append(f'    raise ValueError(f"{kernel.name}: {s.name} must be an integer >= {least}, '
+                         f'got {{{s.name}!r}}")')
     for dim, formula in kernel.extents.items():
-        if dim not in printer.symbols_used:
+        if dim not in printer.symbols_used and dim not in carried:
             continue
+        printer.symbols_used.add(dim)  # an upstream's extent is always checked, used or not
         code = printer.scalars.doprint(formula)
         given = ", ".join(f"{s}={{{s}}}" for s in sorted(map(str, formula.free_symbols)))
         rule = f"{dim} = {index_text(formula)}"

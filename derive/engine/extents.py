@@ -3,11 +3,11 @@
 An index ``h`` over a dimension declared with ``Forward.output_dims`` is read
 inside an index expression such as ``X[s, c, σh + i − p, …]``. Its extent is
 the largest that keeps every such read inside the tensor's axis and its
-declared padding:
+declared padding at the far end:
 
     σ (H_o − 1) + max_i (i) − p ≤ H − 1 + p    ⇒    H_o = ⌊(H + 2p − K)/σ⌋ + 1
 
-and the smallest read must not fall below the padding either. Several reads
+(a read before the start is zero, like any read off the tensor). Several reads
 bound one extent: the smallest bound holds.
 """
 from __future__ import annotations
@@ -49,13 +49,8 @@ def solve(forward) -> dict:
             (m, c), = mine
             others = [(k, ck) for k, ck in a.coeffs if k != m]
             top = sum((ck * (extent(k) - 1) if ck.is_nonnegative else sp.S.Zero for k, ck in others), sp.S.Zero)
-            bottom = sum((ck * (extent(k) - 1) if ck.is_nonpositive else sp.S.Zero for k, ck in others), sp.S.Zero)
             if any(not (ck.is_nonnegative or ck.is_nonpositive) for _, ck in others):
                 raise DeriveError(forward.name, "check", where, f"the sign of a coefficient in {index_text(ix)} is unknown")
-            if (bottom + a.const + lo_pad).is_negative is not False and \
-                    sp.simplify(bottom + a.const + lo_pad).is_nonnegative is not True:
-                raise DeriveError(forward.name, "check", where,
-                                  f"{index_text(e)} may read below the padding of {t.name}'s axis {axis}")
             bounds[extent(m)].append(sp.floor((dim - 1 + hi_pad - top - a.const) / c) + 1)
     out = {}
     for D, found in bounds.items():

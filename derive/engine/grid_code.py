@@ -44,6 +44,13 @@ def _argmax(v, n):
     flat = v.reshape(v.shape[:-n] + (-1,)).argmax(axis=-1)
     return np.unravel_index(flat, v.shape[-n:])
 ''',
+    "_at_max": '''
+def _at_max(v, f, n):
+    """v at the first maximum of f over their last n axes (ties: first in row-major order)."""
+    lead = f.shape[:-n]
+    flat = f.reshape(lead + (-1,)).argmax(axis=-1)
+    return np.take_along_axis(np.broadcast_to(v, f.shape).reshape(lead + (-1,)), flat[..., None], axis=-1)[..., 0]
+''',
     "_scatter_add": '''
 def _scatter_add(shape, index, values):
     """An array of `shape`, zero but for out[index] += values (repeated positions accumulate)."""
@@ -56,6 +63,11 @@ def _scatter_add(shape, index, values):
 def _mesh(shape, like):
     """Broadcastable index arrays 0..n-1, one per axis of `shape`."""
     return np.ogrid[tuple(slice(n) for n in shape)]
+''',
+    "_arange": '''
+def _arange(n, axis, ndim, like):
+    """The indices 0..n-1 along `axis` of `ndim` broadcastable axes."""
+    return np.arange(n).reshape((1,) * axis + (n,) + (1,) * (ndim - axis - 1))
 ''',
 }
 
@@ -93,6 +105,13 @@ def _argmax(v, n):
         flat = flat // size
     return index[::-1]
 ''',
+    "_at_max": '''
+def _at_max(v, f, n):
+    """v at the first maximum of f over their last n axes (ties: first in row-major order)."""
+    lead = tuple(f.shape[:-n])
+    flat = f.reshape(lead + (-1,)).argmax(dim=-1)
+    return torch.gather(v.expand(f.shape).reshape(lead + (-1,)), -1, flat[..., None])[..., 0]
+''',
     "_scatter_add": '''
 def _scatter_add(shape, index, values):
     """A tensor of `shape`, zero but for out[index] += values (repeated positions accumulate)."""
@@ -121,6 +140,11 @@ def _correlate(x, w, stride, dilation, offset, denom, out):
         x = torch.nn.functional.pad(x, pads)
     conv = (torch.nn.functional.conv1d, torch.nn.functional.conv2d, torch.nn.functional.conv3d)[d - 1]
     return conv(x, w, stride=tuple(stride), dilation=tuple(dilation))
+''',
+    "_arange": '''
+def _arange(n, axis, ndim, like):
+    """The indices 0..n-1 along `axis` of `ndim` broadcastable axes."""
+    return torch.arange(n, device=like.device).reshape((1,) * axis + (n,) + (1,) * (ndim - axis - 1))
 ''',
     "_mesh": '''
 def _mesh(shape, like):

@@ -61,6 +61,8 @@ def orient(expr):
     def turn(e):
         body = e.function
         for k, lo, hi in e.limits:
+            if any(k in inner.variables for inner in body.atoms(sp.Sum)):
+                continue  # an inner sum binds the same name: substitution would reach its limits
             axes = [axis for r in body.atoms(sp.Indexed) for axis in _signs(r)]
             if not any(axis.get(k) == -1 and 1 in axis.values() for axis in axes):
                 continue

@@ -255,6 +255,13 @@ class ArrayPrinter(_Printer):
         """An array broadcast to ``shape``, as a new array."""
         raise NotImplementedError
 
+    def flip(self, code: str, axes: tuple) -> str:
+        """The array with the order of ``axes`` reversed."""
+        raise NotImplementedError
+
+    def ones_like(self, name: str) -> str:
+        return f"{self.module}.ones_like({name})"
+
     def filled(self, code: str, shape: str, like: str) -> str:
         """An array of ``shape`` holding the number ``code``, with the dtype (and device) of array ``like``."""
         raise NotImplementedError
@@ -395,33 +402,43 @@ class ArrayPrinter(_Printer):
         return name
 
     def _view(self, e):
-        """A read at index expressions as a strided view: (the view as an Indexed over its own axes)."""
-        axes = []   # the view's axes: indices in order of first appearance
+        """A read at index expressions as a strided view: (the view as an Indexed over its own axes).
+
+        An index that runs backwards on an axis where another runs forwards (``X[h − i]``) is read
+        reversed, ``i → n − 1 − i``, and the view flipped back along it.
+        """
         spec = []
         for ix in e.indices:
             a = affine(ix)
             if a is None:
                 raise PrintError(f"{index_text(e)}: {index_text(ix)} is not an integer combination of indices")
-            signs = {c.is_positive for _, c in a.coeffs if not c.is_zero}
-            if None in signs or any(not (c.is_positive or c.is_negative or c.is_zero) for _, c in a.coeffs):
+            if any(not (c.is_positive or c.is_negative or c.is_zero) for _, c in a.coeffs):
                 raise PrintError(f"{index_text(e)}: the sign of a coefficient in {index_text(ix)} is unknown")
-            if len(signs) > 1:
-                raise PrintError(f"{index_text(e)}: {index_text(ix)} runs both ways in its indices")
-            for m, _ in a.coeffs:
-                if m not in axes:
-                    axes.append(m)
             spec.append(a)
+        axes = list(dict.fromkeys(m for a in spec for m, _ in a.coeffs))
+        mixed = [a for a in spec if len({c.is_positive for _, c in a.coeffs if not c.is_zero}) > 1]
+        turned = [m for m in axes if any(a.coeff(m).is_negative for a in mixed)]
+        consts = [a.const + sum((a.coeff(m) * (extent(m) - 1) for m in turned), sp.S.Zero) for a in spec]
+
+        def coeff(a, m):
+            return -a.coeff(m) if m in turned else a.coeff(m)
+
+        for a in spec:
+            if len({coeff(a, m).is_positive for m, c in a.coeffs if not c.is_zero}) > 1:
+                raise PrintError(f"{index_text(e)}: an index expression runs both ways in its indices")
         # The view's axes in the order the surrounding code lays them out: no transpose after.
         place = {m: n for n, m in enumerate(self._layout)}
         axes.sort(key=lambda m: place.get(m, len(place)))
         parts = []
-        for a in spec:
-            coeffs = ", ".join(self._scalar(a.coeff(m)) for m in axes)
-            parts.append(f"(({coeffs}{',' if len(axes) == 1 else ''}), {self._scalar(a.const)}, {self._scalar(a.denom)})")
+        for a, const in zip(spec, consts):
+            coeffs = ", ".join(self._scalar(coeff(a, m)) for m in axes)
+            parts.append(f"(({coeffs}{',' if len(axes) == 1 else ''}), {self._scalar(const)}, {self._scalar(a.denom)})")
         shape = ", ".join(self._scalar(extent(m)) for m in axes)
         fill = "" if self._fill is None else f", fill={self._fill}"
         code = (f"{self.helper('_grid_view')}({e.base.label}, ({', '.join(parts)},), "
                 f"({shape}{',' if len(axes) == 1 else ''}){fill})")
+        if turned:
+            code = self.flip(code, tuple(axes.index(m) for m in turned))
         return sp.IndexedBase(code)[tuple(axes)]
 
     def _print_Indexed(self, e):
@@ -451,6 +468,8 @@ class ArrayPrinter(_Printer):
 
     def _print_KroneckerDelta(self, e):
         i, j = e.args
+        if not (isinstance(i, sp.Idx) and isinstance(j, sp.Idx)):
+            raise PrintError(f"{index_text(e)}: a delta of index expressions that no scatter routes")
         if i.upper != j.upper:
             raise PrintError(f"a Kronecker delta between indices of different ranges ({i}, {j})")
         return self.identity(self._scalar(extent(i)))
@@ -592,42 +611,102 @@ class ArrayPrinter(_Printer):
     def einsum(self, subscripts: str, operands: str, big: bool) -> str:
         return f"{self.fn('einsum')}({subscripts}, {operands})"
 
+    def _window(self, body):
+        """``body`` in the current layout, as the candidates of a max: a read that falls off its tensor
+        (padding) makes the candidate -inf, so padding never wins."""
+        reads = [r for r in body.atoms(sp.Indexed) if shifted(r)]
+        if not reads:
+            return self._print(body)
+        self.imports.add("math")
+        fill, self._fill = self._fill, "-math.inf"
+        try:
+            if isinstance(body, sp.Indexed):   # the read itself: padded with -inf
+                return self._print(body)
+        finally:
+            self._fill = fill
+        target = self._layout
+        # Any other body: where each read lands on its tensor (a view of ones, zero off the grid), else -inf.
+        masks = []
+        for r in sorted(reads, key=str):
+            ones = sp.IndexedBase(self.ones_like(str(r.base.label)))[r.indices]
+            masks.append(f"({self.pad(r, self._print(ones), target)} > 0)")
+        code = self.pad(body, self._print(body), target)
+        return f"{self.fn('where')}({' & '.join(masks)}, {code}, -math.inf)"
+
     def _print_MaxOver(self, e):
         body, over = e.body, e.over
-        if body.has(sp.Indexed) and any(shifted(r) for r in body.atoms(sp.Indexed)) and not isinstance(body, sp.Indexed):
-            raise PrintError(f"a max over a padded window of {index_text(body)}: only a tensor read can be padded")
-        outer, fill = self._layout, self._fill
+        outer = self._layout
         self._layout = self._reduction_layout(body, self.layout_of(e), over)
-        if any(shifted(r) for r in body.atoms(sp.Indexed)):
-            self._fill = "-math.inf"  # padding never wins a max
-            self.imports.add("math")
         try:
-            code = self._print(body)
-            have = self.layout_of(body)
+            code = self._window(body)
+            have = self.layout_of(body) if not any(shifted(r) for r in body.atoms(sp.Indexed)) \
+                or isinstance(body, sp.Indexed) else self._layout
             return self.reduce(code if _atomic(body) else f"({code})", "max", tuple(have.index(k) for k in over), len(have))
         finally:
-            self._layout, self._fill = outer, fill
+            self._layout = outer
 
     def _print_AtMax(self, e):
-        raise PrintError(f"{index_text(e)}: an arg-max is printed only as Σ upstream · (δ … at argmax), a scatter")
+        """``v`` at the first arg-max of ``f`` over the window: a gather (a scatter is printed by ``scatter``)."""
+        target, outer = self.layout_of(e), self._layout
+        full = target + tuple(e.over)
+        shape = "(" + ", ".join(self._scalar(extent(i)) for i in full) + ",)"
+        self._layout = full
+        try:
+            window = self._window(e.body)
+            if not (self.layout_of(e.body) == full or (not isinstance(e.body, sp.Indexed)
+                                                       and any(shifted(r) for r in e.body.atoms(sp.Indexed)))):
+                window = self.full(self.pad(e.body, window, full), shape)
+            value = self._print(e.value)
+            if self.layout_of(e.value) != full:
+                value = self.full(self.pad(e.value, value, full), shape) if e.value.has(sp.Indexed) \
+                    else self.filled(value, shape, self._like(e.body))
+        finally:
+            self._layout = outer
+        return f"{self.helper('_at_max')}({value}, {window}, {len(e.over)})"
 
     def _print_OnGrid(self, e):
-        raise PrintError(f"{index_text(e)}: a range condition that no read absorbs")
+        """``[e ∈ {0..n−1}]`` as a mask of the index arrays (a bracket no read absorbed)."""
+        expr, n = e.args
+        layout = self.layout_of(e)
+        like = self.like or ""
+        arrays = {m: Code(f"{self.helper('_arange')}({self._scalar(extent(m))}, {layout.index(m)}, {len(layout)}, "
+                          f"{like})") for m in layout}
+        num, den = sp.fraction(sp.together(expr))
+        outer, self._layout = self._layout, ()
+        try:
+            code = self._print(num.xreplace(arrays))
+        finally:
+            self._layout = outer
+        top = self._scalar((n - 1) * den)
+        tests = [f"({code} >= 0)", f"({code} <= {top})"]
+        if den != 1:
+            tests.append(f"({code} % {self._scalar(den)} == 0)")
+        return f"({' & '.join(tests)})"
 
     # -- scatter to the arg-max -------------------------------------------------
+    @staticmethod
+    def _scatter_term(term):
+        """``c · Σ_B w · AtMax(…)`` as (B, c·w, the AtMax), or None."""
+        bound, body = (), term
+        sums = [f for f in sp.Mul.make_args(term) if isinstance(f, sp.Sum)]
+        if len(sums) == 1 and sums[0].function.has(AtMax):  # c · Σ_B (…): c joins the weight
+            outer = sp.Mul(*[f for f in sp.Mul.make_args(term) if f is not sums[0]])
+            bound, body = tuple(lim[0] for lim in sums[0].limits), outer * sums[0].function
+        picks = [f for f in sp.Mul.make_args(body) if isinstance(f, AtMax)]
+        if len(picks) != 1:
+            return None
+        return bound, sp.Mul(*[f for f in sp.Mul.make_args(body) if f is not picks[0]]), picks[0]
+
     def scatter(self, st):
         """``dX[t…] = Σ_B A · AtMax(Π_k δ(e_k, t_k), F, K)``: route A to the positions e_k at the arg-max of F.
 
         Returns the code lines, or None when the statement is not of this form.
         """
-        rhs, bound = st.rhs, ()
-        if isinstance(rhs, sp.Sum):
-            bound, rhs = tuple(lim[0] for lim in rhs.limits), rhs.function
-        picks = [f for f in sp.Mul.make_args(rhs) if isinstance(f, AtMax)]
-        if len(picks) != 1:
+        parts = [self._scatter_term(t) for t in sp.Add.make_args(sp.expand_mul(st.rhs, deep=False))]
+        if any(p is None for p in parts) or len({(b, pick) for b, _, pick in parts}) != 1:
             return None
-        pick = picks[0]
-        weight = sp.Mul(*[f for f in sp.Mul.make_args(rhs) if f is not pick])
+        bound, _, pick = parts[0]
+        weight = sp.Add(*[w for _, w, _ in parts])   # Σ_B a·g + Σ_B b·g = Σ_B (a + b)·g: one scatter
         deltas = sp.Mul.make_args(pick.value)
         if not all(isinstance(d, sp.KroneckerDelta) for d in deltas):
             return None
@@ -646,16 +725,17 @@ class ArrayPrinter(_Printer):
         outer = self._layout
         try:
             self._layout = layout + over
-            self._fill = "-math.inf"
-            self.imports.add("math")
-            window = self._print(pick.body)
-            have = self.layout_of(pick.body)
+            window = self._window(pick.body)
+            have = self.layout_of(pick.body) if isinstance(pick.body, sp.Indexed) or not any(
+                shifted(r) for r in pick.body.atoms(sp.Indexed)) else layout + over
             if have != layout + over:
                 window = self.full(self.pad(pick.body, window, layout + over),
                                    "(" + ", ".join(self._scalar(extent(i)) for i in layout + over) + ",)")
             self._fill = None
             self._layout = layout
             values = self.pad(weight, self._print(weight), layout)
+            if not weight.has(sp.Indexed, sp.IndexedBase):
+                values = self.typed(values)   # a number: of the arrays' dtype
             shape = "(" + ", ".join(self._scalar(extent(i)) for i in layout) + ",)"
             mesh = {i: Code(f"at[{n}]") for n, i in enumerate(layout)}
             mesh.update({k: Code(f"best[{n}]") for n, k in enumerate(over)})
@@ -683,6 +763,9 @@ class NumPyKernelPrinter(ArrayPrinter):
     column = 0
     backend = "NumPy"
     HELPERS = grid_code.NUMPY
+
+    def flip(self, code, axes):
+        return f"np.flip({code}, axis={axes})"
 
     def einsum(self, subscripts, operands, big):
         # A contraction of strided windows needs BLAS (tensordot), not einsum's own loops.
@@ -719,6 +802,9 @@ class TorchKernelPrinter(ArrayPrinter):
     column = 1
     backend = "Torch"
     HELPERS = grid_code.TORCH
+
+    def flip(self, code, axes):
+        return f"{code}.flip({axes})"
 
     def hadamard(self, tensors):
         # torch.einsum reaches a batched matrix product through copies of both operands; a product and a

@@ -122,9 +122,13 @@ def _sift_term(term, k, outer=frozenset()):
         # A delta left waiting inside a nested sum: exchange the sums and sift it here.
         if isinstance(f, sp.Sum) and _waiting(f.function, k, outer):
             rest = sp.Mul(*[g for g in factors if g is not f])
-            out = sum_over(rest * f.function, k, outer)
-            for lim in f.limits:
-                out = sum_over(out, lim[0], outer)
+            # The sum's indices leave its scope: rename any that the rest also uses (in sums of its own).
+            taken = {str(i.label) for i in rest.atoms(sp.Idx)}
+            renames = {lim[0]: _fresh_index(lim[0], taken) for lim in f.limits if str(lim[0].label) in taken}
+            body, limits = f.function.xreplace(renames), [renames.get(lim[0], lim[0]) for lim in f.limits]
+            out = sum_over(rest * body, k, outer)
+            for i in limits:
+                out = sum_over(out, i, outer)
             return merge_sums(out)
     inside = [f for f in factors if f.has(k)]
     outside = [f for f in factors if not f.has(k)]
@@ -133,6 +137,14 @@ def _sift_term(term, k, outer=frozenset()):
         lo, hi = _range(k)
         return coeff * (hi - lo + 1)
     return coeff * sp.Sum(sp.Mul(*inside), (k, k.lower, k.upper))
+
+
+def _fresh_index(i, taken: set):
+    n = 1
+    while f"{i.label}{n}" in taken:
+        n += 1
+    taken.add(f"{i.label}{n}")
+    return sp.Idx(f"{i.label}{n}", (i.lower, i.upper))
 
 
 def merge_sums(expr):

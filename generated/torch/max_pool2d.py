@@ -86,6 +86,12 @@ def _mesh(shape, like):
 def max_pool2d_forward(X, *, kernel_size=2, stride=2, padding=0):
     """Forward pass; returns Y."""
     S, C, Hi, Wi = X.shape
+    if int(kernel_size) != kernel_size or kernel_size < 1:
+        raise ValueError(f"max_pool2d_forward: kernel_size must be an integer >= 1, got {kernel_size!r}")
+    if int(stride) != stride or stride < 1:
+        raise ValueError(f"max_pool2d_forward: stride must be an integer >= 1, got {stride!r}")
+    if int(padding) != padding or padding < 0:
+        raise ValueError(f"max_pool2d_forward: padding must be an integer >= 0, got {padding!r}")
     Ho = 1 + (Hi + 2*padding - kernel_size)//(stride)
     if Ho < 1:
         raise ValueError(f"max_pool2d_forward: Ho = floor((Hi + 2*padding - kernel_size)/stride) + 1 = {Ho} for Hi={Hi}, kernel_size={kernel_size}, padding={padding}, stride={stride}; it must be at least 1")
@@ -102,6 +108,12 @@ def max_pool2d_backward(dY, *, X, kernel_size=2, stride=2, padding=0):
     S, C, Ho, Wo = dY.shape
     Hi = X.shape[2]
     Wi = X.shape[3]
+    if int(kernel_size) != kernel_size or kernel_size < 1:
+        raise ValueError(f"max_pool2d_backward: kernel_size must be an integer >= 1, got {kernel_size!r}")
+    if int(stride) != stride or stride < 1:
+        raise ValueError(f"max_pool2d_backward: stride must be an integer >= 1, got {stride!r}")
+    if int(padding) != padding or padding < 0:
+        raise ValueError(f"max_pool2d_backward: padding must be an integer >= 0, got {padding!r}")
     if Ho != 1 + (Hi + 2*padding - kernel_size)//(stride):
         raise ValueError(f"max_pool2d_backward: Ho is {Ho} in the arrays given, but Ho = floor((Hi + 2*padding - kernel_size)/stride) + 1 = {1 + (Hi + 2*padding - kernel_size)//(stride)} for Hi={Hi}, kernel_size={kernel_size}, padding={padding}, stride={stride}")
     if Wo != 1 + (Wi + 2*padding - kernel_size)//(stride):
