@@ -47,11 +47,9 @@ BAD = {
     "an extent nothing determines": ("(To,) = forward.output_dims('To'); t, = forward.indices(t=To); "
                                      "Z = forward.input('Z', S, To); forward.output('Y', (s, t), Z[s, t])",
                                      "bad: check: To: no index expression over this output dimension determines its extent"),
-    "a max over padding of a non-read": (
-        "from derive.engine.notation import Max; (To,) = forward.output_dims('To'); t, = forward.indices(t=To); "
-        "Xp = forward.input('Xp', S, D, padding=(0, 1)); "
-        "forward.output('Y', (s, t), Max(sp.exp(Xp[s, 2 * t + k - 1]), k))",
-        "only a tensor read can be padded"),
+    "a read that runs both ways": ("Z = forward.input('Z', D, D); "
+                                   "forward.output('Y', (s, j), Sum(Z[j - k, j + k], k) * X[s, j])",
+                                   "bad: print: bad_forward: Y_sj = X_sj*Σ_k Z[j - k, j + k]"),
 }
 
 

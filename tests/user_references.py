@@ -176,6 +176,10 @@ def reverse_features(*, X, w):
     return w * X.flip(1)
 
 
+def max_exp_pool(*, X):
+    return F.max_pool1d(torch.exp(X)[:, None, :], 3, 2, 1)[:, 0, :]
+
+
 REFERENCES = {
     "hard_tanh": hard_tanh,
     "hard_sigmoid": hard_sigmoid,
@@ -217,4 +221,5 @@ REFERENCES = {
     "scaled_max_pool": scaled_max_pool,
     "window_logsumexp": window_logsumexp,
     "reverse_features": reverse_features,
+    "max_exp_pool": max_exp_pool,
 }

@@ -695,7 +695,15 @@ class ArrayPrinter(_Printer):
         picks = [f for f in sp.Mul.make_args(body) if isinstance(f, AtMax)]
         if len(picks) != 1:
             return None
-        return bound, sp.Mul(*[f for f in sp.Mul.make_args(body) if f is not picks[0]]), picks[0]
+        pick = picks[0]
+        weight = sp.Mul(*[f for f in sp.Mul.make_args(body) if f is not pick])
+        # AtMax(g·Πδ) = AtMax(g)·AtMax(Πδ): g at the arg-max is gathered into the weight.
+        deltas = [f for f in sp.Mul.make_args(pick.value) if isinstance(f, sp.KroneckerDelta)]
+        rest = sp.Mul(*[f for f in sp.Mul.make_args(pick.value) if not isinstance(f, sp.KroneckerDelta)])
+        if rest != 1 and deltas:
+            weight *= AtMax(rest, pick.body, *pick.over)
+            pick = AtMax(sp.Mul(*deltas), pick.body, *pick.over)
+        return bound, weight, pick
 
     def scatter(self, st):
         """``dX[t…] = Σ_B A · AtMax(Π_k δ(e_k, t_k), F, K)``: route A to the positions e_k at the arg-max of F.
