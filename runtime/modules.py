@@ -218,6 +218,10 @@ class MaxPool2dModule(Module):
     kernel = "max_pool2d"
 
     def __init__(self, kernel_size, stride=None, padding=0, backend=None):
+        if not 0 <= padding <= kernel_size // 2:
+            # As PyTorch: a window must hold at least one element of the input.
+            raise ValueError(f"MaxPool2dModule: padding {padding} must be between 0 and kernel_size // 2 "
+                             f"= {kernel_size // 2}")
         super().__init__(backend, kernel_size=kernel_size, stride=kernel_size if stride is None else stride,
                          padding=padding)
 
@@ -231,8 +235,6 @@ class MaxPool2dModule(Module):
 
 class FlattenModule:
     """(N, C, H, W) → (N, C·H·W), row-major: a change of shape only, no arithmetic to derive."""
-
-    params, grads = {}, {}
 
     def __init__(self, backend=None):
         self.backend = backend or NUMPY

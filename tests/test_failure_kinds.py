@@ -184,3 +184,37 @@ def test_an_inner_budget_does_not_swallow_the_outer_one():
     assert budget.attempt(lambda e: (inner(e), time.sleep(5)), sp.Symbol("x"), "outer", seconds=0.3) is None
     assert time.monotonic() - start < 2.0
     assert budget.collect() == [("outer", "stopped after 0.3 s")]
+
+
+WINDOW_EXP = '''
+import sympy as sp
+from derive.engine.notation import Forward, Sum
+
+forward = Forward("window_exp", "a sum of exponentials over a padded window")
+S, T = forward.dims("S T")
+(To,) = forward.output_dims("To")
+s, h = forward.indices(s=S, h=To)
+(i,) = forward.indices(i=3)
+X = forward.input("X", S, T, padding=(0, 1))
+w = forward.param("w", S)
+Z = forward.let("Z", (s, h), Sum(sp.exp(X[s, h + i - 1]), i))
+forward.output("Y", (s, h), w[s] * Z[s, h])
+'''
+
+
+def test_a_shifted_exponential_sum_counts_the_padding_in_its_maximum(tmp_path):
+    """Σ_i exp(X[h + i − 1]) reads exp(0) = 1 in the padding: the shift must count those zeros in its
+    maximum (was: the max skipped them, and exp(0 − m) overflowed to nan at X = −800)."""
+    (tmp_path / "window_exp.py").write_text(WINDOW_EXP)
+    r = derive_cli(str(tmp_path / "window_exp.py"), "--out", str(tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    X = np.full((2, 5), -800.0)
+    w = np.array([1.0, 2.0])
+    padded = np.pad(np.exp(X), ((0, 0), (1, 1)), constant_values=1.0)
+    exact = w[:, None] * (padded[:, :-2] + padded[:, 1:-1] + padded[:, 2:])   # 1 at the edges, exp(-800)·3 = 0 inside
+    for backend in ("numpy", "torch"):
+        m = load_file(tmp_path / "out" / backend / "window_exp.py", f"window_exp_{backend}")
+        args = (X, w) if backend == "numpy" else (torch.tensor(X), torch.tensor(w))
+        y = m.window_exp_forward(*args)[0]
+        y = y if isinstance(y, np.ndarray) else y.numpy()
+        assert np.all(np.isfinite(y)) and np.allclose(y, exact, rtol=1e-15, atol=0), (backend, y)

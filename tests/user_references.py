@@ -180,6 +180,16 @@ def max_exp_pool(*, X):
     return F.max_pool1d(torch.exp(X)[:, None, :], 3, 2, 1)[:, 0, :]
 
 
+def pair_ratio(*, X):
+    n = X.shape[1] // 2
+    return X[:, 0:2 * n:2] / X[:, 1:2 * n:2]
+
+
+def max_of_difference(*, X):
+    diff = X[:, :-1] - X[:, 1:]                     # T − 1 differences; To = T − 2 windows of two
+    return torch.maximum(diff[:, :-1], diff[:, 1:])
+
+
 REFERENCES = {
     "hard_tanh": hard_tanh,
     "hard_sigmoid": hard_sigmoid,
@@ -222,4 +232,6 @@ REFERENCES = {
     "window_logsumexp": window_logsumexp,
     "reverse_features": reverse_features,
     "max_exp_pool": max_exp_pool,
+    "pair_ratio": pair_ratio,
+    "max_of_difference": max_of_difference,
 }

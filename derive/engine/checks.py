@@ -75,6 +75,14 @@ def check_forward(forward) -> None:
             fail(f"free index {missing} of the left-hand side does not appear on the right")
         defined.add(d.tensor.name)
     forward.derived.update(extents.solve(forward))
+    # Every size a kernel computes with comes from an argument's shape or is derived from the reads.
+    given = {d for t in forward.arguments for d in t.dims if isinstance(d, sp.Symbol)} | set(forward.derived)
+    for d in forward.definitions:
+        for dim in d.tensor.dims:
+            if isinstance(dim, sp.Symbol) and dim not in given:
+                raise DeriveError(forward.name, "check", f"{index_text(d.lhs)} = {index_text(d.expr)}",
+                                  f"dimension {dim} is the size of no argument (declare it with "
+                                  "output_dims(...) when the reads determine it)")
 
 
 def check_derivative(forward, gradient) -> None:

@@ -94,7 +94,8 @@ def _extent_lines(kernel: Kernel, printer) -> list:
         if s.symbol.is_integer and (s.symbol in printer.symbols_used or any(
                 s.symbol in f.free_symbols for f in kernel.extents.values())):
             least = 1 if s.symbol.is_positive else 0
-            lines.append(f"if int({s.name}) != {s.name} or {s.name} < {least}:")
+            printer.imports.add("numbers")
+            lines.append(f"if not isinstance({s.name}, numbers.Integral) or {s.name} < {least}:")
             lines.append(f'    raise ValueError(f"{kernel.name}: {s.name} must be an integer >= {least}, '
                          f'got {{{s.name}!r}}")')
     for dim, formula in kernel.extents.items():

@@ -53,10 +53,12 @@ def _at_max(v, f, n):
 ''',
     "_scatter_add": '''
 def _scatter_add(shape, index, values):
-    """An array of `shape`, zero but for out[index] += values (repeated positions accumulate)."""
-    index = np.broadcast_arrays(*index, values)
-    flat = np.ravel_multi_index(index[:-1], shape)
-    out = np.bincount(flat.ravel(), weights=index[-1].ravel(), minlength=int(np.prod(shape)))
+    """An array of `shape`, zero but for out[index] += values (repeated positions accumulate; a position
+    off the array, the arg-max of a window that is all padding, adds nothing)."""
+    *index, values = np.broadcast_arrays(*index, values)
+    inside = np.logical_and.reduce([(i >= 0) & (i < n) for i, n in zip(index, shape)])
+    flat = np.ravel_multi_index([np.where(inside, i, 0) for i in index], shape)
+    out = np.bincount(flat.ravel(), weights=np.where(inside, values, 0).ravel(), minlength=int(np.prod(shape)))
     return out.reshape(shape).astype(values.dtype, copy=False)
 ''',
     "_mesh": '''
@@ -114,11 +116,16 @@ def _at_max(v, f, n):
 ''',
     "_scatter_add": '''
 def _scatter_add(shape, index, values):
-    """A tensor of `shape`, zero but for out[index] += values (repeated positions accumulate)."""
+    """A tensor of `shape`, zero but for out[index] += values (repeated positions accumulate; a position
+    off the array, the arg-max of a window that is all padding, adds nothing)."""
     *index, values = torch.broadcast_tensors(*index, values)
+    inside = torch.ones_like(index[0], dtype=torch.bool)
+    for i, n in zip(index, shape):
+        inside &= (i >= 0) & (i < n)
+    values = torch.where(inside, values, 0)
     flat = torch.zeros_like(index[0])
     for i, n in zip(index, shape):
-        flat = flat * n + i
+        flat = flat * n + torch.where(inside, i, 0)
     out = values.new_zeros(math.prod(shape))
     out.index_add_(0, flat.reshape(-1), values.reshape(-1))
     return out.reshape(shape)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .ir import OnGrid, affine, is_plain
+from .ir import OnGrid, affine, is_plain, shifted
 
 
 def _axis_extent(read, axis):
@@ -20,20 +20,46 @@ def _axis_extent(read, axis):
     return shape[axis] if shape is not None else None
 
 
+def _reads_at(expr, e, n) -> list:
+    """Reads in ``expr`` at index ``e`` on an axis of extent ``n``."""
+    return [r for r in expr.atoms(sp.Indexed)
+            if any(sp.simplify(ix - e) == 0 and _axis_extent(r, a) is not None and sp.simplify(_axis_extent(r, a) - n) == 0
+                   for a, ix in enumerate(r.indices))]
+
+
+def _unsafe_off_grid(expr) -> bool:
+    """True if a read at an index expression sits in a denominator or inside a function in ``expr``:
+    off the grid it reads 0 there, and 1/0 or log 0 times the absorbed zero would be nan."""
+    for node in sp.preorder_traversal(expr):
+        inner = None
+        if isinstance(node, sp.Pow) and not (node.exp.is_Integer and node.exp > 0):
+            inner = node.base
+        elif isinstance(node, sp.Function):
+            inner = node
+        if inner is not None and any(shifted(r) for r in inner.atoms(sp.Indexed)):
+            return True
+    return False
+
+
 def absorb(expr):
-    """Drop each ``[e ∈ {0..n−1}]`` beside a read at ``e`` on an axis of extent n."""
+    """Drop each ``[e ∈ {0..n−1}]`` beside a read at ``e`` on an axis of extent n.
+
+    Only where every read at ``e`` in the term is a plain factor (or a positive power): off the grid
+    such a read is 0 and so is the term. A read at ``e`` inside a denominator, a log or any other
+    function would be 1/0 or log 0 there, so the bracket stays (printed as a mask that selects 0).
+    """
     def drop(term):
         factors = sp.Mul.make_args(term)
         guards = [f for f in factors if isinstance(f, OnGrid)]
         if not guards:
             return term
-        reads = [f for f in factors if isinstance(f, sp.Indexed)]
         kept = []
         for g in guards:
             e, n = g.args
-            if not any(sp.simplify(ix - e) == 0 and _axis_extent(r, a) is not None
-                       and sp.simplify(_axis_extent(r, a) - n) == 0
-                       for r in reads for a, ix in enumerate(r.indices)):
+            plain = [f for f in factors if (f.base if isinstance(f, sp.Pow) and f.exp.is_Integer and f.exp > 0
+                                            else f) in _reads_at(f, e, n)]
+            rest = sp.Mul(*[f for f in factors if f not in plain and not isinstance(f, OnGrid)])
+            if not plain or _reads_at(rest, e, n) or _unsafe_off_grid(rest):
                 kept.append(g)
         return sp.Mul(*[f for f in factors if not isinstance(f, OnGrid)], *kept)
 

@@ -6,9 +6,10 @@ SymPy expressions (contractions are ``Sum`` of products, elementwise work is
 everything else), and the names it returns.
 
 Everything here depends on SymPy alone, and every other layer may use it: the
-node the engine adds to SymPy (``MaxOver``), index helpers, and the one
-recogniser of matrix products (``contraction``) that both the code printers and
-the matrix-notation reader read.
+nodes the engine adds to SymPy (``MaxOver`` and ``MaxWithZeros``, ``AtMax``,
+``OnGrid``), index helpers and index expressions (``affine``), and the
+recognisers of matrix products (``contraction``) and of convolutions
+(``correlation``) that the code printers and the matrix-notation reader read.
 """
 from __future__ import annotations
 
@@ -43,6 +44,14 @@ class MaxOver(sp.Function):
 
     def _index_text(self, printer):
         return f"max_{''.join(map(str, self.over))} {printer._print(self.body)}"
+
+
+class MaxWithZeros(MaxOver):
+    """``max_{k…} expr`` over every position, a read off the grid counting as the zero it reads.
+
+    The numerics pass shifts ``Σ_k exp(u)`` by this maximum: the sum counts off-grid reads as
+    exp(0), so its maximum must count them too (otherwise exp(0 − m) can overflow).
+    """
 
 
 class AtMax(sp.Function):

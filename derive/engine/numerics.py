@@ -36,7 +36,7 @@ import sympy.codegen.cfunctions as cf
 
 from . import budget
 from .exponentials import normalise
-from .ir import MaxOver, Statement, free_indices
+from .ir import MaxOver, MaxWithZeros, Statement, free_indices
 from .normal_forms import branch_domains
 
 
@@ -315,7 +315,7 @@ def _scaled_twin(st, squares, out: list, context: Context):
     m = sp.IndexedBase(name("scale"), positive=True)
     qs = sp.IndexedBase(name("scaled"), real=True)
     at = (lambda b: b[ix]) if ix else (lambda b: b)
-    out.append(Statement(at(biggest), MaxOver(sp.Abs(u), *ks), st.serves))
+    out.append(Statement(at(biggest), MaxWithZeros(sp.Abs(u), *ks), st.serves))
     out.append(Statement(at(m), sp.Piecewise((at(biggest), at(biggest) > 0), (1, True)), st.serves))
     # The ratio as its own array: inside a square SymPy would write u²/m², which overflows again.
     ratio = sp.IndexedBase(name("ratio"), real=True)[ix + ks]
@@ -341,7 +341,7 @@ def stabilise(statements, context: Context | None = None):
             c, u, limits = found
             base = st.lhs.base
             m = sp.IndexedBase(_fresh(f"{base.label}_max", context), real=True)
-            out.append(Statement(m[st.indices], MaxOver(u, *[lim[0] for lim in limits]), st.serves))
+            out.append(Statement(m[st.indices], MaxWithZeros(u, *[lim[0] for lim in limits]), st.serves))
             rhs = c * sp.Sum(sp.exp(u - m[st.indices]), *limits)
             context.shifted[base] = m
         rhs = _clamp_untaken_branches(rhs)

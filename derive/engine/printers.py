@@ -28,7 +28,7 @@ import sympy as sp
 from sympy.printing.str import StrPrinter
 
 from . import grid_code
-from .ir import AtMax, MaxOver, affine, contraction, correlation, extent, free_indices, shifted
+from .ir import AtMax, MaxOver, MaxWithZeros, OnGrid, affine, contraction, correlation, extent, free_indices, shifted
 from .text import index_text, positive_first
 
 
@@ -77,7 +77,7 @@ FUNCTIONS = {
 FUNCTIONS2 = {"atan2": ("np.arctan2", "torch.atan2", "math.atan2")}
 CONSTANTS = {"Pi": "math.pi", "Exp1": "math.e"}
 IMPORTS = {"np": "import numpy as np", "torch": "import torch", "math": "import math",
-           "scipy": "import scipy.special"}
+           "scipy": "import scipy.special", "numbers": "import numbers"}
 
 
 def _module_of(spelling: str) -> str:
@@ -216,6 +216,7 @@ class ArrayPrinter(_Printer):
     module = ""          # "np" or "torch"
     column = 0
     HELPERS = {}         # name -> source of the indexing machinery (grid_code)
+    HELPER_IMPORTS = {}  # name -> modules its source needs beyond the backend's own
 
     def __init__(self):
         super().__init__(set())
@@ -396,9 +397,9 @@ class ArrayPrinter(_Printer):
         raise PrintError(f"index {e} used as a value")
 
     def helper(self, name: str) -> str:
+        """Use the indexing helper ``name`` (grid_code); the file then holds its source."""
         self.helpers.add(name)
-        if name == "_scatter_add" and self.module == "torch":
-            self.imports.add("math")
+        self.imports |= self.HELPER_IMPORTS.get(name, set())
         return name
 
     def _view(self, e):
@@ -489,6 +490,14 @@ class ArrayPrinter(_Printer):
         return super()._print_Add(sp.Add(*ops, evaluate=False))
 
     def _print_Mul(self, e):
+        grids = [a for a in e.args if isinstance(a, OnGrid)]
+        if grids:
+            # [e ∈ 0..n−1] · t: where(mask, t, 0), so an inf or nan of t off the grid never shows.
+            rest = sp.Mul(*[a for a in e.args if not isinstance(a, OnGrid)])
+            target = self.layout_of(e)
+            mask = " & ".join(self.pad(g, self._print(g), target) for g in grids)
+            value = self.pad(rest, self._print(rest), target) if rest.has(sp.Indexed) else self.typed(self._print(rest))
+            return f"{self.fn('where')}({mask}, {value}, 0)"
         pieces = [a for a in e.args if isinstance(a, sp.Piecewise)]
         if len(pieces) == 1:
             # c · Piecewise((a, p), (b, True)) = Piecewise((c a, p), (c b, True)): one where(), no product.
@@ -611,6 +620,9 @@ class ArrayPrinter(_Printer):
     def einsum(self, subscripts: str, operands: str, big: bool) -> str:
         return f"{self.fn('einsum')}({subscripts}, {operands})"
 
+    def _print_MaxWithZeros(self, e):
+        return self._print_MaxOver(e)
+
     def _window(self, body):
         """``body`` in the current layout, as the candidates of a max: a read that falls off its tensor
         (padding) makes the candidate -inf, so padding never wins."""
@@ -637,10 +649,11 @@ class ArrayPrinter(_Printer):
         body, over = e.body, e.over
         outer = self._layout
         self._layout = self._reduction_layout(body, self.layout_of(e), over)
+        masked = not isinstance(e, MaxWithZeros) and any(shifted(r) for r in body.atoms(sp.Indexed)) \
+            and not isinstance(body, sp.Indexed)
         try:
-            code = self._window(body)
-            have = self.layout_of(body) if not any(shifted(r) for r in body.atoms(sp.Indexed)) \
-                or isinstance(body, sp.Indexed) else self._layout
+            code = self._print(body) if isinstance(e, MaxWithZeros) else self._window(body)
+            have = self._layout if masked else self.layout_of(body)
             return self.reduce(code if _atomic(body) else f"({code})", "max", tuple(have.index(k) for k in over), len(have))
         finally:
             self._layout = outer
@@ -685,8 +698,8 @@ class ArrayPrinter(_Printer):
 
     # -- scatter to the arg-max -------------------------------------------------
     @staticmethod
-    def _scatter_term(term):
-        """``c · Σ_B w · AtMax(…)`` as (B, c·w, the AtMax), or None."""
+    def _scatter_terms(term):
+        """``c · Σ_B w · AtMax(Σ_n g_n Π δ, F, K)`` as [(B, c·w·AtMax(g_n), AtMax(Π δ, F, K)), …], or None."""
         bound, body = (), term
         sums = [f for f in sp.Mul.make_args(term) if isinstance(f, sp.Sum)]
         if len(sums) == 1 and sums[0].function.has(AtMax):  # c · Σ_B (…): c joins the weight
@@ -697,66 +710,82 @@ class ArrayPrinter(_Printer):
             return None
         pick = picks[0]
         weight = sp.Mul(*[f for f in sp.Mul.make_args(body) if f is not pick])
-        # AtMax(g·Πδ) = AtMax(g)·AtMax(Πδ): g at the arg-max is gathered into the weight.
-        deltas = [f for f in sp.Mul.make_args(pick.value) if isinstance(f, sp.KroneckerDelta)]
-        rest = sp.Mul(*[f for f in sp.Mul.make_args(pick.value) if not isinstance(f, sp.KroneckerDelta)])
-        if rest != 1 and deltas:
-            weight *= AtMax(rest, pick.body, *pick.over)
-            pick = AtMax(sp.Mul(*deltas), pick.body, *pick.over)
-        return bound, weight, pick
+        parts = []
+        # AtMax is evaluation at the arg-max: linear, AtMax(g·Πδ) = AtMax(g)·AtMax(Πδ).
+        for value in sp.Add.make_args(sp.expand(pick.value)):
+            deltas = [f for f in sp.Mul.make_args(value) if isinstance(f, sp.KroneckerDelta)]
+            if not deltas:
+                return None
+            rest = sp.Mul(*[f for f in sp.Mul.make_args(value) if not isinstance(f, sp.KroneckerDelta)])
+            gathered = rest if not rest.has(*pick.over) else AtMax(rest, pick.body, *pick.over)
+            parts.append((bound, weight * gathered, AtMax(sp.Mul(*deltas), pick.body, *pick.over)))
+        return parts
 
     def scatter(self, st):
         """``dX[t…] = Σ_B A · AtMax(Π_k δ(e_k, t_k), F, K)``: route A to the positions e_k at the arg-max of F.
 
-        Returns the code lines, or None when the statement is not of this form.
+        Several such terms over one arg-max are added: one ``_scatter_add`` each for the routes that
+        differ, the weights of a route summed. Returns the code lines, or None when the statement is
+        not of this form.
         """
-        parts = [self._scatter_term(t) for t in sp.Add.make_args(sp.expand_mul(st.rhs, deep=False))]
-        if any(p is None for p in parts) or len({(b, pick) for b, _, pick in parts}) != 1:
-            return None
-        bound, _, pick = parts[0]
-        weight = sp.Add(*[w for _, w, _ in parts])   # Σ_B a·g + Σ_B b·g = Σ_B (a + b)·g: one scatter
-        deltas = sp.Mul.make_args(pick.value)
-        if not all(isinstance(d, sp.KroneckerDelta) for d in deltas):
-            return None
-        routed = {}
-        for d in deltas:
-            a, b = d.args
-            t, expr = (b, a) if b in st.indices else (a, b) if a in st.indices else (None, None)
-            if t is None or t in routed or expr.has(*[t]):
+        parts = []
+        for t in sp.Add.make_args(sp.expand_mul(st.rhs, deep=False)):
+            found = self._scatter_terms(t)
+            if found is None:
                 return None
-            routed[t] = expr
-        over = pick.over
-        plain = tuple(i for i in st.indices if i not in routed)
+            parts += found
+        if len({(b, pick.body, pick.over) for b, _, pick in parts}) != 1:
+            return None
+        bound, _, first = parts[0]
+        over = first.over
+        routes = {}   # the deltas of a route -> (what they route, the summed weight)
+        for _, weight, pick in parts:
+            routed = {}
+            for d in sp.Mul.make_args(pick.value):
+                a, b = d.args
+                t, expr = (b, a) if b in st.indices else (a, b) if a in st.indices else (None, None)
+                if t is None or t in routed or expr.has(t):
+                    return None
+                routed[t] = expr
+            old = routes.get(pick.value, (routed, sp.S.Zero))
+            routes[pick.value] = (routed, old[1] + weight)
+        if len({frozenset(r) for r, _ in routes.values()}) != 1:
+            return None
+        plain = tuple(i for i in st.indices if i not in next(iter(routes.values()))[0])
         layout = plain + tuple(k for k in bound if k not in plain)
-        if not free_indices(weight) <= set(layout) or not free_indices(pick.body) - set(over) <= set(layout):
+        if any(not free_indices(w) <= set(layout) for _, w in routes.values()) \
+                or not free_indices(first.body) - set(over) <= set(layout):
             return None
         outer = self._layout
+        adds = []
+        target = "(" + ", ".join(self._scalar(extent(i)) for i in st.indices) + ",)"
         try:
             self._layout = layout + over
-            window = self._window(pick.body)
-            have = self.layout_of(pick.body) if isinstance(pick.body, sp.Indexed) or not any(
-                shifted(r) for r in pick.body.atoms(sp.Indexed)) else layout + over
+            window = self._window(first.body)
+            have = self.layout_of(first.body) if isinstance(first.body, sp.Indexed) or not any(
+                shifted(r) for r in first.body.atoms(sp.Indexed)) else layout + over
             if have != layout + over:
-                window = self.full(self.pad(pick.body, window, layout + over),
+                window = self.full(self.pad(first.body, window, layout + over),
                                    "(" + ", ".join(self._scalar(extent(i)) for i in layout + over) + ",)")
             self._fill = None
-            self._layout = layout
-            values = self.pad(weight, self._print(weight), layout)
-            if not weight.has(sp.Indexed, sp.IndexedBase):
-                values = self.typed(values)   # a number: of the arrays' dtype
             shape = "(" + ", ".join(self._scalar(extent(i)) for i in layout) + ",)"
             mesh = {i: Code(f"at[{n}]") for n, i in enumerate(layout)}
             mesh.update({k: Code(f"best[{n}]") for n, k in enumerate(over)})
-            self._layout = ()
-            positions = [self._print(routed[t].xreplace(mesh)) if t in routed else f"at[{layout.index(t)}]"
-                         for t in st.indices]
+            for routed, weight in routes.values():
+                self._layout = layout
+                values = self.pad(weight, self._print(weight), layout)
+                if not weight.has(sp.Indexed, sp.IndexedBase):
+                    values = self.typed(values)   # a number: of the arrays' dtype
+                self._layout = ()
+                positions = [self._print(routed[t].xreplace(mesh)) if t in routed else f"at[{layout.index(t)}]"
+                             for t in st.indices]
+                adds.append(f"{self.helper('_scatter_add')}({target}, ({', '.join(positions)},), {values})")
         finally:
             self._layout, self._fill = outer, None
-        target = "(" + ", ".join(self._scalar(extent(i)) for i in st.indices) + ",)"
         return [
             f"at = {self.helper('_mesh')}({shape}, {self._like(st.rhs)})",
             f"best = {self.helper('_argmax')}({window}, {len(over)})",
-            f"{st.name} = {self.helper('_scatter_add')}({target}, ({', '.join(positions)},), {values})",
+            f"{st.name} = {' + '.join(adds)}",
         ]
 
 
@@ -810,6 +839,7 @@ class TorchKernelPrinter(ArrayPrinter):
     column = 1
     backend = "Torch"
     HELPERS = grid_code.TORCH
+    HELPER_IMPORTS = {"_scatter_add": {"math"}}
 
     def flip(self, code, axes):
         return f"{code}.flip({axes})"
@@ -879,4 +909,4 @@ PRINTERS = {"numpy": NumPyKernelPrinter, "torch": TorchKernelPrinter}
 
 def imports(modules: set) -> list:
     """Import lines for the modules printed code refers to, in a fixed order."""
-    return [IMPORTS[m] for m in ("math", "np", "scipy", "torch") if m in modules]
+    return [IMPORTS[m] for m in ("math", "numbers", "np", "scipy", "torch") if m in modules]

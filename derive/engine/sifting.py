@@ -78,13 +78,15 @@ def _solve(delta, k):
     if not _shifted(delta):
         j = b if a == k else a if b == k else None
         return (j, sp.S.One) if j is not None and j != k and _inside(j, k) else None
-    diff = affine(a - b)
+    # δ(e/q, u) = δ(e, q·u): solve the numerator's equation.
+    num = sp.fraction(sp.together(a - b))[0]
+    diff = affine(num)
     if diff is None or diff.denom != 1:
         return None
     c = diff.coeff(k)
     if c == 0:
         return None
-    value = sp.expand(-(a - b - c * k)) / c
+    value = sp.expand(-(num - c * k)) / c
     if isinstance(value, sp.Idx) and _inside(value, k):
         return value, sp.S.One
     return value, OnGrid(value, k.upper + 1)
@@ -123,8 +125,10 @@ def _sift_term(term, k, outer=frozenset()):
         if isinstance(f, sp.Sum) and _waiting(f.function, k, outer):
             rest = sp.Mul(*[g for g in factors if g is not f])
             # The sum's indices leave its scope: rename any that the rest also uses (in sums of its own).
-            taken = {str(i.label) for i in rest.atoms(sp.Idx)}
-            renames = {lim[0]: _fresh_index(lim[0], taken) for lim in f.limits if str(lim[0].label) in taken}
+            clash = {str(i.label) for i in rest.atoms(sp.Idx)}
+            # Fresh names avoid every index of the whole term (the moved sum's own inner sums too).
+            taken = {str(i.label) for i in term.atoms(sp.Idx)} | {str(i.label) for i in outer} | {str(k.label)}
+            renames = {lim[0]: _fresh_index(lim[0], taken) for lim in f.limits if str(lim[0].label) in clash}
             body, limits = f.function.xreplace(renames), [renames.get(lim[0], lim[0]) for lim in f.limits]
             out = sum_over(rest * body, k, outer)
             for i in limits:

@@ -11,6 +11,7 @@
 The gradient goes to the first maximum of each window in row-major order, as in PyTorch.
 """
 import math
+import numbers
 import numpy as np
 
 # Calling convention, the same for every module (nothing to inspect):
@@ -64,10 +65,12 @@ def _argmax(v, n):
 
 
 def _scatter_add(shape, index, values):
-    """An array of `shape`, zero but for out[index] += values (repeated positions accumulate)."""
-    index = np.broadcast_arrays(*index, values)
-    flat = np.ravel_multi_index(index[:-1], shape)
-    out = np.bincount(flat.ravel(), weights=index[-1].ravel(), minlength=int(np.prod(shape)))
+    """An array of `shape`, zero but for out[index] += values (repeated positions accumulate; a position
+    off the array, the arg-max of a window that is all padding, adds nothing)."""
+    *index, values = np.broadcast_arrays(*index, values)
+    inside = np.logical_and.reduce([(i >= 0) & (i < n) for i, n in zip(index, shape)])
+    flat = np.ravel_multi_index([np.where(inside, i, 0) for i in index], shape)
+    out = np.bincount(flat.ravel(), weights=np.where(inside, values, 0).ravel(), minlength=int(np.prod(shape)))
     return out.reshape(shape).astype(values.dtype, copy=False)
 
 
@@ -79,11 +82,11 @@ def _mesh(shape, like):
 def max_pool2d_forward(X, *, kernel_size=2, stride=2, padding=0):
     """Forward pass; returns Y."""
     S, C, Hi, Wi = X.shape
-    if int(kernel_size) != kernel_size or kernel_size < 1:
+    if not isinstance(kernel_size, numbers.Integral) or kernel_size < 1:
         raise ValueError(f"max_pool2d_forward: kernel_size must be an integer >= 1, got {kernel_size!r}")
-    if int(stride) != stride or stride < 1:
+    if not isinstance(stride, numbers.Integral) or stride < 1:
         raise ValueError(f"max_pool2d_forward: stride must be an integer >= 1, got {stride!r}")
-    if int(padding) != padding or padding < 0:
+    if not isinstance(padding, numbers.Integral) or padding < 0:
         raise ValueError(f"max_pool2d_forward: padding must be an integer >= 0, got {padding!r}")
     Ho = 1 + (Hi + 2*padding - kernel_size)//(stride)
     if Ho < 1:
@@ -101,11 +104,11 @@ def max_pool2d_backward(dY, *, X, kernel_size=2, stride=2, padding=0):
     S, C, Ho, Wo = dY.shape
     Hi = X.shape[2]
     Wi = X.shape[3]
-    if int(kernel_size) != kernel_size or kernel_size < 1:
+    if not isinstance(kernel_size, numbers.Integral) or kernel_size < 1:
         raise ValueError(f"max_pool2d_backward: kernel_size must be an integer >= 1, got {kernel_size!r}")
-    if int(stride) != stride or stride < 1:
+    if not isinstance(stride, numbers.Integral) or stride < 1:
         raise ValueError(f"max_pool2d_backward: stride must be an integer >= 1, got {stride!r}")
-    if int(padding) != padding or padding < 0:
+    if not isinstance(padding, numbers.Integral) or padding < 0:
         raise ValueError(f"max_pool2d_backward: padding must be an integer >= 0, got {padding!r}")
     if Ho != 1 + (Hi + 2*padding - kernel_size)//(stride):
         raise ValueError(f"max_pool2d_backward: Ho is {Ho} in the arrays given, but Ho = floor((Hi + 2*padding - kernel_size)/stride) + 1 = {1 + (Hi + 2*padding - kernel_size)//(stride)} for Hi={Hi}, kernel_size={kernel_size}, padding={padding}, stride={stride}")

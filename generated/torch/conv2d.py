@@ -10,6 +10,7 @@
 
 σ is the stride, p the padding.
 """
+import numbers
 import torch
 
 # Calling convention, the same for every module (nothing to inspect):
@@ -79,9 +80,9 @@ def conv2d_forward(X, W, b, *, stride=1, padding=0):
     Wi = X.shape[3]
     KH = W.shape[2]
     KW = W.shape[3]
-    if int(stride) != stride or stride < 1:
+    if not isinstance(stride, numbers.Integral) or stride < 1:
         raise ValueError(f"conv2d_forward: stride must be an integer >= 1, got {stride!r}")
-    if int(padding) != padding or padding < 0:
+    if not isinstance(padding, numbers.Integral) or padding < 0:
         raise ValueError(f"conv2d_forward: padding must be an integer >= 0, got {padding!r}")
     Ho = 1 + (Hi + 2*padding - KH)//(stride)
     if Ho < 1:
@@ -104,9 +105,9 @@ def conv2d_backward(dY, *, X, W, stride=1, padding=0, need_dX=True):
     Wi = X.shape[3]
     KH = W.shape[2]
     KW = W.shape[3]
-    if int(stride) != stride or stride < 1:
+    if not isinstance(stride, numbers.Integral) or stride < 1:
         raise ValueError(f"conv2d_backward: stride must be an integer >= 1, got {stride!r}")
-    if int(padding) != padding or padding < 0:
+    if not isinstance(padding, numbers.Integral) or padding < 0:
         raise ValueError(f"conv2d_backward: padding must be an integer >= 0, got {padding!r}")
     if Ho != 1 + (Hi + 2*padding - KH)//(stride):
         raise ValueError(f"conv2d_backward: Ho is {Ho} in the arrays given, but Ho = floor((Hi + 2*padding - KH)/stride) + 1 = {1 + (Hi + 2*padding - KH)//(stride)} for Hi={Hi}, KH={KH}, padding={padding}, stride={stride}")

@@ -11,6 +11,7 @@
 The gradient goes to the first maximum of each window in row-major order, as in PyTorch.
 """
 import math
+import numbers
 import torch
 
 # Calling convention, the same for every module (nothing to inspect):
@@ -67,11 +68,16 @@ def _argmax(v, n):
 
 
 def _scatter_add(shape, index, values):
-    """A tensor of `shape`, zero but for out[index] += values (repeated positions accumulate)."""
+    """A tensor of `shape`, zero but for out[index] += values (repeated positions accumulate; a position
+    off the array, the arg-max of a window that is all padding, adds nothing)."""
     *index, values = torch.broadcast_tensors(*index, values)
+    inside = torch.ones_like(index[0], dtype=torch.bool)
+    for i, n in zip(index, shape):
+        inside &= (i >= 0) & (i < n)
+    values = torch.where(inside, values, 0)
     flat = torch.zeros_like(index[0])
     for i, n in zip(index, shape):
-        flat = flat * n + i
+        flat = flat * n + torch.where(inside, i, 0)
     out = values.new_zeros(math.prod(shape))
     out.index_add_(0, flat.reshape(-1), values.reshape(-1))
     return out.reshape(shape)
@@ -86,11 +92,11 @@ def _mesh(shape, like):
 def max_pool2d_forward(X, *, kernel_size=2, stride=2, padding=0):
     """Forward pass; returns Y."""
     S, C, Hi, Wi = X.shape
-    if int(kernel_size) != kernel_size or kernel_size < 1:
+    if not isinstance(kernel_size, numbers.Integral) or kernel_size < 1:
         raise ValueError(f"max_pool2d_forward: kernel_size must be an integer >= 1, got {kernel_size!r}")
-    if int(stride) != stride or stride < 1:
+    if not isinstance(stride, numbers.Integral) or stride < 1:
         raise ValueError(f"max_pool2d_forward: stride must be an integer >= 1, got {stride!r}")
-    if int(padding) != padding or padding < 0:
+    if not isinstance(padding, numbers.Integral) or padding < 0:
         raise ValueError(f"max_pool2d_forward: padding must be an integer >= 0, got {padding!r}")
     Ho = 1 + (Hi + 2*padding - kernel_size)//(stride)
     if Ho < 1:
@@ -108,11 +114,11 @@ def max_pool2d_backward(dY, *, X, kernel_size=2, stride=2, padding=0):
     S, C, Ho, Wo = dY.shape
     Hi = X.shape[2]
     Wi = X.shape[3]
-    if int(kernel_size) != kernel_size or kernel_size < 1:
+    if not isinstance(kernel_size, numbers.Integral) or kernel_size < 1:
         raise ValueError(f"max_pool2d_backward: kernel_size must be an integer >= 1, got {kernel_size!r}")
-    if int(stride) != stride or stride < 1:
+    if not isinstance(stride, numbers.Integral) or stride < 1:
         raise ValueError(f"max_pool2d_backward: stride must be an integer >= 1, got {stride!r}")
-    if int(padding) != padding or padding < 0:
+    if not isinstance(padding, numbers.Integral) or padding < 0:
         raise ValueError(f"max_pool2d_backward: padding must be an integer >= 0, got {padding!r}")
     if Ho != 1 + (Hi + 2*padding - kernel_size)//(stride):
         raise ValueError(f"max_pool2d_backward: Ho is {Ho} in the arrays given, but Ho = floor((Hi + 2*padding - kernel_size)/stride) + 1 = {1 + (Hi + 2*padding - kernel_size)//(stride)} for Hi={Hi}, kernel_size={kernel_size}, padding={padding}, stride={stride}")
