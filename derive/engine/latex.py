@@ -39,7 +39,8 @@ class IndexLatexPrinter(LatexPrinter):
         return self._name(e.label)
 
     def _print_Indexed(self, e):
-        plain = all(isinstance(i, (sp.Idx, sp.Integer, sp.Symbol)) for i in e.indices)
+        # Single-letter indices run together (X_{sj}); a longer name (a1) or an expression needs commas.
+        plain = all(isinstance(i, (sp.Idx, sp.Integer, sp.Symbol)) and len(str(i)) == 1 for i in e.indices)
         idx = ("" if plain else ",").join(self._print(i) for i in e.indices)
         base = self._name(e.base.label)
         if "^" in base:  # \sigma^2 → \sigma^2_{q}
