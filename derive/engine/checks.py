@@ -22,6 +22,7 @@ def check_forward(forward) -> None:
     """Declared tensors and indices, matching shapes, free indices the same on both sides."""
     defined = {t.name for t in forward.arguments}
     dims = {str(d) for t in forward.tensors.values() for d in t.dims if isinstance(d, sp.Symbol)}
+    dimension_names = dims  # ``dims`` is rebound per tensor below
     names = set(forward.tensors) | set(forward.scalars)
     if dims & names:
         clash = sorted(dims & names)[0]
@@ -51,9 +52,8 @@ def check_forward(forward) -> None:
                 if not is_plain(i):
                     # An index expression: affine in declared indices with integer coefficients.
                     # Indices, integer hyper-parameters and dimensions (X[s, D − 1 − j]) may appear.
-                    dimension = {str(d) for t in forward.tensors.values() for d in t.dims if isinstance(d, sp.Symbol)}
                     undeclared = sorted(str(s) for s in i.free_symbols if not isinstance(s, sp.Idx)
-                                        and s.name not in forward.scalars and s.name not in dimension)
+                                        and s.name not in forward.scalars and s.name not in dimension_names)
                     if undeclared:
                         fail(f"index {undeclared[0]} in {index_text(e)} is not declared (declare it with indices(...))")
                     if affine(i) is None:

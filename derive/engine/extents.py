@@ -38,7 +38,7 @@ def solve(forward) -> dict:
             if is_plain(ix):
                 continue
             a = affine(ix)
-            lo_pad, hi_pad = t.padding[axis] if t.padding else (0, 0)
+            hi_pad = t.padding[axis][1] if t.padding else 0
             mine = [(m, c) for m, c in a.coeffs if extent(m) in bounds]
             if not mine:
                 continue

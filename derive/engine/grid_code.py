@@ -66,11 +66,6 @@ def _mesh(shape, like):
     """Broadcastable index arrays 0..n-1, one per axis of `shape`."""
     return np.ogrid[tuple(slice(n) for n in shape)]
 ''',
-    "_arange": '''
-def _arange(n, axis, ndim, like):
-    """The indices 0..n-1 along `axis` of `ndim` broadcastable axes."""
-    return np.arange(n).reshape((1,) * axis + (n,) + (1,) * (ndim - axis - 1))
-''',
 }
 
 TORCH = {
@@ -147,11 +142,6 @@ def _correlate(x, w, stride, dilation, offset, denom, out):
         x = torch.nn.functional.pad(x, pads)
     conv = (torch.nn.functional.conv1d, torch.nn.functional.conv2d, torch.nn.functional.conv3d)[d - 1]
     return conv(x, w, stride=tuple(stride), dilation=tuple(dilation))
-''',
-    "_arange": '''
-def _arange(n, axis, ndim, like):
-    """The indices 0..n-1 along `axis` of `ndim` broadcastable axes."""
-    return torch.arange(n, device=like.device).reshape((1,) * axis + (n,) + (1,) * (ndim - axis - 1))
 ''',
     "_mesh": '''
 def _mesh(shape, like):

@@ -36,7 +36,7 @@ import sympy.codegen.cfunctions as cf
 
 from . import budget
 from .exponentials import normalise
-from .ir import MaxOver, MaxWithZeros, Statement, free_indices
+from .ir import MaxWithZeros, Statement, free_indices
 from .normal_forms import branch_domains
 
 

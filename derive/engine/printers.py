@@ -624,16 +624,16 @@ class ArrayPrinter(_Printer):
         return self._print_MaxOver(e)
 
     def _window(self, body):
-        """``body`` in the current layout, as the candidates of a max: a read that falls off its tensor
-        (padding) makes the candidate -inf, so padding never wins."""
+        """``body`` as the candidates of a max, and the layout its code is in: a read that falls off its
+        tensor (padding) makes the candidate -inf, so padding never wins."""
         reads = [r for r in body.atoms(sp.Indexed) if shifted(r)]
         if not reads:
-            return self._print(body)
+            return self._print(body), self.layout_of(body)
         self.imports.add("math")
         fill, self._fill = self._fill, "-math.inf"
         try:
             if isinstance(body, sp.Indexed):   # the read itself: padded with -inf
-                return self._print(body)
+                return self._print(body), self.layout_of(body)
         finally:
             self._fill = fill
         target = self._layout
@@ -643,17 +643,15 @@ class ArrayPrinter(_Printer):
             ones = sp.IndexedBase(self.ones_like(str(r.base.label)))[r.indices]
             masks.append(f"({self.pad(r, self._print(ones), target)} > 0)")
         code = self.pad(body, self._print(body), target)
-        return f"{self.fn('where')}({' & '.join(masks)}, {code}, -math.inf)"
+        return f"{self.fn('where')}({' & '.join(masks)}, {code}, -math.inf)", target
 
     def _print_MaxOver(self, e):
         body, over = e.body, e.over
         outer = self._layout
         self._layout = self._reduction_layout(body, self.layout_of(e), over)
-        masked = not isinstance(e, MaxWithZeros) and any(shifted(r) for r in body.atoms(sp.Indexed)) \
-            and not isinstance(body, sp.Indexed)
         try:
-            code = self._print(body) if isinstance(e, MaxWithZeros) else self._window(body)
-            have = self._layout if masked else self.layout_of(body)
+            code, have = (self._print(body), self.layout_of(body)) if isinstance(e, MaxWithZeros) \
+                else self._window(body)
             return self.reduce(code if _atomic(body) else f"({code})", "max", tuple(have.index(k) for k in over), len(have))
         finally:
             self._layout = outer
@@ -665,9 +663,8 @@ class ArrayPrinter(_Printer):
         shape = "(" + ", ".join(self._scalar(extent(i)) for i in full) + ",)"
         self._layout = full
         try:
-            window = self._window(e.body)
-            if not (self.layout_of(e.body) == full or (not isinstance(e.body, sp.Indexed)
-                                                       and any(shifted(r) for r in e.body.atoms(sp.Indexed)))):
+            window, have = self._window(e.body)
+            if have != full:
                 window = self.full(self.pad(e.body, window, full), shape)
             value = self._print(e.value)
             if self.layout_of(e.value) != full:
@@ -681,9 +678,8 @@ class ArrayPrinter(_Printer):
         """``[e ∈ {0..n−1}]`` as a mask of the index arrays (a bracket no read absorbed)."""
         expr, n = e.args
         layout = self.layout_of(e)
-        like = self.like or ""
-        arrays = {m: Code(f"{self.helper('_arange')}({self._scalar(extent(m))}, {layout.index(m)}, {len(layout)}, "
-                          f"{like})") for m in layout}
+        shape = "(" + ", ".join(self._scalar(extent(m)) for m in layout) + ",)"
+        arrays = {m: Code(f"{self.helper('_mesh')}({shape}, {self.like or ''})[{n}]") for n, m in enumerate(layout)}
         num, den = sp.fraction(sp.together(expr))
         outer, self._layout = self._layout, ()
         try:
@@ -761,9 +757,7 @@ class ArrayPrinter(_Printer):
         target = "(" + ", ".join(self._scalar(extent(i)) for i in st.indices) + ",)"
         try:
             self._layout = layout + over
-            window = self._window(first.body)
-            have = self.layout_of(first.body) if isinstance(first.body, sp.Indexed) or not any(
-                shifted(r) for r in first.body.atoms(sp.Indexed)) else layout + over
+            window, have = self._window(first.body)
             if have != layout + over:
                 window = self.full(self.pad(first.body, window, layout + over),
                                    "(" + ", ".join(self._scalar(extent(i)) for i in layout + over) + ",)")

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .ir import AtMax, OnGrid, affine, is_plain
+from .ir import AtMax, OnGrid, affine, is_plain, shifted
 
 
 def _range(i):
@@ -156,17 +156,13 @@ def merge_sums(expr):
     def merge(e):
         factors = sp.Mul.make_args(e.function)
         nested = [f for f in factors if isinstance(f, sp.Sum)]
-        if len(nested) != 1 or not _has_shifted(e):
+        if len(nested) != 1 or not any(shifted(r) for r in e.atoms(sp.Indexed)):
             return e
         inner = nested[0]
         rest = sp.Mul(*[f for f in factors if f is not inner])
         return sp.Sum(rest * inner.function, *inner.limits, *e.limits)
 
     return expr.replace(lambda e: isinstance(e, sp.Sum), merge)
-
-
-def _has_shifted(expr) -> bool:
-    return any(not is_plain(i) for e in expr.atoms(sp.Indexed) for i in e.indices)
 
 
 def pull_out_of_atmax(expr):
