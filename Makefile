@@ -60,10 +60,10 @@ compare-bn: $(SETUP) data  ## the course's batch-norm experiment
 	$(PYTHON) -m runtime.compare_batch_norm
 
 bench: $(SETUP) data  ## seconds per epoch: generated runtimes vs PyTorch autograd
-	$(PYTHON) -m runtime.bench
+	$(PYTHON) -m benchmarks.mlp
 
 bench-cnn: $(SETUP)  ## seconds per 100 ConvNet steps: generated runtimes vs torch.nn autograd (CPU; GPU when present)
-	$(PYTHON) -m runtime.bench_cnn $(ARGS)
+	$(PYTHON) -m benchmarks.cnn $(ARGS)
 
 clean:  ## remove caches (not generated/, not data/)
 	rm -rf .pytest_cache $$(find . -name __pycache__ -not -path './$(VENV)/*')

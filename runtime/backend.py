@@ -62,13 +62,26 @@ class Backend:
     def copy(self, a):
         return a.copy() if self.name == "numpy" else a.clone()
 
+    def assign(self, dst, src):
+        """dst[...] = src, in place."""
+        if self.name == "numpy":
+            dst[...] = src
+        else:
+            dst.copy_(src)
+
+    def column_major(self, a):
+        """A 2-D array of the same shape and values, stored column by column (Fortran order)."""
+        return np.asfortranarray(a) if self.name == "numpy" else a.t().contiguous().t()
+
     def one_hot(self, labels, n: int):
         """(S,) integer labels → (S, n) rows of the backend's dtype."""
         if self.name == "numpy":
             out = np.zeros((len(labels), n), dtype=self.dtype)
             out[np.arange(len(labels)), labels] = 1
             return out
-        return self.torch.nn.functional.one_hot(labels, n).to(self.dtype)
+        # scatter_, not one_hot: no check of the labels on the host (a recorded step never waits for one).
+        out = self.torch.zeros((len(labels), n), dtype=self.dtype, device=labels.device)
+        return out.scatter_(1, labels[:, None], 1.0)
 
     def correct(self, logits, labels):
         """Number of rows whose arg-max is the label (stays on the device)."""

@@ -17,6 +17,7 @@ NUMPY = Backend("numpy", "cpu", "float64")
 
 class Module:
     kernel = ""   # name of the module in generated/
+    arguments = {}  # parameter -> the kernel's argument for it ({"weight": "W"}); its gradient is "d" + that
 
     def __init__(self, backend: Backend | None = None, **scalars):
         self.backend = backend or NUMPY
@@ -24,6 +25,22 @@ class Module:
         self.scalars = {**self.kernels.SCALARS, **scalars}
         self.params, self.grads, self.cache = {}, {}, {}
         self.training = True
+
+    def kernel_params(self) -> dict:
+        """The parameters by the kernel's argument names, shaped as the kernel takes them (views)."""
+        return {k: self.params[p] for p, k in self.arguments.items()}
+
+    def _backward(self, dout, sgd_lr=None, **flags):
+        """The kernel's backward: fills ``grads``, or with ``sgd_lr`` updates the parameters in place
+        (p -= lr·dp, added by the kernel straight into p; ``grads`` are then left as they were)."""
+        into = None
+        if sgd_lr is not None:
+            into = {f"d{k}": (v, -sgd_lr) for k, v in self.kernel_params().items()}
+        g = self.kernels.backward(dout, self.cache, into=into, **flags, **self.scalars)
+        if into is None:
+            for p, k in self.arguments.items():
+                self.grads[p] = g[f"d{k}"].reshape(self.params[p].shape)
+        return g.get("dX")
 
     def clear_cache(self):
         self.cache = {}
@@ -42,25 +59,29 @@ class LinearModule(Module):
     """Y = X Wᵀ + b; ``weight`` (out, in), ``bias`` (1, out); Kaiming init, zero bias."""
 
     kernel = "linear"
+    arguments = {"weight": "W", "bias": "b"}
 
     def __init__(self, in_features, out_features, input_layer=False, backend=None, rng=None):
         super().__init__(backend)
         rng = rng or np.random.default_rng()
         std = np.sqrt((1.0 if input_layer else 2.0) / in_features)
         self.input_layer = input_layer
-        self.params = {"weight": self.backend.asarray(rng.normal(0.0, std, (out_features, in_features))),
-                       "bias": self.backend.zeros((1, out_features))}
+        # (out, in) stored column-major, i.e. as the (in, out) matrix: X Wᵀ reads it and dW is written
+        # in the layout BLAS is fastest at for batch-first X (measured: benchmarks/mlp.py).
+        weight = self.backend.column_major(self.backend.asarray(rng.normal(0.0, std, (out_features, in_features))))
+        self.params = {"weight": weight, "bias": self.backend.zeros((1, out_features))}
         self.grads = {k: self.backend.zeros(v.shape) for k, v in self.params.items()}
 
+    def kernel_params(self):
+        return {"W": self.params["weight"], "b": self.params["bias"][0]}
+
     def forward(self, x):
-        self.cache = self.kernels.forward({"X": x, "W": self.params["weight"], "b": self.params["bias"].reshape(-1)})
+        self.cache = self.kernels.forward({"X": x, **self.kernel_params()})
         return self.cache["Y"]
 
-    def backward(self, dout):
+    def backward(self, dout, sgd_lr=None):
         # The input layer's dX feeds nobody: the kernel skips it.
-        g = self.kernels.backward(dout, self.cache, need_dX=not self.input_layer)
-        self.grads["weight"], self.grads["bias"] = g["dW"], g["db"].reshape(1, -1)
-        return g["dX"]
+        return self._backward(dout, sgd_lr, need_dX=not self.input_layer)
 
 
 class _Elementwise(Module):
@@ -68,7 +89,7 @@ class _Elementwise(Module):
         self.cache = self.kernels.forward({"X": x}, **self.scalars)
         return self.cache["Y"]
 
-    def backward(self, dout):
+    def backward(self, dout, sgd_lr=None):
         return self.kernels.backward(dout, self.cache, **self.scalars)["dX"]
 
 
@@ -146,6 +167,7 @@ class BatchNormModule(Module):
     """
 
     kernel = "batch_norm"
+    arguments = {"gamma": "gamma", "beta": "beta"}
 
     def __init__(self, n_features, eps=1e-5, momentum=0.1, backend=None):
         super().__init__(backend, eps=eps)
@@ -165,14 +187,15 @@ class BatchNormModule(Module):
         n, m = int(np.prod(x.shape)) // x.shape[1], self.momentum   # values per feature
         # PyTorch keeps the unbiased variance as the running estimate.
         unbiased = var * (n / (n - 1)) if n > 1 else var
-        self.running_mean = (1 - m) * self.running_mean + m * mean
-        self.running_var = (1 - m) * self.running_var + m * unbiased
+        # In place: the arrays stay where they are (a recorded training step reads and writes them there).
+        self.running_mean *= 1 - m
+        self.running_mean += m * mean
+        self.running_var *= 1 - m
+        self.running_var += m * unbiased
         return y
 
-    def backward(self, dout):
-        g = self.kernels.backward(dout, self.cache, **self.scalars)
-        self.grads["gamma"], self.grads["beta"] = g["dgamma"], g["dbeta"]
-        return g["dX"]
+    def backward(self, dout, sgd_lr=None):
+        return self._backward(dout, sgd_lr)
 
 
 class BatchNorm2dModule(BatchNormModule):
@@ -188,6 +211,7 @@ class Conv2dModule(Module):
     """Y = conv2d(X, W) + b, as PyTorch's; ``weight`` (out, in, kh, kw), ``bias`` (out,); Kaiming init, zero bias."""
 
     kernel = "conv2d"
+    arguments = {"weight": "W", "bias": "b"}
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, input_layer=False,
                  backend=None, rng=None):
@@ -205,11 +229,9 @@ class Conv2dModule(Module):
                                           **self.scalars)
         return self.cache["Y"]
 
-    def backward(self, dout):
+    def backward(self, dout, sgd_lr=None):
         # The input layer's dX feeds nobody: the kernel skips it.
-        g = self.kernels.backward(dout, self.cache, need_dX=not self.input_layer, **self.scalars)
-        self.grads["weight"], self.grads["bias"] = g["dW"], g["db"]
-        return g["dX"]
+        return self._backward(dout, sgd_lr, need_dX=not self.input_layer)
 
 
 class MaxPool2dModule(Module):
@@ -229,7 +251,7 @@ class MaxPool2dModule(Module):
         self.cache = self.kernels.forward({"X": x}, **self.scalars)
         return self.cache["Y"]
 
-    def backward(self, dout):
+    def backward(self, dout, sgd_lr=None):
         return self.kernels.backward(dout, self.cache, **self.scalars)["dX"]
 
 
@@ -245,7 +267,7 @@ class FlattenModule:
         self.shape = tuple(x.shape)
         return x.reshape(x.shape[0], -1)
 
-    def backward(self, dout):
+    def backward(self, dout, sgd_lr=None):
         return dout.reshape(self.shape)
 
     def clear_cache(self):

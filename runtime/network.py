@@ -16,9 +16,11 @@ class Network:
             x = layer.forward(x)
         return x
 
-    def backward(self, dout):
+    def backward(self, dout, sgd_lr=None):
+        """dL/dx; fills each layer's ``grads``, or with ``sgd_lr`` takes a plain SGD step in place instead
+        (each kernel adds −lr·gradient straight into its parameter; ``grads`` are then not filled)."""
         for layer in reversed(self.layers):
-            dout = layer.backward(dout)
+            dout = layer.backward(dout, sgd_lr)
         return dout
 
     def clear_cache(self):
@@ -66,6 +68,6 @@ class Network:
             if name in layer.params:
                 if tuple(layer.params[name].shape) != tuple(value.shape):
                     raise ValueError(f"checkpoint {key} has shape {value.shape}, model {tuple(layer.params[name].shape)}")
-                layer.params[name] = arr
+                self.backend.assign(layer.params[name], arr)  # in place: the parameter keeps its memory layout
             else:
-                setattr(layer, name, arr)
+                self.backend.assign(getattr(layer, name), arr)

@@ -36,6 +36,8 @@ def parser(description=__doc__) -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["numpy", "torch"], default=d.backend)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=d.device)
     p.add_argument("--dtype", choices=["float32", "float64"], default=d.dtype)
+    p.add_argument("--capture", action="store_true",
+                   help="torch backend: record the training step once and replay it (a CUDA graph on a GPU)")
     p.add_argument("--out", default="", help="output folder (default runs/<name from the settings>)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     return p
@@ -50,9 +52,11 @@ def config_from(args) -> Config:
         raise CLIError(f"--hidden_dims must be positive sizes, got {args.hidden_dims}")
     if args.backend == "numpy" and args.device == "cuda":
         raise CLIError("--device cuda needs --backend torch")
+    if args.capture and args.backend != "torch":
+        raise CLIError("--capture needs --backend torch")
     device = "cpu" if args.backend == "numpy" else args.device
     cfg = Config(list(args.hidden_dims), args.lr, args.batch_size, args.epochs, args.seed, args.data_dir,
-                 args.use_batch_norm, args.activation, args.backend, device, args.dtype, args.out)
+                 args.use_batch_norm, args.activation, args.backend, device, args.dtype, args.out, args.capture)
     if not cfg.out:
         dims = "-".join(map(str, cfg.hidden_dims))
         cfg.out = f"runs/{cfg.backend}_{cfg.activation}_{dims}{'_bn' if cfg.use_batch_norm else ''}_seed{cfg.seed}"

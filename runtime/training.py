@@ -24,6 +24,7 @@ class Config:
     device: str = "auto"
     dtype: str = "float32"
     out: str = ""
+    capture: bool = False   # torch: record the training step once and replay it (a CUDA graph on a GPU)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -45,6 +46,22 @@ class Trainer:
         self.data = {name: (b.asarray(split.x), b.asarray(split.y)) for name, split in
                      (("train", data.train), ("validation", data.validation), ("test", data.test))}
         self.rng = np.random.default_rng(config.seed)
+        self.run_step = self.step
+        if config.capture:
+            if b.name != "torch":
+                raise ValueError("capture needs the torch backend")
+            from runtime.capture import CapturedStep
+
+            self.run_step = CapturedStep(self.step, self.model, (config.batch_size, data.train.x.shape[1]))
+
+    def step(self, x, y):
+        """One SGD step on a batch: (mean loss, number classified right), both left on the device."""
+        b, m = self.backend, self.model
+        t = b.one_hot(y, N_CLASSES)
+        logits = m.forward(x)
+        loss = m.loss.forward(logits, t)
+        m.backward(m.loss.backward(logits, t), sgd_lr=self.config.lr)  # the SGD step, fused into the kernels
+        return loss, b.correct(logits, y)
 
     def train_epoch(self, epoch: int, progress=None) -> dict:
         """One pass over the shuffled training set; returns loss, accuracy, seconds."""
@@ -60,13 +77,8 @@ class Trainer:
         order = b.asarray(self.rng.permutation(len(y_all)))
         for step in range(steps):
             idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-            x, y = x_all[idx], y_all[idx]
-            t = b.one_hot(y, N_CLASSES)
-            logits = m.forward(x)
-            losses[step] = m.loss.forward(logits, t)
-            m.backward(m.loss.backward(logits, t))
-            m.sgd_step(cfg.lr)
-            correct += b.correct(logits, y)
+            losses[step], hits = self.run_step(x_all[idx], y_all[idx])
+            correct += hits
             if progress is not None:
                 progress.update(1)
         losses = self.step_losses = b.to_numpy(losses)  # the one host synchronisation of the epoch

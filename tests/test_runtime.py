@@ -207,6 +207,28 @@ def test_numpy_and_torch_follow_the_same_trajectory():
     assert runs[0][-1] < runs[0][0]
 
 
+@pytest.mark.parametrize("use_batch_norm", [False, True])
+def test_captured_step_follows_the_plain_loop(use_batch_norm):
+    """capture=True: the step over fixed buffers, recorded as a CUDA graph where there is a GPU (on the CPU the
+    buffers alone), gives the plain loop's losses, parameters and running statistics (float64, two epochs)."""
+    import torch
+
+    data = synthetic(n_train=800)
+    runs = []
+    for capture in (False, True):
+        t = Trainer(Config(hidden_dims=[64, 32], batch_size=32, use_batch_norm=use_batch_norm, backend="torch",
+                           device="cuda" if torch.cuda.is_available() else "cpu", dtype="float64",
+                           capture=capture), data)
+        losses = [(t.train_epoch(epoch), t.step_losses)[1] for epoch in (1, 2)]
+        runs.append((np.concatenate(losses), t.model.state_dict(), t.accuracy("validation")))
+    (plain, plain_state, plain_acc), (captured, captured_state, captured_acc) = runs
+    np.testing.assert_allclose(captured, plain, rtol=0, atol=1e-12)
+    assert captured_state.keys() == plain_state.keys()
+    for k in plain_state:
+        np.testing.assert_allclose(captured_state[k], plain_state[k], rtol=0, atol=1e-12, err_msg=k)
+    assert captured_acc == plain_acc and plain[-1] < plain[0]
+
+
 def test_divergence_names_epoch_and_step():
     t = Trainer(Config(hidden_dims=[32], lr=1e6, batch_size=32), synthetic())
     with pytest.raises(Diverged, match=r"epoch 1, step \d+"), np.errstate(all="ignore"):

@@ -16,6 +16,7 @@ import jinja2
 from . import budget
 from .derivation import Derivation, derive
 from .errors import stage
+from .ir import contraction, indexed_bases
 from .kernel import Kernel, kernels
 from .latex import index_latex, matrix_notation
 from .printers import PRINTERS, imports
@@ -121,6 +122,7 @@ def _signature(kernel: Kernel) -> str:
     keywords = [f"{s.name}={s.default!r}" for s in kernel.scalars]
     keywords += [f"{flag}=True" for flag in kernel.optional.values()]
     if kernel.name.endswith("_backward"):
+        keywords.append("into=None")
         first = []
         if kernel.upstream is not None:
             default = f"={kernel.upstream_default!r}" if kernel.upstream_default is not None else ""
@@ -130,8 +132,21 @@ def _signature(kernel: Kernel) -> str:
     return ", ".join([a.name for a in kernel.arguments] + (["*"] + keywords if keywords else []))
 
 
+def _deferrable(kernel: Kernel) -> set:
+    """Gradients that are one matrix product no later statement reads: a caller's ``into`` takes them unformed."""
+    found = set()
+    for n, st in enumerate(kernel.statements):
+        if st.name in kernel.results and contraction(st.rhs, st.indices) is not None \
+                and not any(st.name in indexed_bases(later.rhs) for later in kernel.statements[n + 1:]):
+            found.add(st.name)
+    return found
+
+
 def kernel_context(kernel: Kernel, backend: str, module: str = "") -> dict:
     printer = PRINTERS[backend]()
+    backward = kernel.name.endswith("_backward")
+    if backward:
+        printer.deferrable = _deferrable(kernel)
     printer.derived = set(kernel.extents)
     arrays = [a for a in ([kernel.upstream] if kernel.upstream else []) + kernel.arguments if a.dims]
     printer.like = arrays[0].name if arrays else None
@@ -147,8 +162,15 @@ def kernel_context(kernel: Kernel, backend: str, module: str = "") -> dict:
         })
     extents = _extent_lines(kernel, printer)
     used = printer.symbols_used
-    if kernel.name.endswith("_backward"):
-        summary = f"Gradients {', '.join(kernel.results)} (each the shape of what it differentiates)."
+    accumulate = None
+    if backward:
+        last = kernel.results[-1]
+        summary = (f"Gradients {', '.join(kernel.results)} (each the shape of what it differentiates).\n\n"
+                   f"    into={{'{last}': (array, alpha), ...}} adds alpha * {last} to that array in place instead\n"
+                   f"    (None is returned in its place): SGD without a gradient array, or accumulation.\n    ")
+        names = ", ".join(kernel.results) + ("," if len(kernel.results) == 1 else "")
+        grads = ", ".join(f"{r!r}: {r}" for r in kernel.results)
+        accumulate = f"{names} = {printer.helper('_accumulate')}(into, {{{grads}}})"
     else:
         summary = f"Forward pass; returns {', '.join(kernel.results)}."
     return {
@@ -160,6 +182,7 @@ def kernel_context(kernel: Kernel, backend: str, module: str = "") -> dict:
         "returns": ", ".join(kernel.results),
         "modules": printer.imports,
         "helpers": printer.helpers,
+        "accumulate": accumulate,
     }
 
 

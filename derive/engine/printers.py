@@ -27,7 +27,7 @@ import string
 import sympy as sp
 from sympy.printing.str import StrPrinter
 
-from . import grid_code
+from . import grid_code, update_code
 from .ir import AtMax, MaxOver, MaxWithZeros, OnGrid, affine, contraction, correlation, extent, free_indices, shifted
 from .text import index_text, positive_first
 
@@ -217,6 +217,9 @@ class ArrayPrinter(_Printer):
     column = 0
     HELPERS = {}         # name -> source of the indexing machinery (grid_code)
     HELPER_IMPORTS = {}  # name -> modules its source needs beyond the backend's own
+    # Statements as steps on their own array (``_in_place``). Not in Torch: autograd differentiates the
+    # Torch forwards (the reference for a user's module), and in-place steps break its saved values.
+    IN_PLACE = False
 
     def __init__(self):
         super().__init__(set())
@@ -237,6 +240,9 @@ class ArrayPrinter(_Printer):
         # term of a sum; anywhere else ``@`` (which binds like ``*``) is parenthesised.
         self._top = None
         self._bare_next = False
+        # Gradients that are one matrix product nothing else reads: printed through ``_product``,
+        # so a caller adding them into its own array (``into``) never forms them (update_code).
+        self.deferrable = set()
 
     @property
     def sqrt(self):
@@ -358,6 +364,18 @@ class ArrayPrinter(_Printer):
                 return "\n".join(lines)
         self._layout = st.indices
         self._top = st.rhs
+        product = contraction(st.rhs, st.indices) if st.name in self.deferrable else None
+        if product is not None:
+            self._layout = product.left_layout
+            left = self._print(product.left)
+            self._layout = product.right_layout
+            right = self._print(product.right)
+            return f"{st.name} = {self.helper('_product')}(into, {st.name!r}, {left}, {right})"
+        steps = self._in_place(st)
+        if steps is not None:
+            return "\n".join(steps)
+        self._layout = st.indices
+        self._top = st.rhs
         code = self._print(st.rhs)
         have = self.layout_of(st.rhs)
         if have != st.indices:
@@ -367,6 +385,107 @@ class ArrayPrinter(_Printer):
             else:  # a number (dX = dL/S): an array of it, of the kernel's dtype and device
                 code = self.filled(code, shape, like=self._like(st.rhs))
         return f"{st.name} = {code}"
+
+    # -- in place ------------------------------------------------------------
+    def _in_place(self, st):
+        """The statement as steps on its own new array, where its tree allows it: ``Y = X @ W.T`` then
+        ``Y += b``, rather than a new array for every operation (fewer allocations and passes).
+
+        One operand of each sum, product or function is the array being built; the others are
+        printed as they would be. None where that saves nothing or the tree has no such path.
+        """
+        if not st.indices or not self.IN_PLACE:
+            return None
+        self._layout = tuple(st.indices)
+        self._top = None
+        steps = self._steps(st.rhs, st.name)
+        return steps if steps is not None and len(steps) > 1 else None
+
+    def _steps(self, e, acc):
+        """Lines that leave e's value in the new array ``acc`` (in the statement's layout), or None."""
+        target = self._layout
+        if self.layout_of(e) != target or e.has(OnGrid, AtMax, MaxOver):
+            return None
+        if isinstance(e, sp.Mul) and any(isinstance(a, sp.Piecewise) for a in e.args):
+            pieces = [a for a in e.args if isinstance(a, sp.Piecewise)]
+            if len(pieces) != 1:
+                return None
+            rest = sp.Mul(*[a for a in e.args if a is not pieces[0]])
+            return self._steps(sp.Piecewise(*[(rest * v, c) for v, c in pieces[0].args]), acc)
+        if isinstance(e, (sp.Add, sp.Mul)):
+            args = list(self._as_ordered_terms(e)) if isinstance(e, sp.Add) else list(e.args)
+            for n, head in enumerate(args):
+                # A reciprocal never leads (1/b then times a may overflow where a/b does not), nor does a
+                # product of reads alone (P − T is one operation as it is: −T then += P would be two).
+                if self.layout_of(head) == target and not (isinstance(head, sp.Pow) and head.exp.is_negative) \
+                        and not (isinstance(head, sp.Mul) and all(_atomic(a) and not isinstance(a, sp.Function)
+                                                                  for a in head.args)):
+                    steps = self._steps(head, acc) or self._fresh(head, acc)
+                    if steps:
+                        break
+            else:
+                return None
+            others = args[:n] + args[n + 1:]
+            if isinstance(e, sp.Add):
+                for a in others:
+                    op, a = ("-=", -a) if a.as_coeff_Mul()[0].is_negative else ("+=", a)
+                    steps.append(f"{acc} {op} {self._branch(a, target)}")
+                return steps
+            # Factors over every axis one by one; the smaller ones (vectors, numbers) multiplied together
+            # first and applied in one pass, numerator then denominator.
+            full = [a for a in others if self.layout_of(a) == target]
+            small = [a for a in others if a not in full]
+            over = lambda a: isinstance(a, sp.Pow) and a.exp.is_negative
+            for a in full:
+                op, a = ("/=", sp.Pow(a.base, -a.exp)) if over(a) else ("*=", a)
+                steps.append(f"{acc} {op} {self._branch(a, target)}")
+            num = sp.Mul(*[a for a in small if not over(a)])
+            den = sp.Mul(*[sp.Pow(a.base, -a.exp) for a in small if over(a)])
+            steps += [f"{acc} {op} {self._branch(f, target)}" for op, f in (("*=", num), ("/=", den)) if f != 1]
+            return steps
+        if isinstance(e, sp.Function) and len(e.args) == 1 and type(e).__name__ in FUNCTIONS:
+            inner = self._steps(e.args[0], acc)
+            if inner is None:
+                return self._fresh(e, acc)
+            return inner + [f"{self.spelling(type(e).__name__)}({acc}, out={acc})"]
+        if isinstance(e, (sp.Min, sp.Max)):
+            arrays = [a for a in e.args if a.has(sp.Indexed)]
+            inner = self._steps(arrays[0], acc) if len(arrays) == 1 else None
+            if inner is None:
+                return self._fresh(e, acc)
+            bound = self._scalar((sp.Max if isinstance(e, sp.Max) else sp.Min)(*[a for a in e.args if a is not arrays[0]]))
+            low, high = (bound, None) if isinstance(e, sp.Max) else (None, bound)
+            return inner + [self.clamp_in_place(acc, low, high)]
+        if isinstance(e, sp.Piecewise):
+            if e.args[-1].cond != sp.true:
+                return None
+            last = e.args[-1].expr
+            steps = self._steps(last, acc) or self._fresh(last, acc)
+            if not steps:
+                return None
+            for value, cond in reversed(e.args[:-1]):
+                array = value.has(sp.Indexed)
+                branch = self._branch(value, target) if array else self._print(value)
+                steps.append(self.copy_where(acc, branch, self._cond(cond, target), array))
+            return steps
+        return self._fresh(e, acc)
+
+    def _fresh(self, e, acc):
+        """``acc = <e>`` where printing e makes a new array in the statement's layout (not a view of an argument)."""
+        if self.layout_of(e) != self._layout or not e.has(sp.Indexed):
+            return None
+        if isinstance(e, (sp.Add, sp.Mul, sp.Pow, sp.Min, sp.Max, sp.Piecewise, sp.Sum)) or \
+                (isinstance(e, sp.Function) and type(e).__name__ in FUNCTIONS):
+            self._top = e  # printed as a whole right-hand side: a product bare, Y = X @ W.T
+            return [f"{acc} = {self._print(e)}"]
+        return None
+
+    def clamp_in_place(self, acc: str, low, high) -> str:
+        raise NotImplementedError
+
+    def copy_where(self, acc: str, value: str, cond: str, array: bool) -> str:
+        """acc where cond holds becomes value (an array, or a number or scalar argument)."""
+        raise NotImplementedError
 
     def _like(self, e) -> str:
         tensors = sorted(e.atoms(sp.Indexed), key=str)
@@ -486,6 +605,9 @@ class ArrayPrinter(_Printer):
             self._bare_next = False
 
     def _print_Add(self, e, order=None):
+        fused = self.add_product(e)
+        if fused is not None:
+            return fused
         ops = [self._bare_term(a) for a in self._operands(e)]
         return super()._print_Add(sp.Add(*ops, evaluate=False))
 
@@ -608,6 +730,30 @@ class ArrayPrinter(_Printer):
         names = ", ".join(str(t.base.label) for t in tensors)
         big = any(len(t.indices) > 3 for t in tensors)
         return self.einsum(f"'{subs}->{out}'", names, big), False
+
+    def add_product(self, e) -> str | None:
+        """A backend's one call for c + A B (a matrix product plus a term that broadcasts over it), or None."""
+        return None
+
+    def _product_plus(self, e):
+        """(c, A code, B code) when e is c + Σ_k A_pk B_kq over the whole layout, c broadcasting as it is."""
+        target = self.layout_of(e)
+        if len(e.args) != 2 or len(target) != 2:
+            return None
+        sums = [a for a in e.args if isinstance(a, sp.Sum)]
+        c = contraction(sums[0], target) if len(sums) == 1 else None
+        other = next(a for a in e.args if a is not sums[0]) if sums else None
+        if c is None or c.kind != "gemm" or not other.has(sp.Indexed) or self._needs_pad(other, target):
+            return None
+        outer = self._layout
+        try:
+            self._layout = c.left_layout
+            left = self._print(c.left)
+            self._layout = c.right_layout
+            right = self._print(c.right)
+        finally:
+            self._layout = outer
+        return self._print(other), left, right
 
     def hadamard(self, tensors) -> bool:
         """True to print Σ of a product of tensors over the same indices as a product, then a sum (not einsum)."""
@@ -793,7 +939,8 @@ class NumPyKernelPrinter(ArrayPrinter):
     module = "np"
     column = 0
     backend = "NumPy"
-    HELPERS = grid_code.NUMPY
+    HELPERS = {**grid_code.NUMPY, **update_code.NUMPY}
+    IN_PLACE = True
 
     def flip(self, code, axes):
         return f"np.flip({code}, axis={axes})"
@@ -820,6 +967,12 @@ class NumPyKernelPrinter(ArrayPrinter):
             return f"np.clip({code}, {low}, {high})"
         return f"np.maximum({code}, {low})" if low is not None else f"np.minimum({code}, {high})"
 
+    def clamp_in_place(self, acc, low, high):
+        return f"np.maximum({acc}, {low}, out={acc})" if low is not None else f"np.minimum({acc}, {high}, out={acc})"
+
+    def copy_where(self, acc, value, cond, array):
+        return f"np.copyto({acc}, {value}, where={cond})"
+
     def identity(self, n):
         dtype = f", dtype={self.like}.dtype" if self.like else ""
         return f"np.eye({n}{dtype})"
@@ -832,11 +985,16 @@ class TorchKernelPrinter(ArrayPrinter):
     module = "torch"
     column = 1
     backend = "Torch"
-    HELPERS = grid_code.TORCH
+    HELPERS = {**grid_code.TORCH, **update_code.TORCH}
     HELPER_IMPORTS = {"_scatter_add": {"math"}}
 
     def flip(self, code, axes):
         return f"{code}.flip({axes})"
+
+    def add_product(self, e):
+        # b + X @ W.T as one call (what nn.Linear runs): one pass, one new array.
+        parts = self._product_plus(e)
+        return None if parts is None else f"torch.addmm({', '.join(parts)})"
 
     def hadamard(self, tensors):
         # torch.einsum reaches a batched matrix product through copies of both operands; a product and a

@@ -32,11 +32,32 @@ OPTIONAL = {'dX': 'need_dX'}
 VARIANTS = {'eval': ('X', 'gamma', 'beta', 'running_mean', 'running_var')}
 
 
+def _accumulate(into, grads):
+    """array += alpha * gradient for each name: (array, alpha) in `into`; the gradients in order, None where added."""
+    for name, (out, alpha) in into.items():
+        g = grads.get(name)
+        if g is None:
+            raise ValueError(f"into: {name!r} is not a gradient computed here ({', '.join(grads)}; a need_ flag off?)")
+        if tuple(out.shape) != tuple(g.shape):
+            raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {tuple(out.shape)}")
+    deferred = [g for g in grads.values() if hasattr(g, "add_into")]
+    if any(np.may_share_memory(out, x) for out, _ in into.values() for g in deferred for x in (g.a, g.b)):
+        grads = {n: g.value() if hasattr(g, "add_into") else g for n, g in grads.items()}
+    for name, (out, alpha) in into.items():
+        g = grads[name]
+        if hasattr(g, "add_into"):
+            g.add_into(out, alpha)
+        else:
+            out += alpha * g
+    return tuple(None if n in into else g for n, g in grads.items())
+
+
 def batch_norm_forward(X, gamma, beta, *, eps=1e-05):
     """Forward pass; returns Y, mean, var_scale, var_scaled, var, Xhat."""
     S = X.shape[0]
     # mean_j = Σ_s X_sj/S
-    mean = X.sum(axis=0)/S
+    mean = X.sum(axis=0)
+    mean /= S
     # tmp1_js = X_sj - mean_j
     tmp1 = X.T - mean[:, None]
     # var_absmax_j = max_s |tmp1_js|
@@ -46,9 +67,11 @@ def batch_norm_forward(X, gamma, beta, *, eps=1e-05):
     # var_ratio_js = tmp1_js/var_scale_j
     var_ratio = tmp1/var_scale[:, None]
     # var_scaled_j = Σ_s var_ratio_js**2/S
-    var_scaled = (var_ratio**2).sum(axis=1)/S
+    var_scaled = (var_ratio**2).sum(axis=1)
+    var_scaled /= S
     # var_j = Σ_s tmp1_js**2/S
-    var = (tmp1**2).sum(axis=1)/S
+    var = (tmp1**2).sum(axis=1)
+    var /= S
     # Xhat_sj = tmp1_js/(√(eps/max(1, var_scale_j)**2 + var_scaled_j*min(1, var_scale_j)**2)*max(1, var_scale_j))
     Xhat = tmp1.T/(np.sqrt(eps/(np.maximum(var_scale, 1))**2 + (np.minimum(var_scale, 1))**2*var_scaled)*np.maximum(var_scale, 1))
     # Y_sj = Xhat_sj*gamma_j + beta_j
@@ -56,8 +79,12 @@ def batch_norm_forward(X, gamma, beta, *, eps=1e-05):
     return Y, mean, var_scale, var_scaled, var, Xhat
 
 
-def batch_norm_backward(dY, *, gamma, var_scale, var_scaled, Xhat, eps=1e-05, need_dX=True):
-    """Gradients dX, dgamma, dbeta (each the shape of what it differentiates)."""
+def batch_norm_backward(dY, *, gamma, var_scale, var_scaled, Xhat, eps=1e-05, need_dX=True, into=None):
+    """Gradients dX, dgamma, dbeta (each the shape of what it differentiates).
+
+    into={'dbeta': (array, alpha), ...} adds alpha * dbeta to that array in place instead
+    (None is returned in its place): SGD without a gradient array, or accumulation.
+    """
     S = dY.shape[0]
     # dgamma_p = Σ_s Xhat_sp*dY_sp
     dgamma = np.einsum('sp,sp->p', Xhat, dY)
@@ -66,12 +93,19 @@ def batch_norm_backward(dY, *, gamma, var_scale, var_scaled, Xhat, eps=1e-05, ne
     dX = None
     if need_dX:
         # dX_pq = (S*dY_pq - Xhat_pq*dgamma_q - dbeta_q)*gamma_q/(S*√(eps/max(1, var_scale_q)**2 + var_scaled_q*min(1, var_scale_q)**2)*max(1, var_scale_q))
-        dX = (S*dY - dbeta - dgamma*Xhat)*gamma/(S*np.sqrt(eps/(np.maximum(var_scale, 1))**2 + (np.minimum(var_scale, 1))**2*var_scaled)*np.maximum(var_scale, 1))
+        dX = S*dY - dbeta - dgamma*Xhat
+        dX *= gamma
+        dX /= S*np.sqrt(eps/(np.maximum(var_scale, 1))**2 + (np.minimum(var_scale, 1))**2*var_scaled)*np.maximum(var_scale, 1)
+    if into:
+        dX, dgamma, dbeta = _accumulate(into, {'dX': dX, 'dgamma': dgamma, 'dbeta': dbeta})
     return dX, dgamma, dbeta
 
 
 def batch_norm_eval_forward(X, gamma, beta, running_mean, running_var, *, eps=1e-05):
     """Forward pass; returns Y."""
     # Y_sj = beta_j + (X_sj - running_mean_j)*gamma_j/√(eps + running_var_j)
-    Y = (X - running_mean)*gamma/np.sqrt(eps + running_var) + beta
+    Y = X - running_mean
+    Y *= gamma
+    Y /= np.sqrt(eps + running_var)
+    Y += beta
     return Y

@@ -32,13 +32,34 @@ OPTIONAL = {'dX': 'need_dX'}
 VARIANTS = {'eval': ('X', 'gamma', 'beta', 'running_mean', 'running_var')}
 
 
+def _accumulate(into, grads):
+    """array += alpha * gradient for each name: (array, alpha) in `into`; the gradients in order, None where added."""
+    for name, (out, alpha) in into.items():
+        g = grads.get(name)
+        if g is None:
+            raise ValueError(f"into: {name!r} is not a gradient computed here ({', '.join(grads)}; a need_ flag off?)")
+        if tuple(out.shape) != tuple(g.shape):
+            raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {tuple(out.shape)}")
+    deferred = [g for g in grads.values() if hasattr(g, "add_into")]
+    if any(np.may_share_memory(out, x) for out, _ in into.values() for g in deferred for x in (g.a, g.b)):
+        grads = {n: g.value() if hasattr(g, "add_into") else g for n, g in grads.items()}
+    for name, (out, alpha) in into.items():
+        g = grads[name]
+        if hasattr(g, "add_into"):
+            g.add_into(out, alpha)
+        else:
+            out += alpha * g
+    return tuple(None if n in into else g for n, g in grads.items())
+
+
 def batch_norm2d_forward(X, gamma, beta, *, eps=1e-05):
     """Forward pass; returns Y, mean, var_scale, var_scaled, var, Xhat."""
     S = X.shape[0]
     H = X.shape[2]
     W = X.shape[3]
     # mean_c = Σ_shw X_schw/(H*S*W)
-    mean = X.sum(axis=(0, 2, 3))/(H*S*W)
+    mean = X.sum(axis=(0, 2, 3))
+    mean /= H*S*W
     # tmp1_cshw = X_schw - mean_c
     tmp1 = X.transpose(1, 0, 2, 3) - mean[:, None, None, None]
     # var_absmax_c = max_shw |tmp1_cshw|
@@ -48,9 +69,11 @@ def batch_norm2d_forward(X, gamma, beta, *, eps=1e-05):
     # var_ratio_cshw = tmp1_cshw/var_scale_c
     var_ratio = tmp1/var_scale[:, None, None, None]
     # var_scaled_c = Σ_shw var_ratio_cshw**2/(H*S*W)
-    var_scaled = (var_ratio**2).sum(axis=(1, 2, 3))/(H*S*W)
+    var_scaled = (var_ratio**2).sum(axis=(1, 2, 3))
+    var_scaled /= H*S*W
     # var_c = Σ_shw tmp1_cshw**2/(H*S*W)
-    var = (tmp1**2).sum(axis=(1, 2, 3))/(H*S*W)
+    var = (tmp1**2).sum(axis=(1, 2, 3))
+    var /= H*S*W
     # Xhat_schw = tmp1_cshw/(√(eps/max(1, var_scale_c)**2 + var_scaled_c*min(1, var_scale_c)**2)*max(1, var_scale_c))
     Xhat = tmp1.transpose(1, 0, 2, 3)/(np.sqrt((eps/(np.maximum(var_scale, 1))**2 + (np.minimum(var_scale, 1))**2*var_scaled)[:, None, None])*(np.maximum(var_scale, 1))[:, None, None])
     # Y_schw = Xhat_schw*gamma_c + beta_c
@@ -58,8 +81,12 @@ def batch_norm2d_forward(X, gamma, beta, *, eps=1e-05):
     return Y, mean, var_scale, var_scaled, var, Xhat
 
 
-def batch_norm2d_backward(dY, *, gamma, var_scale, var_scaled, Xhat, eps=1e-05, need_dX=True):
-    """Gradients dX, dgamma, dbeta (each the shape of what it differentiates)."""
+def batch_norm2d_backward(dY, *, gamma, var_scale, var_scaled, Xhat, eps=1e-05, need_dX=True, into=None):
+    """Gradients dX, dgamma, dbeta (each the shape of what it differentiates).
+
+    into={'dbeta': (array, alpha), ...} adds alpha * dbeta to that array in place instead
+    (None is returned in its place): SGD without a gradient array, or accumulation.
+    """
     S = dY.shape[0]
     H = dY.shape[2]
     W = dY.shape[3]
@@ -70,12 +97,19 @@ def batch_norm2d_backward(dY, *, gamma, var_scale, var_scaled, Xhat, eps=1e-05, 
     dX = None
     if need_dX:
         # dX_pqru = (H*S*W*dY_pqru - Xhat_pqru*dgamma_q - dbeta_q)*gamma_q/(H*S*W*√(eps/max(1, var_scale_q)**2 + var_scaled_q*min(1, var_scale_q)**2)*max(1, var_scale_q))
-        dX = (H*S*W*dY - dbeta[:, None, None] - dgamma[:, None, None]*Xhat)*gamma[:, None, None]/(H*S*W*np.sqrt((eps/(np.maximum(var_scale, 1))**2 + (np.minimum(var_scale, 1))**2*var_scaled)[:, None, None])*(np.maximum(var_scale, 1))[:, None, None])
+        dX = H*S*W*dY - dbeta[:, None, None] - dgamma[:, None, None]*Xhat
+        dX *= gamma[:, None, None]
+        dX /= (H*S*W*np.sqrt(eps/(np.maximum(var_scale, 1))**2 + (np.minimum(var_scale, 1))**2*var_scaled)*np.maximum(var_scale, 1))[:, None, None]
+    if into:
+        dX, dgamma, dbeta = _accumulate(into, {'dX': dX, 'dgamma': dgamma, 'dbeta': dbeta})
     return dX, dgamma, dbeta
 
 
 def batch_norm2d_eval_forward(X, gamma, beta, running_mean, running_var, *, eps=1e-05):
     """Forward pass; returns Y."""
     # Y_schw = beta_c + (X_schw - running_mean_c)*gamma_c/√(eps + running_var_c)
-    Y = (X - running_mean[:, None, None])*gamma[:, None, None]/np.sqrt((eps + running_var)[:, None, None]) + beta[:, None, None]
+    Y = X - running_mean[:, None, None]
+    Y *= gamma[:, None, None]
+    Y /= (np.sqrt(eps + running_var))[:, None, None]
+    Y += beta[:, None, None]
     return Y

@@ -57,6 +57,26 @@ def _grid_view(a, axes, shape, fill=0):
     return np.lib.stride_tricks.as_strided(a, shape=tuple(shape), strides=strides, writeable=False)
 
 
+def _accumulate(into, grads):
+    """array += alpha * gradient for each name: (array, alpha) in `into`; the gradients in order, None where added."""
+    for name, (out, alpha) in into.items():
+        g = grads.get(name)
+        if g is None:
+            raise ValueError(f"into: {name!r} is not a gradient computed here ({', '.join(grads)}; a need_ flag off?)")
+        if tuple(out.shape) != tuple(g.shape):
+            raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {tuple(out.shape)}")
+    deferred = [g for g in grads.values() if hasattr(g, "add_into")]
+    if any(np.may_share_memory(out, x) for out, _ in into.values() for g in deferred for x in (g.a, g.b)):
+        grads = {n: g.value() if hasattr(g, "add_into") else g for n, g in grads.items()}
+    for name, (out, alpha) in into.items():
+        g = grads[name]
+        if hasattr(g, "add_into"):
+            g.add_into(out, alpha)
+        else:
+            out += alpha * g
+    return tuple(None if n in into else g for n, g in grads.items())
+
+
 def conv2d_forward(X, W, b, *, stride=1, padding=0):
     """Forward pass; returns Y."""
     S, C, Hi, Wi = X.shape
@@ -73,12 +93,17 @@ def conv2d_forward(X, W, b, *, stride=1, padding=0):
     if Wo < 1:
         raise ValueError(f"conv2d_forward: Wo = floor((Wi + 2*padding - KW)/stride) + 1 = {Wo} for KW={KW}, Wi={Wi}, padding={padding}, stride={stride}; it must be at least 1")
     # Y_sohw = b_o + Σ_cij W_ocij*X[s, c, stride*h + i - padding, stride*w + j - padding]
-    Y = b[:, None, None] + np.einsum('ocij,shwcij->sohw', W, _grid_view(X, (((1, 0, 0, 0, 0, 0), 0, 1), ((0, 0, 0, 1, 0, 0), 0, 1), ((0, stride, 0, 0, 1, 0), -padding, 1), ((0, 0, stride, 0, 0, 1), -padding, 1),), (S, Ho, Wo, C, KH, KW)), optimize=True)
+    Y = np.einsum('ocij,shwcij->sohw', W, _grid_view(X, (((1, 0, 0, 0, 0, 0), 0, 1), ((0, 0, 0, 1, 0, 0), 0, 1), ((0, stride, 0, 0, 1, 0), -padding, 1), ((0, 0, stride, 0, 0, 1), -padding, 1),), (S, Ho, Wo, C, KH, KW)), optimize=True)
+    Y += b[:, None, None]
     return Y
 
 
-def conv2d_backward(dY, *, X, W, stride=1, padding=0, need_dX=True):
-    """Gradients dX, dW, db (each the shape of what it differentiates)."""
+def conv2d_backward(dY, *, X, W, stride=1, padding=0, need_dX=True, into=None):
+    """Gradients dX, dW, db (each the shape of what it differentiates).
+
+    into={'db': (array, alpha), ...} adds alpha * db to that array in place instead
+    (None is returned in its place): SGD without a gradient array, or accumulation.
+    """
     S, O, Ho, Wo = dY.shape
     C = X.shape[1]
     Hi = X.shape[2]
@@ -101,4 +126,6 @@ def conv2d_backward(dY, *, X, W, stride=1, padding=0, need_dX=True):
     dW = np.einsum('ruvshw,sqhw->qruv', _grid_view(X, (((0, 0, 0, 1, 0, 0), 0, 1), ((1, 0, 0, 0, 0, 0), 0, 1), ((0, 1, 0, 0, stride, 0), -padding, 1), ((0, 0, 1, 0, 0, stride), -padding, 1),), (C, KH, KW, S, Ho, Wo)), dY, optimize=True)
     # db_q = Σ_shw dY_sqhw
     db = dY.sum(axis=(0, 2, 3))
+    if into:
+        dX, dW, db = _accumulate(into, {'dX': dX, 'dW': dW, 'db': db})
     return dX, dW, db

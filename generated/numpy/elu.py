@@ -28,15 +28,48 @@ OPTIONAL = {}
 VARIANTS = {}
 
 
+def _accumulate(into, grads):
+    """array += alpha * gradient for each name: (array, alpha) in `into`; the gradients in order, None where added."""
+    for name, (out, alpha) in into.items():
+        g = grads.get(name)
+        if g is None:
+            raise ValueError(f"into: {name!r} is not a gradient computed here ({', '.join(grads)}; a need_ flag off?)")
+        if tuple(out.shape) != tuple(g.shape):
+            raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {tuple(out.shape)}")
+    deferred = [g for g in grads.values() if hasattr(g, "add_into")]
+    if any(np.may_share_memory(out, x) for out, _ in into.values() for g in deferred for x in (g.a, g.b)):
+        grads = {n: g.value() if hasattr(g, "add_into") else g for n, g in grads.items()}
+    for name, (out, alpha) in into.items():
+        g = grads[name]
+        if hasattr(g, "add_into"):
+            g.add_into(out, alpha)
+        else:
+            out += alpha * g
+    return tuple(None if n in into else g for n, g in grads.items())
+
+
 def elu_forward(X, *, alpha=1.0):
     """Forward pass; returns Y."""
     # Y_sj = alpha*expm1(min(0, X_sj)) + max(0, X_sj)
-    Y = alpha*np.expm1(np.minimum(X, 0)) + np.maximum(X, 0)
+    Y = np.minimum(X, 0)
+    np.expm1(Y, out=Y)
+    Y *= alpha
+    Y += np.maximum(X, 0)
     return Y
 
 
-def elu_backward(dY, *, X, alpha=1.0):
-    """Gradients dX (each the shape of what it differentiates)."""
+def elu_backward(dY, *, X, alpha=1.0, into=None):
+    """Gradients dX (each the shape of what it differentiates).
+
+    into={'dX': (array, alpha), ...} adds alpha * dX to that array in place instead
+    (None is returned in its place): SGD without a gradient array, or accumulation.
+    """
     # dX_pq = (dY_pq if X_pq > 0 else alpha*exp(min(0, X_pq))*dY_pq)
-    dX = np.where(X > 0, dY, alpha*dY*np.exp(np.minimum(X, 0)))
+    dX = np.minimum(X, 0)
+    np.exp(dX, out=dX)
+    dX *= dY
+    dX *= alpha
+    np.copyto(dX, dY, where=X > 0)
+    if into:
+        dX, = _accumulate(into, {'dX': dX})
     return dX

@@ -30,11 +30,32 @@ OPTIONAL = {'dX': 'need_dX'}
 VARIANTS = {}
 
 
+def _accumulate(into, grads):
+    """array += alpha * gradient for each name: (array, alpha) in `into`; the gradients in order, None where added."""
+    for name, (out, alpha) in into.items():
+        g = grads.get(name)
+        if g is None:
+            raise ValueError(f"into: {name!r} is not a gradient computed here ({', '.join(grads)}; a need_ flag off?)")
+        if tuple(out.shape) != tuple(g.shape):
+            raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {tuple(out.shape)}")
+    deferred = [g for g in grads.values() if hasattr(g, "add_into")]
+    if any(np.may_share_memory(out, x) for out, _ in into.values() for g in deferred for x in (g.a, g.b)):
+        grads = {n: g.value() if hasattr(g, "add_into") else g for n, g in grads.items()}
+    for name, (out, alpha) in into.items():
+        g = grads[name]
+        if hasattr(g, "add_into"):
+            g.add_into(out, alpha)
+        else:
+            out += alpha * g
+    return tuple(None if n in into else g for n, g in grads.items())
+
+
 def layer_norm_forward(X, gamma, beta, *, eps=1e-05):
     """Forward pass; returns Y, var_scale, var_scaled, Xhat."""
     D = X.shape[1]
     # mean_s = Σ_j X_sj/D
-    mean = X.sum(axis=1)/D
+    mean = X.sum(axis=1)
+    mean /= D
     # tmp1_sj = X_sj - mean_s
     tmp1 = X - mean[:, None]
     # var_absmax_s = max_j |tmp1_sj|
@@ -44,7 +65,8 @@ def layer_norm_forward(X, gamma, beta, *, eps=1e-05):
     # var_ratio_sj = tmp1_sj/var_scale_s
     var_ratio = tmp1/var_scale[:, None]
     # var_scaled_s = Σ_j var_ratio_sj**2/D
-    var_scaled = (var_ratio**2).sum(axis=1)/D
+    var_scaled = (var_ratio**2).sum(axis=1)
+    var_scaled /= D
     # Xhat_sj = tmp1_sj/(√(eps/max(1, var_scale_s)**2 + var_scaled_s*min(1, var_scale_s)**2)*max(1, var_scale_s))
     Xhat = tmp1/(np.sqrt((eps/(np.maximum(var_scale, 1))**2 + (np.minimum(var_scale, 1))**2*var_scaled)[:, None])*(np.maximum(var_scale, 1))[:, None])
     # Y_sj = Xhat_sj*gamma_j + beta_j
@@ -52,15 +74,22 @@ def layer_norm_forward(X, gamma, beta, *, eps=1e-05):
     return Y, var_scale, var_scaled, Xhat
 
 
-def layer_norm_backward(dY, *, gamma, var_scale, var_scaled, Xhat, eps=1e-05, need_dX=True):
-    """Gradients dX, dgamma, dbeta (each the shape of what it differentiates)."""
+def layer_norm_backward(dY, *, gamma, var_scale, var_scaled, Xhat, eps=1e-05, need_dX=True, into=None):
+    """Gradients dX, dgamma, dbeta (each the shape of what it differentiates).
+
+    into={'dbeta': (array, alpha), ...} adds alpha * dbeta to that array in place instead
+    (None is returned in its place): SGD without a gradient array, or accumulation.
+    """
     D = dY.shape[1]
     dX = None
     if need_dX:
         # dX_pq = (D*dY_pq*gamma_q - Xhat_pq*Σ_j Xhat_pj*dY_pj*gamma_j - Σ_j dY_pj*gamma_j)/(D*√(eps/max(1, var_scale_p)**2 + var_scaled_p*min(1, var_scale_p)**2)*max(1, var_scale_p))
-        dX = (D*gamma*dY - (dY @ gamma)[:, None] - Xhat*np.einsum('j,pj,pj->p', gamma, Xhat, dY)[:, None])/(D*np.sqrt((eps/(np.maximum(var_scale, 1))**2 + (np.minimum(var_scale, 1))**2*var_scaled)[:, None])*(np.maximum(var_scale, 1))[:, None])
+        dX = D*gamma*dY - (dY @ gamma)[:, None] - Xhat*np.einsum('j,pj,pj->p', gamma, Xhat, dY)[:, None]
+        dX /= (D*np.sqrt(eps/(np.maximum(var_scale, 1))**2 + (np.minimum(var_scale, 1))**2*var_scaled)*np.maximum(var_scale, 1))[:, None]
     # dgamma_p = Σ_s Xhat_sp*dY_sp
     dgamma = np.einsum('sp,sp->p', Xhat, dY)
     # dbeta_p = Σ_s dY_sp
     dbeta = dY.sum(axis=0)
+    if into:
+        dX, dgamma, dbeta = _accumulate(into, {'dX': dX, 'dgamma': dgamma, 'dbeta': dbeta})
     return dX, dgamma, dbeta

@@ -28,15 +28,44 @@ OPTIONAL = {}
 VARIANTS = {}
 
 
+def _accumulate(into, grads):
+    """array += alpha * gradient for each name: (array, alpha) in `into`; the gradients in order, None where added."""
+    for name, (out, alpha) in into.items():
+        g = grads.get(name)
+        if g is None:
+            raise ValueError(f"into: {name!r} is not a gradient computed here ({', '.join(grads)}; a need_ flag off?)")
+        if tuple(out.shape) != tuple(g.shape):
+            raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {tuple(out.shape)}")
+    deferred = [g for g in grads.values() if hasattr(g, "add_into")]
+    if any(np.may_share_memory(out, x) for out, _ in into.values() for g in deferred for x in (g.a, g.b)):
+        grads = {n: g.value() if hasattr(g, "add_into") else g for n, g in grads.items()}
+    for name, (out, alpha) in into.items():
+        g = grads[name]
+        if hasattr(g, "add_into"):
+            g.add_into(out, alpha)
+        else:
+            out += alpha * g
+    return tuple(None if n in into else g for n, g in grads.items())
+
+
 def leaky_relu_forward(X, *, negative_slope=0.01):
     """Forward pass; returns Y."""
     # Y_sj = negative_slope*min(0, X_sj) + max(0, X_sj)
-    Y = negative_slope*np.minimum(X, 0) + np.maximum(X, 0)
+    Y = np.minimum(X, 0)
+    Y *= negative_slope
+    Y += np.maximum(X, 0)
     return Y
 
 
-def leaky_relu_backward(dY, *, X, negative_slope=0.01):
-    """Gradients dX (each the shape of what it differentiates)."""
+def leaky_relu_backward(dY, *, X, negative_slope=0.01, into=None):
+    """Gradients dX (each the shape of what it differentiates).
+
+    into={'dX': (array, alpha), ...} adds alpha * dX to that array in place instead
+    (None is returned in its place): SGD without a gradient array, or accumulation.
+    """
     # dX_pq = (dY_pq if X_pq > 0 else negative_slope*dY_pq)
-    dX = np.where(X > 0, dY, negative_slope*dY)
+    dX = negative_slope*dY
+    np.copyto(dX, dY, where=X > 0)
+    if into:
+        dX, = _accumulate(into, {'dX': dX})
     return dX

@@ -27,21 +27,109 @@ OPTIONAL = {'dX': 'need_dX'}
 VARIANTS = {}
 
 
+def _accumulate(into, grads):
+    """array += alpha * gradient for each name: (array, alpha) in `into`; the gradients in order, None where added."""
+    for name, (out, alpha) in into.items():
+        g = grads.get(name)
+        if g is None:
+            raise ValueError(f"into: {name!r} is not a gradient computed here ({', '.join(grads)}; a need_ flag off?)")
+        if tuple(out.shape) != tuple(g.shape):
+            raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {tuple(out.shape)}")
+    deferred = [g for g in grads.values() if hasattr(g, "add_into")]
+    if any(np.may_share_memory(out, x) for out, _ in into.values() for g in deferred for x in (g.a, g.b)):
+        grads = {n: g.value() if hasattr(g, "add_into") else g for n, g in grads.items()}
+    for name, (out, alpha) in into.items():
+        g = grads[name]
+        if hasattr(g, "add_into"):
+            g.add_into(out, alpha)
+        else:
+            out += alpha * g
+    return tuple(None if n in into else g for n, g in grads.items())
+
+
+def _cblas():
+    """{dtype: cblas_?gemm} of the OpenBLAS NumPy's wheels bundle (NumPy's own BLAS: no second thread pool), or {}."""
+    import ctypes
+    import pathlib
+
+    root = pathlib.Path(np.__file__).resolve().parent
+    for path in sorted([*root.parent.glob("numpy.libs/*openblas64*"), *root.glob(".dylibs/*openblas64*")]):
+        try:
+            lib = ctypes.CDLL(str(path))
+            found = {np.dtype(t): getattr(lib, f"scipy_cblas_{c}gemm64_") for t, c in (("float32", "s"), ("float64", "d"))}
+        except (OSError, AttributeError):
+            continue
+        i, p = ctypes.c_int64, ctypes.c_void_p
+        for t, fn in found.items():
+            real = ctypes.c_float if t == np.float32 else ctypes.c_double
+            fn.restype, fn.argtypes = None, [ctypes.c_int, ctypes.c_int, ctypes.c_int, i, i, i, real, p, i, p, i, real, p, i]
+        return found
+    return {}
+
+
+_CBLAS = None
+
+
+class _Product:
+    """a @ b, not formed yet: it goes into an array the caller gave."""
+
+    def __init__(self, a, b):
+        self.a, self.b, self.shape = a, b, a.shape[:-1] + b.shape[1:]
+
+    def value(self):
+        return self.a @ self.b
+
+    def add_into(self, out, alpha):
+        """out += alpha * a @ b: BLAS's beta = 1 where the layouts allow (no product array, no second pass)."""
+        global _CBLAS
+        if _CBLAS is None:
+            _CBLAS = _cblas()
+        a, b = self.a, self.b
+        gemm = _CBLAS.get(out.dtype) if a.dtype == b.dtype == out.dtype and out.ndim == a.ndim == b.ndim == 2 else None
+        if gemm is not None and min(out.shape + a.shape) > 1 and all(x.flags.c_contiguous or x.flags.f_contiguous
+                                                                      for x in (out, a, b)):
+            row = out.flags.c_contiguous  # CBLAS row-major (101) for a C-ordered out, column-major (102) else
+
+            def operand(x):  # (transpose flag, leading dimension) of x in out's order
+                same = x.flags.c_contiguous if row else x.flags.f_contiguous
+                return (111, x.shape[row]) if same else (112, x.shape[not row])
+
+            (ta, lda), (tb, ldb) = operand(a), operand(b)
+            m, n = out.shape
+            gemm(101 if row else 102, ta, tb, m, n, a.shape[1], alpha, a.ctypes.data, lda, b.ctypes.data, ldb,
+                 1.0, out.ctypes.data, n if row else m)
+            return
+        a, b = (alpha * a, b) if a.size <= b.size else (a, alpha * b)
+        out += a @ b
+
+
+def _product(into, name, a, b):
+    """a @ b, or deferred when the gradient `name` goes into an array the caller gave."""
+    return _Product(a, b) if into and name in into else a @ b
+
+
 def linear_forward(X, W, b):
     """Forward pass; returns Y."""
     # Y_sn = b_n + Σ_m W_nm*X_sm
-    Y = b + X @ W.T
+    Y = X @ W.T
+    Y += b
     return Y
 
 
-def linear_backward(dY, *, X, W, need_dX=True):
-    """Gradients dX, dW, db (each the shape of what it differentiates)."""
+def linear_backward(dY, *, X, W, need_dX=True, into=None):
+    """Gradients dX, dW, db (each the shape of what it differentiates).
+
+    into={'db': (array, alpha), ...} adds alpha * db to that array in place instead
+    (None is returned in its place): SGD without a gradient array, or accumulation.
+    """
     dX = None
     if need_dX:
         # dX_pq = Σ_n W_nq*dY_pn
-        dX = dY @ W
+        dX = _product(into, 'dX', dY, W)
     # dW_pq = Σ_s X_sq*dY_sp
-    dW = dY.T @ X
+    dW = _product(into, 'dW', dY.T, X)
     # db_p = Σ_s dY_sp
     db = dY.sum(axis=0)
+    if into:
+        dX, dW, db = _accumulate(into, {'dX': dX, 'dW': dW, 'db': db})
     return dX, dW, db

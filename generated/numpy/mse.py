@@ -27,6 +27,26 @@ OPTIONAL = {}
 VARIANTS = {}
 
 
+def _accumulate(into, grads):
+    """array += alpha * gradient for each name: (array, alpha) in `into`; the gradients in order, None where added."""
+    for name, (out, alpha) in into.items():
+        g = grads.get(name)
+        if g is None:
+            raise ValueError(f"into: {name!r} is not a gradient computed here ({', '.join(grads)}; a need_ flag off?)")
+        if tuple(out.shape) != tuple(g.shape):
+            raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {tuple(out.shape)}")
+    deferred = [g for g in grads.values() if hasattr(g, "add_into")]
+    if any(np.may_share_memory(out, x) for out, _ in into.values() for g in deferred for x in (g.a, g.b)):
+        grads = {n: g.value() if hasattr(g, "add_into") else g for n, g in grads.items()}
+    for name, (out, alpha) in into.items():
+        g = grads[name]
+        if hasattr(g, "add_into"):
+            g.add_into(out, alpha)
+        else:
+            out += alpha * g
+    return tuple(None if n in into else g for n, g in grads.items())
+
+
 def mse_forward(X, T):
     """Forward pass; returns L."""
     S = X.shape[0]
@@ -35,9 +55,17 @@ def mse_forward(X, T):
     return L
 
 
-def mse_backward(dL=1.0, *, X, T):
-    """Gradients dX (each the shape of what it differentiates)."""
+def mse_backward(dL=1.0, *, X, T, into=None):
+    """Gradients dX (each the shape of what it differentiates).
+
+    into={'dX': (array, alpha), ...} adds alpha * dX to that array in place instead
+    (None is returned in its place): SGD without a gradient array, or accumulation.
+    """
     S = X.shape[0]
     # dX_pq = (X_pq - T_pq)*dL/S
-    dX = (X - T)*dL/S
+    dX = X - T
+    dX *= dL
+    dX /= S
+    if into:
+        dX, = _accumulate(into, {'dX': dX})
     return dX

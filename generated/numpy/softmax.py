@@ -28,6 +28,26 @@ OPTIONAL = {}
 VARIANTS = {}
 
 
+def _accumulate(into, grads):
+    """array += alpha * gradient for each name: (array, alpha) in `into`; the gradients in order, None where added."""
+    for name, (out, alpha) in into.items():
+        g = grads.get(name)
+        if g is None:
+            raise ValueError(f"into: {name!r} is not a gradient computed here ({', '.join(grads)}; a need_ flag off?)")
+        if tuple(out.shape) != tuple(g.shape):
+            raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {tuple(out.shape)}")
+    deferred = [g for g in grads.values() if hasattr(g, "add_into")]
+    if any(np.may_share_memory(out, x) for out, _ in into.values() for g in deferred for x in (g.a, g.b)):
+        grads = {n: g.value() if hasattr(g, "add_into") else g for n, g in grads.items()}
+    for name, (out, alpha) in into.items():
+        g = grads[name]
+        if hasattr(g, "add_into"):
+            g.add_into(out, alpha)
+        else:
+            out += alpha * g
+    return tuple(None if n in into else g for n, g in grads.items())
+
+
 def softmax_forward(X):
     """Forward pass; returns Y."""
     # Z_max_s = max_k X_sk
@@ -41,8 +61,15 @@ def softmax_forward(X):
     return Y
 
 
-def softmax_backward(dY, *, Y):
-    """Gradients dX (each the shape of what it differentiates)."""
+def softmax_backward(dY, *, Y, into=None):
+    """Gradients dX (each the shape of what it differentiates).
+
+    into={'dX': (array, alpha), ...} adds alpha * dX to that array in place instead
+    (None is returned in its place): SGD without a gradient array, or accumulation.
+    """
     # dX_pq = (dY_pq - Σ_c Y_pc*dY_pc)*Y_pq
-    dX = (dY - np.einsum('pc,pc->p', Y, dY)[:, None])*Y
+    dX = dY - np.einsum('pc,pc->p', Y, dY)[:, None]
+    dX *= Y
+    if into:
+        dX, = _accumulate(into, {'dX': dX})
     return dX

@@ -27,21 +27,53 @@ OPTIONAL = {}
 VARIANTS = {}
 
 
+def _accumulate(into, grads):
+    """array += alpha * gradient for each name: (array, alpha) in `into`; the gradients in order, None where added."""
+    for name, (out, alpha) in into.items():
+        g = grads.get(name)
+        if g is None:
+            raise ValueError(f"into: {name!r} is not a gradient computed here ({', '.join(grads)}; a need_ flag off?)")
+        if tuple(out.shape) != tuple(g.shape):
+            raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {tuple(out.shape)}")
+    deferred = [g for g in grads.values() if hasattr(g, "add_into")]
+    if any(np.may_share_memory(out, x) for out, _ in into.values() for g in deferred for x in (g.a, g.b)):
+        grads = {n: g.value() if hasattr(g, "add_into") else g for n, g in grads.items()}
+    for name, (out, alpha) in into.items():
+        g = grads[name]
+        if hasattr(g, "add_into"):
+            g.add_into(out, alpha)
+        else:
+            out += alpha * g
+    return tuple(None if n in into else g for n, g in grads.items())
+
+
 def softplus_forward(X):
     """Forward pass; returns Y."""
     # Y_exp_sj = exp(-|X_sj|)
-    Y_exp = np.exp(-np.abs(X))
+    Y_exp = np.abs(X)
+    Y_exp *= -1
+    np.exp(Y_exp, out=Y_exp)
     # Y_sj = log1p(Y_exp_sj) + max(0, X_sj)
-    Y = np.maximum(X, 0) + np.log1p(Y_exp)
+    Y = np.maximum(X, 0)
+    Y += np.log1p(Y_exp)
     return Y
 
 
-def softplus_backward(dY, *, X):
-    """Gradients dX (each the shape of what it differentiates)."""
+def softplus_backward(dY, *, X, into=None):
+    """Gradients dX (each the shape of what it differentiates).
+
+    into={'dX': (array, alpha), ...} adds alpha * dX to that array in place instead
+    (None is returned in its place): SGD without a gradient array, or accumulation.
+    """
     # dX_exp_pq = exp(-|X_pq|)
-    dX_exp = np.exp(-np.abs(X))
+    dX_exp = np.abs(X)
+    dX_exp *= -1
+    np.exp(dX_exp, out=dX_exp)
     # tmp1_pq = 1/(dX_exp_pq + 1)
     tmp1 = 1/(1 + dX_exp)
     # dX_pq = (dY_pq*tmp1_pq if X_pq > 0 else dX_exp_pq*dY_pq*tmp1_pq)
-    dX = np.where(X > 0, dY*tmp1, dX_exp*dY*tmp1)
+    dX = dX_exp*dY*tmp1
+    np.copyto(dX, dY*tmp1, where=X > 0)
+    if into:
+        dX, = _accumulate(into, {'dX': dX})
     return dX

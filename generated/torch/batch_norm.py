@@ -32,6 +32,39 @@ OPTIONAL = {'dX': 'need_dX'}
 VARIANTS = {'eval': ('X', 'gamma', 'beta', 'running_mean', 'running_var')}
 
 
+class _Product:
+    """a @ b, not formed yet: it goes into an array the caller gave."""
+
+    def __init__(self, a, b):
+        self.a, self.b, self.shape = a, b, tuple(a.shape[:-1] + b.shape[1:])
+
+    def value(self):
+        return self.a @ self.b
+
+
+def _accumulate(into, grads):
+    """array += alpha * gradient for each name: (array, alpha) in `into`; the gradients in order, None where added."""
+    for name, (out, alpha) in into.items():
+        g = grads.get(name)
+        if g is None:
+            raise ValueError(f"into: {name!r} is not a gradient computed here ({', '.join(grads)}; a need_ flag off?)")
+        if tuple(out.shape) != tuple(g.shape):
+            raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {tuple(out.shape)}")
+    deferred = [g for g in grads.values() if isinstance(g, _Product)]
+    storage = lambda t: t.untyped_storage().data_ptr()
+    if any(storage(out) == storage(x) for out, _ in into.values() for g in deferred for x in (g.a, g.b)):
+        grads = {n: g.value() if isinstance(g, _Product) else g for n, g in grads.items()}
+    for name, (out, alpha) in into.items():
+        g = grads[name]
+        if not isinstance(g, _Product):
+            out.add_(g, alpha=alpha)
+        elif g.b.dim() == 1:
+            out.addmv_(g.a, g.b, alpha=alpha)
+        else:
+            out.addmm_(g.a, g.b, alpha=alpha)
+    return tuple(None if n in into else g for n, g in grads.items())
+
+
 def batch_norm_forward(X, gamma, beta, *, eps=1e-05):
     """Forward pass; returns Y, mean, var_scale, var_scaled, var, Xhat."""
     S = X.shape[0]
@@ -56,8 +89,12 @@ def batch_norm_forward(X, gamma, beta, *, eps=1e-05):
     return Y, mean, var_scale, var_scaled, var, Xhat
 
 
-def batch_norm_backward(dY, *, gamma, var_scale, var_scaled, Xhat, eps=1e-05, need_dX=True):
-    """Gradients dX, dgamma, dbeta (each the shape of what it differentiates)."""
+def batch_norm_backward(dY, *, gamma, var_scale, var_scaled, Xhat, eps=1e-05, need_dX=True, into=None):
+    """Gradients dX, dgamma, dbeta (each the shape of what it differentiates).
+
+    into={'dbeta': (array, alpha), ...} adds alpha * dbeta to that array in place instead
+    (None is returned in its place): SGD without a gradient array, or accumulation.
+    """
     S = dY.shape[0]
     # dgamma_p = Σ_s Xhat_sp*dY_sp
     dgamma = (Xhat*dY).sum(dim=0)
@@ -67,6 +104,8 @@ def batch_norm_backward(dY, *, gamma, var_scale, var_scaled, Xhat, eps=1e-05, ne
     if need_dX:
         # dX_pq = (S*dY_pq - Xhat_pq*dgamma_q - dbeta_q)*gamma_q/(S*√(eps/max(1, var_scale_q)**2 + var_scaled_q*min(1, var_scale_q)**2)*max(1, var_scale_q))
         dX = (S*dY - dbeta - dgamma*Xhat)*gamma/(S*torch.sqrt(eps/(torch.clamp(var_scale, min=1))**2 + (torch.clamp(var_scale, max=1))**2*var_scaled)*torch.clamp(var_scale, min=1))
+    if into:
+        dX, dgamma, dbeta = _accumulate(into, {'dX': dX, 'dgamma': dgamma, 'dbeta': dbeta})
     return dX, dgamma, dbeta
 
 

@@ -74,6 +74,39 @@ def _correlate(x, w, stride, dilation, offset, denom, out):
     return conv(x, w, stride=tuple(stride), dilation=tuple(dilation))
 
 
+class _Product:
+    """a @ b, not formed yet: it goes into an array the caller gave."""
+
+    def __init__(self, a, b):
+        self.a, self.b, self.shape = a, b, tuple(a.shape[:-1] + b.shape[1:])
+
+    def value(self):
+        return self.a @ self.b
+
+
+def _accumulate(into, grads):
+    """array += alpha * gradient for each name: (array, alpha) in `into`; the gradients in order, None where added."""
+    for name, (out, alpha) in into.items():
+        g = grads.get(name)
+        if g is None:
+            raise ValueError(f"into: {name!r} is not a gradient computed here ({', '.join(grads)}; a need_ flag off?)")
+        if tuple(out.shape) != tuple(g.shape):
+            raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {tuple(out.shape)}")
+    deferred = [g for g in grads.values() if isinstance(g, _Product)]
+    storage = lambda t: t.untyped_storage().data_ptr()
+    if any(storage(out) == storage(x) for out, _ in into.values() for g in deferred for x in (g.a, g.b)):
+        grads = {n: g.value() if isinstance(g, _Product) else g for n, g in grads.items()}
+    for name, (out, alpha) in into.items():
+        g = grads[name]
+        if not isinstance(g, _Product):
+            out.add_(g, alpha=alpha)
+        elif g.b.dim() == 1:
+            out.addmv_(g.a, g.b, alpha=alpha)
+        else:
+            out.addmm_(g.a, g.b, alpha=alpha)
+    return tuple(None if n in into else g for n, g in grads.items())
+
+
 def conv2d_forward(X, W, b, *, stride=1, padding=0):
     """Forward pass; returns Y."""
     Hi = X.shape[2]
@@ -95,8 +128,12 @@ def conv2d_forward(X, W, b, *, stride=1, padding=0):
     return Y
 
 
-def conv2d_backward(dY, *, X, W, stride=1, padding=0, need_dX=True):
-    """Gradients dX, dW, db (each the shape of what it differentiates)."""
+def conv2d_backward(dY, *, X, W, stride=1, padding=0, need_dX=True, into=None):
+    """Gradients dX, dW, db (each the shape of what it differentiates).
+
+    into={'db': (array, alpha), ...} adds alpha * db to that array in place instead
+    (None is returned in its place): SGD without a gradient array, or accumulation.
+    """
     S = dY.shape[0]
     Ho = dY.shape[2]
     Wo = dY.shape[3]
@@ -121,4 +158,6 @@ def conv2d_backward(dY, *, X, W, stride=1, padding=0, need_dX=True):
     dW = torch.einsum('ruvshw,sqhw->qruv', _grid_view(X, (((0, 0, 0, 1, 0, 0), 0, 1), ((1, 0, 0, 0, 0, 0), 0, 1), ((0, 1, 0, 0, stride, 0), -padding, 1), ((0, 0, 1, 0, 0, stride), -padding, 1),), (C, KH, KW, S, Ho, Wo)), dY)
     # db_q = Σ_shw dY_sqhw
     db = dY.sum(dim=(0, 2, 3))
+    if into:
+        dX, dW, db = _accumulate(into, {'dX': dX, 'dW': dW, 'db': db})
     return dX, dW, db

@@ -30,6 +30,39 @@ OPTIONAL = {'dX': 'need_dX'}
 VARIANTS = {}
 
 
+class _Product:
+    """a @ b, not formed yet: it goes into an array the caller gave."""
+
+    def __init__(self, a, b):
+        self.a, self.b, self.shape = a, b, tuple(a.shape[:-1] + b.shape[1:])
+
+    def value(self):
+        return self.a @ self.b
+
+
+def _accumulate(into, grads):
+    """array += alpha * gradient for each name: (array, alpha) in `into`; the gradients in order, None where added."""
+    for name, (out, alpha) in into.items():
+        g = grads.get(name)
+        if g is None:
+            raise ValueError(f"into: {name!r} is not a gradient computed here ({', '.join(grads)}; a need_ flag off?)")
+        if tuple(out.shape) != tuple(g.shape):
+            raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {tuple(out.shape)}")
+    deferred = [g for g in grads.values() if isinstance(g, _Product)]
+    storage = lambda t: t.untyped_storage().data_ptr()
+    if any(storage(out) == storage(x) for out, _ in into.values() for g in deferred for x in (g.a, g.b)):
+        grads = {n: g.value() if isinstance(g, _Product) else g for n, g in grads.items()}
+    for name, (out, alpha) in into.items():
+        g = grads[name]
+        if not isinstance(g, _Product):
+            out.add_(g, alpha=alpha)
+        elif g.b.dim() == 1:
+            out.addmv_(g.a, g.b, alpha=alpha)
+        else:
+            out.addmm_(g.a, g.b, alpha=alpha)
+    return tuple(None if n in into else g for n, g in grads.items())
+
+
 def layer_norm_forward(X, gamma, beta, *, eps=1e-05):
     """Forward pass; returns Y, var_scale, var_scaled, Xhat."""
     D = X.shape[1]
@@ -52,8 +85,12 @@ def layer_norm_forward(X, gamma, beta, *, eps=1e-05):
     return Y, var_scale, var_scaled, Xhat
 
 
-def layer_norm_backward(dY, *, gamma, var_scale, var_scaled, Xhat, eps=1e-05, need_dX=True):
-    """Gradients dX, dgamma, dbeta (each the shape of what it differentiates)."""
+def layer_norm_backward(dY, *, gamma, var_scale, var_scaled, Xhat, eps=1e-05, need_dX=True, into=None):
+    """Gradients dX, dgamma, dbeta (each the shape of what it differentiates).
+
+    into={'dbeta': (array, alpha), ...} adds alpha * dbeta to that array in place instead
+    (None is returned in its place): SGD without a gradient array, or accumulation.
+    """
     D = dY.shape[1]
     dX = None
     if need_dX:
@@ -63,4 +100,6 @@ def layer_norm_backward(dY, *, gamma, var_scale, var_scaled, Xhat, eps=1e-05, ne
     dgamma = (Xhat*dY).sum(dim=0)
     # dbeta_p = Σ_s dY_sp
     dbeta = dY.sum(dim=0)
+    if into:
+        dX, dgamma, dbeta = _accumulate(into, {'dX': dX, 'dgamma': dgamma, 'dbeta': dbeta})
     return dX, dgamma, dbeta

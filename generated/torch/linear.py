@@ -27,21 +27,65 @@ OPTIONAL = {'dX': 'need_dX'}
 VARIANTS = {}
 
 
+class _Product:
+    """a @ b, not formed yet: it goes into an array the caller gave."""
+
+    def __init__(self, a, b):
+        self.a, self.b, self.shape = a, b, tuple(a.shape[:-1] + b.shape[1:])
+
+    def value(self):
+        return self.a @ self.b
+
+
+def _accumulate(into, grads):
+    """array += alpha * gradient for each name: (array, alpha) in `into`; the gradients in order, None where added."""
+    for name, (out, alpha) in into.items():
+        g = grads.get(name)
+        if g is None:
+            raise ValueError(f"into: {name!r} is not a gradient computed here ({', '.join(grads)}; a need_ flag off?)")
+        if tuple(out.shape) != tuple(g.shape):
+            raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {tuple(out.shape)}")
+    deferred = [g for g in grads.values() if isinstance(g, _Product)]
+    storage = lambda t: t.untyped_storage().data_ptr()
+    if any(storage(out) == storage(x) for out, _ in into.values() for g in deferred for x in (g.a, g.b)):
+        grads = {n: g.value() if isinstance(g, _Product) else g for n, g in grads.items()}
+    for name, (out, alpha) in into.items():
+        g = grads[name]
+        if not isinstance(g, _Product):
+            out.add_(g, alpha=alpha)
+        elif g.b.dim() == 1:
+            out.addmv_(g.a, g.b, alpha=alpha)
+        else:
+            out.addmm_(g.a, g.b, alpha=alpha)
+    return tuple(None if n in into else g for n, g in grads.items())
+
+
+def _product(into, name, a, b):
+    """a @ b, or deferred when the gradient `name` goes into an array the caller gave."""
+    return _Product(a, b) if into and name in into else a @ b
+
+
 def linear_forward(X, W, b):
     """Forward pass; returns Y."""
     # Y_sn = b_n + Σ_m W_nm*X_sm
-    Y = b + X @ W.T
+    Y = torch.addmm(b, X, W.T)
     return Y
 
 
-def linear_backward(dY, *, X, W, need_dX=True):
-    """Gradients dX, dW, db (each the shape of what it differentiates)."""
+def linear_backward(dY, *, X, W, need_dX=True, into=None):
+    """Gradients dX, dW, db (each the shape of what it differentiates).
+
+    into={'db': (array, alpha), ...} adds alpha * db to that array in place instead
+    (None is returned in its place): SGD without a gradient array, or accumulation.
+    """
     dX = None
     if need_dX:
         # dX_pq = Σ_n W_nq*dY_pn
-        dX = dY @ W
+        dX = _product(into, 'dX', dY, W)
     # dW_pq = Σ_s X_sq*dY_sp
-    dW = dY.T @ X
+    dW = _product(into, 'dW', dY.T, X)
     # db_p = Σ_s dY_sp
     db = dY.sum(dim=0)
+    if into:
+        dX, dW, db = _accumulate(into, {'dX': dX, 'dW': dW, 'db': db})
     return dX, dW, db

@@ -89,6 +89,39 @@ def _mesh(shape, like):
             for k, n in enumerate(shape)]
 
 
+class _Product:
+    """a @ b, not formed yet: it goes into an array the caller gave."""
+
+    def __init__(self, a, b):
+        self.a, self.b, self.shape = a, b, tuple(a.shape[:-1] + b.shape[1:])
+
+    def value(self):
+        return self.a @ self.b
+
+
+def _accumulate(into, grads):
+    """array += alpha * gradient for each name: (array, alpha) in `into`; the gradients in order, None where added."""
+    for name, (out, alpha) in into.items():
+        g = grads.get(name)
+        if g is None:
+            raise ValueError(f"into: {name!r} is not a gradient computed here ({', '.join(grads)}; a need_ flag off?)")
+        if tuple(out.shape) != tuple(g.shape):
+            raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {tuple(out.shape)}")
+    deferred = [g for g in grads.values() if isinstance(g, _Product)]
+    storage = lambda t: t.untyped_storage().data_ptr()
+    if any(storage(out) == storage(x) for out, _ in into.values() for g in deferred for x in (g.a, g.b)):
+        grads = {n: g.value() if isinstance(g, _Product) else g for n, g in grads.items()}
+    for name, (out, alpha) in into.items():
+        g = grads[name]
+        if not isinstance(g, _Product):
+            out.add_(g, alpha=alpha)
+        elif g.b.dim() == 1:
+            out.addmv_(g.a, g.b, alpha=alpha)
+        else:
+            out.addmm_(g.a, g.b, alpha=alpha)
+    return tuple(None if n in into else g for n, g in grads.items())
+
+
 def max_pool2d_forward(X, *, kernel_size=2, stride=2, padding=0):
     """Forward pass; returns Y."""
     S, C, Hi, Wi = X.shape
@@ -109,8 +142,12 @@ def max_pool2d_forward(X, *, kernel_size=2, stride=2, padding=0):
     return Y
 
 
-def max_pool2d_backward(dY, *, X, kernel_size=2, stride=2, padding=0):
-    """Gradients dX (each the shape of what it differentiates)."""
+def max_pool2d_backward(dY, *, X, kernel_size=2, stride=2, padding=0, into=None):
+    """Gradients dX (each the shape of what it differentiates).
+
+    into={'dX': (array, alpha), ...} adds alpha * dX to that array in place instead
+    (None is returned in its place): SGD without a gradient array, or accumulation.
+    """
     S, C, Ho, Wo = dY.shape
     Hi = X.shape[2]
     Wi = X.shape[3]
@@ -128,4 +165,6 @@ def max_pool2d_backward(dY, *, X, kernel_size=2, stride=2, padding=0):
     at = _mesh((S, C, Ho, Wo,), X)
     best = _argmax(_grid_view(X, (((1, 0, 0, 0, 0, 0), 0, 1), ((0, 1, 0, 0, 0, 0), 0, 1), ((0, 0, stride, 0, 1, 0), -padding, 1), ((0, 0, 0, stride, 0, 1), -padding, 1),), (S, C, Ho, Wo, kernel_size, kernel_size), fill=-math.inf), 2)
     dX = _scatter_add((S, C, Hi, Wi,), (at[0], at[1], stride*at[2] + best[0] - padding, stride*at[3] + best[1] - padding,), dY)
+    if into:
+        dX, = _accumulate(into, {'dX': dX})
     return dX

@@ -28,6 +28,39 @@ OPTIONAL = {}
 VARIANTS = {}
 
 
+class _Product:
+    """a @ b, not formed yet: it goes into an array the caller gave."""
+
+    def __init__(self, a, b):
+        self.a, self.b, self.shape = a, b, tuple(a.shape[:-1] + b.shape[1:])
+
+    def value(self):
+        return self.a @ self.b
+
+
+def _accumulate(into, grads):
+    """array += alpha * gradient for each name: (array, alpha) in `into`; the gradients in order, None where added."""
+    for name, (out, alpha) in into.items():
+        g = grads.get(name)
+        if g is None:
+            raise ValueError(f"into: {name!r} is not a gradient computed here ({', '.join(grads)}; a need_ flag off?)")
+        if tuple(out.shape) != tuple(g.shape):
+            raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {tuple(out.shape)}")
+    deferred = [g for g in grads.values() if isinstance(g, _Product)]
+    storage = lambda t: t.untyped_storage().data_ptr()
+    if any(storage(out) == storage(x) for out, _ in into.values() for g in deferred for x in (g.a, g.b)):
+        grads = {n: g.value() if isinstance(g, _Product) else g for n, g in grads.items()}
+    for name, (out, alpha) in into.items():
+        g = grads[name]
+        if not isinstance(g, _Product):
+            out.add_(g, alpha=alpha)
+        elif g.b.dim() == 1:
+            out.addmv_(g.a, g.b, alpha=alpha)
+        else:
+            out.addmm_(g.a, g.b, alpha=alpha)
+    return tuple(None if n in into else g for n, g in grads.items())
+
+
 def softmax_forward(X):
     """Forward pass; returns Y."""
     # Z_max_s = max_k X_sk
@@ -41,8 +74,14 @@ def softmax_forward(X):
     return Y
 
 
-def softmax_backward(dY, *, Y):
-    """Gradients dX (each the shape of what it differentiates)."""
+def softmax_backward(dY, *, Y, into=None):
+    """Gradients dX (each the shape of what it differentiates).
+
+    into={'dX': (array, alpha), ...} adds alpha * dX to that array in place instead
+    (None is returned in its place): SGD without a gradient array, or accumulation.
+    """
     # dX_pq = (dY_pq - Σ_c Y_pc*dY_pc)*Y_pq
     dX = (dY - (Y*dY).sum(dim=1)[:, None])*Y
+    if into:
+        dX, = _accumulate(into, {'dX': dX})
     return dX

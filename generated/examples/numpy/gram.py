@@ -25,6 +25,26 @@ OPTIONAL = {}
 VARIANTS = {}
 
 
+def _accumulate(into, grads):
+    """array += alpha * gradient for each name: (array, alpha) in `into`; the gradients in order, None where added."""
+    for name, (out, alpha) in into.items():
+        g = grads.get(name)
+        if g is None:
+            raise ValueError(f"into: {name!r} is not a gradient computed here ({', '.join(grads)}; a need_ flag off?)")
+        if tuple(out.shape) != tuple(g.shape):
+            raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {tuple(out.shape)}")
+    deferred = [g for g in grads.values() if hasattr(g, "add_into")]
+    if any(np.may_share_memory(out, x) for out, _ in into.values() for g in deferred for x in (g.a, g.b)):
+        grads = {n: g.value() if hasattr(g, "add_into") else g for n, g in grads.items()}
+    for name, (out, alpha) in into.items():
+        g = grads[name]
+        if hasattr(g, "add_into"):
+            g.add_into(out, alpha)
+        else:
+            out += alpha * g
+    return tuple(None if n in into else g for n, g in grads.items())
+
+
 def gram_forward(Q):
     """Forward pass; returns R."""
     # R_ij = Σ_k Q_ki*Q_kj
@@ -32,11 +52,17 @@ def gram_forward(Q):
     return R
 
 
-def gram_backward(*, Q):
-    """Gradients dR_dQ (each the shape of what it differentiates)."""
+def gram_backward(*, Q, into=None):
+    """Gradients dR_dQ (each the shape of what it differentiates).
+
+    into={'dR_dQ': (array, alpha), ...} adds alpha * dR_dQ to that array in place instead
+    (None is returned in its place): SGD without a gradient array, or accumulation.
+    """
     N = Q.shape[1]
     # tmp1_mijn = δ_jn*Q_mi
     tmp1 = Q[:, :, None, None]*np.eye(N, dtype=Q.dtype)
     # dR_dQ_ijmn = tmp1_mijn + tmp1_mjin
     dR_dQ = tmp1.transpose(1, 2, 0, 3) + tmp1.transpose(2, 1, 0, 3)
+    if into:
+        dR_dQ, = _accumulate(into, {'dR_dQ': dR_dQ})
     return dR_dQ

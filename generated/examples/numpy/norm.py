@@ -25,6 +25,26 @@ OPTIONAL = {}
 VARIANTS = {}
 
 
+def _accumulate(into, grads):
+    """array += alpha * gradient for each name: (array, alpha) in `into`; the gradients in order, None where added."""
+    for name, (out, alpha) in into.items():
+        g = grads.get(name)
+        if g is None:
+            raise ValueError(f"into: {name!r} is not a gradient computed here ({', '.join(grads)}; a need_ flag off?)")
+        if tuple(out.shape) != tuple(g.shape):
+            raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {tuple(out.shape)}")
+    deferred = [g for g in grads.values() if hasattr(g, "add_into")]
+    if any(np.may_share_memory(out, x) for out, _ in into.values() for g in deferred for x in (g.a, g.b)):
+        grads = {n: g.value() if hasattr(g, "add_into") else g for n, g in grads.items()}
+    for name, (out, alpha) in into.items():
+        g = grads[name]
+        if hasattr(g, "add_into"):
+            g.add_into(out, alpha)
+        else:
+            out += alpha * g
+    return tuple(None if n in into else g for n, g in grads.items())
+
+
 def norm_forward(w):
     """Forward pass; returns n."""
     # w2_absmax = max_k |w_k|
@@ -40,8 +60,14 @@ def norm_forward(w):
     return n
 
 
-def norm_backward(dn=1.0, *, w, n):
-    """Gradients dw (each the shape of what it differentiates)."""
+def norm_backward(dn=1.0, *, w, n, into=None):
+    """Gradients dw (each the shape of what it differentiates).
+
+    into={'dw': (array, alpha), ...} adds alpha * dw to that array in place instead
+    (None is returned in its place): SGD without a gradient array, or accumulation.
+    """
     # dw_p = w_p*dn/n
     dw = w*dn/n
+    if into:
+        dw, = _accumulate(into, {'dw': dw})
     return dw

@@ -25,6 +25,26 @@ OPTIONAL = {}
 VARIANTS = {}
 
 
+def _accumulate(into, grads):
+    """array += alpha * gradient for each name: (array, alpha) in `into`; the gradients in order, None where added."""
+    for name, (out, alpha) in into.items():
+        g = grads.get(name)
+        if g is None:
+            raise ValueError(f"into: {name!r} is not a gradient computed here ({', '.join(grads)}; a need_ flag off?)")
+        if tuple(out.shape) != tuple(g.shape):
+            raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {tuple(out.shape)}")
+    deferred = [g for g in grads.values() if hasattr(g, "add_into")]
+    if any(np.may_share_memory(out, x) for out, _ in into.values() for g in deferred for x in (g.a, g.b)):
+        grads = {n: g.value() if hasattr(g, "add_into") else g for n, g in grads.items()}
+    for name, (out, alpha) in into.items():
+        g = grads[name]
+        if hasattr(g, "add_into"):
+            g.add_into(out, alpha)
+        else:
+            out += alpha * g
+    return tuple(None if n in into else g for n, g in grads.items())
+
+
 def quadratic_form_forward(x, B):
     """Forward pass; returns s."""
     # s = Σ_ij B_ij*x_i*x_j
@@ -32,8 +52,16 @@ def quadratic_form_forward(x, B):
     return s
 
 
-def quadratic_form_backward(ds=1.0, *, x, B):
-    """Gradients dx (each the shape of what it differentiates)."""
+def quadratic_form_backward(ds=1.0, *, x, B, into=None):
+    """Gradients dx (each the shape of what it differentiates).
+
+    into={'dx': (array, alpha), ...} adds alpha * dx to that array in place instead
+    (None is returned in its place): SGD without a gradient array, or accumulation.
+    """
     # dx_p = (Σ_i B_ip*x_i + Σ_j B_pj*x_j)*ds
-    dx = (B.T @ x + B @ x)*ds
+    dx = B.T @ x
+    dx += (B @ x)
+    dx *= ds
+    if into:
+        dx, = _accumulate(into, {'dx': dx})
     return dx

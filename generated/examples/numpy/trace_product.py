@@ -25,6 +25,26 @@ OPTIONAL = {}
 VARIANTS = {}
 
 
+def _accumulate(into, grads):
+    """array += alpha * gradient for each name: (array, alpha) in `into`; the gradients in order, None where added."""
+    for name, (out, alpha) in into.items():
+        g = grads.get(name)
+        if g is None:
+            raise ValueError(f"into: {name!r} is not a gradient computed here ({', '.join(grads)}; a need_ flag off?)")
+        if tuple(out.shape) != tuple(g.shape):
+            raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {tuple(out.shape)}")
+    deferred = [g for g in grads.values() if hasattr(g, "add_into")]
+    if any(np.may_share_memory(out, x) for out, _ in into.values() for g in deferred for x in (g.a, g.b)):
+        grads = {n: g.value() if hasattr(g, "add_into") else g for n, g in grads.items()}
+    for name, (out, alpha) in into.items():
+        g = grads[name]
+        if hasattr(g, "add_into"):
+            g.add_into(out, alpha)
+        else:
+            out += alpha * g
+    return tuple(None if n in into else g for n, g in grads.items())
+
+
 def trace_product_forward(X, V, W):
     """Forward pass; returns t."""
     # t = Σ_ijk V_ij*W_ki*X_jk
@@ -32,8 +52,15 @@ def trace_product_forward(X, V, W):
     return t
 
 
-def trace_product_backward(dt=1.0, *, V, W):
-    """Gradients dX (each the shape of what it differentiates)."""
+def trace_product_backward(dt=1.0, *, V, W, into=None):
+    """Gradients dX (each the shape of what it differentiates).
+
+    into={'dX': (array, alpha), ...} adds alpha * dX to that array in place instead
+    (None is returned in its place): SGD without a gradient array, or accumulation.
+    """
     # dX_pq = dt*Σ_i V_ip*W_qi
-    dX = dt*(V.T @ W.T)
+    dX = V.T @ W.T
+    dX *= dt
+    if into:
+        dX, = _accumulate(into, {'dX': dX})
     return dX

@@ -1,6 +1,6 @@
 """Seconds per 100 training steps of the ConvNet: the generated runtimes against torch.nn with autograd.
 
-    python -m runtime.bench_cnn [--steps 10] [--batch_size 32] [--device auto|cpu|cuda] [--skip-numpy]
+    python -m benchmarks.cnn [--steps 10] [--batch_size 32] [--device auto|cpu|cuda] [--skip-numpy]
 
 All contenders train the same small VGG (Adam, lr 1e-4, float32) in this one
 process on the same random batches (speed does not depend on the pixels):
@@ -127,7 +127,7 @@ def conv_rates(batch_size, repeats=3) -> list:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m runtime.bench_cnn", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m benchmarks.cnn", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=10, help="timed steps per contender (after two warm-up steps)")
     p.add_argument("--batch_size", type=int, default=32)
