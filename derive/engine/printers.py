@@ -466,7 +466,9 @@ class ArrayPrinter(_Printer):
             for value, cond in reversed(e.args[:-1]):
                 array = value.has(sp.Indexed)
                 branch = self._branch(value, target) if array else self._print(value)
-                steps.append(self.copy_where(acc, branch, self._cond(cond, target), array))
+                # Both over every axis (nothing to broadcast): the element-for-element form.
+                whole = self.layout_of(cond) == target and (not array or self.layout_of(value) == target)
+                steps.append(self.copy_where(acc, branch, self._cond(cond, target), whole))
             return steps
         return self._fresh(e, acc)
 
@@ -483,8 +485,8 @@ class ArrayPrinter(_Printer):
     def clamp_in_place(self, acc: str, low, high) -> str:
         raise NotImplementedError
 
-    def copy_where(self, acc: str, value: str, cond: str, array: bool) -> str:
-        """acc where cond holds becomes value (an array, or a number or scalar argument)."""
+    def copy_where(self, acc: str, value: str, cond: str, whole: bool) -> str:
+        """acc where cond holds becomes value; ``whole``: cond and value (unless a number) have acc's shape."""
         raise NotImplementedError
 
     def _like(self, e) -> str:
@@ -970,8 +972,10 @@ class NumPyKernelPrinter(ArrayPrinter):
     def clamp_in_place(self, acc, low, high):
         return f"np.maximum({acc}, {low}, out={acc})" if low is not None else f"np.minimum({acc}, {high}, out={acc})"
 
-    def copy_where(self, acc, value, cond, array):
-        return f"np.copyto({acc}, {value}, where={cond})"
+    def copy_where(self, acc, value, cond, whole):
+        # putmask runs 3-5x faster than copyto(where=) or where() on a mixed mask (measured: 52 vs 245 and
+        # 162 µs on 128×512 float32), but pairs elements in order: only where nothing broadcasts.
+        return f"np.putmask({acc}, {cond}, {value})" if whole else f"np.copyto({acc}, {value}, where={cond})"
 
     def identity(self, n):
         dtype = f", dtype={self.like}.dtype" if self.like else ""

@@ -69,7 +69,7 @@ def elu_backward(dY, *, X, alpha=1.0, into=None):
     np.exp(dX, out=dX)
     dX *= dY
     dX *= alpha
-    np.copyto(dX, dY, where=X > 0)
+    np.putmask(dX, X > 0, dY)
     if into:
         dX, = _accumulate(into, {'dX': dX})
     return dX

@@ -65,7 +65,7 @@ def leaky_relu_backward(dY, *, X, negative_slope=0.01, into=None):
     """
     # dX_pq = (dY_pq if X_pq > 0 else negative_slope*dY_pq)
     dX = negative_slope*dY
-    np.copyto(dX, dY, where=X > 0)
+    np.putmask(dX, X > 0, dY)
     if into:
         dX, = _accumulate(into, {'dX': dX})
     return dX

@@ -57,7 +57,7 @@ def silu_forward(X):
     tmp1 = 1/(1 + Y_exp)
     # Y_sj = (X_sj*Y_exp_sj*tmp1_sj if X_sj < 0 else X_sj*tmp1_sj)
     Y = X*tmp1
-    np.copyto(Y, Y_exp*X*tmp1, where=X < 0)
+    np.putmask(Y, X < 0, Y_exp*X*tmp1)
     return Y
 
 
@@ -79,7 +79,7 @@ def silu_backward(dY, *, X, into=None):
     dX += 1
     dX *= dY
     dX *= tmp1
-    np.copyto(dX, (1 + dX_exp + X)*dX_exp*dY*tmp1, where=X < 0)
+    np.putmask(dX, X < 0, (1 + dX_exp + X)*dX_exp*dY*tmp1)
     if into:
         dX, = _accumulate(into, {'dX': dX})
     return dX

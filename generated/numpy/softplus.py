@@ -73,7 +73,7 @@ def softplus_backward(dY, *, X, into=None):
     tmp1 = 1/(1 + dX_exp)
     # dX_pq = (dY_pq*tmp1_pq if X_pq > 0 else dX_exp_pq*dY_pq*tmp1_pq)
     dX = dX_exp*dY*tmp1
-    np.copyto(dX, dY*tmp1, where=X > 0)
+    np.putmask(dX, X > 0, dY*tmp1)
     if into:
         dX, = _accumulate(into, {'dX': dX})
     return dX
