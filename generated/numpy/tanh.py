@@ -35,9 +35,11 @@ def _accumulate(into, grads):
             raise ValueError(f"into: {name!r} is not a gradient computed here ({', '.join(grads)}; a need_ flag off?)")
         if tuple(out.shape) != tuple(g.shape):
             raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {tuple(out.shape)}")
-    deferred = [g for g in grads.values() if hasattr(g, "add_into")]
-    if any(np.may_share_memory(out, x) for out, _ in into.values() for g in deferred for x in (g.a, g.b)):
+    shared = lambda x: any(np.may_share_memory(out, x) for out, _ in into.values())
+    if any(shared(x) for g in grads.values() if hasattr(g, "add_into") for x in (g.a, g.b)):
         grads = {n: g.value() if hasattr(g, "add_into") else g for n, g in grads.items()}
+    # A gradient that is a view of an array written here (dW = X, into dX: X) is copied before any write.
+    grads = {n: g.copy() if n in into and isinstance(g, np.ndarray) and shared(g) else g for n, g in grads.items()}
     for name, (out, alpha) in into.items():
         g = grads[name]
         if hasattr(g, "add_into"):
