@@ -59,8 +59,9 @@ train-cnn: $(SETUP) data  ## train the course's ConvNet (small VGG, Adam) on CIF
 compare-bn: $(SETUP) data  ## the course's batch-norm experiment
 	$(PYTHON) -m runtime.compare_batch_norm
 
-bench: $(SETUP) data  ## seconds per epoch: generated runtimes vs PyTorch autograd
-	$(PYTHON) -m benchmarks.mlp
+bench: $(SETUP) data  ## MLP seconds per epoch: generated runtimes vs a hand-written NumPy MLP and autograd (default, then [512 256 128] + BN)
+	$(PYTHON) -m benchmarks.mlp $(ARGS)
+	$(PYTHON) -m benchmarks.mlp --hidden_dims 512 256 128 --use_batch_norm $(ARGS)
 
 bench-cnn: $(SETUP)  ## seconds per 100 ConvNet steps: generated runtimes vs torch.nn autograd (CPU; GPU when present)
 	$(PYTHON) -m benchmarks.cnn $(ARGS)

@@ -39,12 +39,6 @@ class Network:
         """(layer, name) for every parameter, in a fixed order (what an optimiser updates)."""
         return [(layer, k) for layer in self.layers for k in layer.params]
 
-    def sgd_step(self, lr: float):
-        """Plain SGD, in place."""
-        for layer in self.layers:
-            for k, p in layer.params.items():
-                p -= lr * layer.grads[k]
-
     # -- state -----------------------------------------------------------------
     def state_dict(self) -> dict:
         """Host copies of every parameter and running statistic, by ``<layer>.<name>``."""
