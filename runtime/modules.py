@@ -32,14 +32,13 @@ class Module:
 
     def _backward(self, dout, sgd_lr=None, **flags):
         """The kernel's backward: fills ``grads``, or with ``sgd_lr`` updates the parameters in place
-        (p -= lr·dp, added by the kernel straight into p; ``grads`` are then left as they were)."""
+        (p -= lr·dp, added by the kernel straight into p; ``grads`` then hold None)."""
         into = None
         if sgd_lr is not None:
             into = {f"d{k}": (v, -sgd_lr) for k, v in self.kernel_params().items()}
         g = self.kernels.backward(dout, self.cache, into=into, **flags, **self.scalars)
-        if into is None:
-            for p, k in self.arguments.items():
-                self.grads[p] = g[f"d{k}"].reshape(self.params[p].shape)
+        for p, k in self.arguments.items():  # None after a fused step: no stale gradient to misread
+            self.grads[p] = None if into is not None else g[f"d{k}"].reshape(self.params[p].shape)
         return g.get("dX")
 
     def clear_cache(self):

@@ -64,4 +64,6 @@ class Network:
                     raise ValueError(f"checkpoint {key} has shape {value.shape}, model {tuple(layer.params[name].shape)}")
                 self.backend.assign(layer.params[name], arr)  # in place: the parameter keeps its memory layout
             else:
+                if tuple(getattr(layer, name).shape) != tuple(value.shape):
+                    raise ValueError(f"checkpoint {key} has shape {value.shape}, model {tuple(getattr(layer, name).shape)}")
                 self.backend.assign(getattr(layer, name), arr)

@@ -59,21 +59,50 @@ def test_sgd_into_the_arrays_themselves(name, backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("orders", ["CCC", "CCF", "CFC", "FCC", "FFF", "CFF", "FCF", "FFC"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_product_into_each_memory_order(backend, order, dtype):
-    """dW goes into W by BLAS (beta = 1) or the fallback; the value is the same in either memory order."""
+def test_product_into_each_memory_order(backend, orders, dtype):
+    """dW goes into W by BLAS (beta = 1) or the fallback; the value is the same in every memory order of
+    the target, the upstream and the input."""
     rng = np.random.default_rng(6)
-    X, dY = rng.standard_normal((9, 7)).astype(dtype), rng.standard_normal((9, 4)).astype(dtype)
-    W = np.asarray(rng.standard_normal((4, 7)), dtype=dtype, order=order)
-    case = Case("linear", backend, "random", seed=0)
+    order_w, order_dy, order_x = orders
+    X = np.asarray(rng.standard_normal((9, 7)), dtype=dtype, order=order_x)
+    dY = np.asarray(rng.standard_normal((9, 4)), dtype=dtype, order=order_dy)
+    W = np.asarray(rng.standard_normal((4, 7)), dtype=dtype, order=order_w)
+    k = Case("linear", backend, "random", seed=0).kernels.k
     t = (lambda a: a) if backend == "numpy" else (lambda a: torch.from_numpy(a))
-    plain = case.kernels.k.linear_backward(t(dY), X=t(X), W=t(W))
-    target = t(W.copy(order=order))
-    case.kernels.k.linear_backward(t(dY), X=t(X), W=t(W), into={"dW": (target, ALPHA)})
-    want = W + ALPHA * case.numpy(plain[1])
+    plain = k.linear_backward(t(dY), X=t(X), W=t(W))
+    target = t(W.copy(order=order_w))
+    k.linear_backward(t(dY), X=t(X), W=t(W), into={"dW": (target, ALPHA)})
+    want = W + ALPHA * np.asarray(plain[1])
     tol = 1e-5 if dtype == "float32" else 1e-12
-    np.testing.assert_allclose(case.numpy(target), want, rtol=tol, atol=tol)
+    np.testing.assert_allclose(np.asarray(target), want, rtol=tol, atol=tol)
+
+
+def test_numpy_adds_products_through_its_own_blas():
+    """Where NumPy bundles OpenBLAS (its wheels), the kernels find its GEMM: the beta = 1 path is the one taken."""
+    import pathlib
+
+    root = pathlib.Path(np.__file__).resolve().parent
+    if not [*root.parent.glob("numpy.libs/*openblas64*"), *root.glob(".dylibs/*openblas64*")]:
+        pytest.skip("this NumPy bundles no OpenBLAS: the fallback (product, then one add) is used")
+    from generated.numpy import linear
+
+    assert set(linear._cblas()) == {np.dtype("float32"), np.dtype("float64")}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_gradient_that_is_a_view_of_a_target_is_taken_before_the_write(backend):
+    """dW = X (a view), into dX: X. The dW returned and the one added are X as it was."""
+    k = Case("linear", backend, "random", seed=0).kernels.k
+    t = (lambda a: a) if backend == "numpy" else (lambda a: torch.from_numpy(a))
+    X = t(np.ones((2, 2)))
+    buf = t(np.zeros((2, 2)))
+    dX, dW, dZ = k._accumulate({"dX": (X, 1.0), "dZ": (buf, 1.0)}, {"dX": t(np.full((2, 2), 5.0)), "dW": X, "dZ": X})
+    assert dX is None and dZ is None
+    np.testing.assert_array_equal(np.asarray(dW), 1.0)
+    np.testing.assert_array_equal(np.asarray(buf), 1.0)
+    np.testing.assert_array_equal(np.asarray(X), 6.0)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -87,3 +116,32 @@ def test_into_refuses_in_one_line(backend):
         case.kernels.backward(upstream, env, need_dX=False, into={"dX": (_copy(env["X"]), 1.0)})
     with pytest.raises(ValueError, match=r"^into: dW has shape .*, the array given"):
         case.kernels.backward(upstream, env, into={"dW": (_copy(env["X"]), 1.0)})
+    # Every target is checked before any is written: W stays as it was.
+    W, bad = _copy(env["W"]), _copy(env["b"])
+    if backend == "numpy":
+        bad = bad.astype(np.int64)
+        message = r"^into: db is float64, the array given int64$"
+    else:
+        bad = bad.float()
+        message = r"^into: db is torch.float64 on cpu, the array given torch.float32 on cpu$"
+    with pytest.raises(ValueError, match=message):
+        case.kernels.backward(upstream, env, into={"dW": (W, 1.0), "db": (bad, 1.0)})
+    np.testing.assert_array_equal(case.numpy(W), case.numpy(env["W"]))
+    if backend == "numpy":
+        frozen = env["W"].copy()
+        frozen.setflags(write=False)
+        with pytest.raises(ValueError, match=r"^into: the array given for dW is read-only$"):
+            case.kernels.backward(upstream, env, into={"dW": (frozen, 1.0)})
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_kernels_built_in_place_keep_the_promoted_dtype(backend):
+    """Integers become floats and mixed float32/float64 arguments give float64, as the expression would promote."""
+    k = {n: Case(n, backend, "random", seed=0).kernels.k for n in ("elu", "linear")}
+    t = (lambda a: a) if backend == "numpy" else (lambda a: torch.from_numpy(a))
+    y = k["elu"].elu_forward(t(np.arange(-3, 3).reshape(2, 3)))
+    np.testing.assert_allclose(np.asarray(y), [[np.expm1(-3), np.expm1(-2), np.expm1(-1)], [0, 1, 2]], rtol=1e-15)
+    x, w, b = np.ones((2, 3), np.float32), np.ones((4, 3), np.float32), np.full(4, 0.1)
+    y = k["linear"].linear_forward(t(x), t(w), t(b))
+    assert str(y.dtype).endswith("float64")
+    np.testing.assert_allclose(np.asarray(y), 3.1, rtol=1e-15)

@@ -243,6 +243,9 @@ class ArrayPrinter(_Printer):
         # Gradients that are one matrix product nothing else reads: printed through ``_product``,
         # so a caller adding them into its own array (``into``) never forms them (update_code).
         self.deferrable = set()
+        # Set when a statement is printed in place or fused (addmm): the kernel then brings its arrays to
+        # one floating dtype first (update_code._floats), so the first operand carries the promoted type.
+        self.promotes = False
 
     @property
     def sqrt(self):
@@ -399,7 +402,10 @@ class ArrayPrinter(_Printer):
         self._layout = tuple(st.indices)
         self._top = None
         steps = self._steps(st.rhs, st.name)
-        return steps if steps is not None and len(steps) > 1 else None
+        if steps is None or len(steps) < 2:
+            return None
+        self.promotes = True
+        return steps
 
     def _steps(self, e, acc):
         """Lines that leave e's value in the new array ``acc`` (in the statement's layout), or None."""
@@ -998,7 +1004,10 @@ class TorchKernelPrinter(ArrayPrinter):
     def add_product(self, e):
         # b + X @ W.T as one call (what nn.Linear runs): one pass, one new array.
         parts = self._product_plus(e)
-        return None if parts is None else f"torch.addmm({', '.join(parts)})"
+        if parts is None:
+            return None
+        self.promotes = True  # addmm wants one dtype where b + X @ W.T would promote
+        return f"torch.addmm({', '.join(parts)})"
 
     def hadamard(self, tensors):
         # torch.einsum reaches a batched matrix product through copies of both operands; a product and a

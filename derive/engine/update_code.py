@@ -4,13 +4,19 @@ No mathematics lives here. ``<module>_backward(..., into={"dW": (W, -lr)})``
 adds ``-lr · dW`` to ``W`` in place instead of returning ``dW`` (None in its
 place): plain SGD without a gradient array, or accumulation into a buffer.
 
-A gradient that is one matrix product (``dW = dY.T @ X``) is not formed when
-it goes into an array: ``_product`` defers it, and ``_accumulate`` adds it
-straight into the array (the scale on the smaller factor in NumPy; BLAS's own
-``beta = 1`` through ``addmm_`` in Torch). Every other value is computed
-before any array is written, and a deferred product is formed first after all
-when an array given overlaps one of its factors, so the order of the updates
-never matters.
+Every target is checked (a gradient of this kernel, its shape, writeable, a
+dtype the gradient casts to) before any is written. A gradient that is one
+matrix product (``dW = dY.T @ X``) is deferred by ``_product`` and added
+straight into its array: BLAS's own ``beta = 1`` (NumPy's bundled OpenBLAS,
+found through ctypes; ``addmm_`` in Torch), else the product formed and added.
+A deferred product whose factors overlap any target is formed before any
+write, and so is a copy of any gradient that overlaps one, so the order of the
+updates never matters.
+
+A NumPy kernel that builds arrays in place (``Y = X @ W.T`` then ``Y += b``), or
+a Torch kernel that fuses ``b + X @ W.T`` into ``addmm``, first brings its
+arrays to their common floating dtype (``_floats``): the first operand of a
+statement then has the type the whole expression would have been promoted to.
 
 Each backend's functions are source text, copied into the generated files that
 use them (as grid_code's are).
@@ -19,18 +25,22 @@ use them (as grid_code's are).
 NUMPY = {
     "_accumulate": '''
 def _accumulate(into, grads):
-    """array += alpha * gradient for each name: (array, alpha) in `into`; the gradients in order, None where added."""
+    \"\"\"array += alpha * gradient for each name: (array, alpha) in `into`; the gradients in order, None where added.\"\"\"
     for name, (out, alpha) in into.items():
         g = grads.get(name)
         if g is None:
             raise ValueError(f"into: {name!r} is not a gradient computed here ({', '.join(grads)}; a need_ flag off?)")
-        if tuple(out.shape) != tuple(g.shape):
-            raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {tuple(out.shape)}")
+        if not isinstance(out, np.ndarray) or tuple(out.shape) != tuple(g.shape):
+            raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {getattr(out, 'shape', out)}")
+        if not out.flags.writeable:
+            raise ValueError(f"into: the array given for {name} is read-only")
+        if not np.can_cast(np.result_type(g.dtype, alpha), out.dtype, "same_kind"):
+            raise ValueError(f"into: {name} is {g.dtype}, the array given {out.dtype}")
     shared = lambda x: any(np.may_share_memory(out, x) for out, _ in into.values())
     if any(shared(x) for g in grads.values() if hasattr(g, "add_into") for x in (g.a, g.b)):
         grads = {n: g.value() if hasattr(g, "add_into") else g for n, g in grads.items()}
     # A gradient that is a view of an array written here (dW = X, into dX: X) is copied before any write.
-    grads = {n: g.copy() if n in into and isinstance(g, np.ndarray) and shared(g) else g for n, g in grads.items()}
+    grads = {n: g.copy() if isinstance(g, np.ndarray) and shared(g) else g for n, g in grads.items()}
     for name, (out, alpha) in into.items():
         g = grads[name]
         if hasattr(g, "add_into"):
@@ -39,9 +49,15 @@ def _accumulate(into, grads):
             out += alpha * g
     return tuple(None if n in into else g for n, g in grads.items())
 ''',
+    "_floats": '''
+def _floats(*arrays):
+    """The arrays in their common floating dtype (float64 for integers): steps in place keep the promoted type."""
+    t = np.result_type(*arrays, 0.0)
+    return tuple(a if getattr(a, "dtype", None) == t else np.asarray(a, dtype=t) for a in arrays)
+''',
     "_product": '''
 def _cblas():
-    """{dtype: cblas_?gemm} of the OpenBLAS NumPy's wheels bundle (NumPy's own BLAS: no second thread pool), or {}."""
+    \"\"\"{dtype: cblas_?gemm} of the OpenBLAS NumPy's wheels bundle (NumPy's own BLAS: no second thread pool), or {}.\"\"\"
     import ctypes
     import pathlib
 
@@ -64,23 +80,24 @@ _CBLAS = None
 
 
 class _Product:
-    """a @ b, not formed yet: it goes into an array the caller gave."""
+    \"\"\"a @ b, not formed yet: it goes into an array the caller gave.\"\"\"
 
     def __init__(self, a, b):
-        self.a, self.b, self.shape = a, b, a.shape[:-1] + b.shape[1:]
+        self.a, self.b = a, b
+        self.shape, self.dtype = a.shape[:-1] + b.shape[1:], np.result_type(a, b)
 
     def value(self):
         return self.a @ self.b
 
     def add_into(self, out, alpha):
-        """out += alpha * a @ b: BLAS's beta = 1 where the layouts allow (no product array, no second pass)."""
+        \"\"\"out += alpha * a @ b: BLAS's beta = 1 where the layouts allow (no product array, no second pass).\"\"\"
         global _CBLAS
         if _CBLAS is None:
             _CBLAS = _cblas()
         a, b = self.a, self.b
         gemm = _CBLAS.get(out.dtype) if a.dtype == b.dtype == out.dtype and out.ndim == a.ndim == b.ndim == 2 else None
-        if gemm is not None and min(out.shape + a.shape) > 1 and all(x.flags.c_contiguous or x.flags.f_contiguous
-                                                                      for x in (out, a, b)):
+        if gemm is not None and min(out.shape + a.shape) > 1 and all(
+                (x.flags.c_contiguous or x.flags.f_contiguous) and x.flags.aligned for x in (out, a, b)):
             row = out.flags.c_contiguous  # CBLAS row-major (101) for a C-ordered out, column-major (102) else
 
             def operand(x):  # (transpose flag, leading dimension) of x in out's order
@@ -97,50 +114,72 @@ class _Product:
 
 
 def _product(into, name, a, b):
-    """a @ b, or deferred when the gradient `name` goes into an array the caller gave."""
+    \"\"\"a @ b, or deferred when the gradient `name` goes into an array the caller gave.\"\"\"
     return _Product(a, b) if into and name in into else a @ b
 ''',
 }
 
 TORCH = {
     "_accumulate": '''
-class _Product:
-    """a @ b, not formed yet: it goes into an array the caller gave."""
-
-    def __init__(self, a, b):
-        self.a, self.b, self.shape = a, b, tuple(a.shape[:-1] + b.shape[1:])
-
-    def value(self):
-        return self.a @ self.b
-
-
 def _accumulate(into, grads):
-    """array += alpha * gradient for each name: (array, alpha) in `into`; the gradients in order, None where added."""
+    \"\"\"array += alpha * gradient for each name: (array, alpha) in `into`; the gradients in order, None where added.\"\"\"
     for name, (out, alpha) in into.items():
         g = grads.get(name)
         if g is None:
             raise ValueError(f"into: {name!r} is not a gradient computed here ({', '.join(grads)}; a need_ flag off?)")
-        if tuple(out.shape) != tuple(g.shape):
-            raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {tuple(out.shape)}")
-    storage = lambda t: t.untyped_storage().data_ptr()
-    shared = lambda x: any(storage(out) == storage(x) for out, _ in into.values())
-    if any(shared(x) for g in grads.values() if isinstance(g, _Product) for x in (g.a, g.b)):
-        grads = {n: g.value() if isinstance(g, _Product) else g for n, g in grads.items()}
+        if not torch.is_tensor(out) or tuple(out.shape) != tuple(g.shape):
+            raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {getattr(out, 'shape', out)}")
+        if out.dtype != g.dtype or out.device != g.device:
+            raise ValueError(f"into: {name} is {g.dtype} on {g.device}, the array given {out.dtype} on {out.device}")
+
+    def span(t):  # the bytes of t's storage: views of one buffer overlap whatever their offsets
+        s = t.untyped_storage()
+        return s.data_ptr(), s.data_ptr() + s.nbytes()
+
+    spans = [span(out) for out, _ in into.values()]
+    shared = lambda x: any(lo < span(x)[1] and span(x)[0] < hi for lo, hi in spans)
+    if any(shared(x) for g in grads.values() if hasattr(g, "add_into") for x in (g.a, g.b)):
+        grads = {n: g.value() if hasattr(g, "add_into") else g for n, g in grads.items()}
     # A gradient that is a view of an array written here (dW = X, into dX: X) is copied before any write.
-    grads = {n: g.clone() if n in into and torch.is_tensor(g) and shared(g) else g for n, g in grads.items()}
+    grads = {n: g.clone() if torch.is_tensor(g) and shared(g) else g for n, g in grads.items()}
     for name, (out, alpha) in into.items():
         g = grads[name]
-        if not isinstance(g, _Product):
-            out.add_(g, alpha=alpha)
-        elif g.b.dim() == 1:
-            out.addmv_(g.a, g.b, alpha=alpha)
+        if hasattr(g, "add_into"):
+            g.add_into(out, alpha)
         else:
-            out.addmm_(g.a, g.b, alpha=alpha)
+            out.add_(g, alpha=alpha)
     return tuple(None if n in into else g for n, g in grads.items())
 ''',
+    "_floats": '''
+def _floats(*arrays):
+    """The tensors in their common floating dtype (the default float for integers), as b + X @ W.T would promote."""
+    t = arrays[0].dtype
+    for a in arrays[1:]:
+        t = torch.promote_types(t, a.dtype)
+    t = t if t.is_floating_point else torch.get_default_dtype()
+    return tuple(a if a.dtype == t else a.to(t) for a in arrays)
+''',
     "_product": '''
+class _Product:
+    \"\"\"a @ b, not formed yet: it goes into an array the caller gave.\"\"\"
+
+    def __init__(self, a, b):
+        self.a, self.b = a, b
+        self.shape, self.dtype, self.device = tuple(a.shape[:-1] + b.shape[1:]), a.dtype, a.device
+
+    def value(self):
+        return self.a @ self.b
+
+    def add_into(self, out, alpha):
+        \"\"\"out += alpha * a @ b in one BLAS call (beta = 1).\"\"\"
+        if self.b.dim() == 1:
+            out.addmv_(self.a, self.b, alpha=alpha)
+        else:
+            out.addmm_(self.a, self.b, alpha=alpha)
+
+
 def _product(into, name, a, b):
-    """a @ b, or deferred when the gradient `name` goes into an array the caller gave."""
+    \"\"\"a @ b, or deferred when the gradient `name` goes into an array the caller gave.\"\"\"
     return _Product(a, b) if into and name in into else a @ b
 ''',
 }

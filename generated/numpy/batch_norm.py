@@ -38,13 +38,17 @@ def _accumulate(into, grads):
         g = grads.get(name)
         if g is None:
             raise ValueError(f"into: {name!r} is not a gradient computed here ({', '.join(grads)}; a need_ flag off?)")
-        if tuple(out.shape) != tuple(g.shape):
-            raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {tuple(out.shape)}")
+        if not isinstance(out, np.ndarray) or tuple(out.shape) != tuple(g.shape):
+            raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {getattr(out, 'shape', out)}")
+        if not out.flags.writeable:
+            raise ValueError(f"into: the array given for {name} is read-only")
+        if not np.can_cast(np.result_type(g.dtype, alpha), out.dtype, "same_kind"):
+            raise ValueError(f"into: {name} is {g.dtype}, the array given {out.dtype}")
     shared = lambda x: any(np.may_share_memory(out, x) for out, _ in into.values())
     if any(shared(x) for g in grads.values() if hasattr(g, "add_into") for x in (g.a, g.b)):
         grads = {n: g.value() if hasattr(g, "add_into") else g for n, g in grads.items()}
     # A gradient that is a view of an array written here (dW = X, into dX: X) is copied before any write.
-    grads = {n: g.copy() if n in into and isinstance(g, np.ndarray) and shared(g) else g for n, g in grads.items()}
+    grads = {n: g.copy() if isinstance(g, np.ndarray) and shared(g) else g for n, g in grads.items()}
     for name, (out, alpha) in into.items():
         g = grads[name]
         if hasattr(g, "add_into"):
@@ -54,9 +58,16 @@ def _accumulate(into, grads):
     return tuple(None if n in into else g for n, g in grads.items())
 
 
+def _floats(*arrays):
+    """The arrays in their common floating dtype (float64 for integers): steps in place keep the promoted type."""
+    t = np.result_type(*arrays, 0.0)
+    return tuple(a if getattr(a, "dtype", None) == t else np.asarray(a, dtype=t) for a in arrays)
+
+
 def batch_norm_forward(X, gamma, beta, *, eps=1e-05):
     """Forward pass; returns Y, mean, var_scale, var_scaled, var, Xhat."""
     S = X.shape[0]
+    X, gamma, beta = _floats(X, gamma, beta)
     # mean_j = Σ_s X_sj/S
     mean = X.sum(axis=0)
     mean /= S
@@ -88,6 +99,7 @@ def batch_norm_backward(dY, *, gamma, var_scale, var_scaled, Xhat, eps=1e-05, ne
     (None is returned in its place): SGD without a gradient array, or accumulation.
     """
     S = dY.shape[0]
+    dY, gamma, var_scale, var_scaled, Xhat = _floats(dY, gamma, var_scale, var_scaled, Xhat)
     # dgamma_p = Σ_s Xhat_sp*dY_sp
     dgamma = np.einsum('sp,sp->p', Xhat, dY)
     # dbeta_p = Σ_s dY_sp
@@ -105,6 +117,7 @@ def batch_norm_backward(dY, *, gamma, var_scale, var_scaled, Xhat, eps=1e-05, ne
 
 def batch_norm_eval_forward(X, gamma, beta, running_mean, running_var, *, eps=1e-05):
     """Forward pass; returns Y."""
+    X, gamma, beta, running_mean, running_var = _floats(X, gamma, beta, running_mean, running_var)
     # Y_sj = beta_j + (X_sj - running_mean_j)*gamma_j/√(eps + running_var_j)
     Y = X - running_mean
     Y *= gamma

@@ -33,13 +33,17 @@ def _accumulate(into, grads):
         g = grads.get(name)
         if g is None:
             raise ValueError(f"into: {name!r} is not a gradient computed here ({', '.join(grads)}; a need_ flag off?)")
-        if tuple(out.shape) != tuple(g.shape):
-            raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {tuple(out.shape)}")
+        if not isinstance(out, np.ndarray) or tuple(out.shape) != tuple(g.shape):
+            raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {getattr(out, 'shape', out)}")
+        if not out.flags.writeable:
+            raise ValueError(f"into: the array given for {name} is read-only")
+        if not np.can_cast(np.result_type(g.dtype, alpha), out.dtype, "same_kind"):
+            raise ValueError(f"into: {name} is {g.dtype}, the array given {out.dtype}")
     shared = lambda x: any(np.may_share_memory(out, x) for out, _ in into.values())
     if any(shared(x) for g in grads.values() if hasattr(g, "add_into") for x in (g.a, g.b)):
         grads = {n: g.value() if hasattr(g, "add_into") else g for n, g in grads.items()}
     # A gradient that is a view of an array written here (dW = X, into dX: X) is copied before any write.
-    grads = {n: g.copy() if n in into and isinstance(g, np.ndarray) and shared(g) else g for n, g in grads.items()}
+    grads = {n: g.copy() if isinstance(g, np.ndarray) and shared(g) else g for n, g in grads.items()}
     for name, (out, alpha) in into.items():
         g = grads[name]
         if hasattr(g, "add_into"):

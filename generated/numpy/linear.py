@@ -33,13 +33,17 @@ def _accumulate(into, grads):
         g = grads.get(name)
         if g is None:
             raise ValueError(f"into: {name!r} is not a gradient computed here ({', '.join(grads)}; a need_ flag off?)")
-        if tuple(out.shape) != tuple(g.shape):
-            raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {tuple(out.shape)}")
+        if not isinstance(out, np.ndarray) or tuple(out.shape) != tuple(g.shape):
+            raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {getattr(out, 'shape', out)}")
+        if not out.flags.writeable:
+            raise ValueError(f"into: the array given for {name} is read-only")
+        if not np.can_cast(np.result_type(g.dtype, alpha), out.dtype, "same_kind"):
+            raise ValueError(f"into: {name} is {g.dtype}, the array given {out.dtype}")
     shared = lambda x: any(np.may_share_memory(out, x) for out, _ in into.values())
     if any(shared(x) for g in grads.values() if hasattr(g, "add_into") for x in (g.a, g.b)):
         grads = {n: g.value() if hasattr(g, "add_into") else g for n, g in grads.items()}
     # A gradient that is a view of an array written here (dW = X, into dX: X) is copied before any write.
-    grads = {n: g.copy() if n in into and isinstance(g, np.ndarray) and shared(g) else g for n, g in grads.items()}
+    grads = {n: g.copy() if isinstance(g, np.ndarray) and shared(g) else g for n, g in grads.items()}
     for name, (out, alpha) in into.items():
         g = grads[name]
         if hasattr(g, "add_into"):
@@ -47,6 +51,12 @@ def _accumulate(into, grads):
         else:
             out += alpha * g
     return tuple(None if n in into else g for n, g in grads.items())
+
+
+def _floats(*arrays):
+    """The arrays in their common floating dtype (float64 for integers): steps in place keep the promoted type."""
+    t = np.result_type(*arrays, 0.0)
+    return tuple(a if getattr(a, "dtype", None) == t else np.asarray(a, dtype=t) for a in arrays)
 
 
 def _cblas():
@@ -76,7 +86,8 @@ class _Product:
     """a @ b, not formed yet: it goes into an array the caller gave."""
 
     def __init__(self, a, b):
-        self.a, self.b, self.shape = a, b, a.shape[:-1] + b.shape[1:]
+        self.a, self.b = a, b
+        self.shape, self.dtype = a.shape[:-1] + b.shape[1:], np.result_type(a, b)
 
     def value(self):
         return self.a @ self.b
@@ -88,8 +99,8 @@ class _Product:
             _CBLAS = _cblas()
         a, b = self.a, self.b
         gemm = _CBLAS.get(out.dtype) if a.dtype == b.dtype == out.dtype and out.ndim == a.ndim == b.ndim == 2 else None
-        if gemm is not None and min(out.shape + a.shape) > 1 and all(x.flags.c_contiguous or x.flags.f_contiguous
-                                                                      for x in (out, a, b)):
+        if gemm is not None and min(out.shape + a.shape) > 1 and all(
+                (x.flags.c_contiguous or x.flags.f_contiguous) and x.flags.aligned for x in (out, a, b)):
             row = out.flags.c_contiguous  # CBLAS row-major (101) for a C-ordered out, column-major (102) else
 
             def operand(x):  # (transpose flag, leading dimension) of x in out's order
@@ -112,6 +123,7 @@ def _product(into, name, a, b):
 
 def linear_forward(X, W, b):
     """Forward pass; returns Y."""
+    X, W, b = _floats(X, W, b)
     # Y_sn = b_n + Σ_m W_nm*X_sm
     Y = X @ W.T
     Y += b

@@ -28,38 +28,33 @@ OPTIONAL = {}
 VARIANTS = {}
 
 
-class _Product:
-    """a @ b, not formed yet: it goes into an array the caller gave."""
-
-    def __init__(self, a, b):
-        self.a, self.b, self.shape = a, b, tuple(a.shape[:-1] + b.shape[1:])
-
-    def value(self):
-        return self.a @ self.b
-
-
 def _accumulate(into, grads):
     """array += alpha * gradient for each name: (array, alpha) in `into`; the gradients in order, None where added."""
     for name, (out, alpha) in into.items():
         g = grads.get(name)
         if g is None:
             raise ValueError(f"into: {name!r} is not a gradient computed here ({', '.join(grads)}; a need_ flag off?)")
-        if tuple(out.shape) != tuple(g.shape):
-            raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {tuple(out.shape)}")
-    storage = lambda t: t.untyped_storage().data_ptr()
-    shared = lambda x: any(storage(out) == storage(x) for out, _ in into.values())
-    if any(shared(x) for g in grads.values() if isinstance(g, _Product) for x in (g.a, g.b)):
-        grads = {n: g.value() if isinstance(g, _Product) else g for n, g in grads.items()}
+        if not torch.is_tensor(out) or tuple(out.shape) != tuple(g.shape):
+            raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {getattr(out, 'shape', out)}")
+        if out.dtype != g.dtype or out.device != g.device:
+            raise ValueError(f"into: {name} is {g.dtype} on {g.device}, the array given {out.dtype} on {out.device}")
+
+    def span(t):  # the bytes of t's storage: views of one buffer overlap whatever their offsets
+        s = t.untyped_storage()
+        return s.data_ptr(), s.data_ptr() + s.nbytes()
+
+    spans = [span(out) for out, _ in into.values()]
+    shared = lambda x: any(lo < span(x)[1] and span(x)[0] < hi for lo, hi in spans)
+    if any(shared(x) for g in grads.values() if hasattr(g, "add_into") for x in (g.a, g.b)):
+        grads = {n: g.value() if hasattr(g, "add_into") else g for n, g in grads.items()}
     # A gradient that is a view of an array written here (dW = X, into dX: X) is copied before any write.
-    grads = {n: g.clone() if n in into and torch.is_tensor(g) and shared(g) else g for n, g in grads.items()}
+    grads = {n: g.clone() if torch.is_tensor(g) and shared(g) else g for n, g in grads.items()}
     for name, (out, alpha) in into.items():
         g = grads[name]
-        if not isinstance(g, _Product):
-            out.add_(g, alpha=alpha)
-        elif g.b.dim() == 1:
-            out.addmv_(g.a, g.b, alpha=alpha)
+        if hasattr(g, "add_into"):
+            g.add_into(out, alpha)
         else:
-            out.addmm_(g.a, g.b, alpha=alpha)
+            out.add_(g, alpha=alpha)
     return tuple(None if n in into else g for n, g in grads.items())
 
 
