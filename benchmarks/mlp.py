@@ -17,9 +17,12 @@ Ratios are taken within a round (contender seconds / baseline seconds, below
 
 The FLOP limit is the time the epoch's matrix products would take at the
 machine's single-precision GEMM rate, measured each round on a large square
-product (the forward, every weight gradient and every input gradient but the
-first layer's, which nothing needs). A contender's fraction of the limit is
-limit / its seconds.
+product (NumPy's BLAS for CPU rows, torch.matmul on the GPU for GPU rows): the
+forward, every weight gradient and every input gradient but the first layer's,
+which nothing needs. A contender's fraction of the limit is limit / its
+seconds. The generated runtimes also count each step's correct predictions
+(the epoch's training accuracy) and build one-hot targets; the other two do
+neither.
 """
 from __future__ import annotations
 
@@ -50,12 +53,17 @@ def epoch_flops(sizes, images: int) -> float:
     return 2.0 * images * (2 * sum(products) + sum(products[1:]))
 
 
-def sgemm_rate(n: int = GEMM_SIZE) -> float:
-    """GFLOP/s of one n×n×n float32 product through NumPy's BLAS (best of three)."""
+def sgemm_rate(device=None, n: int = GEMM_SIZE) -> float:
+    """GFLOP/s of one n×n×n float32 product (best of three): NumPy's BLAS, or torch on a CUDA ``device``."""
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((2, n, n), dtype=np.float32)
-    a @ b
-    best = min(_seconds(lambda: a @ b) for _ in range(3))
+    if device is not None and device.type == "cuda":
+        import torch
+
+        a, b = torch.as_tensor(a, device=device), torch.as_tensor(b, device=device)
+    product = lambda: (a @ b, _sync(device) if device is not None else None)
+    product()
+    best = min(_seconds(product) for _ in range(3))
     return 2.0 * n ** 3 / best / 1e9
 
 
@@ -128,9 +136,11 @@ def run(contenders: dict, rounds: int, device):
     for c in contenders.values():
         c.epoch()
         _sync(device)
-    times, rates = {k: [] for k in contenders}, []
+    times, rates = {k: [] for k in contenders}, {"cpu": [], "cuda": []}
     for r in range(rounds):
-        rates.append(sgemm_rate())
+        rates["cpu"].append(sgemm_rate())
+        if device.type == "cuda":
+            rates["cuda"].append(sgemm_rate(device))
         for label, c in contenders.items():
             start = time.perf_counter()
             c.epoch()
@@ -141,9 +151,9 @@ def run(contenders: dict, rounds: int, device):
     return times, rates
 
 
-def report(times: dict, rates: list, flops: float, baselines: list) -> list:
-    """Printed lines: median and spread, ratios against each baseline, fraction of the FLOP limit."""
-    limit = [flops / (rate * 1e9) for rate in rates]
+def report(times: dict, rates: dict, flops: float, baselines: list) -> list:
+    """Printed lines: median and spread, ratios against each baseline, fraction of the FLOP limit
+    (at the GPU's rate for a contender on the GPU)."""
     head = f"{'contender':28s} {'s/epoch':>8s} {'min–max':>13s}" + "".join(
         f" {'vs ' + b.split(' (')[0]:>20s}" for b in baselines) + f" {'FLOP limit':>11s}"
     lines = [head]
@@ -151,6 +161,7 @@ def report(times: dict, rates: list, flops: float, baselines: list) -> list:
         row = f"{label:28s} {statistics.median(ts):8.3f} {min(ts):6.3f}–{max(ts):6.3f}"
         for b in baselines:
             row += f" {statistics.median(t / u for t, u in zip(ts, times[b])):19.2f}×"
+        limit = [flops / (rate * 1e9) for rate in rates["cuda" if "(cuda)" in label else "cpu"]]
         row += f" {100 * statistics.median(l / t for l, t in zip(limit, ts)):10.0f}%"
         lines.append(row)
     return lines
@@ -201,8 +212,11 @@ def main(argv=None) -> int:
     print(f"bench: MLP {cfg.hidden_dims}{bn}, {cfg.activation}, batch {cfg.batch_size}, float32, {images} images "
           f"and {flops / 1e9:.1f} GFLOP per epoch; torch on {device} ({where}); {args.epochs} rounds after a warm-up")
     times, rates = run(contenders, args.epochs, device)
-    print(f"sgemm {GEMM_SIZE}³ float32 (NumPy's BLAS, CPU): {statistics.median(rates):.0f} GFLOP/s "
-          f"(rounds: {min(rates):.0f}–{max(rates):.0f}) → FLOP limit {flops / statistics.median(rates) / 1e9:.3f} s/epoch")
+    for where, label in (("cpu", "NumPy's BLAS, CPU"), ("cuda", "torch.matmul, GPU")):
+        if rates[where]:
+            rate = statistics.median(rates[where])
+            print(f"sgemm {GEMM_SIZE}³ float32 ({label}): {rate:.0f} GFLOP/s (rounds: {min(rates[where]):.0f}–"
+                  f"{max(rates[where]):.0f}) → FLOP limit {flops / rate / 1e9:.4f} s/epoch")
     for line in report(times, rates, flops, baselines):
         print(line)
     print("(vs X: contender seconds / X's seconds in the same round, median over rounds; below 1 is faster. "
