@@ -175,6 +175,28 @@ def test_a_parameter_never_becomes_a_divisor(user_kernels):
     assert dX[0, 2] > 0  # σ'(40) = 4e-18 is a normal number, not 0
 
 
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_a_let_never_becomes_a_divisor(user_kernels, backend):
+    """(X Wᵀ + b) σ(X Vᵀ + c): σ(G) is not rewritten as Y/A, so a zero input row with a zero bias (A = 0)
+    gives finite weight gradients, as autograd does."""
+    import torch
+
+    k = user_kernels("gated_linear", backend)
+    rng = np.random.default_rng(0)
+    X, W, V, c, dY = (rng.standard_normal(s) for s in ((3, 4), (2, 4), (2, 4), (2,), (3, 2)))
+    X[1], b = 0.0, np.zeros(2)
+    t = (lambda a: a) if backend == "numpy" else torch.from_numpy
+    outs = k.gated_linear_forward(*map(t, (X, W, b, V, c)))
+    env = {"X": t(X), "W": t(W), "b": t(b), "V": t(V), "c": t(c), **dict(zip(k.RETURNS, outs))}
+    grads = dict(zip(k.GRADIENTS, k.gated_linear_backward(t(dY), **{n: env[n] for n in k.SAVED})))
+    ref = {n: torch.tensor(a, requires_grad=True) for n, a in dict(X=X, W=W, b=b, V=V, c=c).items()}
+    y = torch.nn.functional.linear(ref["X"], ref["W"], ref["b"]) * torch.sigmoid(
+        torch.nn.functional.linear(ref["X"], ref["V"], ref["c"]))
+    y.backward(torch.tensor(dY))
+    for name, tensor in ref.items():
+        np.testing.assert_allclose(np.asarray(grads["d" + name]), tensor.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
 def test_an_inner_budget_does_not_swallow_the_outer_one():
     def inner(e):
         return budget.attempt(lambda x: time.sleep(5), e, "inner", seconds=3.0)

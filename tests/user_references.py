@@ -70,6 +70,10 @@ def glu_gate(*, A, B):
     return F.glu(torch.cat([A, B], dim=-1), dim=-1)
 
 
+def gated_linear(*, X, W, b, V, c):
+    return F.linear(X, W, b) * torch.sigmoid(F.linear(X, V, c))
+
+
 def bilinear(*, X1, X2, W, b):
     return F.bilinear(X1, X2, W, b)
 
@@ -206,6 +210,7 @@ REFERENCES = {
     "kl_div_logits": kl_div_logits,
     "hinge": hinge,
     "glu_gate": glu_gate,
+    "gated_linear": gated_linear,
     "bilinear": bilinear,
     "cosine_sim": cosine_sim,
     "softmax_hw": softmax_hw,

@@ -167,10 +167,11 @@ def reexpress(expr, forward, x_base):
             new = budget.attempt(lambda e: sp.factor(sp.cancel(e)), new, "cancel and factor") or new
         if x_base in new.atoms(sp.IndexedBase) or complements(new, _outputs(forward)):
             continue
-        # Where X divided, its replacement may (a division by the output Y); nothing else may become a
-        # divisor: Y = γ X (or γ σ(X)) solved for X divides by γ, which may be 0.
-        allowed = divisors(expr) | ((inverse.atoms(sp.IndexedBase) & _outputs(forward))
-                                    if x_base in divisors(expr) else set())
+        # Where X divided, its replacement may divide by the output Y of a function of X alone (σ(X));
+        # nothing else may become a divisor: Y = γ X (or A σ(G)) solved for X (or G) divides by γ (or A),
+        # which may be 0.
+        alone = d.expr.atoms(sp.IndexedBase) <= {x_base}
+        allowed = divisors(expr) | ({d.tensor.base} if x_base in divisors(expr) and alone else set())
         if not divisors(new) <= allowed:
             continue
         if sp.count_ops(compact(new)) <= sp.count_ops(compact(expr)):
