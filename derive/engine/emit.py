@@ -161,7 +161,7 @@ def kernel_context(kernel: Kernel, backend: str, module: str = "") -> dict:
             "guard": kernel.optional.get(st.serves),
         })
     extents = _extent_lines(kernel, printer)
-    if printer.promotes:
+    if arrays:  # every kernel computes in its arrays' promoted floating dtype (update_code._floats)
         names = [a.name for a in arrays]
         extents.insert(0, f"{', '.join(names)}{',' if len(names) == 1 else ''} = {printer.helper('_floats')}({', '.join(names)})")
     used = printer.symbols_used

@@ -243,9 +243,6 @@ class ArrayPrinter(_Printer):
         # Gradients that are one matrix product nothing else reads: printed through ``_product``,
         # so a caller adding them into its own array (``into``) never forms them (update_code).
         self.deferrable = set()
-        # Set when a statement is printed in place or fused (addmm): the kernel then brings its arrays to
-        # one floating dtype first (update_code._floats), so the first operand carries the promoted type.
-        self.promotes = False
 
     @property
     def sqrt(self):
@@ -404,7 +401,6 @@ class ArrayPrinter(_Printer):
         steps = self._steps(st.rhs, st.name)
         if steps is None or len(steps) < 2:
             return None
-        self.promotes = True
         return steps
 
     def _steps(self, e, acc):
@@ -1006,7 +1002,6 @@ class TorchKernelPrinter(ArrayPrinter):
         parts = self._product_plus(e)
         if parts is None:
             return None
-        self.promotes = True  # addmm wants one dtype where b + X @ W.T would promote
         return f"torch.addmm({', '.join(parts)})"
 
     def hadamard(self, tensors):

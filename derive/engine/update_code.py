@@ -13,10 +13,11 @@ A deferred product whose factors overlap any target is formed before any
 write, and so is a copy of any gradient that overlaps one, so the order of the
 updates never matters.
 
-A NumPy kernel that builds arrays in place (``Y = X @ W.T`` then ``Y += b``), or
-a Torch kernel that fuses ``b + X @ W.T`` into ``addmm``, first brings its
-arrays to their common floating dtype (``_floats``): the first operand of a
-statement then has the type the whole expression would have been promoted to.
+Every kernel first brings its arrays to their common floating dtype
+(``_floats``; float64, or Torch's default float, for integers): a NumPy
+statement built in place (``Y = X @ W.T`` then ``Y += b``), Torch's ``addmm``
+for ``b + X @ W.T`` and a number cast to the arrays' type then all have the
+type the whole expression would have been promoted to.
 
 Each backend's functions are source text, copied into the generated files that
 use them (as grid_code's are).
@@ -29,7 +30,8 @@ def _accumulate(into, grads):
     for name, (out, alpha) in into.items():
         g = grads.get(name)
         if g is None:
-            raise ValueError(f"into: {name!r} is not a gradient computed here ({', '.join(grads)}; a need_ flag off?)")
+            raise ValueError(f"into: {name!r} is not a gradient computed here "
+                             f"({', '.join(n for n, v in grads.items() if v is not None)}; a need_ flag off?)")
         if not isinstance(out, np.ndarray) or tuple(out.shape) != tuple(g.shape):
             raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {getattr(out, 'shape', out)}")
         if not out.flags.writeable:
@@ -52,6 +54,9 @@ def _accumulate(into, grads):
     "_floats": '''
 def _floats(*arrays):
     """The arrays in their common floating dtype (float64 for integers): steps in place keep the promoted type."""
+    t = getattr(arrays[0], "dtype", None)
+    if t is not None and t.kind == "f" and all(getattr(a, "dtype", None) == t for a in arrays):
+        return arrays
     t = np.result_type(*arrays, 0.0)
     return tuple(a if getattr(a, "dtype", None) == t else np.asarray(a, dtype=t) for a in arrays)
 ''',
@@ -126,11 +131,14 @@ def _accumulate(into, grads):
     for name, (out, alpha) in into.items():
         g = grads.get(name)
         if g is None:
-            raise ValueError(f"into: {name!r} is not a gradient computed here ({', '.join(grads)}; a need_ flag off?)")
+            raise ValueError(f"into: {name!r} is not a gradient computed here "
+                             f"({', '.join(n for n, v in grads.items() if v is not None)}; a need_ flag off?)")
         if not torch.is_tensor(out) or tuple(out.shape) != tuple(g.shape):
             raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {getattr(out, 'shape', out)}")
         if out.dtype != g.dtype or out.device != g.device:
             raise ValueError(f"into: {name} is {g.dtype} on {g.device}, the array given {out.dtype} on {out.device}")
+        if out.requires_grad and torch.is_grad_enabled():
+            raise ValueError(f"into: the array given for {name} requires grad: update it under torch.no_grad()")
 
     def span(t):  # the bytes of t's storage: views of one buffer overlap whatever their offsets
         s = t.untyped_storage()
@@ -145,15 +153,17 @@ def _accumulate(into, grads):
     for name, (out, alpha) in into.items():
         g = grads[name]
         if hasattr(g, "add_into"):
-            g.add_into(out, alpha)
+            g.add_into(out, float(alpha))
         else:
-            out.add_(g, alpha=alpha)
+            out.add_(g, alpha=float(alpha))
     return tuple(None if n in into else g for n, g in grads.items())
 ''',
     "_floats": '''
 def _floats(*arrays):
     """The tensors in their common floating dtype (the default float for integers), as b + X @ W.T would promote."""
     t = arrays[0].dtype
+    if t.is_floating_point and all(a.dtype == t for a in arrays):
+        return arrays
     for a in arrays[1:]:
         t = torch.promote_types(t, a.dtype)
     t = t if t.is_floating_point else torch.get_default_dtype()

@@ -32,7 +32,8 @@ def _accumulate(into, grads):
     for name, (out, alpha) in into.items():
         g = grads.get(name)
         if g is None:
-            raise ValueError(f"into: {name!r} is not a gradient computed here ({', '.join(grads)}; a need_ flag off?)")
+            raise ValueError(f"into: {name!r} is not a gradient computed here "
+                             f"({', '.join(n for n, v in grads.items() if v is not None)}; a need_ flag off?)")
         if not isinstance(out, np.ndarray) or tuple(out.shape) != tuple(g.shape):
             raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {getattr(out, 'shape', out)}")
         if not out.flags.writeable:
@@ -53,9 +54,19 @@ def _accumulate(into, grads):
     return tuple(None if n in into else g for n, g in grads.items())
 
 
+def _floats(*arrays):
+    """The arrays in their common floating dtype (float64 for integers): steps in place keep the promoted type."""
+    t = getattr(arrays[0], "dtype", None)
+    if t is not None and t.kind == "f" and all(getattr(a, "dtype", None) == t for a in arrays):
+        return arrays
+    t = np.result_type(*arrays, 0.0)
+    return tuple(a if getattr(a, "dtype", None) == t else np.asarray(a, dtype=t) for a in arrays)
+
+
 def cross_entropy_forward(X, T):
     """Forward pass; returns L."""
     S = X.shape[0]
+    X, T = _floats(X, T)
     # L = -Σ_sc log(X_sc)*T_sc/S
     L = -(T*np.log(X)).sum()/S
     return L
@@ -68,6 +79,7 @@ def cross_entropy_backward(dL=1.0, *, X, T, into=None):
     (None is returned in its place): SGD without a gradient array, or accumulation.
     """
     S = X.shape[0]
+    X, T = _floats(X, T)
     # dX_pq = -T_pq*dL/(S*X_pq)
     dX = -T*dL/(S*X)
     if into:

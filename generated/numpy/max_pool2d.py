@@ -84,7 +84,8 @@ def _accumulate(into, grads):
     for name, (out, alpha) in into.items():
         g = grads.get(name)
         if g is None:
-            raise ValueError(f"into: {name!r} is not a gradient computed here ({', '.join(grads)}; a need_ flag off?)")
+            raise ValueError(f"into: {name!r} is not a gradient computed here "
+                             f"({', '.join(n for n, v in grads.items() if v is not None)}; a need_ flag off?)")
         if not isinstance(out, np.ndarray) or tuple(out.shape) != tuple(g.shape):
             raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {getattr(out, 'shape', out)}")
         if not out.flags.writeable:
@@ -105,9 +106,19 @@ def _accumulate(into, grads):
     return tuple(None if n in into else g for n, g in grads.items())
 
 
+def _floats(*arrays):
+    """The arrays in their common floating dtype (float64 for integers): steps in place keep the promoted type."""
+    t = getattr(arrays[0], "dtype", None)
+    if t is not None and t.kind == "f" and all(getattr(a, "dtype", None) == t for a in arrays):
+        return arrays
+    t = np.result_type(*arrays, 0.0)
+    return tuple(a if getattr(a, "dtype", None) == t else np.asarray(a, dtype=t) for a in arrays)
+
+
 def max_pool2d_forward(X, *, kernel_size=2, stride=2, padding=0):
     """Forward pass; returns Y."""
     S, C, Hi, Wi = X.shape
+    X, = _floats(X)
     if not isinstance(kernel_size, numbers.Integral) or kernel_size < 1:
         raise ValueError(f"max_pool2d_forward: kernel_size must be an integer >= 1, got {kernel_size!r}")
     if not isinstance(stride, numbers.Integral) or stride < 1:
@@ -134,6 +145,7 @@ def max_pool2d_backward(dY, *, X, kernel_size=2, stride=2, padding=0, into=None)
     S, C, Ho, Wo = dY.shape
     Hi = X.shape[2]
     Wi = X.shape[3]
+    dY, X = _floats(dY, X)
     if not isinstance(kernel_size, numbers.Integral) or kernel_size < 1:
         raise ValueError(f"max_pool2d_backward: kernel_size must be an integer >= 1, got {kernel_size!r}")
     if not isinstance(stride, numbers.Integral) or stride < 1:

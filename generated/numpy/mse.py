@@ -32,7 +32,8 @@ def _accumulate(into, grads):
     for name, (out, alpha) in into.items():
         g = grads.get(name)
         if g is None:
-            raise ValueError(f"into: {name!r} is not a gradient computed here ({', '.join(grads)}; a need_ flag off?)")
+            raise ValueError(f"into: {name!r} is not a gradient computed here "
+                             f"({', '.join(n for n, v in grads.items() if v is not None)}; a need_ flag off?)")
         if not isinstance(out, np.ndarray) or tuple(out.shape) != tuple(g.shape):
             raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {getattr(out, 'shape', out)}")
         if not out.flags.writeable:
@@ -55,6 +56,9 @@ def _accumulate(into, grads):
 
 def _floats(*arrays):
     """The arrays in their common floating dtype (float64 for integers): steps in place keep the promoted type."""
+    t = getattr(arrays[0], "dtype", None)
+    if t is not None and t.kind == "f" and all(getattr(a, "dtype", None) == t for a in arrays):
+        return arrays
     t = np.result_type(*arrays, 0.0)
     return tuple(a if getattr(a, "dtype", None) == t else np.asarray(a, dtype=t) for a in arrays)
 
@@ -62,6 +66,7 @@ def _floats(*arrays):
 def mse_forward(X, T):
     """Forward pass; returns L."""
     S = X.shape[0]
+    X, T = _floats(X, T)
     # L = Σ_sj (X_sj - T_sj)**2/(2*S)
     L = ((X - T)**2).sum()/(2*S)
     return L

@@ -37,11 +37,14 @@ def _accumulate(into, grads):
     for name, (out, alpha) in into.items():
         g = grads.get(name)
         if g is None:
-            raise ValueError(f"into: {name!r} is not a gradient computed here ({', '.join(grads)}; a need_ flag off?)")
+            raise ValueError(f"into: {name!r} is not a gradient computed here "
+                             f"({', '.join(n for n, v in grads.items() if v is not None)}; a need_ flag off?)")
         if not torch.is_tensor(out) or tuple(out.shape) != tuple(g.shape):
             raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {getattr(out, 'shape', out)}")
         if out.dtype != g.dtype or out.device != g.device:
             raise ValueError(f"into: {name} is {g.dtype} on {g.device}, the array given {out.dtype} on {out.device}")
+        if out.requires_grad and torch.is_grad_enabled():
+            raise ValueError(f"into: the array given for {name} requires grad: update it under torch.no_grad()")
 
     def span(t):  # the bytes of t's storage: views of one buffer overlap whatever their offsets
         s = t.untyped_storage()
@@ -56,15 +59,27 @@ def _accumulate(into, grads):
     for name, (out, alpha) in into.items():
         g = grads[name]
         if hasattr(g, "add_into"):
-            g.add_into(out, alpha)
+            g.add_into(out, float(alpha))
         else:
-            out.add_(g, alpha=alpha)
+            out.add_(g, alpha=float(alpha))
     return tuple(None if n in into else g for n, g in grads.items())
+
+
+def _floats(*arrays):
+    """The tensors in their common floating dtype (the default float for integers), as b + X @ W.T would promote."""
+    t = arrays[0].dtype
+    if t.is_floating_point and all(a.dtype == t for a in arrays):
+        return arrays
+    for a in arrays[1:]:
+        t = torch.promote_types(t, a.dtype)
+    t = t if t.is_floating_point else torch.get_default_dtype()
+    return tuple(a if a.dtype == t else a.to(t) for a in arrays)
 
 
 def batch_norm_forward(X, gamma, beta, *, eps=1e-05):
     """Forward pass; returns Y, mean, var_scale, var_scaled, var, Xhat."""
     S = X.shape[0]
+    X, gamma, beta = _floats(X, gamma, beta)
     # mean_j = Σ_s X_sj/S
     mean = X.sum(dim=0)/S
     # tmp1_js = X_sj - mean_j
@@ -93,6 +108,7 @@ def batch_norm_backward(dY, *, gamma, var_scale, var_scaled, Xhat, eps=1e-05, ne
     (None is returned in its place): SGD without a gradient array, or accumulation.
     """
     S = dY.shape[0]
+    dY, gamma, var_scale, var_scaled, Xhat = _floats(dY, gamma, var_scale, var_scaled, Xhat)
     # dgamma_p = Σ_s Xhat_sp*dY_sp
     dgamma = (Xhat*dY).sum(dim=0)
     # dbeta_p = Σ_s dY_sp
@@ -108,6 +124,7 @@ def batch_norm_backward(dY, *, gamma, var_scale, var_scaled, Xhat, eps=1e-05, ne
 
 def batch_norm_eval_forward(X, gamma, beta, running_mean, running_var, *, eps=1e-05):
     """Forward pass; returns Y."""
+    X, gamma, beta, running_mean, running_var = _floats(X, gamma, beta, running_mean, running_var)
     # Y_sj = beta_j + (X_sj - running_mean_j)*gamma_j/√(eps + running_var_j)
     Y = (X - running_mean)*gamma/torch.sqrt(eps + running_var) + beta
     return Y

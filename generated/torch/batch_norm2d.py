@@ -37,11 +37,14 @@ def _accumulate(into, grads):
     for name, (out, alpha) in into.items():
         g = grads.get(name)
         if g is None:
-            raise ValueError(f"into: {name!r} is not a gradient computed here ({', '.join(grads)}; a need_ flag off?)")
+            raise ValueError(f"into: {name!r} is not a gradient computed here "
+                             f"({', '.join(n for n, v in grads.items() if v is not None)}; a need_ flag off?)")
         if not torch.is_tensor(out) or tuple(out.shape) != tuple(g.shape):
             raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {getattr(out, 'shape', out)}")
         if out.dtype != g.dtype or out.device != g.device:
             raise ValueError(f"into: {name} is {g.dtype} on {g.device}, the array given {out.dtype} on {out.device}")
+        if out.requires_grad and torch.is_grad_enabled():
+            raise ValueError(f"into: the array given for {name} requires grad: update it under torch.no_grad()")
 
     def span(t):  # the bytes of t's storage: views of one buffer overlap whatever their offsets
         s = t.untyped_storage()
@@ -56,10 +59,21 @@ def _accumulate(into, grads):
     for name, (out, alpha) in into.items():
         g = grads[name]
         if hasattr(g, "add_into"):
-            g.add_into(out, alpha)
+            g.add_into(out, float(alpha))
         else:
-            out.add_(g, alpha=alpha)
+            out.add_(g, alpha=float(alpha))
     return tuple(None if n in into else g for n, g in grads.items())
+
+
+def _floats(*arrays):
+    """The tensors in their common floating dtype (the default float for integers), as b + X @ W.T would promote."""
+    t = arrays[0].dtype
+    if t.is_floating_point and all(a.dtype == t for a in arrays):
+        return arrays
+    for a in arrays[1:]:
+        t = torch.promote_types(t, a.dtype)
+    t = t if t.is_floating_point else torch.get_default_dtype()
+    return tuple(a if a.dtype == t else a.to(t) for a in arrays)
 
 
 def batch_norm2d_forward(X, gamma, beta, *, eps=1e-05):
@@ -67,6 +81,7 @@ def batch_norm2d_forward(X, gamma, beta, *, eps=1e-05):
     S = X.shape[0]
     H = X.shape[2]
     W = X.shape[3]
+    X, gamma, beta = _floats(X, gamma, beta)
     # mean_c = Σ_shw X_schw/(H*S*W)
     mean = X.sum(dim=(0, 2, 3))/(H*S*W)
     # tmp1_cshw = X_schw - mean_c
@@ -97,6 +112,7 @@ def batch_norm2d_backward(dY, *, gamma, var_scale, var_scaled, Xhat, eps=1e-05, 
     S = dY.shape[0]
     H = dY.shape[2]
     W = dY.shape[3]
+    dY, gamma, var_scale, var_scaled, Xhat = _floats(dY, gamma, var_scale, var_scaled, Xhat)
     # dgamma_p = Σ_shw Xhat_sphw*dY_sphw
     dgamma = (Xhat*dY).sum(dim=(0, 2, 3))
     # dbeta_p = Σ_shw dY_sphw
@@ -112,6 +128,7 @@ def batch_norm2d_backward(dY, *, gamma, var_scale, var_scaled, Xhat, eps=1e-05, 
 
 def batch_norm2d_eval_forward(X, gamma, beta, running_mean, running_var, *, eps=1e-05):
     """Forward pass; returns Y."""
+    X, gamma, beta, running_mean, running_var = _floats(X, gamma, beta, running_mean, running_var)
     # Y_schw = beta_c + (X_schw - running_mean_c)*gamma_c/√(eps + running_var_c)
     Y = (X - running_mean[:, None, None])*gamma[:, None, None]/torch.sqrt((eps + running_var)[:, None, None]) + beta[:, None, None]
     return Y

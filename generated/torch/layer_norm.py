@@ -35,11 +35,14 @@ def _accumulate(into, grads):
     for name, (out, alpha) in into.items():
         g = grads.get(name)
         if g is None:
-            raise ValueError(f"into: {name!r} is not a gradient computed here ({', '.join(grads)}; a need_ flag off?)")
+            raise ValueError(f"into: {name!r} is not a gradient computed here "
+                             f"({', '.join(n for n, v in grads.items() if v is not None)}; a need_ flag off?)")
         if not torch.is_tensor(out) or tuple(out.shape) != tuple(g.shape):
             raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {getattr(out, 'shape', out)}")
         if out.dtype != g.dtype or out.device != g.device:
             raise ValueError(f"into: {name} is {g.dtype} on {g.device}, the array given {out.dtype} on {out.device}")
+        if out.requires_grad and torch.is_grad_enabled():
+            raise ValueError(f"into: the array given for {name} requires grad: update it under torch.no_grad()")
 
     def span(t):  # the bytes of t's storage: views of one buffer overlap whatever their offsets
         s = t.untyped_storage()
@@ -54,15 +57,27 @@ def _accumulate(into, grads):
     for name, (out, alpha) in into.items():
         g = grads[name]
         if hasattr(g, "add_into"):
-            g.add_into(out, alpha)
+            g.add_into(out, float(alpha))
         else:
-            out.add_(g, alpha=alpha)
+            out.add_(g, alpha=float(alpha))
     return tuple(None if n in into else g for n, g in grads.items())
+
+
+def _floats(*arrays):
+    """The tensors in their common floating dtype (the default float for integers), as b + X @ W.T would promote."""
+    t = arrays[0].dtype
+    if t.is_floating_point and all(a.dtype == t for a in arrays):
+        return arrays
+    for a in arrays[1:]:
+        t = torch.promote_types(t, a.dtype)
+    t = t if t.is_floating_point else torch.get_default_dtype()
+    return tuple(a if a.dtype == t else a.to(t) for a in arrays)
 
 
 def layer_norm_forward(X, gamma, beta, *, eps=1e-05):
     """Forward pass; returns Y, var_scale, var_scaled, Xhat."""
     D = X.shape[1]
+    X, gamma, beta = _floats(X, gamma, beta)
     # mean_s = Σ_j X_sj/D
     mean = X.sum(dim=1)/D
     # tmp1_sj = X_sj - mean_s
@@ -89,6 +104,7 @@ def layer_norm_backward(dY, *, gamma, var_scale, var_scaled, Xhat, eps=1e-05, ne
     (None is returned in its place): SGD without a gradient array, or accumulation.
     """
     D = dY.shape[1]
+    dY, gamma, var_scale, var_scaled, Xhat = _floats(dY, gamma, var_scale, var_scaled, Xhat)
     dX = None
     if need_dX:
         # dX_pq = (D*dY_pq*gamma_q - Xhat_pq*Σ_j Xhat_pj*dY_pj*gamma_j - Σ_j dY_pj*gamma_j)/(D*√(eps/max(1, var_scale_p)**2 + var_scaled_p*min(1, var_scale_p)**2)*max(1, var_scale_p))

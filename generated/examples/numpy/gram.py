@@ -30,7 +30,8 @@ def _accumulate(into, grads):
     for name, (out, alpha) in into.items():
         g = grads.get(name)
         if g is None:
-            raise ValueError(f"into: {name!r} is not a gradient computed here ({', '.join(grads)}; a need_ flag off?)")
+            raise ValueError(f"into: {name!r} is not a gradient computed here "
+                             f"({', '.join(n for n, v in grads.items() if v is not None)}; a need_ flag off?)")
         if not isinstance(out, np.ndarray) or tuple(out.shape) != tuple(g.shape):
             raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {getattr(out, 'shape', out)}")
         if not out.flags.writeable:
@@ -51,8 +52,18 @@ def _accumulate(into, grads):
     return tuple(None if n in into else g for n, g in grads.items())
 
 
+def _floats(*arrays):
+    """The arrays in their common floating dtype (float64 for integers): steps in place keep the promoted type."""
+    t = getattr(arrays[0], "dtype", None)
+    if t is not None and t.kind == "f" and all(getattr(a, "dtype", None) == t for a in arrays):
+        return arrays
+    t = np.result_type(*arrays, 0.0)
+    return tuple(a if getattr(a, "dtype", None) == t else np.asarray(a, dtype=t) for a in arrays)
+
+
 def gram_forward(Q):
     """Forward pass; returns R."""
+    Q, = _floats(Q)
     # R_ij = Σ_k Q_ki*Q_kj
     R = Q.T @ Q
     return R
@@ -65,6 +76,7 @@ def gram_backward(*, Q, into=None):
     (None is returned in its place): SGD without a gradient array, or accumulation.
     """
     N = Q.shape[1]
+    Q, = _floats(Q)
     # tmp1_mijn = δ_jn*Q_mi
     tmp1 = Q[:, :, None, None]*np.eye(N, dtype=Q.dtype)
     # dR_dQ_ijmn = tmp1_mijn + tmp1_mjin

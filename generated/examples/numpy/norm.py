@@ -30,7 +30,8 @@ def _accumulate(into, grads):
     for name, (out, alpha) in into.items():
         g = grads.get(name)
         if g is None:
-            raise ValueError(f"into: {name!r} is not a gradient computed here ({', '.join(grads)}; a need_ flag off?)")
+            raise ValueError(f"into: {name!r} is not a gradient computed here "
+                             f"({', '.join(n for n, v in grads.items() if v is not None)}; a need_ flag off?)")
         if not isinstance(out, np.ndarray) or tuple(out.shape) != tuple(g.shape):
             raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {getattr(out, 'shape', out)}")
         if not out.flags.writeable:
@@ -51,8 +52,18 @@ def _accumulate(into, grads):
     return tuple(None if n in into else g for n, g in grads.items())
 
 
+def _floats(*arrays):
+    """The arrays in their common floating dtype (float64 for integers): steps in place keep the promoted type."""
+    t = getattr(arrays[0], "dtype", None)
+    if t is not None and t.kind == "f" and all(getattr(a, "dtype", None) == t for a in arrays):
+        return arrays
+    t = np.result_type(*arrays, 0.0)
+    return tuple(a if getattr(a, "dtype", None) == t else np.asarray(a, dtype=t) for a in arrays)
+
+
 def norm_forward(w):
     """Forward pass; returns n."""
+    w, = _floats(w)
     # w2_absmax = max_k |w_k|
     w2_absmax = np.abs(w).max()
     # w2_scale = (w2_absmax if w2_absmax > 0 else 1)
@@ -72,6 +83,7 @@ def norm_backward(dn=1.0, *, w, n, into=None):
     into={'dw': (array, alpha), ...} adds alpha * dw to that array in place instead
     (None is returned in its place): SGD without a gradient array, or accumulation.
     """
+    w, = _floats(w)
     # dw_p = w_p*dn/n
     dw = w*dn/n
     if into:

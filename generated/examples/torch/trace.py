@@ -30,11 +30,14 @@ def _accumulate(into, grads):
     for name, (out, alpha) in into.items():
         g = grads.get(name)
         if g is None:
-            raise ValueError(f"into: {name!r} is not a gradient computed here ({', '.join(grads)}; a need_ flag off?)")
+            raise ValueError(f"into: {name!r} is not a gradient computed here "
+                             f"({', '.join(n for n, v in grads.items() if v is not None)}; a need_ flag off?)")
         if not torch.is_tensor(out) or tuple(out.shape) != tuple(g.shape):
             raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {getattr(out, 'shape', out)}")
         if out.dtype != g.dtype or out.device != g.device:
             raise ValueError(f"into: {name} is {g.dtype} on {g.device}, the array given {out.dtype} on {out.device}")
+        if out.requires_grad and torch.is_grad_enabled():
+            raise ValueError(f"into: the array given for {name} requires grad: update it under torch.no_grad()")
 
     def span(t):  # the bytes of t's storage: views of one buffer overlap whatever their offsets
         s = t.untyped_storage()
@@ -49,14 +52,26 @@ def _accumulate(into, grads):
     for name, (out, alpha) in into.items():
         g = grads[name]
         if hasattr(g, "add_into"):
-            g.add_into(out, alpha)
+            g.add_into(out, float(alpha))
         else:
-            out.add_(g, alpha=alpha)
+            out.add_(g, alpha=float(alpha))
     return tuple(None if n in into else g for n, g in grads.items())
+
+
+def _floats(*arrays):
+    """The tensors in their common floating dtype (the default float for integers), as b + X @ W.T would promote."""
+    t = arrays[0].dtype
+    if t.is_floating_point and all(a.dtype == t for a in arrays):
+        return arrays
+    for a in arrays[1:]:
+        t = torch.promote_types(t, a.dtype)
+    t = t if t.is_floating_point else torch.get_default_dtype()
+    return tuple(a if a.dtype == t else a.to(t) for a in arrays)
 
 
 def trace_forward(S):
     """Forward pass; returns t."""
+    S, = _floats(S)
     # t = Σ_i S_ii
     t = torch.einsum('ii->i', S).sum()
     return t
@@ -69,6 +84,7 @@ def trace_backward(dt=1.0, *, S, into=None):
     (None is returned in its place): SGD without a gradient array, or accumulation.
     """
     N = S.shape[0]
+    S, = _floats(S)
     # dS_pq = δ_pq*dt
     dS = dt*torch.eye(N, dtype=S.dtype, device=S.device)
     if into:
