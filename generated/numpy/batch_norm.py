@@ -84,10 +84,10 @@ def batch_norm_forward(X, gamma, beta, *, eps=1e-05):
     # var_ratio_js = tmp1_js/var_scale_j
     var_ratio = tmp1/var_scale[:, None]
     # var_scaled_j = Σ_s var_ratio_js**2/S
-    var_scaled = (var_ratio**2).sum(axis=1)
+    var_scaled = np.einsum('js,js->j', var_ratio, var_ratio)
     var_scaled /= S
     # var_j = Σ_s tmp1_js**2/S
-    var = (tmp1**2).sum(axis=1)
+    var = np.einsum('js,js->j', tmp1, tmp1)
     var /= S
     # Xhat_sj = tmp1_js/(√(eps/max(1, var_scale_j)**2 + var_scaled_j*min(1, var_scale_j)**2)*max(1, var_scale_j))
     Xhat = tmp1.T/(np.sqrt(eps/(np.maximum(var_scale, 1))**2 + (np.minimum(var_scale, 1))**2*var_scaled)*np.maximum(var_scale, 1))

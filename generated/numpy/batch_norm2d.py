@@ -86,10 +86,10 @@ def batch_norm2d_forward(X, gamma, beta, *, eps=1e-05):
     # var_ratio_cshw = tmp1_cshw/var_scale_c
     var_ratio = tmp1/var_scale[:, None, None, None]
     # var_scaled_c = Σ_shw var_ratio_cshw**2/(H*S*W)
-    var_scaled = (var_ratio**2).sum(axis=(1, 2, 3))
+    var_scaled = np.einsum('cshw,cshw->c', var_ratio, var_ratio, optimize=True)
     var_scaled /= H*S*W
     # var_c = Σ_shw tmp1_cshw**2/(H*S*W)
-    var = (tmp1**2).sum(axis=(1, 2, 3))
+    var = np.einsum('cshw,cshw->c', tmp1, tmp1, optimize=True)
     var /= H*S*W
     # Xhat_schw = tmp1_cshw/(√(eps/max(1, var_scale_c)**2 + var_scaled_c*min(1, var_scale_c)**2)*max(1, var_scale_c))
     Xhat = tmp1.transpose(1, 0, 2, 3)/(np.sqrt((eps/(np.maximum(var_scale, 1))**2 + (np.minimum(var_scale, 1))**2*var_scaled)[:, None, None])*(np.maximum(var_scale, 1))[:, None, None])

@@ -82,7 +82,7 @@ def layer_norm_forward(X, gamma, beta, *, eps=1e-05):
     # var_ratio_sj = tmp1_sj/var_scale_s
     var_ratio = tmp1/var_scale[:, None]
     # var_scaled_s = Σ_j var_ratio_sj**2/D
-    var_scaled = (var_ratio**2).sum(axis=1)
+    var_scaled = np.einsum('sj,sj->s', var_ratio, var_ratio)
     var_scaled /= D
     # Xhat_sj = tmp1_sj/(√(eps/max(1, var_scale_s)**2 + var_scaled_s*min(1, var_scale_s)**2)*max(1, var_scale_s))
     Xhat = tmp1/(np.sqrt((eps/(np.maximum(var_scale, 1))**2 + (np.minimum(var_scale, 1))**2*var_scaled)[:, None])*(np.maximum(var_scale, 1))[:, None])

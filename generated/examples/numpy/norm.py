@@ -71,7 +71,7 @@ def norm_forward(w):
     # w2_ratio_k = w_k/w2_scale
     w2_ratio = w/w2_scale
     # w2_scaled = Σ_k w2_ratio_k**2
-    w2_scaled = (w2_ratio**2).sum()
+    w2_scaled = np.einsum('k,k->', w2_ratio, w2_ratio)
     # n = w2_scale*√(w2_scaled)
     n = np.sqrt(w2_scaled)*w2_scale
     return n
