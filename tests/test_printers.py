@@ -11,6 +11,7 @@ import sympy as sp
 import torch
 
 from derive import registry
+from derive.engine import update_code
 from derive.engine.errors import DeriveError
 from derive.engine.ir import Array, Kernel, Statement
 from derive.engine.kernel import validate
@@ -25,6 +26,8 @@ GENERATED = Path(__file__).resolve().parents[1] / "generated"
 
 def run(code: str, **arrays):
     env = {"np": np, **arrays}
+    for source in update_code.NUMPY.values():  # the helpers printed code may call (_matmul, ...)
+        exec(source, env)
     exec(code, env)
     return env
 
@@ -40,7 +43,7 @@ def test_gemm_with_permuted_output_uses_transposes():
     # out_qp = Σ_k A_pk B_kq  is (A B)ᵀ = Bᵀ Aᵀ (sympy#30395 gets such axis orders wrong).
     st = Statement(D[q, p], sp.Sum(A[p, k] * B[k, q], (k, 0, K - 1)))
     code = NumPyKernelPrinter().statement(st)
-    assert code == "D = B.T @ A.T"
+    assert code == "D = _matmul(B.T, A.T)"
     a, b = np.random.rand(3, 4), np.random.rand(4, 5)
     np.testing.assert_allclose(run(code, A=a, B=b)["D"], (a @ b).T)
 
@@ -138,4 +141,4 @@ def test_matmul_operands_keep_their_precedence():
     vv = np.random.rand(4)
     np.testing.assert_allclose(run(code, A=a, v=vv, C=c)["D"], c * (a @ vv)[:, None])
     assert "(A @ v)[:, None]" in code
-    assert NumPyKernelPrinter().statement(Statement(D[p, q], sp.Sum(A[p, k] * B[k, q], (k, 0, K - 1)))) == "D = A @ B"
+    assert NumPyKernelPrinter().statement(Statement(D[p, q], sp.Sum(A[p, k] * B[k, q], (k, 0, K - 1)))) == "D = _matmul(A, B)"

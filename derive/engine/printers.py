@@ -370,6 +370,8 @@ class ArrayPrinter(_Printer):
             left = self._print(product.left)
             self._layout = product.right_layout
             right = self._print(product.right)
+            if "_matmul" in self.HELPERS:
+                self.helper("_matmul")  # _product forms the product through it
             return f"{st.name} = {self.helper('_product')}(into, {st.name!r}, {left}, {right})"
         steps = self._in_place(st)
         if steps is not None:
@@ -731,13 +733,17 @@ class ArrayPrinter(_Printer):
             lcode = self._print(c.left)
             self._layout = c.right_layout
             rcode = self._print(c.right)
-            return f"{lcode} @ {rcode}", True
+            return self.matmul(lcode, rcode, c.kind)
         letters = self._letters(tuple(i for t in tensors for i in t.indices))
         subs = ",".join("".join(letters[i] for i in t.indices) for t in tensors)
         out = "".join(letters[i] for i in target)
         names = ", ".join(str(t.base.label) for t in tensors)
         big = any(len(t.indices) > 3 for t in tensors)
         return self.einsum(f"'{subs}->{out}'", names, big), False
+
+    def matmul(self, left: str, right: str, kind: str) -> tuple:
+        """(code, whether it is an infix ``@`` expression) of a matrix product ("gemm") or matrix–vector ("gemv")."""
+        return f"{left} @ {right}", True
 
     def add_product(self, e) -> str | None:
         """A backend's one call for c + A B (a matrix product plus a term that broadcasts over it), or None."""
@@ -974,6 +980,11 @@ class NumPyKernelPrinter(ArrayPrinter):
         if low is not None and high is not None:
             return f"np.clip({code}, {low}, {high})"
         return f"np.maximum({code}, {low})" if low is not None else f"np.minimum({code}, {high})"
+
+    def matmul(self, left, right, kind):
+        if kind != "gemm":
+            return super().matmul(left, right, kind)
+        return f"{self.helper('_matmul')}({left}, {right})", False
 
     def clamp_in_place(self, acc, low, high):
         return f"np.maximum({acc}, {low}, out={acc})" if low is not None else f"np.minimum({acc}, {high}, out={acc})"

@@ -60,6 +60,13 @@ def _floats(*arrays):
     t = np.result_type(*arrays, 0.0)
     return tuple(a if getattr(a, "dtype", None) == t else np.asarray(a, dtype=t) for a in arrays)
 ''',
+    "_matmul": '''
+def _matmul(a, b):
+    \"\"\"a @ b, formed with the longer side of the result as rows: (b.T @ a.T).T when a has fewer rows than b has
+    columns. NumPy's OpenBLAS runs that order 1.1-1.8x faster (128x3072 by 3072x512, 128x256 by 256x512, ...);
+    the value is the same, the result is then in Fortran order.\"\"\"
+    return (b.T @ a.T).T if a.ndim == b.ndim == 2 and a.shape[0] < b.shape[1] else a @ b
+''',
     "_product": '''
 def _cblas():
     \"\"\"{dtype: cblas_?gemm} of the OpenBLAS NumPy's wheels bundle (NumPy's own BLAS: no second thread pool), or {}.\"\"\"
@@ -92,7 +99,7 @@ class _Product:
         self.shape, self.dtype = a.shape[:-1] + b.shape[1:], np.result_type(a, b)
 
     def value(self):
-        return self.a @ self.b
+        return _matmul(self.a, self.b)
 
     def add_into(self, out, alpha):
         \"\"\"out += alpha * a @ b: BLAS's beta = 1 where the layouts allow (no product array, no second pass).\"\"\"
@@ -115,12 +122,12 @@ class _Product:
                  1.0, out.ctypes.data, n if row else m)
             return
         a, b = (alpha * a, b) if a.size <= b.size else (a, alpha * b)
-        out += a @ b
+        out += _matmul(a, b)
 
 
 def _product(into, name, a, b):
     \"\"\"a @ b, or deferred when the gradient `name` goes into an array the caller gave.\"\"\"
-    return _Product(a, b) if into and name in into else a @ b
+    return _Product(a, b) if into and name in into else _matmul(a, b)
 ''',
 }
 
