@@ -60,6 +60,14 @@ def _floats(*arrays):
     t = np.result_type(*arrays, 0.0)
     return tuple(a if getattr(a, "dtype", None) == t else np.asarray(a, dtype=t) for a in arrays)
 ''',
+    "_putmask": '''
+def _putmask(a, mask, v):
+    \"\"\"a = v where mask (mask, and v unless a number, of a's shape), walking memory in a's own order: putmask
+    walks C order, a Fortran-ordered a (a product formed transposed) would be read with strides.\"\"\"
+    if a.flags.f_contiguous and not a.flags.c_contiguous:
+        a, mask, v = a.T, mask.T, (v.T if np.ndim(v) else v)
+    np.putmask(a, mask, v)
+''',
     "_matmul": '''
 def _matmul(a, b):
     \"\"\"a @ b, formed with the longer side of the result as rows: (b.T @ a.T).T when a has fewer rows than b has

@@ -64,6 +64,14 @@ def _floats(*arrays):
     return tuple(a if getattr(a, "dtype", None) == t else np.asarray(a, dtype=t) for a in arrays)
 
 
+def _putmask(a, mask, v):
+    """a = v where mask (mask, and v unless a number, of a's shape), walking memory in a's own order: putmask
+    walks C order, a Fortran-ordered a (a product formed transposed) would be read with strides."""
+    if a.flags.f_contiguous and not a.flags.c_contiguous:
+        a, mask, v = a.T, mask.T, (v.T if np.ndim(v) else v)
+    np.putmask(a, mask, v)
+
+
 def elu_forward(X, *, alpha=1.0):
     """Forward pass; returns Y."""
     X, = _floats(X)
@@ -87,7 +95,7 @@ def elu_backward(dY, *, X, alpha=1.0, into=None):
     np.exp(dX, out=dX)
     dX *= dY
     dX *= alpha
-    np.putmask(dX, X > 0, dY)
+    _putmask(dX, X > 0, dY)
     if into:
         dX, = _accumulate(into, {'dX': dX})
     return dX

@@ -64,6 +64,14 @@ def _floats(*arrays):
     return tuple(a if getattr(a, "dtype", None) == t else np.asarray(a, dtype=t) for a in arrays)
 
 
+def _putmask(a, mask, v):
+    """a = v where mask (mask, and v unless a number, of a's shape), walking memory in a's own order: putmask
+    walks C order, a Fortran-ordered a (a product formed transposed) would be read with strides."""
+    if a.flags.f_contiguous and not a.flags.c_contiguous:
+        a, mask, v = a.T, mask.T, (v.T if np.ndim(v) else v)
+    np.putmask(a, mask, v)
+
+
 def leaky_relu_forward(X, *, negative_slope=0.01):
     """Forward pass; returns Y."""
     X, = _floats(X)
@@ -83,7 +91,7 @@ def leaky_relu_backward(dY, *, X, negative_slope=0.01, into=None):
     dY, X = _floats(dY, X)
     # dX_pq = (dY_pq if X_pq > 0 else negative_slope*dY_pq)
     dX = negative_slope*dY
-    np.putmask(dX, X > 0, dY)
+    _putmask(dX, X > 0, dY)
     if into:
         dX, = _accumulate(into, {'dX': dX})
     return dX

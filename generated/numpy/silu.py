@@ -63,6 +63,14 @@ def _floats(*arrays):
     return tuple(a if getattr(a, "dtype", None) == t else np.asarray(a, dtype=t) for a in arrays)
 
 
+def _putmask(a, mask, v):
+    """a = v where mask (mask, and v unless a number, of a's shape), walking memory in a's own order: putmask
+    walks C order, a Fortran-ordered a (a product formed transposed) would be read with strides."""
+    if a.flags.f_contiguous and not a.flags.c_contiguous:
+        a, mask, v = a.T, mask.T, (v.T if np.ndim(v) else v)
+    np.putmask(a, mask, v)
+
+
 def silu_forward(X):
     """Forward pass; returns Y."""
     X, = _floats(X)
@@ -74,7 +82,7 @@ def silu_forward(X):
     tmp1 = 1/(1 + Y_exp)
     # Y_sj = (X_sj*Y_exp_sj*tmp1_sj if X_sj < 0 else X_sj*tmp1_sj)
     Y = X*tmp1
-    np.putmask(Y, X < 0, Y_exp*X*tmp1)
+    _putmask(Y, X < 0, Y_exp*X*tmp1)
     return Y
 
 
@@ -97,7 +105,7 @@ def silu_backward(dY, *, X, into=None):
     dX += 1
     dX *= dY
     dX *= tmp1
-    np.putmask(dX, X < 0, (1 + dX_exp + X)*dX_exp*dY*tmp1)
+    _putmask(dX, X < 0, (1 + dX_exp + X)*dX_exp*dY*tmp1)
     if into:
         dX, = _accumulate(into, {'dX': dX})
     return dX

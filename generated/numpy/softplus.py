@@ -63,6 +63,14 @@ def _floats(*arrays):
     return tuple(a if getattr(a, "dtype", None) == t else np.asarray(a, dtype=t) for a in arrays)
 
 
+def _putmask(a, mask, v):
+    """a = v where mask (mask, and v unless a number, of a's shape), walking memory in a's own order: putmask
+    walks C order, a Fortran-ordered a (a product formed transposed) would be read with strides."""
+    if a.flags.f_contiguous and not a.flags.c_contiguous:
+        a, mask, v = a.T, mask.T, (v.T if np.ndim(v) else v)
+    np.putmask(a, mask, v)
+
+
 def softplus_forward(X):
     """Forward pass; returns Y."""
     X, = _floats(X)
@@ -91,7 +99,7 @@ def softplus_backward(dY, *, X, into=None):
     tmp1 = 1/(1 + dX_exp)
     # dX_pq = (dY_pq*tmp1_pq if X_pq > 0 else dX_exp_pq*dY_pq*tmp1_pq)
     dX = dX_exp*dY*tmp1
-    np.putmask(dX, X > 0, dY*tmp1)
+    _putmask(dX, X > 0, dY*tmp1)
     if into:
         dX, = _accumulate(into, {'dX': dX})
     return dX
