@@ -142,3 +142,20 @@ def test_matmul_operands_keep_their_precedence():
     np.testing.assert_allclose(run(code, A=a, v=vv, C=c)["D"], c * (a @ vv)[:, None])
     assert "(A @ v)[:, None]" in code
     assert NumPyKernelPrinter().statement(Statement(D[p, q], sp.Sum(A[p, k] * B[k, q], (k, 0, K - 1)))) == "D = _matmul(A, B)"
+
+
+def test_numpy_write_helpers_keep_values_in_any_memory_order():
+    """_putmask on a Fortran-ordered target (a product formed transposed), with a value of its shape, a number,
+    or one that broadcasts; _matmul's two orientations; _floats promotes and converts what has no dtype."""
+    env = run("")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 6))
+    for value in (rng.standard_normal((4, 6)), 2.5, np.arange(6.0)):
+        for target in (x.copy(), np.asfortranarray(x)):
+            env["_putmask"](target, x > 0, value)
+            np.testing.assert_array_equal(target, np.where(x > 0, value, x))
+    for a, b in ((rng.standard_normal((3, 5)), rng.standard_normal((5, 7))),
+                 (rng.standard_normal((7, 5)), rng.standard_normal((5, 3)))):
+        np.testing.assert_allclose(env["_matmul"](a, b), a @ b, rtol=1e-14)
+    out = env["_floats"](np.arange(3), np.ones(2, np.float32), 2)
+    assert [o.dtype for o in out] == [np.float64] * 3 and isinstance(out[2], np.ndarray)

@@ -694,10 +694,6 @@ class ArrayPrinter(_Printer):
         target = self.layout_of(e)
         try:
             factors = sp.Mul.make_args(e.function)
-            if self.IN_PLACE:
-                # Σ t² as Σ t·t: einsum multiplies and sums in one pass, no array of squares.
-                factors = [g for f in factors for g in ((f.base, f.base) if isinstance(f, sp.Pow) and f.exp == 2
-                                                        and isinstance(f.base, sp.Indexed) else (f,))]
             code = self.correlate(e, target)
             if code is not None:
                 return code

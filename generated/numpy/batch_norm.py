@@ -61,11 +61,11 @@ def _accumulate(into, grads):
 
 def _floats(*arrays):
     """The arrays in their common floating dtype (float64 for integers): steps in place keep the promoted type."""
-    t = getattr(arrays[0], "dtype", None)
-    if t is not None and t.kind == "f" and all(getattr(a, "dtype", None) == t for a in arrays):
+    t = arrays[0].dtype if isinstance(arrays[0], np.ndarray) else None
+    if t is not None and t.kind == "f" and all(isinstance(a, np.ndarray) and a.dtype == t for a in arrays):
         return arrays
     t = np.result_type(*arrays, 0.0)
-    return tuple(a if getattr(a, "dtype", None) == t else np.asarray(a, dtype=t) for a in arrays)
+    return tuple(a if isinstance(a, np.ndarray) and a.dtype == t else np.asarray(a, dtype=t) for a in arrays)
 
 
 def batch_norm_forward(X, gamma, beta, *, eps=1e-05):
@@ -84,10 +84,10 @@ def batch_norm_forward(X, gamma, beta, *, eps=1e-05):
     # var_ratio_js = tmp1_js/var_scale_j
     var_ratio = tmp1/var_scale[:, None]
     # var_scaled_j = Σ_s var_ratio_js**2/S
-    var_scaled = np.einsum('js,js->j', var_ratio, var_ratio)
+    var_scaled = (var_ratio**2).sum(axis=1)
     var_scaled /= S
     # var_j = Σ_s tmp1_js**2/S
-    var = np.einsum('js,js->j', tmp1, tmp1)
+    var = (tmp1**2).sum(axis=1)
     var /= S
     # Xhat_sj = tmp1_js/(√(eps/max(1, var_scale_j)**2 + var_scaled_j*min(1, var_scale_j)**2)*max(1, var_scale_j))
     Xhat = tmp1.T/(np.sqrt(eps/(np.maximum(var_scale, 1))**2 + (np.minimum(var_scale, 1))**2*var_scaled)*np.maximum(var_scale, 1))

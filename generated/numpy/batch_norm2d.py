@@ -61,11 +61,11 @@ def _accumulate(into, grads):
 
 def _floats(*arrays):
     """The arrays in their common floating dtype (float64 for integers): steps in place keep the promoted type."""
-    t = getattr(arrays[0], "dtype", None)
-    if t is not None and t.kind == "f" and all(getattr(a, "dtype", None) == t for a in arrays):
+    t = arrays[0].dtype if isinstance(arrays[0], np.ndarray) else None
+    if t is not None and t.kind == "f" and all(isinstance(a, np.ndarray) and a.dtype == t for a in arrays):
         return arrays
     t = np.result_type(*arrays, 0.0)
-    return tuple(a if getattr(a, "dtype", None) == t else np.asarray(a, dtype=t) for a in arrays)
+    return tuple(a if isinstance(a, np.ndarray) and a.dtype == t else np.asarray(a, dtype=t) for a in arrays)
 
 
 def batch_norm2d_forward(X, gamma, beta, *, eps=1e-05):
@@ -86,10 +86,10 @@ def batch_norm2d_forward(X, gamma, beta, *, eps=1e-05):
     # var_ratio_cshw = tmp1_cshw/var_scale_c
     var_ratio = tmp1/var_scale[:, None, None, None]
     # var_scaled_c = Σ_shw var_ratio_cshw**2/(H*S*W)
-    var_scaled = np.einsum('cshw,cshw->c', var_ratio, var_ratio, optimize=True)
+    var_scaled = (var_ratio**2).sum(axis=(1, 2, 3))
     var_scaled /= H*S*W
     # var_c = Σ_shw tmp1_cshw**2/(H*S*W)
-    var = np.einsum('cshw,cshw->c', tmp1, tmp1, optimize=True)
+    var = (tmp1**2).sum(axis=(1, 2, 3))
     var /= H*S*W
     # Xhat_schw = tmp1_cshw/(√(eps/max(1, var_scale_c)**2 + var_scaled_c*min(1, var_scale_c)**2)*max(1, var_scale_c))
     Xhat = tmp1.transpose(1, 0, 2, 3)/(np.sqrt((eps/(np.maximum(var_scale, 1))**2 + (np.minimum(var_scale, 1))**2*var_scaled)[:, None, None])*(np.maximum(var_scale, 1))[:, None, None])

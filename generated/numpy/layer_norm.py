@@ -59,11 +59,11 @@ def _accumulate(into, grads):
 
 def _floats(*arrays):
     """The arrays in their common floating dtype (float64 for integers): steps in place keep the promoted type."""
-    t = getattr(arrays[0], "dtype", None)
-    if t is not None and t.kind == "f" and all(getattr(a, "dtype", None) == t for a in arrays):
+    t = arrays[0].dtype if isinstance(arrays[0], np.ndarray) else None
+    if t is not None and t.kind == "f" and all(isinstance(a, np.ndarray) and a.dtype == t for a in arrays):
         return arrays
     t = np.result_type(*arrays, 0.0)
-    return tuple(a if getattr(a, "dtype", None) == t else np.asarray(a, dtype=t) for a in arrays)
+    return tuple(a if isinstance(a, np.ndarray) and a.dtype == t else np.asarray(a, dtype=t) for a in arrays)
 
 
 def layer_norm_forward(X, gamma, beta, *, eps=1e-05):
@@ -82,7 +82,7 @@ def layer_norm_forward(X, gamma, beta, *, eps=1e-05):
     # var_ratio_sj = tmp1_sj/var_scale_s
     var_ratio = tmp1/var_scale[:, None]
     # var_scaled_s = Σ_j var_ratio_sj**2/D
-    var_scaled = np.einsum('sj,sj->s', var_ratio, var_ratio)
+    var_scaled = (var_ratio**2).sum(axis=1)
     var_scaled /= D
     # Xhat_sj = tmp1_sj/(√(eps/max(1, var_scale_s)**2 + var_scaled_s*min(1, var_scale_s)**2)*max(1, var_scale_s))
     Xhat = tmp1/(np.sqrt((eps/(np.maximum(var_scale, 1))**2 + (np.minimum(var_scale, 1))**2*var_scaled)[:, None])*(np.maximum(var_scale, 1))[:, None])

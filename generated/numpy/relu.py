@@ -59,11 +59,11 @@ def _accumulate(into, grads):
 
 def _floats(*arrays):
     """The arrays in their common floating dtype (float64 for integers): steps in place keep the promoted type."""
-    t = getattr(arrays[0], "dtype", None)
-    if t is not None and t.kind == "f" and all(getattr(a, "dtype", None) == t for a in arrays):
+    t = arrays[0].dtype if isinstance(arrays[0], np.ndarray) else None
+    if t is not None and t.kind == "f" and all(isinstance(a, np.ndarray) and a.dtype == t for a in arrays):
         return arrays
     t = np.result_type(*arrays, 0.0)
-    return tuple(a if getattr(a, "dtype", None) == t else np.asarray(a, dtype=t) for a in arrays)
+    return tuple(a if isinstance(a, np.ndarray) and a.dtype == t else np.asarray(a, dtype=t) for a in arrays)
 
 
 def relu_forward(X):

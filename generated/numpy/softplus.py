@@ -56,16 +56,19 @@ def _accumulate(into, grads):
 
 def _floats(*arrays):
     """The arrays in their common floating dtype (float64 for integers): steps in place keep the promoted type."""
-    t = getattr(arrays[0], "dtype", None)
-    if t is not None and t.kind == "f" and all(getattr(a, "dtype", None) == t for a in arrays):
+    t = arrays[0].dtype if isinstance(arrays[0], np.ndarray) else None
+    if t is not None and t.kind == "f" and all(isinstance(a, np.ndarray) and a.dtype == t for a in arrays):
         return arrays
     t = np.result_type(*arrays, 0.0)
-    return tuple(a if getattr(a, "dtype", None) == t else np.asarray(a, dtype=t) for a in arrays)
+    return tuple(a if isinstance(a, np.ndarray) and a.dtype == t else np.asarray(a, dtype=t) for a in arrays)
 
 
 def _putmask(a, mask, v):
     """a = v where mask (mask, and v unless a number, of a's shape), walking memory in a's own order: putmask
     walks C order, a Fortran-ordered a (a product formed transposed) would be read with strides."""
+    if np.ndim(v) and np.shape(v) != a.shape:  # putmask would repeat a smaller value over the flat order
+        np.copyto(a, v, where=mask)
+        return
     if a.flags.f_contiguous and not a.flags.c_contiguous:
         a, mask, v = a.T, mask.T, (v.T if np.ndim(v) else v)
     np.putmask(a, mask, v)
