@@ -20,12 +20,7 @@ import time
 
 import numpy as np
 
-
-def _sync(device):
-    import torch
-
-    if device is not None and torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
+from benchmarks.timing import sync
 
 
 def batches(n, batch_size, seed=0):
@@ -52,11 +47,11 @@ def generated_seconds(backend, device, data) -> float:
 
     for x, y in data[:2]:
         step(x, y)
-    _sync(b.device)
+    sync(b.device)
     start = time.perf_counter()
     for x, y in data[2:]:
         step(x, y)
-    _sync(b.device)
+    sync(b.device)
     return (time.perf_counter() - start) / (len(data) - 2)
 
 
@@ -79,11 +74,11 @@ def autograd_seconds(device, data) -> float:
 
     for x, y in data[:2]:
         step(x, y)
-    _sync(device)
+    sync(device)
     start = time.perf_counter()
     for x, y in data[2:]:
         step(x, y)
-    _sync(device)
+    sync(device)
     return (time.perf_counter() - start) / (len(data) - 2)
 
 

@@ -34,17 +34,11 @@ import time
 import numpy as np
 
 from benchmarks.handwritten_mlp import HandwrittenMLP
+from benchmarks.timing import seconds, sync
 from runtime.data import DataError, N_CLASSES, load
 from runtime.training import Config, Trainer
 
 GEMM_SIZE = 2048
-
-
-def _sync(device):
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def epoch_flops(sizes, images: int) -> float:
@@ -61,16 +55,10 @@ def sgemm_rate(device=None, n: int = GEMM_SIZE) -> float:
         import torch
 
         a, b = torch.as_tensor(a, device=device), torch.as_tensor(b, device=device)
-    product = lambda: (a @ b, _sync(device) if device is not None else None)
+    product = lambda: (a @ b, sync(device))
     product()
-    best = min(_seconds(product) for _ in range(3))
+    best = min(seconds(product) for _ in range(3))
     return 2.0 * n ** 3 / best / 1e9
-
-
-def _seconds(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 class Generated:
@@ -128,14 +116,14 @@ class Autograd:
             self.opt.step()
             losses[step] = loss.detach()
         losses.cpu()
-        _sync(self.device)
+        sync(self.device)
 
 
 def run(contenders: dict, rounds: int, device):
     """Seconds per epoch of each contender and the GEMM rate, round by round."""
     for c in contenders.values():
         c.epoch()
-        _sync(device)
+        sync(device)
     times, rates = {k: [] for k in contenders}, {"cpu": [], "cuda": []}
     for r in range(rounds):
         rates["cpu"].append(sgemm_rate())
@@ -144,7 +132,7 @@ def run(contenders: dict, rounds: int, device):
         for label, c in contenders.items():
             start = time.perf_counter()
             c.epoch()
-            _sync(device)
+            sync(device)
             times[label].append(time.perf_counter() - start)
         print(f"  round {r + 1}/{rounds}: " + ", ".join(f"{k} {v[-1]:.3f}" for k, v in times.items()),
               file=sys.stderr)

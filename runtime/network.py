@@ -18,7 +18,7 @@ class Network:
 
     def backward(self, dout, sgd_lr=None):
         """dL/dx; fills each layer's ``grads``, or with ``sgd_lr`` takes a plain SGD step in place instead
-        (each kernel adds −lr·gradient straight into its parameter; ``grads`` are then not filled)."""
+        (each kernel adds −lr·gradient straight into its parameter; ``grads`` then hold None)."""
         for layer in reversed(self.layers):
             dout = layer.backward(dout, sgd_lr)
         return dout

@@ -366,10 +366,7 @@ class ArrayPrinter(_Printer):
         self._top = st.rhs
         product = contraction(st.rhs, st.indices) if st.name in self.deferrable else None
         if product is not None:
-            self._layout = product.left_layout
-            left = self._print(product.left)
-            self._layout = product.right_layout
-            right = self._print(product.right)
+            left, right = self._factors(product)
             if "_matmul" in self.HELPERS:
                 self.helper("_matmul")  # _product forms the product through it
             return f"{st.name} = {self.helper('_product')}(into, {st.name!r}, {left}, {right})"
@@ -725,11 +722,7 @@ class ArrayPrinter(_Printer):
         """
         c = contraction(e, target)
         if c is not None:
-            self._layout = c.left_layout
-            lcode = self._print(c.left)
-            self._layout = c.right_layout
-            rcode = self._print(c.right)
-            return self.matmul(lcode, rcode, c.kind)
+            return self.matmul(*self._factors(c), c.kind)
         letters = self._letters(tuple(i for t in tensors for i in t.indices))
         subs = ",".join("".join(letters[i] for i in t.indices) for t in tensors)
         out = "".join(letters[i] for i in target)
@@ -755,15 +748,18 @@ class ArrayPrinter(_Printer):
         other = next(a for a in e.args if a is not sums[0]) if sums else None
         if c is None or c.kind != "gemm" or not other.has(sp.Indexed) or self._needs_pad(other, target):
             return None
+        return (self._print(other), *self._factors(c))
+
+    def _factors(self, c) -> tuple:
+        """The two operands of a matrix product (``ir.Contraction``), each printed in its own layout."""
         outer = self._layout
         try:
             self._layout = c.left_layout
             left = self._print(c.left)
             self._layout = c.right_layout
-            right = self._print(c.right)
+            return left, self._print(c.right)
         finally:
             self._layout = outer
-        return self._print(other), left, right
 
     def hadamard(self, tensors) -> bool:
         """True to print Σ of a product of tensors over the same indices as a product, then a sum (not einsum)."""
