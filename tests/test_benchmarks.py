@@ -1,6 +1,7 @@
-"""The MLP benchmark: its hand-written peer computes what autograd computes, and the CLI reports every contender."""
+"""The benchmarks: the MLP's hand-written peer computes what autograd computes, and both CLIs report every contender."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -68,3 +69,19 @@ def test_bench_reports_every_contender_against_both_baselines():
     for label in ("generated numpy (cpu)", "hand-written numpy (cpu)", "generated torch (cpu)", "autograd (cpu)"):
         row = next(line for line in lines if line.startswith(label))
         assert row.count("×") == 2 and row.rstrip().endswith("%")
+
+
+def test_cnn_bench_reports_every_contender_and_a_summary():
+    """Tiny settings, CPU only: every contender row, its ratio, the per-convolution table and the summary line."""
+    r = subprocess.run([sys.executable, "-m", "benchmarks.cnn", "--steps", "1", "--rounds", "2", "--batch_size", "2",
+                        "--repeats", "1", "--device", "cpu"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    for label in ("torch.nn + autograd (CPU)", "generated numpy (CPU)", "generated torch (CPU)"):
+        row = next(line for line in lines if line.startswith(label))
+        assert re.search(r" \d+\.\d+x$", row), row
+    assert "round 2/2" in r.stderr
+    assert sum(" @ " in line for line in lines) == 8   # one row per convolution of the small VGG
+    summary = next(line for line in lines if line.startswith("summary:"))
+    assert re.fullmatch(r"summary: generated torch \d+\.\d+x autograd, generated numpy \d+\.\d+x autograd \(CPU\)",
+                        summary), summary
