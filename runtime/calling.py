@@ -11,7 +11,30 @@ Every generated module states its calling convention as data::
 """
 from __future__ import annotations
 
+import hashlib
 import importlib
+import importlib.util
+import sys
+from pathlib import Path
+
+
+def load_file(path) -> object:
+    """A kernel file by its path (``my_kernels/numpy/rms_norm.py``), imported as part of its folder's package,
+    so that its ``from ._helpers import ...`` finds the helpers ``python -m derive`` wrote beside it."""
+    path = Path(path).resolve()
+    folder = path.parent
+    package = f"_derived_{hashlib.sha1(str(folder).encode()).hexdigest()[:12]}"
+    if package not in sys.modules:
+        spec = importlib.util.spec_from_file_location(package, folder / "__init__.py",
+                                                      submodule_search_locations=[str(folder)])
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[package] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[package]
+            raise
+    return importlib.import_module(f"{package}.{path.stem}")
 
 
 class Kernels:

@@ -81,11 +81,10 @@ USER_FORWARDS = Path(__file__).resolve().parent / "user_forwards"
 USER_MODULES = sorted(p.stem for p in USER_FORWARDS.glob("*.py"))
 
 
-def load_file(path: Path, name: str):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def load_file(path: Path, name: str = ""):
+    """A generated kernel file by its path, as part of its folder's package (its helpers beside it)."""
+    from runtime.calling import load_file as load
+    return load(path)
 
 
 @pytest.fixture(scope="session")

@@ -256,22 +256,26 @@ def test_train_cnn_rejects_bad_input_in_one_line(args, message, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_torch_convolution_call_computes_the_derived_contraction():
-    """The Torch printer spells conv2d's Y and dX as a library convolution (``_correlate``); the NumPy printer
-    spells the same derived contraction as einsum over strided views. Both equal the derived expression."""
-    from derive.engine.kernel import kernels
-    from derive.engine.derivation import derive
-    from derive.engine.printers import PRINTERS
+def test_lowering_recognises_the_three_convolutions():
+    """conv2d's derived Y, dX and dW lower to a convolution's forward (its bias fused), input gradient (a
+    transposed convolution) and weight gradient, for both backends; each backend spells them through its
+    helpers (a library convolution in Torch, im2col and one BLAS product in NumPy), which agree."""
     from derive import registry
+    from derive.engine import arrays
+    from derive.engine.backends import BACKENDS as TABLES
+    from derive.engine.derivation import derive
+    from derive.engine.kernel import kernels
+    from derive.engine.lower import lower_kernel
 
     forward = registry.load("conv2d")
     fwd, bwd = kernels(derive(forward))[:2]
-    torch_printer, numpy_printer = PRINTERS["torch"](), PRINTERS["numpy"]()
-    torch_printer.derived = numpy_printer.derived = set(forward.derived)
-    y = next(st for st in fwd.statements if st.name == "Y")
-    dx = next(st for st in bwd.statements if st.name == "dX")
-    for st in (y, dx):
-        assert "_correlate(" in torch_printer.statement(st) and "np.einsum(" in numpy_printer.statement(st)
+    for backend in TABLES.values():
+        ops = {s.statement.name: s.instructions for k in (fwd, bwd)
+               for s in lower_kernel(k, backend.caps).statements}
+        (y,), (dx,), (dw,) = ops["Y"], ops["dX"], ops["dW"]
+        assert isinstance(y.value, arrays.Correlate) and y.value.bias == arrays.Name("b")
+        assert isinstance(dx.value, arrays.CorrelateTransposed) and dx.value.w == arrays.Name("W")
+        assert isinstance(dw.value, arrays.CorrelateWeight)
     rng = np.random.default_rng(4)
     X, W, b = rng.standard_normal((2, 3, 9, 8)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
     for stride, padding in ((1, 1), (2, 0), (3, 2)):

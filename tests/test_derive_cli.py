@@ -59,10 +59,8 @@ def derive_cli(*args):
 
 
 def load(path: Path):
-    spec = importlib.util.spec_from_file_location(path.stem + "_generated", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from runtime.calling import load_file
+    return load_file(path)
 
 
 def test_a_module_from_its_forward_alone(tmp_path):

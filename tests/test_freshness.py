@@ -34,7 +34,9 @@ def test_every_file_starts_with_the_header():
         opening, closing = comment[p.suffix]
         first = p.read_text(encoding="utf-8").split("\n", 1)[0]
         rel = p.relative_to(GENERATED)
-        if rel.parts[0] == "examples":
+        if p.stem == "_helpers":  # a backend's helpers, copied from their module
+            source = f"derive/helpers/{rel.parts[-2]}_helpers.py"
+        elif rel.parts[0] == "examples":
             source = "derive/examples.py"
         elif len(rel.parts) == 2 and p.stem != "__init__":  # a module's kernels name the module's own file
             source = f"derive/{p.stem}.py"

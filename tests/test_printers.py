@@ -1,4 +1,4 @@
-"""Printer golden tests for the known traps, each checked numerically as well."""
+"""Lowering and rendering golden tests for the known traps, each checked numerically as well."""
 from __future__ import annotations
 
 import ast
@@ -11,12 +11,14 @@ import sympy as sp
 import torch
 
 from derive import registry
-from derive.engine import update_code
+from derive.engine.backends import BACKENDS
 from derive.engine.errors import DeriveError
 from derive.engine.ir import Array, Kernel, Statement
 from derive.engine.kernel import validate
+from derive.engine.lower import Lowering
 from derive.engine.normal_forms import to_piecewise
-from derive.engine.printers import NumPyKernelPrinter, TorchKernelPrinter
+from derive.engine.render import Renderer
+from derive.helpers import numpy_helpers
 
 P, Q, K, R = sp.symbols("P Q K R", integer=True, positive=True)
 p, q, k, r = sp.Idx("p", P), sp.Idx("q", Q), sp.Idx("k", K), sp.Idx("r", R)
@@ -24,10 +26,14 @@ A, B, C, D = (sp.IndexedBase(n, real=True) for n in "ABCD")
 GENERATED = Path(__file__).resolve().parents[1] / "generated"
 
 
+def statement(st, backend="numpy") -> str:
+    """The lines one statement lowers and renders to."""
+    b = BACKENDS[backend]
+    return "\n".join(Renderer(b).lines(Lowering(b.caps).statement(st)))
+
+
 def run(code: str, **arrays):
-    env = {"np": np, **arrays}
-    for source in update_code.NUMPY.values():  # the helpers printed code may call (_matmul, ...)
-        exec(source, env)
+    env = {**vars(numpy_helpers), "np": np, **arrays}  # the helpers rendered code may call (_matmul, ...)
     exec(code, env)
     return env
 
@@ -42,7 +48,7 @@ def loops(shape, fn):
 def test_gemm_with_permuted_output_uses_transposes():
     # out_qp = Σ_k A_pk B_kq  is (A B)ᵀ = Bᵀ Aᵀ (sympy#30395 gets such axis orders wrong).
     st = Statement(D[q, p], sp.Sum(A[p, k] * B[k, q], (k, 0, K - 1)))
-    code = NumPyKernelPrinter().statement(st)
+    code = statement(st)
     assert code == "D = _matmul(B.T, A.T)"
     a, b = np.random.rand(3, 4), np.random.rand(4, 5)
     np.testing.assert_allclose(run(code, A=a, B=b)["D"], (a @ b).T)
@@ -50,7 +56,7 @@ def test_gemm_with_permuted_output_uses_transposes():
 
 def test_einsum_subscripts_come_from_our_indices():
     st = Statement(D[r, p], sp.Sum(A[p, k] * B[k, q] * C[q, r], (k, 0, K - 1), (q, 0, Q - 1)))
-    code = NumPyKernelPrinter().statement(st)
+    code = statement(st)
     assert code == "D = np.einsum('pk,kq,qr->rp', A, B, C)"
     a, b, c = np.random.rand(2, 3), np.random.rand(3, 4), np.random.rand(4, 5)
     ref = loops((5, 2), lambda i, j: sum(a[j, x] * b[x, y] * c[y, i] for x in range(3) for y in range(4)))
@@ -60,7 +66,7 @@ def test_einsum_subscripts_come_from_our_indices():
 def test_broadcast_of_a_row_reduction():
     # out_pq = A_pq − Σ_k A_pk : the reduction is a column, padded with None.
     st = Statement(D[p, q], A[p, q] - sp.Sum(A[p, k], (k, 0, Q - 1)).xreplace({k: sp.Idx("k", Q)}))
-    code = NumPyKernelPrinter().statement(st)
+    code = statement(st)
     assert code == "D = A - A.sum(axis=1)[:, None]"
     a = np.random.rand(3, 4)
     np.testing.assert_allclose(run(code, A=a)["D"], a - a.sum(1, keepdims=True))
@@ -68,10 +74,10 @@ def test_broadcast_of_a_row_reduction():
 
 def test_diagonal_and_torch_vocabulary():
     st = Statement(D[p], A[p, p])
-    assert NumPyKernelPrinter().statement(st) == "D = np.einsum('pp->p', A)"
+    assert statement(st) == "D = np.einsum('pp->p', A)"
     st = Statement(D[p, q], sp.Piecewise((A[p, q], A[p, q] > 0), (0, True)) * B[p, q]
                    + sp.Sum(A[p, k], (k, 0, K - 1)) * sp.exp(B[p, q]))
-    code = TorchKernelPrinter().statement(st)
+    code = statement(st, "torch")
     assert "torch.where" in code and ".sum(dim=1)[:, None]" in code and "np." not in code
 
 
@@ -79,7 +85,7 @@ def test_expm1_in_torch():
     # SymPy's own TorchPrinter has no expm1.
     from sympy.codegen.cfunctions import expm1
     st = Statement(D[p], expm1(A[p]))
-    assert TorchKernelPrinter().statement(st) == "D = torch.expm1(A)"
+    assert statement(st, "torch") == "D = torch.expm1(A)"
 
 
 def test_max_differentiates_like_pytorch_relu():
@@ -122,7 +128,7 @@ def test_generated_torch_never_calls_autograd(name):
 
 
 def test_fractional_and_negative_powers_are_parenthesised():
-    code = NumPyKernelPrinter().statement(Statement(D[p], A[p] ** sp.Rational(3, 2) + A[p] ** -2))
+    code = statement(Statement(D[p], A[p] ** sp.Rational(3, 2) + A[p] ** -2))
     assert "**(3/2)" in code and "**(-2)" in code
     a = np.random.rand(4) + 0.5
     np.testing.assert_allclose(run(code, A=a)["D"], a ** 1.5 + a ** -2.0)
@@ -131,17 +137,17 @@ def test_fractional_and_negative_powers_are_parenthesised():
 def test_matmul_operands_keep_their_precedence():
     # C ∘ (A B): "C*A @ B" would be (C*A) @ B.
     st = Statement(D[p, q], C[p, q] * sp.Sum(A[p, k] * B[k, q], (k, 0, K - 1)) + sp.Sum(A[p, k] * B[k, q], (k, 0, K - 1)))
-    code = NumPyKernelPrinter().statement(st)
+    code = statement(st)
     a, b, c = np.random.rand(3, 4), np.random.rand(4, 5), np.random.rand(3, 5)
     np.testing.assert_allclose(run(code, A=a, B=b, C=c)["D"], c * (a @ b) + a @ b)
     # A padded matrix-vector product: (A v)[:, None], not A @ v[:, None].
     v = sp.IndexedBase("v", real=True)
     st = Statement(D[p, q], C[p, q] * sp.Sum(A[p, k] * v[k], (k, 0, K - 1)))
-    code = NumPyKernelPrinter().statement(st)
+    code = statement(st)
     vv = np.random.rand(4)
     np.testing.assert_allclose(run(code, A=a, v=vv, C=c)["D"], c * (a @ vv)[:, None])
     assert "(A @ v)[:, None]" in code
-    assert NumPyKernelPrinter().statement(Statement(D[p, q], sp.Sum(A[p, k] * B[k, q], (k, 0, K - 1)))) == "D = _matmul(A, B)"
+    assert statement(Statement(D[p, q], sp.Sum(A[p, k] * B[k, q], (k, 0, K - 1)))) == "D = _matmul(A, B)"
 
 
 def test_numpy_write_helpers_keep_values_in_any_memory_order():

@@ -7,9 +7,9 @@ everything else), and the names it returns.
 
 Everything here depends on SymPy alone, and every other layer may use it: the
 nodes the engine adds to SymPy (``MaxOver`` and ``MaxWithZeros``, ``AtMax``,
-``OnGrid``), index helpers and index expressions (``affine``), and the
-recognisers of matrix products (``contraction``) and of convolutions
-(``correlation``) that the code printers and the matrix-notation reader read.
+``OnGrid``), index helpers and index expressions (``affine``). What a kernel's
+statements become on whole arrays is ``arrays.py`` (made by ``lower.py``, which
+reads structure through ``recognise.py``).
 """
 from __future__ import annotations
 
@@ -189,51 +189,6 @@ def extent(i):
     return i.upper + 1
 
 
-# -- matrix products -----------------------------------------------------------
-
-@dataclass(frozen=True)
-class Contraction:
-    """Σ_k of two tensors that is a matrix product: ``left`` (in layout ``left_layout``) times ``right``.
-
-    ``kind`` is "gemm" (matrix @ matrix) or "gemv" (matrix @ vector).
-    """
-
-    kind: str
-    left: sp.Indexed
-    right: sp.Indexed
-    left_layout: tuple
-    right_layout: tuple
-
-
-def contraction(expr, target) -> Contraction | None:
-    """``expr`` (a Sum) as a GEMM or GEMV producing the indices ``target`` in that order, else None.
-
-    Σ_k A_pk B_kq with target (p, q) is ``A B``; operands written in another
-    order (A_kp) read as transposes. Σ_k A_pk v_k with target (p,) is ``A v``.
-    """
-    if not isinstance(expr, sp.Sum) or len(expr.limits) != 1:
-        return None
-    k = expr.limits[0][0]
-    factors = sp.Mul.make_args(expr.function)
-    if len(factors) != 2 or not all(isinstance(f, sp.Indexed) for f in factors):
-        return None
-    if any(len(set(f.indices)) != len(f.indices) for f in factors):
-        return None
-    a, b = factors
-    target = tuple(target)
-    if len(target) == 2 and all(len(t.indices) == 2 for t in factors) and k in a.indices and k in b.indices:
-        left = a if target[0] in a.indices else b
-        right = b if left is a else a
-        if set(left.indices) == {target[0], k} and set(right.indices) == {k, target[1]} and target[0] != target[1]:
-            return Contraction("gemm", left, right, (target[0], k), (k, target[1]))
-    if len(target) == 1:
-        mats = [t for t in factors if len(t.indices) == 2]
-        vecs = [t for t in factors if tuple(t.indices) == (k,)]
-        if len(mats) == 1 and len(vecs) == 1 and set(mats[0].indices) == {target[0], k}:
-            return Contraction("gemv", mats[0], vecs[0], (target[0], k), (k,))
-    return None
-
-
 # -- index expressions -----------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -283,92 +238,3 @@ def is_plain(i) -> bool:
 def shifted(indexed) -> bool:
     """True for a read at an index expression: zero outside its tensor's range and between grid points."""
     return any(not is_plain(i) for i in indexed.indices)
-
-
-# -- correlations ------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Correlation:
-    """Σ over a window of two tensors that is a batched correlation (what ``conv1d/2d/3d`` compute)::
-
-        out[n, co, o…] = Σ_{ci, k…} x[n, ci, (σ·o + δ·k + c)/q …] · w[co, ci, k…]      (x zero off its grid)
-
-    ``x``/``w`` are the operands; ``x_axes``/``w_axes`` the operand axes in the order
-    (n, ci, spatial…) and (co, ci, window…); ``w_flip`` the window axes ``w`` reads backwards.
-    """
-
-    x: sp.Indexed
-    w: sp.Indexed
-    x_axes: tuple
-    w_axes: tuple
-    w_flip: tuple
-    stride: tuple
-    dilation: tuple
-    offset: tuple
-    denom: tuple
-    batch: sp.Idx
-    channel_out: sp.Idx
-    spatial: tuple            # the output's window positions o…
-
-
-def correlation(expr, target) -> Correlation | None:
-    """``expr`` (a Sum of two reads) as a ``Correlation`` producing ``target``'s indices, else None."""
-    if not isinstance(expr, sp.Sum):
-        return None
-    factors = sp.Mul.make_args(expr.function)
-    if len(factors) != 2 or not all(isinstance(f, sp.Indexed) for f in factors):
-        return None
-    bound = {lim[0] for lim in expr.limits}
-    free = set(target)
-    for x, w in (factors, factors[::-1]):
-        found = _correlation(x, w, bound, free)
-        if found is not None:
-            return found
-    return None
-
-
-def _correlation(x, w, bound, free):
-    spatial, plain = [], []
-    for axis, ix in enumerate(x.indices):
-        if isinstance(ix, sp.Idx):
-            plain.append((axis, ix))
-            continue
-        a = affine(ix)
-        if a is None or len(a.coeffs) != 2:
-            return None
-        (m1, c1), (m2, c2) = a.coeffs
-        o, k = (m1, m2) if m1 in free else (m2, m1)
-        sigma, delta = a.coeff(o), a.coeff(k)
-        if o not in free or k not in bound or not (sigma.is_positive and delta.is_positive):
-            return None
-        spatial.append((axis, o, k, sigma, delta, a.const, a.denom))
-    if not spatial or len(plain) != 2:
-        return None
-    n = [(axis, i) for axis, i in plain if i in free]
-    ci = [(axis, i) for axis, i in plain if i in bound]
-    if len(n) != 1 or len(ci) != 1:
-        return None
-    windows = [k for _, _, k, *_ in spatial]
-    w_pos, flips = {}, []
-    for axis, ix in enumerate(w.indices):
-        if isinstance(ix, sp.Idx):
-            w_pos[ix] = axis
-            continue
-        a = affine(ix)  # a window read backwards: K − 1 − k
-        if a is None or len(a.coeffs) != 1 or a.denom != 1 or a.coeffs[0][1] != -1 \
-                or sp.simplify(a.const - a.coeffs[0][0].upper) != 0:
-            return None
-        w_pos[a.coeffs[0][0]] = axis
-        flips.append(a.coeffs[0][0])
-    co = [i for i in w_pos if i in free]
-    if len(co) != 1 or len(w_pos) != len(w.indices) or set(w_pos) != {co[0], ci[0][1], *windows}:
-        return None
-    if len({n[0][1], co[0], ci[0][1], *windows, *[o for _, o, *_ in spatial]}) != 2 + 2 * len(spatial) + 1:
-        return None
-    return Correlation(
-        x, w,
-        (n[0][0], ci[0][0], *[axis for axis, *_ in spatial]),
-        (w_pos[co[0]], w_pos[ci[0][1]], *[w_pos[k] for k in windows]),
-        tuple(k in flips for k in windows),
-        tuple(s[3] for s in spatial), tuple(s[4] for s in spatial), tuple(s[5] for s in spatial),
-        tuple(s[6] for s in spatial), n[0][1], co[0], tuple(s[1] for s in spatial))

@@ -15,7 +15,8 @@ import sympy as sp
 import sympy.printing.str
 from sympy.printing.latex import LatexPrinter
 
-from .ir import MaxOver, contraction, free_indices
+from .ir import MaxOver, free_indices
+from .recognise import contraction
 from .text import positive_first
 
 

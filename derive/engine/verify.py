@@ -18,6 +18,7 @@ finite) and the problem; the caller then writes nothing.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import sys
 import types
 import warnings
@@ -34,9 +35,25 @@ BACKENDS_TOLERANCE = 1e-9
 MOST_ELEMENTS = 400
 
 
-def _load(text: str, filename: str):
-    module = types.ModuleType(filename)
-    module.__file__ = filename
+def _package(helpers: str) -> str:
+    """A package in sys.modules holding the rendered ``_helpers.py`` (one per distinct text), so that a
+    kernel's ``from ._helpers import ...`` resolves as it does in the output folder."""
+    name = f"_derive_verify_{hashlib.sha1(helpers.encode()).hexdigest()[:12]}"
+    if name not in sys.modules:
+        package = types.ModuleType(name)
+        package.__path__ = []
+        module = types.ModuleType(f"{name}._helpers")
+        module.__package__ = name
+        exec(compile(helpers, f"<generated {name}/_helpers.py>", "exec"), module.__dict__)
+        package._helpers = module
+        sys.modules[name], sys.modules[module.__name__] = package, module
+    return name
+
+
+def _load(text: str, filename: str, helpers: str):
+    package = _package(helpers)
+    module = types.ModuleType(f"{package}.kernel")
+    module.__file__, module.__package__ = filename, package
     exec(compile(text, filename, "exec"), module.__dict__)
     return module
 
@@ -143,13 +160,14 @@ class Verifier:
         self.built, self.forward = built, built.forward
         self.name = self.forward.name
         self.texts = {b: files[f"{prefix}{b}/{self.name}.py"] for b in ("numpy", "torch")}
+        self.helpers = {b: files[f"{prefix}{b}/_helpers.py"] for b in ("numpy", "torch")}
 
     def fail(self, kernel: str, where: str, problem: str):
         raise DeriveError(self.name, "verify", f"{kernel}: {where}" if where else kernel, problem)
 
     def load(self, backend):
         try:
-            return _load(self.texts[backend], f"<generated {backend}/{self.name}.py>")
+            return _load(self.texts[backend], f"<generated {backend}/{self.name}.py>", self.helpers[backend])
         except Exception as e:
             self.fail(f"{backend}/{self.name}.py", self.statement_of(backend, e), f"cannot be imported: {type(e).__name__}: {e}")
 

@@ -13,6 +13,8 @@
 import numbers
 import numpy as np
 
+from ._helpers import _accumulate, _correlate, _correlate_transposed, _correlate_weight, _floats
+
 # Calling convention, the same for every module (nothing to inspect):
 #   outs = <module>_forward(*[arrays[n] for n in ARGUMENTS], **scalars)          -> RETURNS, in order
 #   grads = <module>_backward(upstream, **{n: env[n] for n in SAVED}, **scalars)  -> GRADIENTS, in order
@@ -33,69 +35,10 @@ OPTIONAL = {'dX': 'need_dX'}
 VARIANTS = {}
 
 
-def _grid_view(a, axes, shape, fill=0):
-    """V[m...] = a[e_0(m), e_1(m), ...], e_k = (sum_m c_km m + d_k)/q_k; `fill` off the grid. axes: ((c_k, d_k, q_k), ...)."""
-    a = np.asarray(a)
-    spec = []
-    for k, (c, d, q) in enumerate(axes):
-        if q != 1:  # dilate: a[t/q] where q divides t, `fill` between
-            big = np.full(a.shape[:k] + ((a.shape[k] - 1) * q + 1,) + a.shape[k + 1:], fill, dtype=a.dtype)
-            big[(slice(None),) * k + (slice(None, None, q),)] = a
-            a = big
-        if any(x < 0 for x in c):  # read backwards: flip the axis
-            a = np.flip(a, axis=k)
-            c, d = tuple(-x for x in c), a.shape[k] - 1 - d
-        spec.append((c, d))
-    low = [d for c, d in spec]
-    high = [d + sum(x * (n - 1) for x, n in zip(c, shape)) for c, d in spec]
-    pads = [(max(0, -lo), max(0, hi - (n - 1))) for lo, hi, n in zip(low, high, a.shape)]
-    if any(p != (0, 0) for p in pads):
-        a = np.pad(a, pads, constant_values=fill)
-    start = tuple(slice(d + p[0], None) for (c, d), p in zip(spec, pads))
-    a = a[start]
-    strides = tuple(sum(c[m] * s for (c, d), s in zip(spec, a.strides)) for m in range(len(shape)))
-    return np.lib.stride_tricks.as_strided(a, shape=tuple(shape), strides=strides, writeable=False)
-
-
-def _accumulate(into, grads):
-    """array += alpha * gradient for each name: (array, alpha) in `into`; the gradients in order, None where added."""
-    for name, (out, alpha) in into.items():
-        g = grads.get(name)
-        if g is None:
-            raise ValueError(f"into: {name!r} is not a gradient computed here "
-                             f"({', '.join(n for n, v in grads.items() if v is not None)}; a need_ flag off?)")
-        if not isinstance(out, np.ndarray) or tuple(out.shape) != tuple(g.shape):
-            raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {getattr(out, 'shape', out)}")
-        if not out.flags.writeable:
-            raise ValueError(f"into: the array given for {name} is read-only")
-        if not np.can_cast(np.result_type(g.dtype, alpha), out.dtype, "same_kind"):
-            raise ValueError(f"into: {name} is {g.dtype}, the array given {out.dtype}")
-    shared = lambda x: any(np.may_share_memory(out, x) for out, _ in into.values())
-    if any(shared(x) for g in grads.values() if hasattr(g, "add_into") for x in (g.a, g.b)):
-        grads = {n: g.value() if hasattr(g, "add_into") else g for n, g in grads.items()}
-    # A gradient that is a view of an array written here (dW = X, into dX: X) is copied before any write.
-    grads = {n: g.copy() if isinstance(g, np.ndarray) and shared(g) else g for n, g in grads.items()}
-    for name, (out, alpha) in into.items():
-        g = grads[name]
-        if hasattr(g, "add_into"):
-            g.add_into(out, alpha)
-        else:
-            out += alpha * g
-    return tuple(None if n in into else g for n, g in grads.items())
-
-
-def _floats(*arrays):
-    """The arrays in their common floating dtype (float64 for integers): steps in place keep the promoted type."""
-    t = arrays[0].dtype if isinstance(arrays[0], np.ndarray) else None
-    if t is not None and t.kind == "f" and all(isinstance(a, np.ndarray) and a.dtype == t for a in arrays):
-        return arrays
-    t = np.result_type(*arrays, 0.0)
-    return tuple(a if isinstance(a, np.ndarray) and a.dtype == t else np.asarray(a, dtype=t) for a in arrays)
-
-
 def conv2d_forward(X, W, b, *, stride=1, padding=0):
     """Forward pass; returns Y."""
-    S, C, Hi, Wi = X.shape
+    Hi = X.shape[2]
+    Wi = X.shape[3]
     KH = W.shape[2]
     KW = W.shape[3]
     X, W, b = _floats(X, W, b)
@@ -110,8 +53,7 @@ def conv2d_forward(X, W, b, *, stride=1, padding=0):
     if Wo < 1:
         raise ValueError(f"conv2d_forward: Wo = floor((Wi + 2*padding - KW)/stride) + 1 = {Wo} for KW={KW}, Wi={Wi}, padding={padding}, stride={stride}; it must be at least 1")
     # Y_sohw = b_o + Σ_cij W_ocij*X[s, c, stride*h + i - padding, stride*w + j - padding]
-    Y = np.einsum('ocij,shwcij->sohw', W, _grid_view(X, (((1, 0, 0, 0, 0, 0), 0, 1), ((0, 0, 0, 1, 0, 0), 0, 1), ((0, stride, 0, 0, 1, 0), -padding, 1), ((0, 0, stride, 0, 0, 1), -padding, 1),), (S, Ho, Wo, C, KH, KW)), optimize=True)
-    Y += b[:, None, None]
+    Y = _correlate(X, W, b, (stride, stride), (1, 1), (-padding, -padding), (1, 1), (Ho, Wo))
     return Y
 
 
@@ -121,8 +63,8 @@ def conv2d_backward(dY, *, X, W, stride=1, padding=0, need_dX=True, into=None):
     into={'db': (array, alpha), ...} adds alpha * db to that array in place instead
     (None is returned in its place): SGD without a gradient array, or accumulation.
     """
-    S, O, Ho, Wo = dY.shape
-    C = X.shape[1]
+    Ho = dY.shape[2]
+    Wo = dY.shape[3]
     Hi = X.shape[2]
     Wi = X.shape[3]
     KH = W.shape[2]
@@ -139,9 +81,9 @@ def conv2d_backward(dY, *, X, W, stride=1, padding=0, need_dX=True, into=None):
     dX = None
     if need_dX:
         # dX_qruv = Σ_ijo W[o, r, KH - i - 1, KW - j - 1]*dY[q, o, (padding + i + u + 1 - KH)/stride, (padding + j + v + 1 - KW)/stride]
-        dX = np.einsum('roij,quvoij->qruv', _grid_view(W, (((0, 1, 0, 0), 0, 1), ((1, 0, 0, 0), 0, 1), ((0, 0, -1, 0), KH - 1, 1), ((0, 0, 0, -1), KW - 1, 1),), (C, O, KH, KW)), _grid_view(dY, (((1, 0, 0, 0, 0, 0), 0, 1), ((0, 0, 0, 1, 0, 0), 0, 1), ((0, 1, 0, 0, 1, 0), 1 + padding - KH, stride), ((0, 0, 1, 0, 0, 1), 1 + padding - KW, stride),), (S, Hi, Wi, O, KH, KW)), optimize=True)
+        dX = _correlate_transposed(dY, W, (stride, stride), (1, 1), (padding, padding), (Hi, Wi))
     # dW_qruv = Σ_shw X[s, r, stride*h + u - padding, stride*w + v - padding]*dY_sqhw
-    dW = np.einsum('ruvshw,sqhw->qruv', _grid_view(X, (((0, 0, 0, 1, 0, 0), 0, 1), ((1, 0, 0, 0, 0, 0), 0, 1), ((0, 1, 0, 0, stride, 0), -padding, 1), ((0, 0, 1, 0, 0, stride), -padding, 1),), (C, KH, KW, S, Ho, Wo)), dY, optimize=True)
+    dW = _correlate_weight(X, dY, (stride, stride), (1, 1), (-padding, -padding), (KH, KW))
     # db_q = Σ_shw dY_sqhw
     db = dY.sum(axis=(0, 2, 3))
     if into:

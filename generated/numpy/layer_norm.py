@@ -10,6 +10,8 @@ Layer normalisation over the feature axis, with a gain and a bias per feature.
 """
 import numpy as np
 
+from ._helpers import _accumulate, _floats
+
 # Calling convention, the same for every module (nothing to inspect):
 #   outs = <module>_forward(*[arrays[n] for n in ARGUMENTS], **scalars)          -> RETURNS, in order
 #   grads = <module>_backward(upstream, **{n: env[n] for n in SAVED}, **scalars)  -> GRADIENTS, in order
@@ -28,42 +30,6 @@ SAVED = ('gamma', 'var_scale', 'var_scaled', 'Xhat')
 GRADIENTS = ('dX', 'dgamma', 'dbeta')
 OPTIONAL = {'dX': 'need_dX'}
 VARIANTS = {}
-
-
-def _accumulate(into, grads):
-    """array += alpha * gradient for each name: (array, alpha) in `into`; the gradients in order, None where added."""
-    for name, (out, alpha) in into.items():
-        g = grads.get(name)
-        if g is None:
-            raise ValueError(f"into: {name!r} is not a gradient computed here "
-                             f"({', '.join(n for n, v in grads.items() if v is not None)}; a need_ flag off?)")
-        if not isinstance(out, np.ndarray) or tuple(out.shape) != tuple(g.shape):
-            raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {getattr(out, 'shape', out)}")
-        if not out.flags.writeable:
-            raise ValueError(f"into: the array given for {name} is read-only")
-        if not np.can_cast(np.result_type(g.dtype, alpha), out.dtype, "same_kind"):
-            raise ValueError(f"into: {name} is {g.dtype}, the array given {out.dtype}")
-    shared = lambda x: any(np.may_share_memory(out, x) for out, _ in into.values())
-    if any(shared(x) for g in grads.values() if hasattr(g, "add_into") for x in (g.a, g.b)):
-        grads = {n: g.value() if hasattr(g, "add_into") else g for n, g in grads.items()}
-    # A gradient that is a view of an array written here (dW = X, into dX: X) is copied before any write.
-    grads = {n: g.copy() if isinstance(g, np.ndarray) and shared(g) else g for n, g in grads.items()}
-    for name, (out, alpha) in into.items():
-        g = grads[name]
-        if hasattr(g, "add_into"):
-            g.add_into(out, alpha)
-        else:
-            out += alpha * g
-    return tuple(None if n in into else g for n, g in grads.items())
-
-
-def _floats(*arrays):
-    """The arrays in their common floating dtype (float64 for integers): steps in place keep the promoted type."""
-    t = arrays[0].dtype if isinstance(arrays[0], np.ndarray) else None
-    if t is not None and t.kind == "f" and all(isinstance(a, np.ndarray) and a.dtype == t for a in arrays):
-        return arrays
-    t = np.result_type(*arrays, 0.0)
-    return tuple(a if isinstance(a, np.ndarray) and a.dtype == t else np.asarray(a, dtype=t) for a in arrays)
 
 
 def layer_norm_forward(X, gamma, beta, *, eps=1e-05):
@@ -85,7 +51,7 @@ def layer_norm_forward(X, gamma, beta, *, eps=1e-05):
     var_scaled = (var_ratio**2).sum(axis=1)
     var_scaled /= D
     # Xhat_sj = tmp1_sj/(√(eps/max(1, var_scale_s)**2 + var_scaled_s*min(1, var_scale_s)**2)*max(1, var_scale_s))
-    Xhat = tmp1/(np.sqrt((eps/(np.maximum(var_scale, 1))**2 + (np.minimum(var_scale, 1))**2*var_scaled)[:, None])*(np.maximum(var_scale, 1))[:, None])
+    Xhat = tmp1/(np.sqrt(eps/np.maximum(var_scale, 1)[:, None]**2 + np.minimum(var_scale, 1)[:, None]**2*var_scaled[:, None])*np.maximum(var_scale, 1)[:, None])
     # Y_sj = Xhat_sj*gamma_j + beta_j
     Y = gamma*Xhat + beta
     return Y, var_scale, var_scaled, Xhat
@@ -103,7 +69,7 @@ def layer_norm_backward(dY, *, gamma, var_scale, var_scaled, Xhat, eps=1e-05, ne
     if need_dX:
         # dX_pq = (D*dY_pq*gamma_q - Xhat_pq*Σ_j Xhat_pj*dY_pj*gamma_j - Σ_j dY_pj*gamma_j)/(D*√(eps/max(1, var_scale_p)**2 + var_scaled_p*min(1, var_scale_p)**2)*max(1, var_scale_p))
         dX = D*gamma*dY - (dY @ gamma)[:, None] - Xhat*np.einsum('j,pj,pj->p', gamma, Xhat, dY)[:, None]
-        dX /= (D*np.sqrt(eps/(np.maximum(var_scale, 1))**2 + (np.minimum(var_scale, 1))**2*var_scaled)*np.maximum(var_scale, 1))[:, None]
+        dX /= (D*np.sqrt(eps/np.maximum(var_scale, 1)**2 + np.minimum(var_scale, 1)**2*var_scaled)*np.maximum(var_scale, 1))[:, None]
     # dgamma_p = Σ_s Xhat_sp*dY_sp
     dgamma = np.einsum('sp,sp->p', Xhat, dY)
     # dbeta_p = Σ_s dY_sp

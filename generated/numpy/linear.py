@@ -7,6 +7,8 @@ Linear layer, batch first: Y = X Wᵀ + b.
 """
 import numpy as np
 
+from ._helpers import _accumulate, _floats, _matmul, _product
+
 # Calling convention, the same for every module (nothing to inspect):
 #   outs = <module>_forward(*[arrays[n] for n in ARGUMENTS], **scalars)          -> RETURNS, in order
 #   grads = <module>_backward(upstream, **{n: env[n] for n in SAVED}, **scalars)  -> GRADIENTS, in order
@@ -25,111 +27,6 @@ SAVED = ('X', 'W')
 GRADIENTS = ('dX', 'dW', 'db')
 OPTIONAL = {'dX': 'need_dX'}
 VARIANTS = {}
-
-
-def _accumulate(into, grads):
-    """array += alpha * gradient for each name: (array, alpha) in `into`; the gradients in order, None where added."""
-    for name, (out, alpha) in into.items():
-        g = grads.get(name)
-        if g is None:
-            raise ValueError(f"into: {name!r} is not a gradient computed here "
-                             f"({', '.join(n for n, v in grads.items() if v is not None)}; a need_ flag off?)")
-        if not isinstance(out, np.ndarray) or tuple(out.shape) != tuple(g.shape):
-            raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {getattr(out, 'shape', out)}")
-        if not out.flags.writeable:
-            raise ValueError(f"into: the array given for {name} is read-only")
-        if not np.can_cast(np.result_type(g.dtype, alpha), out.dtype, "same_kind"):
-            raise ValueError(f"into: {name} is {g.dtype}, the array given {out.dtype}")
-    shared = lambda x: any(np.may_share_memory(out, x) for out, _ in into.values())
-    if any(shared(x) for g in grads.values() if hasattr(g, "add_into") for x in (g.a, g.b)):
-        grads = {n: g.value() if hasattr(g, "add_into") else g for n, g in grads.items()}
-    # A gradient that is a view of an array written here (dW = X, into dX: X) is copied before any write.
-    grads = {n: g.copy() if isinstance(g, np.ndarray) and shared(g) else g for n, g in grads.items()}
-    for name, (out, alpha) in into.items():
-        g = grads[name]
-        if hasattr(g, "add_into"):
-            g.add_into(out, alpha)
-        else:
-            out += alpha * g
-    return tuple(None if n in into else g for n, g in grads.items())
-
-
-def _floats(*arrays):
-    """The arrays in their common floating dtype (float64 for integers): steps in place keep the promoted type."""
-    t = arrays[0].dtype if isinstance(arrays[0], np.ndarray) else None
-    if t is not None and t.kind == "f" and all(isinstance(a, np.ndarray) and a.dtype == t for a in arrays):
-        return arrays
-    t = np.result_type(*arrays, 0.0)
-    return tuple(a if isinstance(a, np.ndarray) and a.dtype == t else np.asarray(a, dtype=t) for a in arrays)
-
-
-def _matmul(a, b):
-    """a @ b, formed with the longer side of the result as rows: (b.T @ a.T).T when a has fewer rows than b has
-    columns. NumPy's OpenBLAS runs that order 1.1-1.8x faster (128x3072 by 3072x512, 128x256 by 256x512, ...);
-    the value is the same, the result is then in Fortran order."""
-    return (b.T @ a.T).T if a.ndim == b.ndim == 2 and a.shape[0] < b.shape[1] else a @ b
-
-
-def _cblas():
-    """{dtype: cblas_?gemm} of the OpenBLAS NumPy's wheels bundle (NumPy's own BLAS: no second thread pool), or {}."""
-    import ctypes
-    import pathlib
-
-    root = pathlib.Path(np.__file__).resolve().parent
-    for path in sorted([*root.parent.glob("numpy.libs/*openblas64*"), *root.glob(".dylibs/*openblas64*")]):
-        try:
-            lib = ctypes.CDLL(str(path))
-            found = {np.dtype(t): getattr(lib, f"scipy_cblas_{c}gemm64_") for t, c in (("float32", "s"), ("float64", "d"))}
-        except (OSError, AttributeError):
-            continue
-        i, p = ctypes.c_int64, ctypes.c_void_p
-        for t, fn in found.items():
-            real = ctypes.c_float if t == np.float32 else ctypes.c_double
-            fn.restype, fn.argtypes = None, [ctypes.c_int, ctypes.c_int, ctypes.c_int, i, i, i, real, p, i, p, i, real, p, i]
-        return found
-    return {}
-
-
-_CBLAS = None
-
-
-class _Product:
-    """a @ b, not formed yet: it goes into an array the caller gave."""
-
-    def __init__(self, a, b):
-        self.a, self.b = a, b
-        self.shape, self.dtype = a.shape[:-1] + b.shape[1:], np.result_type(a, b)
-
-    def value(self):
-        return _matmul(self.a, self.b)
-
-    def add_into(self, out, alpha):
-        """out += alpha * a @ b: BLAS's beta = 1 where the layouts allow (no product array, no second pass)."""
-        global _CBLAS
-        if _CBLAS is None:
-            _CBLAS = _cblas()
-        a, b = self.a, self.b
-        gemm = _CBLAS.get(out.dtype) if a.dtype == b.dtype == out.dtype and out.ndim == a.ndim == b.ndim == 2 else None
-        if gemm is not None and min(out.shape + a.shape) > 1 and all(
-                (x.flags.c_contiguous or x.flags.f_contiguous) and x.flags.aligned for x in (out, a, b)):
-            row = out.flags.c_contiguous  # CBLAS row-major (101) for a C-ordered out, column-major (102) else
-
-            def operand(x):  # (transpose flag, leading dimension) of x in out's order
-                same = x.flags.c_contiguous if row else x.flags.f_contiguous
-                return (111, x.shape[row]) if same else (112, x.shape[not row])
-
-            (ta, lda), (tb, ldb) = operand(a), operand(b)
-            m, n = out.shape
-            gemm(101 if row else 102, ta, tb, m, n, a.shape[1], alpha, a.ctypes.data, lda, b.ctypes.data, ldb,
-                 1.0, out.ctypes.data, n if row else m)
-            return
-        a, b = (alpha * a, b) if a.size <= b.size else (a, alpha * b)
-        out += _matmul(a, b)
-
-
-def _product(into, name, a, b):
-    """a @ b, or deferred when the gradient `name` goes into an array the caller gave."""
-    return _Product(a, b) if into and name in into else _matmul(a, b)
 
 
 def linear_forward(X, W, b):

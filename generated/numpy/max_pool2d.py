@@ -14,6 +14,8 @@ import math
 import numbers
 import numpy as np
 
+from ._helpers import _accumulate, _argmax, _floats, _grid_scatter, _grid_view, _window_reduce
+
 # Calling convention, the same for every module (nothing to inspect):
 #   outs = <module>_forward(*[arrays[n] for n in ARGUMENTS], **scalars)          -> RETURNS, in order
 #   grads = <module>_backward(upstream, **{n: env[n] for n in SAVED}, **scalars)  -> GRADIENTS, in order
@@ -34,87 +36,6 @@ OPTIONAL = {}
 VARIANTS = {}
 
 
-def _grid_view(a, axes, shape, fill=0):
-    """V[m...] = a[e_0(m), e_1(m), ...], e_k = (sum_m c_km m + d_k)/q_k; `fill` off the grid. axes: ((c_k, d_k, q_k), ...)."""
-    a = np.asarray(a)
-    spec = []
-    for k, (c, d, q) in enumerate(axes):
-        if q != 1:  # dilate: a[t/q] where q divides t, `fill` between
-            big = np.full(a.shape[:k] + ((a.shape[k] - 1) * q + 1,) + a.shape[k + 1:], fill, dtype=a.dtype)
-            big[(slice(None),) * k + (slice(None, None, q),)] = a
-            a = big
-        if any(x < 0 for x in c):  # read backwards: flip the axis
-            a = np.flip(a, axis=k)
-            c, d = tuple(-x for x in c), a.shape[k] - 1 - d
-        spec.append((c, d))
-    low = [d for c, d in spec]
-    high = [d + sum(x * (n - 1) for x, n in zip(c, shape)) for c, d in spec]
-    pads = [(max(0, -lo), max(0, hi - (n - 1))) for lo, hi, n in zip(low, high, a.shape)]
-    if any(p != (0, 0) for p in pads):
-        a = np.pad(a, pads, constant_values=fill)
-    start = tuple(slice(d + p[0], None) for (c, d), p in zip(spec, pads))
-    a = a[start]
-    strides = tuple(sum(c[m] * s for (c, d), s in zip(spec, a.strides)) for m in range(len(shape)))
-    return np.lib.stride_tricks.as_strided(a, shape=tuple(shape), strides=strides, writeable=False)
-
-
-def _argmax(v, n):
-    """Index arrays of the first maximum over the last n axes of v (ties: first in row-major order)."""
-    flat = v.reshape(v.shape[:-n] + (-1,)).argmax(axis=-1)
-    return np.unravel_index(flat, v.shape[-n:])
-
-
-def _scatter_add(shape, index, values):
-    """An array of `shape`, zero but for out[index] += values (repeated positions accumulate; a position
-    off the array, the arg-max of a window that is all padding, adds nothing)."""
-    *index, values = np.broadcast_arrays(*index, values)
-    inside = np.logical_and.reduce([(i >= 0) & (i < n) for i, n in zip(index, shape)])
-    flat = np.ravel_multi_index([np.where(inside, i, 0) for i in index], shape)
-    out = np.bincount(flat.ravel(), weights=np.where(inside, values, 0).ravel(), minlength=int(np.prod(shape)))
-    return out.reshape(shape).astype(values.dtype, copy=False)
-
-
-def _mesh(shape, like):
-    """Broadcastable index arrays 0..n-1, one per axis of `shape`."""
-    return np.ogrid[tuple(slice(n) for n in shape)]
-
-
-def _accumulate(into, grads):
-    """array += alpha * gradient for each name: (array, alpha) in `into`; the gradients in order, None where added."""
-    for name, (out, alpha) in into.items():
-        g = grads.get(name)
-        if g is None:
-            raise ValueError(f"into: {name!r} is not a gradient computed here "
-                             f"({', '.join(n for n, v in grads.items() if v is not None)}; a need_ flag off?)")
-        if not isinstance(out, np.ndarray) or tuple(out.shape) != tuple(g.shape):
-            raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {getattr(out, 'shape', out)}")
-        if not out.flags.writeable:
-            raise ValueError(f"into: the array given for {name} is read-only")
-        if not np.can_cast(np.result_type(g.dtype, alpha), out.dtype, "same_kind"):
-            raise ValueError(f"into: {name} is {g.dtype}, the array given {out.dtype}")
-    shared = lambda x: any(np.may_share_memory(out, x) for out, _ in into.values())
-    if any(shared(x) for g in grads.values() if hasattr(g, "add_into") for x in (g.a, g.b)):
-        grads = {n: g.value() if hasattr(g, "add_into") else g for n, g in grads.items()}
-    # A gradient that is a view of an array written here (dW = X, into dX: X) is copied before any write.
-    grads = {n: g.copy() if isinstance(g, np.ndarray) and shared(g) else g for n, g in grads.items()}
-    for name, (out, alpha) in into.items():
-        g = grads[name]
-        if hasattr(g, "add_into"):
-            g.add_into(out, alpha)
-        else:
-            out += alpha * g
-    return tuple(None if n in into else g for n, g in grads.items())
-
-
-def _floats(*arrays):
-    """The arrays in their common floating dtype (float64 for integers): steps in place keep the promoted type."""
-    t = arrays[0].dtype if isinstance(arrays[0], np.ndarray) else None
-    if t is not None and t.kind == "f" and all(isinstance(a, np.ndarray) and a.dtype == t for a in arrays):
-        return arrays
-    t = np.result_type(*arrays, 0.0)
-    return tuple(a if isinstance(a, np.ndarray) and a.dtype == t else np.asarray(a, dtype=t) for a in arrays)
-
-
 def max_pool2d_forward(X, *, kernel_size=2, stride=2, padding=0):
     """Forward pass; returns Y."""
     S, C, Hi, Wi = X.shape
@@ -132,7 +53,7 @@ def max_pool2d_forward(X, *, kernel_size=2, stride=2, padding=0):
     if Wo < 1:
         raise ValueError(f"max_pool2d_forward: Wo = floor((Wi + 2*padding - kernel_size)/stride) + 1 = {Wo} for Wi={Wi}, kernel_size={kernel_size}, padding={padding}, stride={stride}; it must be at least 1")
     # Y_schw = max_ij X[s, c, stride*h + i - padding, stride*w + j - padding]
-    Y = _grid_view(X, (((1, 0, 0, 0, 0, 0), 0, 1), ((0, 1, 0, 0, 0, 0), 0, 1), ((0, 0, stride, 0, 1, 0), -padding, 1), ((0, 0, 0, stride, 0, 1), -padding, 1),), (S, C, Ho, Wo, kernel_size, kernel_size), fill=-math.inf).max(axis=(4, 5))
+    Y = _window_reduce(_grid_view(X, (((1, 0, 0, 0, 0, 0), 0, 1), ((0, 1, 0, 0, 0, 0), 0, 1), ((0, 0, stride, 0, 1, 0), -padding, 1), ((0, 0, 0, stride, 0, 1), -padding, 1),), (S, C, Ho, Wo, kernel_size, kernel_size), fill=-math.inf), 2, 'max')
     return Y
 
 
@@ -157,9 +78,8 @@ def max_pool2d_backward(dY, *, X, kernel_size=2, stride=2, padding=0, into=None)
     if Wo != 1 + (Wi + 2*padding - kernel_size)//(stride):
         raise ValueError(f"max_pool2d_backward: Wo is {Wo} in the arrays given, but Wo = floor((Wi + 2*padding - kernel_size)/stride) + 1 = {1 + (Wi + 2*padding - kernel_size)//(stride)} for Wi={Wi}, kernel_size={kernel_size}, padding={padding}, stride={stride}")
     # dX_qruv = Σ_hw (δ(stride*h + i - padding, u)*δ(stride*w + j - padding, v) at i,j = argmax X[q, r, stride*h + i - padding, stride*w + j - padding])*dY_qrhw
-    at = _mesh((S, C, Ho, Wo,), X)
     best = _argmax(_grid_view(X, (((1, 0, 0, 0, 0, 0), 0, 1), ((0, 1, 0, 0, 0, 0), 0, 1), ((0, 0, stride, 0, 1, 0), -padding, 1), ((0, 0, 0, stride, 0, 1), -padding, 1),), (S, C, Ho, Wo, kernel_size, kernel_size), fill=-math.inf), 2)
-    dX = _scatter_add((S, C, Hi, Wi,), (at[0], at[1], stride*at[2] + best[0] - padding, stride*at[3] + best[1] - padding,), dY)
+    dX = _grid_scatter((S, C, Hi, Wi), (((1, 0, 0, 0, 0, 0), 0, 1), ((0, 1, 0, 0, 0, 0), 0, 1), ((0, 0, stride, 0, 1, 0), -padding, 1), ((0, 0, 0, stride, 0, 1), -padding, 1),), (S, C, Ho, Wo), (kernel_size, kernel_size), best, dY)
     if into:
         dX, = _accumulate(into, {'dX': dX})
     return dX

@@ -10,6 +10,8 @@ intermediate P and feeds cross-entropy. Targets are distributions:
 """
 import numpy as np
 
+from ._helpers import _accumulate, _floats
+
 # Calling convention, the same for every module (nothing to inspect):
 #   outs = <module>_forward(*[arrays[n] for n in ARGUMENTS], **scalars)          -> RETURNS, in order
 #   grads = <module>_backward(upstream, **{n: env[n] for n in SAVED}, **scalars)  -> GRADIENTS, in order
@@ -30,42 +32,6 @@ OPTIONAL = {}
 VARIANTS = {}
 
 
-def _accumulate(into, grads):
-    """array += alpha * gradient for each name: (array, alpha) in `into`; the gradients in order, None where added."""
-    for name, (out, alpha) in into.items():
-        g = grads.get(name)
-        if g is None:
-            raise ValueError(f"into: {name!r} is not a gradient computed here "
-                             f"({', '.join(n for n, v in grads.items() if v is not None)}; a need_ flag off?)")
-        if not isinstance(out, np.ndarray) or tuple(out.shape) != tuple(g.shape):
-            raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {getattr(out, 'shape', out)}")
-        if not out.flags.writeable:
-            raise ValueError(f"into: the array given for {name} is read-only")
-        if not np.can_cast(np.result_type(g.dtype, alpha), out.dtype, "same_kind"):
-            raise ValueError(f"into: {name} is {g.dtype}, the array given {out.dtype}")
-    shared = lambda x: any(np.may_share_memory(out, x) for out, _ in into.values())
-    if any(shared(x) for g in grads.values() if hasattr(g, "add_into") for x in (g.a, g.b)):
-        grads = {n: g.value() if hasattr(g, "add_into") else g for n, g in grads.items()}
-    # A gradient that is a view of an array written here (dW = X, into dX: X) is copied before any write.
-    grads = {n: g.copy() if isinstance(g, np.ndarray) and shared(g) else g for n, g in grads.items()}
-    for name, (out, alpha) in into.items():
-        g = grads[name]
-        if hasattr(g, "add_into"):
-            g.add_into(out, alpha)
-        else:
-            out += alpha * g
-    return tuple(None if n in into else g for n, g in grads.items())
-
-
-def _floats(*arrays):
-    """The arrays in their common floating dtype (float64 for integers): steps in place keep the promoted type."""
-    t = arrays[0].dtype if isinstance(arrays[0], np.ndarray) else None
-    if t is not None and t.kind == "f" and all(isinstance(a, np.ndarray) and a.dtype == t for a in arrays):
-        return arrays
-    t = np.result_type(*arrays, 0.0)
-    return tuple(a if isinstance(a, np.ndarray) and a.dtype == t else np.asarray(a, dtype=t) for a in arrays)
-
-
 def softmax_cross_entropy_forward(X, T):
     """Forward pass; returns L, P."""
     S = X.shape[0]
@@ -79,7 +45,7 @@ def softmax_cross_entropy_forward(X, T):
     # P_sc = tmp1_sc/Z_s
     P = tmp1/Z[:, None]
     # L = -Σ_sc (X_sc - log(Z_s) - Z_max_s)*T_sc/S
-    L = -((X - Z_max[:, None] - np.log(Z)[:, None])*T).sum()/S
+    L = -((X - Z_max[:, None] - np.log(Z[:, None]))*T).sum()/S
     return L, P
 
 

@@ -12,6 +12,8 @@ Eval mode normalises with running statistics instead (variant ``eval``).
 """
 import torch
 
+from ._helpers import _accumulate, _floats
+
 # Calling convention, the same for every module (nothing to inspect):
 #   outs = <module>_forward(*[arrays[n] for n in ARGUMENTS], **scalars)          -> RETURNS, in order
 #   grads = <module>_backward(upstream, **{n: env[n] for n in SAVED}, **scalars)  -> GRADIENTS, in order
@@ -30,50 +32,6 @@ SAVED = ('gamma', 'var_scale', 'var_scaled', 'Xhat')
 GRADIENTS = ('dX', 'dgamma', 'dbeta')
 OPTIONAL = {'dX': 'need_dX'}
 VARIANTS = {'eval': ('X', 'gamma', 'beta', 'running_mean', 'running_var')}
-
-
-def _accumulate(into, grads):
-    """array += alpha * gradient for each name: (array, alpha) in `into`; the gradients in order, None where added."""
-    for name, (out, alpha) in into.items():
-        g = grads.get(name)
-        if g is None:
-            raise ValueError(f"into: {name!r} is not a gradient computed here "
-                             f"({', '.join(n for n, v in grads.items() if v is not None)}; a need_ flag off?)")
-        if not torch.is_tensor(out) or tuple(out.shape) != tuple(g.shape):
-            raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {getattr(out, 'shape', out)}")
-        if out.dtype != g.dtype or out.device != g.device:
-            raise ValueError(f"into: {name} is {g.dtype} on {g.device}, the array given {out.dtype} on {out.device}")
-        if out.requires_grad and torch.is_grad_enabled():
-            raise ValueError(f"into: the array given for {name} requires grad: update it under torch.no_grad()")
-
-    def span(t):  # the bytes of t's storage: views of one buffer overlap whatever their offsets
-        s = t.untyped_storage()
-        return s.data_ptr(), s.data_ptr() + s.nbytes()
-
-    spans = [span(out) for out, _ in into.values()]
-    shared = lambda x: any(lo < span(x)[1] and span(x)[0] < hi for lo, hi in spans)
-    if any(shared(x) for g in grads.values() if hasattr(g, "add_into") for x in (g.a, g.b)):
-        grads = {n: g.value() if hasattr(g, "add_into") else g for n, g in grads.items()}
-    # A gradient that is a view of an array written here (dW = X, into dX: X) is copied before any write.
-    grads = {n: g.clone() if torch.is_tensor(g) and shared(g) else g for n, g in grads.items()}
-    for name, (out, alpha) in into.items():
-        g = grads[name]
-        if hasattr(g, "add_into"):
-            g.add_into(out, float(alpha))
-        else:
-            out.add_(g, alpha=float(alpha))
-    return tuple(None if n in into else g for n, g in grads.items())
-
-
-def _floats(*arrays):
-    """The tensors in their common floating dtype (the default float for integers), as b + X @ W.T would promote."""
-    t = arrays[0].dtype
-    if t.is_floating_point and all(a.dtype == t for a in arrays):
-        return arrays
-    for a in arrays[1:]:
-        t = torch.promote_types(t, a.dtype)
-    t = t if t.is_floating_point else torch.get_default_dtype()
-    return tuple(a if a.dtype == t else a.to(t) for a in arrays)
 
 
 def batch_norm2d_forward(X, gamma, beta, *, eps=1e-05):
@@ -97,7 +55,7 @@ def batch_norm2d_forward(X, gamma, beta, *, eps=1e-05):
     # var_c = Σ_shw tmp1_cshw**2/(H*S*W)
     var = (tmp1**2).sum(dim=(1, 2, 3))/(H*S*W)
     # Xhat_schw = tmp1_cshw/(√(eps/max(1, var_scale_c)**2 + var_scaled_c*min(1, var_scale_c)**2)*max(1, var_scale_c))
-    Xhat = tmp1.permute(1, 0, 2, 3)/(torch.sqrt((eps/(torch.clamp(var_scale, min=1))**2 + (torch.clamp(var_scale, max=1))**2*var_scaled)[:, None, None])*(torch.clamp(var_scale, min=1))[:, None, None])
+    Xhat = tmp1.permute(1, 0, 2, 3)/(torch.sqrt(eps/torch.clamp(var_scale, min=1)[:, None, None]**2 + torch.clamp(var_scale, max=1)[:, None, None]**2*var_scaled[:, None, None])*torch.clamp(var_scale, min=1)[:, None, None])
     # Y_schw = Xhat_schw*gamma_c + beta_c
     Y = gamma[:, None, None]*Xhat + beta[:, None, None]
     return Y, mean, var_scale, var_scaled, var, Xhat
@@ -120,7 +78,7 @@ def batch_norm2d_backward(dY, *, gamma, var_scale, var_scaled, Xhat, eps=1e-05, 
     dX = None
     if need_dX:
         # dX_pqru = (H*S*W*dY_pqru - Xhat_pqru*dgamma_q - dbeta_q)*gamma_q/(H*S*W*√(eps/max(1, var_scale_q)**2 + var_scaled_q*min(1, var_scale_q)**2)*max(1, var_scale_q))
-        dX = (H*S*W*dY - dbeta[:, None, None] - dgamma[:, None, None]*Xhat)*gamma[:, None, None]/(H*S*W*torch.sqrt((eps/(torch.clamp(var_scale, min=1))**2 + (torch.clamp(var_scale, max=1))**2*var_scaled)[:, None, None])*(torch.clamp(var_scale, min=1))[:, None, None])
+        dX = (H*S*W*dY - dbeta[:, None, None] - dgamma[:, None, None]*Xhat)*gamma[:, None, None]/(H*S*W*torch.sqrt(eps/torch.clamp(var_scale, min=1)[:, None, None]**2 + torch.clamp(var_scale, max=1)[:, None, None]**2*var_scaled[:, None, None])*torch.clamp(var_scale, min=1)[:, None, None])
     if into:
         dX, dgamma, dbeta = _accumulate(into, {'dX': dX, 'dgamma': dgamma, 'dbeta': dbeta})
     return dX, dgamma, dbeta
@@ -130,5 +88,5 @@ def batch_norm2d_eval_forward(X, gamma, beta, running_mean, running_var, *, eps=
     """Forward pass; returns Y."""
     X, gamma, beta, running_mean, running_var = _floats(X, gamma, beta, running_mean, running_var)
     # Y_schw = beta_c + (X_schw - running_mean_c)*gamma_c/√(eps + running_var_c)
-    Y = (X - running_mean[:, None, None])*gamma[:, None, None]/torch.sqrt((eps + running_var)[:, None, None]) + beta[:, None, None]
+    Y = (X - running_mean[:, None, None])*gamma[:, None, None]/torch.sqrt(eps + running_var[:, None, None]) + beta[:, None, None]
     return Y

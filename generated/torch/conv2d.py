@@ -13,6 +13,8 @@
 import numbers
 import torch
 
+from ._helpers import _accumulate, _correlate, _correlate_transposed, _correlate_weight, _floats
+
 # Calling convention, the same for every module (nothing to inspect):
 #   outs = <module>_forward(*[arrays[n] for n in ARGUMENTS], **scalars)          -> RETURNS, in order
 #   grads = <module>_backward(upstream, **{n: env[n] for n in SAVED}, **scalars)  -> GRADIENTS, in order
@@ -33,91 +35,6 @@ OPTIONAL = {'dX': 'need_dX'}
 VARIANTS = {}
 
 
-def _grid_view(a, axes, shape, fill=0.0):
-    """V[m...] = a[e_0(m), e_1(m), ...], e_k = (sum_m c_km m + d_k)/q_k; `fill` off the grid. axes: ((c_k, d_k, q_k), ...)."""
-    spec = []
-    for k, (c, d, q) in enumerate(axes):
-        if q != 1:  # dilate: a[t/q] where q divides t, `fill` between
-            big = a.new_full(a.shape[:k] + ((a.shape[k] - 1) * q + 1,) + a.shape[k + 1:], fill)
-            big[(slice(None),) * k + (slice(None, None, q),)] = a
-            a = big
-        if any(x < 0 for x in c):  # read backwards: flip the axis
-            a = a.flip(k)
-            c, d = tuple(-x for x in c), a.shape[k] - 1 - d
-        spec.append((c, d))
-    low = [d for c, d in spec]
-    high = [d + sum(x * (n - 1) for x, n in zip(c, shape)) for c, d in spec]
-    pads = [(max(0, -lo), max(0, hi - (n - 1))) for lo, hi, n in zip(low, high, a.shape)]
-    if any(p != (0, 0) for p in pads):
-        a = torch.nn.functional.pad(a, [x for p in reversed(pads) for x in p], value=fill)
-    a = a.contiguous()
-    offset = a.storage_offset() + sum((d + p[0]) * s for (c, d), p, s in zip(spec, pads, a.stride()))
-    strides = tuple(sum(c[m] * s for (c, d), s in zip(spec, a.stride())) for m in range(len(shape)))
-    return a.as_strided(tuple(shape), strides, offset)
-
-
-def _correlate(x, w, stride, dilation, offset, denom, out):
-    """out[n, co, o...] = sum_{ci, k...} x[n, ci, (stride*o + dilation*k + offset)/denom] w[co, ci, k...]; x zero off its grid."""
-    d = len(out)
-    for a, q in enumerate(denom):
-        if q != 1:  # reads between grid points are zero: dilate
-            big = x.new_zeros(x.shape[:2 + a] + ((x.shape[2 + a] - 1) * q + 1,) + x.shape[3 + a:])
-            big[(slice(None),) * (2 + a) + (slice(None, None, q),)] = x
-            x = big
-    pads = []
-    for a in reversed(range(d)):  # pad (or crop) so the first read is x[0] and the last is x[-1]
-        last = stride[a] * (out[a] - 1) + dilation[a] * (w.shape[2 + a] - 1) + offset[a]
-        pads += [-offset[a], last - (x.shape[2 + a] - 1)]
-    if any(pads):
-        x = torch.nn.functional.pad(x, pads)
-    conv = (torch.nn.functional.conv1d, torch.nn.functional.conv2d, torch.nn.functional.conv3d)[d - 1]
-    return conv(x, w, stride=tuple(stride), dilation=tuple(dilation))
-
-
-def _accumulate(into, grads):
-    """array += alpha * gradient for each name: (array, alpha) in `into`; the gradients in order, None where added."""
-    for name, (out, alpha) in into.items():
-        g = grads.get(name)
-        if g is None:
-            raise ValueError(f"into: {name!r} is not a gradient computed here "
-                             f"({', '.join(n for n, v in grads.items() if v is not None)}; a need_ flag off?)")
-        if not torch.is_tensor(out) or tuple(out.shape) != tuple(g.shape):
-            raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {getattr(out, 'shape', out)}")
-        if out.dtype != g.dtype or out.device != g.device:
-            raise ValueError(f"into: {name} is {g.dtype} on {g.device}, the array given {out.dtype} on {out.device}")
-        if out.requires_grad and torch.is_grad_enabled():
-            raise ValueError(f"into: the array given for {name} requires grad: update it under torch.no_grad()")
-
-    def span(t):  # the bytes of t's storage: views of one buffer overlap whatever their offsets
-        s = t.untyped_storage()
-        return s.data_ptr(), s.data_ptr() + s.nbytes()
-
-    spans = [span(out) for out, _ in into.values()]
-    shared = lambda x: any(lo < span(x)[1] and span(x)[0] < hi for lo, hi in spans)
-    if any(shared(x) for g in grads.values() if hasattr(g, "add_into") for x in (g.a, g.b)):
-        grads = {n: g.value() if hasattr(g, "add_into") else g for n, g in grads.items()}
-    # A gradient that is a view of an array written here (dW = X, into dX: X) is copied before any write.
-    grads = {n: g.clone() if torch.is_tensor(g) and shared(g) else g for n, g in grads.items()}
-    for name, (out, alpha) in into.items():
-        g = grads[name]
-        if hasattr(g, "add_into"):
-            g.add_into(out, float(alpha))
-        else:
-            out.add_(g, alpha=float(alpha))
-    return tuple(None if n in into else g for n, g in grads.items())
-
-
-def _floats(*arrays):
-    """The tensors in their common floating dtype (the default float for integers), as b + X @ W.T would promote."""
-    t = arrays[0].dtype
-    if t.is_floating_point and all(a.dtype == t for a in arrays):
-        return arrays
-    for a in arrays[1:]:
-        t = torch.promote_types(t, a.dtype)
-    t = t if t.is_floating_point else torch.get_default_dtype()
-    return tuple(a if a.dtype == t else a.to(t) for a in arrays)
-
-
 def conv2d_forward(X, W, b, *, stride=1, padding=0):
     """Forward pass; returns Y."""
     Hi = X.shape[2]
@@ -136,7 +53,7 @@ def conv2d_forward(X, W, b, *, stride=1, padding=0):
     if Wo < 1:
         raise ValueError(f"conv2d_forward: Wo = floor((Wi + 2*padding - KW)/stride) + 1 = {Wo} for KW={KW}, Wi={Wi}, padding={padding}, stride={stride}; it must be at least 1")
     # Y_sohw = b_o + Σ_cij W_ocij*X[s, c, stride*h + i - padding, stride*w + j - padding]
-    Y = b[:, None, None] + _correlate(X, W, (stride, stride,), (1, 1,), (-padding, -padding,), (1, 1,), (Ho, Wo,))
+    Y = _correlate(X, W, b, (stride, stride), (1, 1), (-padding, -padding), (1, 1), (Ho, Wo))
     return Y
 
 
@@ -146,10 +63,8 @@ def conv2d_backward(dY, *, X, W, stride=1, padding=0, need_dX=True, into=None):
     into={'db': (array, alpha), ...} adds alpha * db to that array in place instead
     (None is returned in its place): SGD without a gradient array, or accumulation.
     """
-    S = dY.shape[0]
     Ho = dY.shape[2]
     Wo = dY.shape[3]
-    C = X.shape[1]
     Hi = X.shape[2]
     Wi = X.shape[3]
     KH = W.shape[2]
@@ -166,9 +81,9 @@ def conv2d_backward(dY, *, X, W, stride=1, padding=0, need_dX=True, into=None):
     dX = None
     if need_dX:
         # dX_qruv = Σ_ijo W[o, r, KH - i - 1, KW - j - 1]*dY[q, o, (padding + i + u + 1 - KH)/stride, (padding + j + v + 1 - KW)/stride]
-        dX = _correlate(dY, W.permute(1, 0, 2, 3).flip((2, 3)), (1, 1,), (1, 1,), (1 + padding - KH, 1 + padding - KW,), (stride, stride,), (Hi, Wi,))
+        dX = _correlate_transposed(dY, W, (stride, stride), (1, 1), (padding, padding), (Hi, Wi))
     # dW_qruv = Σ_shw X[s, r, stride*h + u - padding, stride*w + v - padding]*dY_sqhw
-    dW = torch.einsum('ruvshw,sqhw->qruv', _grid_view(X, (((0, 0, 0, 1, 0, 0), 0, 1), ((1, 0, 0, 0, 0, 0), 0, 1), ((0, 1, 0, 0, stride, 0), -padding, 1), ((0, 0, 1, 0, 0, stride), -padding, 1),), (C, KH, KW, S, Ho, Wo)), dY)
+    dW = _correlate_weight(X, dY, (stride, stride), (1, 1), (-padding, -padding), (KH, KW))
     # db_q = Σ_shw dY_sqhw
     db = dY.sum(dim=(0, 2, 3))
     if into:

@@ -10,6 +10,8 @@ Layer normalisation over the feature axis, with a gain and a bias per feature.
 """
 import torch
 
+from ._helpers import _accumulate, _floats
+
 # Calling convention, the same for every module (nothing to inspect):
 #   outs = <module>_forward(*[arrays[n] for n in ARGUMENTS], **scalars)          -> RETURNS, in order
 #   grads = <module>_backward(upstream, **{n: env[n] for n in SAVED}, **scalars)  -> GRADIENTS, in order
@@ -30,50 +32,6 @@ OPTIONAL = {'dX': 'need_dX'}
 VARIANTS = {}
 
 
-def _accumulate(into, grads):
-    """array += alpha * gradient for each name: (array, alpha) in `into`; the gradients in order, None where added."""
-    for name, (out, alpha) in into.items():
-        g = grads.get(name)
-        if g is None:
-            raise ValueError(f"into: {name!r} is not a gradient computed here "
-                             f"({', '.join(n for n, v in grads.items() if v is not None)}; a need_ flag off?)")
-        if not torch.is_tensor(out) or tuple(out.shape) != tuple(g.shape):
-            raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {getattr(out, 'shape', out)}")
-        if out.dtype != g.dtype or out.device != g.device:
-            raise ValueError(f"into: {name} is {g.dtype} on {g.device}, the array given {out.dtype} on {out.device}")
-        if out.requires_grad and torch.is_grad_enabled():
-            raise ValueError(f"into: the array given for {name} requires grad: update it under torch.no_grad()")
-
-    def span(t):  # the bytes of t's storage: views of one buffer overlap whatever their offsets
-        s = t.untyped_storage()
-        return s.data_ptr(), s.data_ptr() + s.nbytes()
-
-    spans = [span(out) for out, _ in into.values()]
-    shared = lambda x: any(lo < span(x)[1] and span(x)[0] < hi for lo, hi in spans)
-    if any(shared(x) for g in grads.values() if hasattr(g, "add_into") for x in (g.a, g.b)):
-        grads = {n: g.value() if hasattr(g, "add_into") else g for n, g in grads.items()}
-    # A gradient that is a view of an array written here (dW = X, into dX: X) is copied before any write.
-    grads = {n: g.clone() if torch.is_tensor(g) and shared(g) else g for n, g in grads.items()}
-    for name, (out, alpha) in into.items():
-        g = grads[name]
-        if hasattr(g, "add_into"):
-            g.add_into(out, float(alpha))
-        else:
-            out.add_(g, alpha=float(alpha))
-    return tuple(None if n in into else g for n, g in grads.items())
-
-
-def _floats(*arrays):
-    """The tensors in their common floating dtype (the default float for integers), as b + X @ W.T would promote."""
-    t = arrays[0].dtype
-    if t.is_floating_point and all(a.dtype == t for a in arrays):
-        return arrays
-    for a in arrays[1:]:
-        t = torch.promote_types(t, a.dtype)
-    t = t if t.is_floating_point else torch.get_default_dtype()
-    return tuple(a if a.dtype == t else a.to(t) for a in arrays)
-
-
 def layer_norm_forward(X, gamma, beta, *, eps=1e-05):
     """Forward pass; returns Y, var_scale, var_scaled, Xhat."""
     D = X.shape[1]
@@ -91,7 +49,7 @@ def layer_norm_forward(X, gamma, beta, *, eps=1e-05):
     # var_scaled_s = Σ_j var_ratio_sj**2/D
     var_scaled = (var_ratio**2).sum(dim=1)/D
     # Xhat_sj = tmp1_sj/(√(eps/max(1, var_scale_s)**2 + var_scaled_s*min(1, var_scale_s)**2)*max(1, var_scale_s))
-    Xhat = tmp1/(torch.sqrt((eps/(torch.clamp(var_scale, min=1))**2 + (torch.clamp(var_scale, max=1))**2*var_scaled)[:, None])*(torch.clamp(var_scale, min=1))[:, None])
+    Xhat = tmp1/(torch.sqrt(eps/torch.clamp(var_scale, min=1)[:, None]**2 + torch.clamp(var_scale, max=1)[:, None]**2*var_scaled[:, None])*torch.clamp(var_scale, min=1)[:, None])
     # Y_sj = Xhat_sj*gamma_j + beta_j
     Y = gamma*Xhat + beta
     return Y, var_scale, var_scaled, Xhat
@@ -108,7 +66,7 @@ def layer_norm_backward(dY, *, gamma, var_scale, var_scaled, Xhat, eps=1e-05, ne
     dX = None
     if need_dX:
         # dX_pq = (D*dY_pq*gamma_q - Xhat_pq*Σ_j Xhat_pj*dY_pj*gamma_j - Σ_j dY_pj*gamma_j)/(D*√(eps/max(1, var_scale_p)**2 + var_scaled_p*min(1, var_scale_p)**2)*max(1, var_scale_p))
-        dX = (D*gamma*dY - (dY @ gamma)[:, None] - Xhat*torch.einsum('j,pj,pj->p', gamma, Xhat, dY)[:, None])/(D*torch.sqrt((eps/(torch.clamp(var_scale, min=1))**2 + (torch.clamp(var_scale, max=1))**2*var_scaled)[:, None])*(torch.clamp(var_scale, min=1))[:, None])
+        dX = (D*gamma*dY - (dY @ gamma)[:, None] - Xhat*torch.einsum('j,pj,pj->p', gamma, Xhat, dY)[:, None])/(D*torch.sqrt(eps/torch.clamp(var_scale, min=1)[:, None]**2 + torch.clamp(var_scale, max=1)[:, None]**2*var_scaled[:, None])*torch.clamp(var_scale, min=1)[:, None])
     # dgamma_p = Σ_s Xhat_sp*dY_sp
     dgamma = (Xhat*dY).sum(dim=0)
     # dbeta_p = Σ_s dY_sp

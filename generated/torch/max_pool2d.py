@@ -14,6 +14,8 @@ import math
 import numbers
 import torch
 
+from ._helpers import _accumulate, _argmax, _floats, _grid_scatter, _grid_view
+
 # Calling convention, the same for every module (nothing to inspect):
 #   outs = <module>_forward(*[arrays[n] for n in ARGUMENTS], **scalars)          -> RETURNS, in order
 #   grads = <module>_backward(upstream, **{n: env[n] for n in SAVED}, **scalars)  -> GRADIENTS, in order
@@ -34,105 +36,6 @@ OPTIONAL = {}
 VARIANTS = {}
 
 
-def _grid_view(a, axes, shape, fill=0.0):
-    """V[m...] = a[e_0(m), e_1(m), ...], e_k = (sum_m c_km m + d_k)/q_k; `fill` off the grid. axes: ((c_k, d_k, q_k), ...)."""
-    spec = []
-    for k, (c, d, q) in enumerate(axes):
-        if q != 1:  # dilate: a[t/q] where q divides t, `fill` between
-            big = a.new_full(a.shape[:k] + ((a.shape[k] - 1) * q + 1,) + a.shape[k + 1:], fill)
-            big[(slice(None),) * k + (slice(None, None, q),)] = a
-            a = big
-        if any(x < 0 for x in c):  # read backwards: flip the axis
-            a = a.flip(k)
-            c, d = tuple(-x for x in c), a.shape[k] - 1 - d
-        spec.append((c, d))
-    low = [d for c, d in spec]
-    high = [d + sum(x * (n - 1) for x, n in zip(c, shape)) for c, d in spec]
-    pads = [(max(0, -lo), max(0, hi - (n - 1))) for lo, hi, n in zip(low, high, a.shape)]
-    if any(p != (0, 0) for p in pads):
-        a = torch.nn.functional.pad(a, [x for p in reversed(pads) for x in p], value=fill)
-    a = a.contiguous()
-    offset = a.storage_offset() + sum((d + p[0]) * s for (c, d), p, s in zip(spec, pads, a.stride()))
-    strides = tuple(sum(c[m] * s for (c, d), s in zip(spec, a.stride())) for m in range(len(shape)))
-    return a.as_strided(tuple(shape), strides, offset)
-
-
-def _argmax(v, n):
-    """Index tensors of the first maximum over the last n axes of v (ties: first in row-major order)."""
-    flat = v.reshape(v.shape[:-n] + (-1,)).argmax(dim=-1)
-    index = []
-    for size in reversed(v.shape[-n:]):
-        index.append(flat % size)
-        flat = flat // size
-    return index[::-1]
-
-
-def _scatter_add(shape, index, values):
-    """A tensor of `shape`, zero but for out[index] += values (repeated positions accumulate; a position
-    off the array, the arg-max of a window that is all padding, adds nothing)."""
-    *index, values = torch.broadcast_tensors(*index, values)
-    inside = torch.ones_like(index[0], dtype=torch.bool)
-    for i, n in zip(index, shape):
-        inside &= (i >= 0) & (i < n)
-    values = torch.where(inside, values, 0)
-    flat = torch.zeros_like(index[0])
-    for i, n in zip(index, shape):
-        flat = flat * n + torch.where(inside, i, 0)
-    out = values.new_zeros(math.prod(shape))
-    out.index_add_(0, flat.reshape(-1), values.reshape(-1))
-    return out.reshape(shape)
-
-
-def _mesh(shape, like):
-    """Broadcastable index tensors 0..n-1, one per axis of `shape`."""
-    return [torch.arange(n, device=like.device).reshape((1,) * k + (n,) + (1,) * (len(shape) - k - 1))
-            for k, n in enumerate(shape)]
-
-
-def _accumulate(into, grads):
-    """array += alpha * gradient for each name: (array, alpha) in `into`; the gradients in order, None where added."""
-    for name, (out, alpha) in into.items():
-        g = grads.get(name)
-        if g is None:
-            raise ValueError(f"into: {name!r} is not a gradient computed here "
-                             f"({', '.join(n for n, v in grads.items() if v is not None)}; a need_ flag off?)")
-        if not torch.is_tensor(out) or tuple(out.shape) != tuple(g.shape):
-            raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {getattr(out, 'shape', out)}")
-        if out.dtype != g.dtype or out.device != g.device:
-            raise ValueError(f"into: {name} is {g.dtype} on {g.device}, the array given {out.dtype} on {out.device}")
-        if out.requires_grad and torch.is_grad_enabled():
-            raise ValueError(f"into: the array given for {name} requires grad: update it under torch.no_grad()")
-
-    def span(t):  # the bytes of t's storage: views of one buffer overlap whatever their offsets
-        s = t.untyped_storage()
-        return s.data_ptr(), s.data_ptr() + s.nbytes()
-
-    spans = [span(out) for out, _ in into.values()]
-    shared = lambda x: any(lo < span(x)[1] and span(x)[0] < hi for lo, hi in spans)
-    if any(shared(x) for g in grads.values() if hasattr(g, "add_into") for x in (g.a, g.b)):
-        grads = {n: g.value() if hasattr(g, "add_into") else g for n, g in grads.items()}
-    # A gradient that is a view of an array written here (dW = X, into dX: X) is copied before any write.
-    grads = {n: g.clone() if torch.is_tensor(g) and shared(g) else g for n, g in grads.items()}
-    for name, (out, alpha) in into.items():
-        g = grads[name]
-        if hasattr(g, "add_into"):
-            g.add_into(out, float(alpha))
-        else:
-            out.add_(g, alpha=float(alpha))
-    return tuple(None if n in into else g for n, g in grads.items())
-
-
-def _floats(*arrays):
-    """The tensors in their common floating dtype (the default float for integers), as b + X @ W.T would promote."""
-    t = arrays[0].dtype
-    if t.is_floating_point and all(a.dtype == t for a in arrays):
-        return arrays
-    for a in arrays[1:]:
-        t = torch.promote_types(t, a.dtype)
-    t = t if t.is_floating_point else torch.get_default_dtype()
-    return tuple(a if a.dtype == t else a.to(t) for a in arrays)
-
-
 def max_pool2d_forward(X, *, kernel_size=2, stride=2, padding=0):
     """Forward pass; returns Y."""
     S, C, Hi, Wi = X.shape
@@ -150,7 +53,7 @@ def max_pool2d_forward(X, *, kernel_size=2, stride=2, padding=0):
     if Wo < 1:
         raise ValueError(f"max_pool2d_forward: Wo = floor((Wi + 2*padding - kernel_size)/stride) + 1 = {Wo} for Wi={Wi}, kernel_size={kernel_size}, padding={padding}, stride={stride}; it must be at least 1")
     # Y_schw = max_ij X[s, c, stride*h + i - padding, stride*w + j - padding]
-    Y = _grid_view(X, (((1, 0, 0, 0, 0, 0), 0, 1), ((0, 1, 0, 0, 0, 0), 0, 1), ((0, 0, stride, 0, 1, 0), -padding, 1), ((0, 0, 0, stride, 0, 1), -padding, 1),), (S, C, Ho, Wo, kernel_size, kernel_size), fill=-math.inf).amax(dim=(4, 5))
+    Y = _grid_view(X, (((1, 0, 0, 0, 0, 0), 0, 1), ((0, 1, 0, 0, 0, 0), 0, 1), ((0, 0, stride, 0, 1, 0), -padding, 1), ((0, 0, 0, stride, 0, 1), -padding, 1),), (S, C, Ho, Wo, kernel_size, kernel_size), fill=-math.inf).amax(dim=(-2, -1))
     return Y
 
 
@@ -175,9 +78,8 @@ def max_pool2d_backward(dY, *, X, kernel_size=2, stride=2, padding=0, into=None)
     if Wo != 1 + (Wi + 2*padding - kernel_size)//(stride):
         raise ValueError(f"max_pool2d_backward: Wo is {Wo} in the arrays given, but Wo = floor((Wi + 2*padding - kernel_size)/stride) + 1 = {1 + (Wi + 2*padding - kernel_size)//(stride)} for Wi={Wi}, kernel_size={kernel_size}, padding={padding}, stride={stride}")
     # dX_qruv = Σ_hw (δ(stride*h + i - padding, u)*δ(stride*w + j - padding, v) at i,j = argmax X[q, r, stride*h + i - padding, stride*w + j - padding])*dY_qrhw
-    at = _mesh((S, C, Ho, Wo,), X)
     best = _argmax(_grid_view(X, (((1, 0, 0, 0, 0, 0), 0, 1), ((0, 1, 0, 0, 0, 0), 0, 1), ((0, 0, stride, 0, 1, 0), -padding, 1), ((0, 0, 0, stride, 0, 1), -padding, 1),), (S, C, Ho, Wo, kernel_size, kernel_size), fill=-math.inf), 2)
-    dX = _scatter_add((S, C, Hi, Wi,), (at[0], at[1], stride*at[2] + best[0] - padding, stride*at[3] + best[1] - padding,), dY)
+    dX = _grid_scatter((S, C, Hi, Wi), (((1, 0, 0, 0, 0, 0), 0, 1), ((0, 1, 0, 0, 0, 0), 0, 1), ((0, 0, stride, 0, 1, 0), -padding, 1), ((0, 0, 0, stride, 0, 1), -padding, 1),), (S, C, Ho, Wo), (kernel_size, kernel_size), best, dY)
     if into:
         dX, = _accumulate(into, {'dX': dX})
     return dX

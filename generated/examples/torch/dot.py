@@ -5,6 +5,8 @@ Example 1: r = x · a = Σ_k x_k a_k.
 """
 import torch
 
+from ._helpers import _accumulate, _floats
+
 # Calling convention, the same for every module (nothing to inspect):
 #   outs = <module>_forward(*[arrays[n] for n in ARGUMENTS], **scalars)          -> RETURNS, in order
 #   grads = <module>_backward(upstream, **{n: env[n] for n in SAVED}, **scalars)  -> GRADIENTS, in order
@@ -23,50 +25,6 @@ SAVED = ('a',)
 GRADIENTS = ('dx',)
 OPTIONAL = {}
 VARIANTS = {}
-
-
-def _accumulate(into, grads):
-    """array += alpha * gradient for each name: (array, alpha) in `into`; the gradients in order, None where added."""
-    for name, (out, alpha) in into.items():
-        g = grads.get(name)
-        if g is None:
-            raise ValueError(f"into: {name!r} is not a gradient computed here "
-                             f"({', '.join(n for n, v in grads.items() if v is not None)}; a need_ flag off?)")
-        if not torch.is_tensor(out) or tuple(out.shape) != tuple(g.shape):
-            raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {getattr(out, 'shape', out)}")
-        if out.dtype != g.dtype or out.device != g.device:
-            raise ValueError(f"into: {name} is {g.dtype} on {g.device}, the array given {out.dtype} on {out.device}")
-        if out.requires_grad and torch.is_grad_enabled():
-            raise ValueError(f"into: the array given for {name} requires grad: update it under torch.no_grad()")
-
-    def span(t):  # the bytes of t's storage: views of one buffer overlap whatever their offsets
-        s = t.untyped_storage()
-        return s.data_ptr(), s.data_ptr() + s.nbytes()
-
-    spans = [span(out) for out, _ in into.values()]
-    shared = lambda x: any(lo < span(x)[1] and span(x)[0] < hi for lo, hi in spans)
-    if any(shared(x) for g in grads.values() if hasattr(g, "add_into") for x in (g.a, g.b)):
-        grads = {n: g.value() if hasattr(g, "add_into") else g for n, g in grads.items()}
-    # A gradient that is a view of an array written here (dW = X, into dX: X) is copied before any write.
-    grads = {n: g.clone() if torch.is_tensor(g) and shared(g) else g for n, g in grads.items()}
-    for name, (out, alpha) in into.items():
-        g = grads[name]
-        if hasattr(g, "add_into"):
-            g.add_into(out, float(alpha))
-        else:
-            out.add_(g, alpha=float(alpha))
-    return tuple(None if n in into else g for n, g in grads.items())
-
-
-def _floats(*arrays):
-    """The tensors in their common floating dtype (the default float for integers), as b + X @ W.T would promote."""
-    t = arrays[0].dtype
-    if t.is_floating_point and all(a.dtype == t for a in arrays):
-        return arrays
-    for a in arrays[1:]:
-        t = torch.promote_types(t, a.dtype)
-    t = t if t.is_floating_point else torch.get_default_dtype()
-    return tuple(a if a.dtype == t else a.to(t) for a in arrays)
 
 
 def dot_forward(x, a):

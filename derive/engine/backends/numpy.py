@@ -1,0 +1,75 @@
+"""The NumPy backend: NumPy's (and scipy.special's) vocabulary, statements built in place."""
+from __future__ import annotations
+
+from . import CALLS, Backend, Capabilities
+
+FUNCTIONS = {
+    "exp": "np.exp", "log": "np.log", "expm1": "np.expm1", "log1p": "np.log1p", "sqrt": "np.sqrt",
+    "sin": "np.sin", "cos": "np.cos", "tan": "np.tan", "asin": "np.arcsin", "acos": "np.arccos",
+    "atan": "np.arctan", "sinh": "np.sinh", "cosh": "np.cosh", "tanh": "np.tanh", "asinh": "np.arcsinh",
+    "acosh": "np.arccosh", "atanh": "np.arctanh", "Abs": "np.abs", "sign": "np.sign", "atan2": "np.arctan2",
+    "erf": "scipy.special.erf", "erfc": "scipy.special.erfc", "Erfc": "scipy.special.erfc",
+    "erfinv": "scipy.special.erfinv", "erfcinv": "scipy.special.erfcinv", "loggamma": "scipy.special.gammaln",
+    "gamma": "scipy.special.gamma", "digamma": "scipy.special.digamma",
+}
+
+
+def _reduce(name):
+    return lambda r, x, axes: f"{x}.{name}()" if axes is None else f"{x}.{name}(axis={r.axis(axes)})"
+
+
+def _dtype(like) -> str:
+    return f", dtype={like}.dtype" if like else ""
+
+
+def _clamp(r, op):
+    x = r.value(op.x)
+    if op.low is not None and op.high is not None:
+        return f"np.clip({x}, {r.value(op.low)}, {r.value(op.high)})"
+    return f"np.maximum({x}, {r.value(op.low)})" if op.low is not None else f"np.minimum({x}, {r.value(op.high)})"
+
+
+def _einsum(r, op):
+    # A contraction of strided windows needs BLAS (tensordot), not einsum's own loops.
+    operands = ", ".join(r.value(o) for o in op.operands)
+    return f"np.einsum('{op.subscripts}', {operands}{', optimize=True' if op.big else ''})"
+
+
+def _select_in_place(r, acc, cond, value, whole):
+    # putmask runs 3-5x faster than copyto(where=) or where() on a mixed mask (measured: 52 vs 245 and
+    # 162 µs on 128×512 float32), but pairs elements in order: only where nothing broadcasts.
+    return f"{r.helper('_putmask')}({acc}, {cond}, {value})" if whole else f"np.copyto({acc}, {value}, where={cond})"
+
+
+SPELL = {
+    **CALLS,
+    "transpose": lambda r, x, perm: f"{x}.T",
+    "permute": lambda r, x, perm: f"{x}.transpose{tuple(perm)}",
+    "sum": _reduce("sum"),
+    "max": _reduce("max"),
+    # Matrix products formed with the longer side of the result as rows (_matmul: 1.1-1.8x faster in NumPy's BLAS).
+    "gemm": lambda r, a, b: f"{r.helper('_matmul')}({a}, {b})",
+    "gemv": lambda r, a, b: f"{a} @ {b}",
+    "OnesLike": lambda r, op: f"np.ones_like({r.value(op.x)})",
+    "Flip": lambda r, op: f"np.flip({r.value(op.x)}, axis={op.axes})",
+    "Where": lambda r, op: f"np.where({r.value(op.cond)}, {r.value(op.a)}, {r.value(op.b)})",
+    "Clamp": _clamp,
+    "Extremum": lambda r, op: f"np.{op.op}({r.value(op.a)}, {r.value(op.b)})",
+    "WindowReduce": lambda r, op: f"{r.helper('_window_reduce')}({r.value(op.x)}, {op.n}, {op.op!r})",
+    "Einsum": _einsum,
+    "Full": lambda r, op: f"np.broadcast_to({r.value(op.x)}, {r.shape(op.shape)}).copy()",
+    "Filled": lambda r, op: f"np.full({r.shape(op.shape)}, {r.value(op.value)}{_dtype(op.like)})",
+    "Identity": lambda r, op: f"np.eye({r.scalar(op.n)}{_dtype(op.like)})",
+    "Typed": lambda r, op: f"{op.like}.dtype.type({r.value(op.value)})" if op.like else r.value(op.value),
+    "apply_in_place": lambda r, acc, fn: f"{fn}({acc}, out={acc})",
+    "clamp_in_place": lambda r, acc, low, high: f"np.maximum({acc}, {low}, out={acc})" if low is not None
+    else f"np.minimum({acc}, {high}, out={acc})",
+    "select_in_place": _select_in_place,
+}
+
+NUMPY = Backend(
+    name="numpy", title="NumPy", module="np",
+    imports={"np": "import numpy as np", "scipy": "import scipy.special"},
+    functions=FUNCTIONS, spell=SPELL, caps=Capabilities(in_place=True), helpers="numpy_helpers",
+    infix=frozenset({"gemv"}),
+)

@@ -1,0 +1,61 @@
+"""The Torch backend: torch's vocabulary, one expression per statement (autograd differentiates the Torch
+forwards, the reference for a user's module, and in-place steps would break its saved values)."""
+from __future__ import annotations
+
+from . import CALLS, Backend, Capabilities
+
+FUNCTIONS = {
+    "exp": "torch.exp", "log": "torch.log", "expm1": "torch.expm1", "log1p": "torch.log1p", "sqrt": "torch.sqrt",
+    "sin": "torch.sin", "cos": "torch.cos", "tan": "torch.tan", "asin": "torch.asin", "acos": "torch.acos",
+    "atan": "torch.atan", "sinh": "torch.sinh", "cosh": "torch.cosh", "tanh": "torch.tanh", "asinh": "torch.asinh",
+    "acosh": "torch.acosh", "atanh": "torch.atanh", "Abs": "torch.abs", "sign": "torch.sign",
+    "atan2": "torch.atan2", "erf": "torch.special.erf", "erfc": "torch.special.erfc", "Erfc": "torch.special.erfc",
+    "erfinv": "torch.special.erfinv", "loggamma": "torch.special.gammaln", "digamma": "torch.special.digamma",
+}
+
+
+def _reduce(name):
+    return lambda r, x, axes: f"{x}.{name}()" if axes is None else f"{x}.{name}(dim={r.axis(axes)})"
+
+
+def _on(like) -> str:
+    return f", dtype={like}.dtype, device={like}.device" if like else ""
+
+
+def _clamp(r, op):
+    bounds = ([f"min={r.value(op.low)}"] if op.low is not None else []) + \
+             ([f"max={r.value(op.high)}"] if op.high is not None else [])
+    return f"torch.clamp({r.value(op.x)}, {', '.join(bounds)})"
+
+
+SPELL = {
+    **CALLS,
+    "transpose": lambda r, x, perm: f"{x}.T",
+    "permute": lambda r, x, perm: f"{x}.permute{tuple(perm)}",
+    "sum": _reduce("sum"),
+    "max": _reduce("amax"),
+    "gemm": lambda r, a, b: f"{a} @ {b}",
+    "gemv": lambda r, a, b: f"{a} @ {b}",
+    # b + X @ W.T as one call (what nn.Linear runs): one pass, one new array.
+    "AddMatMul": lambda r, op: f"torch.addmm({r.value(op.c)}, {r.value(op.a)}, {r.value(op.b)})",
+    "OnesLike": lambda r, op: f"torch.ones_like({r.value(op.x)})",
+    "Flip": lambda r, op: f"{r.receiver(op.x)}.flip({op.axes})",
+    "Where": lambda r, op: f"torch.where({r.value(op.cond)}, {r.value(op.a)}, {r.value(op.b)})",
+    "Clamp": _clamp,
+    "Extremum": lambda r, op: f"torch.{op.op}({r.value(op.a)}, {r.value(op.b)})",
+    "WindowReduce": lambda r, op: f"{r.receiver(op.x)}.{'amax' if op.op == 'max' else 'sum'}"
+                                  f"(dim={tuple(range(-op.n, 0))})",
+    "Einsum": lambda r, op: f"torch.einsum('{op.subscripts}', {', '.join(r.value(o) for o in op.operands)})",
+    "Full": lambda r, op: f"torch.broadcast_to({r.value(op.x)}, {r.shape(op.shape)}).clone()",
+    # as_tensor takes a Python number or a 0-d tensor (dL, Σ X) alike, and keeps autograd's graph.
+    "Filled": lambda r, op: f"torch.as_tensor({r.value(op.value)}{_on(op.like)}).expand({r.shape(op.shape)}).clone()",
+    "Identity": lambda r, op: f"torch.eye({r.scalar(op.n)}{_on(op.like)})",
+    # as_tensor, not new_tensor: the value may already be a 0-d tensor (a scalar statement).
+    "Typed": lambda r, op: f"torch.as_tensor({r.value(op.value)}{_on(op.like)})" if op.like else r.value(op.value),
+}
+
+TORCH = Backend(
+    name="torch", title="Torch", module="torch", imports={"torch": "import torch"},
+    functions=FUNCTIONS, spell=SPELL, caps=Capabilities(fused_add_matmul=True, einsum_products=False),
+    helpers="torch_helpers", infix=frozenset({"gemm", "gemv"}),
+)

@@ -1,0 +1,244 @@
+"""Helpers the generated Torch kernels call: plain Python over torch.
+
+``make derive`` copies this file, unchanged, into every Torch output folder as ``_helpers.py``; a kernel
+file imports from it only the names it calls. No derivative is here: these functions move elements,
+promote dtypes, call the library's own convolutions and add gradients into the caller's arrays.
+
+- dtypes and updates: ``_floats``, ``_accumulate`` (``into``), ``_product`` (``addmm_``: beta = 1);
+- strided windows: ``_grid_view``, ``_argmax``, ``_at_max``, ``_grid_scatter`` (the adjoint of a window
+  read at its arg-max), ``_scatter_add`` and ``_mesh`` (any other route);
+- convolutions, each a derived formula the lowering recognised, spelled as the native kernel autograd
+  itself runs: ``_correlate`` (``conv1d/2d/3d``), ``_correlate_transposed`` (``conv_transpose1d/2d/3d``),
+  ``_correlate_weight`` (``convolution_backward``'s weight gradient); shapes those kernels do not take
+  (asymmetric padding, crops, reads between grid points) are padded or cropped first.
+"""
+import math
+
+import torch
+
+_F = torch.nn.functional
+
+
+def _floats(*arrays):
+    """The tensors in their common floating dtype (the default float for integers), as b + X @ W.T would promote."""
+    t = arrays[0].dtype
+    if t.is_floating_point and all(a.dtype == t for a in arrays):
+        return arrays
+    for a in arrays[1:]:
+        t = torch.promote_types(t, a.dtype)
+    t = t if t.is_floating_point else torch.get_default_dtype()
+    return tuple(a if a.dtype == t else a.to(t) for a in arrays)
+
+
+def _accumulate(into, grads):
+    """array += alpha * gradient for each name: (array, alpha) in `into`; the gradients in order, None where added."""
+    for name, (out, alpha) in into.items():
+        g = grads.get(name)
+        if g is None:
+            raise ValueError(f"into: {name!r} is not a gradient computed here "
+                             f"({', '.join(n for n, v in grads.items() if v is not None)}; a need_ flag off?)")
+        if not torch.is_tensor(out) or tuple(out.shape) != tuple(g.shape):
+            raise ValueError(f"into: {name} has shape {tuple(g.shape)}, the array given {getattr(out, 'shape', out)}")
+        if out.dtype != g.dtype or out.device != g.device:
+            raise ValueError(f"into: {name} is {g.dtype} on {g.device}, the array given {out.dtype} on {out.device}")
+        if out.requires_grad and torch.is_grad_enabled():
+            raise ValueError(f"into: the array given for {name} requires grad: update it under torch.no_grad()")
+
+    def span(t):  # the bytes of t's storage: views of one buffer overlap whatever their offsets
+        s = t.untyped_storage()
+        return s.data_ptr(), s.data_ptr() + s.nbytes()
+
+    spans = [span(out) for out, _ in into.values()]
+    shared = lambda x: any(lo < span(x)[1] and span(x)[0] < hi for lo, hi in spans)
+    if any(shared(x) for g in grads.values() if hasattr(g, "add_into") for x in (g.a, g.b)):
+        grads = {n: g.value() if hasattr(g, "add_into") else g for n, g in grads.items()}
+    # A gradient that is a view of an array written here (dW = X, into dX: X) is copied before any write.
+    grads = {n: g.clone() if torch.is_tensor(g) and shared(g) else g for n, g in grads.items()}
+    for name, (out, alpha) in into.items():
+        g = grads[name]
+        if hasattr(g, "add_into"):
+            g.add_into(out, float(alpha))
+        else:
+            out.add_(g, alpha=float(alpha))
+    return tuple(None if n in into else g for n, g in grads.items())
+
+
+class _Product:
+    """a @ b, not formed yet: it goes into an array the caller gave."""
+
+    def __init__(self, a, b):
+        self.a, self.b = a, b
+        self.shape, self.dtype, self.device = tuple(a.shape[:-1] + b.shape[1:]), a.dtype, a.device
+
+    def value(self):
+        return self.a @ self.b
+
+    def add_into(self, out, alpha):
+        """out += alpha * a @ b in one BLAS call (beta = 1)."""
+        if self.b.dim() == 1:
+            out.addmv_(self.a, self.b, alpha=alpha)
+        else:
+            out.addmm_(self.a, self.b, alpha=alpha)
+
+
+def _product(into, name, a, b):
+    """a @ b, or deferred when the gradient `name` goes into an array the caller gave."""
+    return _Product(a, b) if into and name in into else a @ b
+
+
+def _grid_view(a, axes, shape, fill=0.0):
+    """V[m...] = a[e_0(m), e_1(m), ...], e_k = (sum_m c_km m + d_k)/q_k; `fill` off the grid. axes: ((c_k, d_k, q_k), ...)."""
+    spec = []
+    for k, (c, d, q) in enumerate(axes):
+        if q != 1:  # dilate: a[t/q] where q divides t, `fill` between
+            big = a.new_full(a.shape[:k] + ((a.shape[k] - 1) * q + 1,) + a.shape[k + 1:], fill)
+            big[(slice(None),) * k + (slice(None, None, q),)] = a
+            a = big
+        if any(x < 0 for x in c):  # read backwards: flip the axis
+            a = a.flip(k)
+            c, d = tuple(-x for x in c), a.shape[k] - 1 - d
+        spec.append((c, d))
+    low = [d for c, d in spec]
+    high = [d + sum(x * (n - 1) for x, n in zip(c, shape)) for c, d in spec]
+    pads = [(max(0, -lo), max(0, hi - (n - 1))) for lo, hi, n in zip(low, high, a.shape)]
+    if any(p != (0, 0) for p in pads):
+        a = torch.nn.functional.pad(a, [x for p in reversed(pads) for x in p], value=fill)
+    a = a.contiguous()
+    offset = a.storage_offset() + sum((d + p[0]) * s for (c, d), p, s in zip(spec, pads, a.stride()))
+    strides = tuple(sum(c[m] * s for (c, d), s in zip(spec, a.stride())) for m in range(len(shape)))
+    return a.as_strided(tuple(shape), strides, offset)
+
+
+def _at_max(v, f, n):
+    """v at the first maximum of f over their last n axes (ties: first in row-major order)."""
+    lead = tuple(f.shape[:-n])
+    flat = f.reshape(lead + (-1,)).argmax(dim=-1)
+    return torch.gather(v.expand(f.shape).reshape(lead + (-1,)), -1, flat[..., None])[..., 0]
+
+
+def _scatter_add(shape, index, values):
+    """A tensor of `shape`, zero but for out[index] += values (repeated positions accumulate; a position
+    off the array, the arg-max of a window that is all padding, adds nothing)."""
+    *index, values = torch.broadcast_tensors(*index, values)
+    inside = torch.ones_like(index[0], dtype=torch.bool)
+    for i, n in zip(index, shape):
+        inside &= (i >= 0) & (i < n)
+    values = torch.where(inside, values, 0)
+    flat = torch.zeros_like(index[0])
+    for i, n in zip(index, shape):
+        flat = flat * n + torch.where(inside, i, 0)
+    out = values.new_zeros(math.prod(shape))
+    out.index_add_(0, flat.reshape(-1), values.reshape(-1))
+    return out.reshape(shape)
+
+
+def _mesh(shape, like):
+    """Broadcastable index tensors 0..n-1, one per axis of `shape`."""
+    return [torch.arange(n, device=like.device).reshape((1,) * k + (n,) + (1,) * (len(shape) - k - 1))
+            for k, n in enumerate(shape)]
+
+
+def _conv(d, transposed=False):
+    if transposed:
+        return (_F.conv_transpose1d, _F.conv_transpose2d, _F.conv_transpose3d)[d - 1]
+    return (_F.conv1d, _F.conv2d, _F.conv3d)[d - 1]
+
+
+def _pads(lows, highs):
+    """torch.nn.functional.pad's argument for per-axis (low, high) pads of the trailing axes (negative: crop)."""
+    return [p for low, high in reversed(list(zip(lows, highs))) for p in (low, high)]
+
+
+def _correlate(x, w, bias, stride, dilation, offset, denom, out):
+    """y[n, co, o...] = sum_{ci, k...} x[n, ci, (stride*o + dilation*k + offset)/denom ...] w[co, ci, k...] (+ bias[co]),
+    x zero off its grid: conv1d/2d/3d, with the padding in the call where it is symmetric (no padded copy)."""
+    d = len(out)
+    for a, q in enumerate(denom):
+        if q != 1:  # reads between grid points are zero: dilate
+            big = x.new_zeros(x.shape[:2 + a] + ((x.shape[2 + a] - 1) * q + 1,) + x.shape[3 + a:])
+            big[(slice(None),) * (2 + a) + (slice(None, None, q),)] = x
+            x = big
+    K = w.shape[2:]
+    pad = [-c for c in offset]
+    natural = [(n + 2 * p - dl * (k - 1) - 1) // s + 1 for n, p, dl, k, s in zip(x.shape[2:], pad, dilation, K, stride)]
+    if all(p >= 0 for p in pad) and all(m >= o for m, o in zip(natural, out)):
+        y = _conv(d)(x, w, bias, stride=tuple(stride), padding=tuple(pad), dilation=tuple(dilation))
+        return y if list(natural) == list(out) else y[(slice(None),) * 2 + tuple(slice(0, o) for o in out)]
+    # pad (or crop) so the first read is x[0] and the last is x[-1]
+    last = [s * (o - 1) + dl * (k - 1) + c for s, o, dl, k, c in zip(stride, out, dilation, K, offset)]
+    x = _F.pad(x, _pads([-c for c in offset], [h - (n - 1) for h, n in zip(last, x.shape[2:])]))
+    return _conv(d)(x, w, bias, stride=tuple(stride), dilation=tuple(dilation))
+
+
+def _correlate_transposed(y, w, stride, dilation, padding, out):
+    """dx[n, ci, u...] = sum_{co, h, k: stride*h + dilation*k - padding = u} y[n, co, h...] w[co, ci, k...]:
+    conv_transpose1d/2d/3d where its output_padding reaches the extents ``out``, else the correlation of y
+    read between its grid points with the weight flipped and its channels swapped."""
+    d = len(out)
+    K = w.shape[2:]
+    natural = [(h - 1) * s - 2 * p + dl * (k - 1) + 1 for h, s, p, dl, k in zip(y.shape[2:], stride, padding, dilation, K)]
+    extra = [o - n for o, n in zip(out, natural)]
+    if all(p >= 0 for p in padding) and all(0 <= e < max(s, dl) for e, s, dl in zip(extra, stride, dilation)):
+        return _conv(d, transposed=True)(y, w, None, stride=tuple(stride), padding=tuple(padding),
+                                         output_padding=tuple(extra), dilation=tuple(dilation))
+    flipped = w.transpose(0, 1).flip(tuple(range(2, 2 + d)))
+    offset = [p - dl * (k - 1) for p, dl, k in zip(padding, dilation, K)]
+    return _correlate(y, flipped, None, (1,) * d, dilation, offset, stride, out)
+
+
+def _correlate_weight(x, dy, stride, dilation, offset, window):
+    """dw[co, ci, k...] = sum_{n, o...} x[n, ci, stride*o + dilation*k + offset ...] dy[n, co, o...], x zero off its
+    range: the weight gradient of convolution_backward (what autograd runs for conv1d/2d/3d)."""
+    d = len(window)
+    out = dy.shape[2:]
+    pad = [-c for c in offset]
+    natural = [(n + 2 * p - dl * (k - 1) - 1) // s + 1 for n, p, dl, k, s in zip(x.shape[2:], pad, dilation, window, stride)]
+    if not (all(p >= 0 for p in pad) and list(natural) == list(out)):
+        # x padded or cropped to exactly the positions read: the first is x[0], the last x[-1]
+        last = [s * (o - 1) + dl * (k - 1) + c for s, o, dl, k, c in zip(stride, out, dilation, window, offset)]
+        x = _F.pad(x, _pads(pad, [h - (n - 1) for h, n in zip(last, x.shape[2:])]))
+        pad = [0] * d
+    weight = dy.new_empty(1).expand((dy.shape[1], x.shape[1], *window))  # only its shape is read
+    return torch.ops.aten.convolution_backward(dy, x, weight, None, list(stride), pad, list(dilation), False,
+                                               [0] * d, 1, (False, True, False))[1]
+
+
+def _argmax(v, n):
+    """Index tensors of the first maximum over the last n axes of v (ties: first in row-major order)."""
+    flat = v.reshape(v.shape[:-n] + (-1,)).argmax(dim=-1)
+    index = []
+    for size in reversed(v.shape[-n:]):
+        index.append(flat % size)
+        flat = flat // size
+    return index[::-1]
+
+
+def _grid_scatter(shape, axes, lead, window, best, values):
+    """The adjoint of reading a _grid_view at the arg-max: a tensor of `shape`, zero but for
+    out[e(m, best(m))] += values[m] over the lead positions m, e the view's index map (axes: _grid_view's spec
+    over the lead axes then the window axes). Positions off the tensor or between grid points add nothing.
+    One index_add_ into a zero buffer that holds every position the view reaches, then a crop."""
+    lead, window = tuple(int(v) for v in lead), tuple(int(v) for v in window)
+    full, L = lead + window, len(lead)
+    lo, hi = [], []
+    for (c, d, q), size in zip(axes, shape):
+        lo.append(min(0, d + sum(min(0, x * (e - 1)) for x, e in zip(c, full))))
+        hi.append(max((size - 1) * q, d + sum(max(0, x * (e - 1)) for x, e in zip(c, full))))
+    buf = values.new_zeros(tuple(h - l + 1 for l, h in zip(lo, hi)))
+    crop = tuple(slice(-l, -l + (size - 1) * q + 1, q) for l, (c, d, q), size in zip(lo, axes, shape))
+    if buf.numel() == 0 or 0 in lead:
+        return buf[crop]
+    el = buf.stride()
+    positions = torch.cartesian_prod(*[torch.arange(w) for w in window]).reshape(-1, len(window))
+    table = torch.tensor([sum((d + sum(c[L + j] * int(k) for j, k in enumerate(pos)) - l) * s
+                              for (c, d, q), l, s in zip(axes, lo, el)) for pos in positions.tolist()],
+                         device=buf.device)
+    flat = torch.zeros((), dtype=torch.long, device=buf.device)
+    for b, w in zip(best, window):  # the window position's number, row-major
+        flat = flat * w + b
+    index = table[flat.expand(lead)]
+    for m in range(L):  # plus each lead position's own offset
+        step = sum(c[m] * s for (c, d, q), s in zip(axes, el))
+        index = index + (torch.arange(lead[m], device=buf.device) * step).reshape((-1,) + (1,) * (L - m - 1))
+    buf.view(-1).index_add_(0, index.reshape(-1), values.expand(lead).reshape(-1))
+    return buf[crop]
