@@ -75,10 +75,24 @@ def test_broadcast_of_a_row_reduction():
 def test_diagonal_and_torch_vocabulary():
     st = Statement(D[p], A[p, p])
     assert statement(st) == "D = np.einsum('pp->p', A)"
-    st = Statement(D[p, q], sp.Piecewise((A[p, q], A[p, q] > 0), (0, True)) * B[p, q]
+    st = Statement(D[p, q], sp.Piecewise((A[p, q], A[p, q] > B[p, q]), (0, True)) * B[p, q]
                    + sp.Sum(A[p, k], (k, 0, K - 1)) * sp.exp(B[p, q]))
     code = statement(st, "torch")
     assert "torch.where" in code and ".sum(dim=1)[:, None]" in code and "np." not in code
+
+
+def test_a_select_against_a_threshold_is_one_pass_in_torch():
+    """v where x > c else 0 (ReLU's gradient) lowers to one operation, threshold_backward in Torch: the values
+    where() gives, at the threshold (0) and on each side."""
+    st = Statement(D[p, q], sp.Piecewise((B[p, q], A[p, q] > sp.Rational(1, 2)), (0, True)))
+    code = statement(st, "torch")
+    assert code == "D = torch.ops.aten.threshold_backward(B, A, 1/2)"
+    a = torch.tensor([[-1.0, 0.5, 0.6, 2.0]], dtype=torch.float64)
+    b = torch.tensor([[3.0, 4.0, 5.0, 6.0]], dtype=torch.float64)
+    env = {"torch": torch, "A": a, "B": b}
+    exec(code, env)
+    assert torch.equal(env["D"], torch.where(a > 0.5, b, 0.0))
+    assert statement(st) == "D = np.where(A > 1/2, B, 0)"
 
 
 def test_expm1_in_torch():

@@ -119,6 +119,15 @@ class Where(Op):
 
 
 @dataclass(frozen=True)
+class Masked(Op):
+    """``value`` where ``x > threshold`` (a Python number), else 0: a gradient through a threshold (ReLU's)."""
+
+    value: Op
+    x: Op
+    threshold: Op
+
+
+@dataclass(frozen=True)
 class Clamp(Op):
     """x clamped elementwise between Python numbers (``low``/``high`` a Number, or None: no bound)."""
 
@@ -227,6 +236,31 @@ class CorrelateWeight(Op):
 
     x: Op
     dy: Op
+    stride: tuple
+    dilation: tuple
+    offset: tuple
+    window: tuple
+
+
+@dataclass(frozen=True)
+class MaxPool(Op):
+    """``y[n, c, o…] = max_{k…} x[n, c, σ·o + δ·k + c₀ …]``, reads off x's range never winning (max pooling)."""
+
+    x: Op
+    stride: tuple
+    dilation: tuple
+    offset: tuple
+    window: tuple
+    out: tuple
+
+
+@dataclass(frozen=True)
+class MaxPoolScatter(Op):
+    """The gradient of a ``MaxPool``: ``values[n, c, o…]`` added to x's position at the first arg-max
+    (row-major ties, as PyTorch) of each window; an array of x's shape."""
+
+    x: Op
+    values: Op
     stride: tuple
     dilation: tuple
     offset: tuple
@@ -357,12 +391,14 @@ class ClampInPlace:
 
 @dataclass(frozen=True)
 class SelectInPlace:
-    """``target = value where cond``; ``whole``: cond and value (unless a number) have target's shape."""
+    """``target = value where cond``; ``whole``: cond and value (unless a number) have target's shape;
+    ``scalar``: value is one number (a Python number or a 0-d array)."""
 
     target: str
     cond: Op
     value: Op
     whole: bool
+    scalar: bool
 
 
 @dataclass(frozen=True)

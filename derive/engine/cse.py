@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .ir import AtMax, MaxOver, Statement, element, extent, free_indices
+from .ir import AtMax, MaxOver, Statement, element, extent, free_indices, natural_order
 
 # Node types worth computing once.
 _WORK = (sp.Add, sp.Mul, sp.Pow, sp.Function, sp.Sum, sp.Piecewise, MaxOver)
@@ -100,12 +100,14 @@ def eliminate_common_subexpressions(statements, taken: set):
         else:
             name = _fresh(taken)
             _, order0 = _canonical(occ[0][1])
-            base = sp.IndexedBase(name, shape=tuple(extent(i) for i in order0) or None, real=True)
-            statements.insert(first, Statement(element(base, order0), occ[0][1],
+            lhs = natural_order(occ[0][1], order0)  # laid out as what it is computed from
+            positions = [order0.index(i) for i in lhs]
+            base = sp.IndexedBase(name, shape=tuple(extent(i) for i in lhs) or None, real=True)
+            statements.insert(first, Statement(element(base, lhs), occ[0][1],
                                                serves.pop() if len(serves) == 1 else None))
 
-            def make(order, base=base):
-                return element(base, order)
+            def make(order, base=base, positions=positions):
+                return element(base, [order[p] for p in positions])
             skip = first
         new = []
         for n, st in enumerate(statements):

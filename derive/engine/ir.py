@@ -184,6 +184,14 @@ def indexed_bases(expr) -> set:
         str(b.label) for b in expr.atoms(sp.IndexedBase) if not any(e.base == b for e in indexed)}
 
 
+def natural_order(e, indices) -> tuple:
+    """``indices`` in the order the largest tensor in ``e`` stores them (then the others as given): an array
+    computed from X_schw laid out as (s, c, h, w), not as a transposing copy of X."""
+    tensors = sorted(e.atoms(sp.Indexed), key=lambda t: (-len(t.indices), str(t)))
+    lead = [i for i in (tensors[0].indices if tensors else ()) if i in indices]
+    return tuple(dict.fromkeys(lead + list(indices)))
+
+
 def extent(i):
     """The size of the range an index runs over."""
     return i.upper + 1

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from . import recognise
-from .arrays import (Accumulate, AddMatMul, GridScatter, ApplyInPlace, ArgMax, Assign, AtMaxGather, CheckInteger, Clamp,
+from .arrays import (Accumulate, AddMatMul, GridScatter, Masked, MaxPool, MaxPoolScatter, ApplyInPlace, ArgMax, Assign, AtMaxGather, CheckInteger, Clamp,
                      ClampInPlace, Correlate, CorrelateTransposed, CorrelateWeight, Einsum, Expand, Extent, Extremum,
                      Filled, Flip, Full, GridView, Identity, Item, Map, MatMul, Mesh, MinusInfinity, Name, Number,
                      OnesLike, Permute, Product, Promote, Reduce, ScatterAdd, SelectInPlace, Shapes, Slot, Take, Typed,
@@ -53,8 +53,10 @@ def _is_reciprocal(a) -> bool:
 class Lowering:
     """Lowers the statements of one kernel for one set of capabilities."""
 
-    def __init__(self, caps, like: str | None = None, deferrable=(), derived=()):
+    def __init__(self, caps, like: str | None = None, deferrable=(), derived=(), backward: bool = False):
         self.caps = caps
+        # Statements built in place (a backward kernel, or any with ``in_place_forward``).
+        self.steps_in_place = caps.in_place and (backward or caps.in_place_forward)
         # Extents the engine derived from the reads (a convolution's Ho): a window over one is an output.
         self.derived = set(derived)
         # An argument whose dtype and device new arrays (an identity, a number broadcast) take.
@@ -135,7 +137,7 @@ class Lowering:
         One operand of each sum, product or function is the array being built; the others are
         lowered as they would be. None where that saves nothing or the tree has no such path.
         """
-        if not st.indices or not self.caps.in_place:
+        if not st.indices or not self.steps_in_place:
             return None
         self._layout = tuple(st.indices)
         steps = self._steps(st.rhs, st.name)
@@ -160,10 +162,9 @@ class Lowering:
             args = positive_first(list(e.args)) if isinstance(e, sp.Add) else list(e.args)
             for n, head in enumerate(args):
                 # A reciprocal never leads (1/b then times a may overflow where a/b does not), nor does a
-                # product of reads alone (P − T is one operation as it is: −T then += P would be two).
-                if self.layout_of(head) == target and not _is_reciprocal(head) \
-                        and not (isinstance(head, sp.Mul) and all(
-                            isinstance(a, (sp.Indexed, sp.Symbol, sp.Sum, sp.Number, MaxOver)) for a in head.args)):
+                # negated read (P − T is one operation as it is: −T then += P would be two).
+                negated = isinstance(head, sp.Mul) and len(head.args) == 2 and head.args[0] == -1
+                if self.layout_of(head) == target and not _is_reciprocal(head) and not negated:
                     steps = self._steps(head, acc) or self._fresh(head, acc)
                     if steps:
                         break
@@ -210,7 +211,8 @@ class Lowering:
                 array = value.has(sp.Indexed)
                 # Both over every axis (nothing to broadcast): the element-for-element form.
                 whole = self.layout_of(cond) == target and (not array or self.layout_of(value) == target)
-                steps.append(SelectInPlace(acc, self.condition(cond, target), self.operand(value, target), whole))
+                steps.append(SelectInPlace(acc, self.condition(cond, target), self.operand(value, target), whole,
+                                           not self.layout_of(value)))
             return steps
         return self._fresh(e, acc)
 
@@ -268,19 +270,45 @@ class Lowering:
         return self.map(e)
 
     def map(self, e):
-        """Elementwise arithmetic: e with each array in it replaced by a slot for its operation."""
+        """Elementwise arithmetic: e with each array in it replaced by a slot for its operation.
+
+        Factors and terms over fewer axes than the map are computed at their own size and broadcast
+        once: the smaller factors of a product together, numerator over denominator (never a
+        reciprocal first: 1/b then times a may overflow where a/b does not).
+        """
         target = self.layout_of(e)
         args = []
+
+        def slot(a):
+            s = Slot(f"_{len(args)}")
+            args.append((s, self.operand(a, target)))
+            return s
+
+        def smaller(a):
+            return _has_array(a) and self.layout_of(a) != target
 
         def atomise(a):
             if not _has_array(a):
                 return a
-            special = isinstance(a, sp.Mul) and (a.has(OnGrid) and any(isinstance(f, OnGrid) for f in a.args)
+            special = isinstance(a, sp.Mul) and (any(isinstance(f, OnGrid) for f in a.args)
                                                   or sum(isinstance(f, sp.Piecewise) for f in a.args) == 1)
             if isinstance(a, _ARRAYS) or special or (isinstance(a, sp.Add) and self._fused(a) is not None):
-                slot = Slot(f"_{len(args)}")
-                args.append((slot, self.operand(a, target)))
-                return slot
+                return slot(a)
+            if a is not e and smaller(a):
+                coeff, rest = a.as_coeff_Mul()
+                return coeff * slot(rest) if coeff != 1 else slot(a)
+            if isinstance(a, sp.Mul) and any(smaller(f) for f in a.args):
+                small = [f for f in a.args if smaller(f)]
+                num = sp.Mul(*[f for f in small if not _is_reciprocal(f)])
+                den = sp.Mul(*[sp.Pow(f.base, -f.exp) for f in small if _is_reciprocal(f)])
+                factors = [atomise(f) for f in a.args if f not in small]
+                for group, power in ((num, 1), (den, -1)):
+                    if group == 1:
+                        continue
+                    # Together where the group is still smaller than the map (b_i c_j is not: each alone).
+                    parts = [slot(group)] if smaller(group) else [slot(f) for f in sp.Mul.make_args(group)]
+                    factors += [p if power == 1 else sp.Pow(p, -1, evaluate=False) for p in parts]
+                return sp.Mul(*factors, evaluate=False)
             if isinstance(a, (sp.Add, sp.Mul, sp.Pow, sp.Function)):
                 return a.func(*[atomise(x) for x in a.args], evaluate=False)
             raise PrintError(f"{index_text(a)} cannot be computed elementwise")
@@ -317,6 +345,12 @@ class Lowering:
         target = self.layout_of(e)
         if e.args[-1].cond != sp.true:
             raise PrintError("a Piecewise without an 'otherwise' branch")
+        if len(e.args) == 2 and e.args[1].expr == 0 and e.args[0].expr.has(sp.Indexed) \
+                and isinstance(e.args[0].cond, (sp.StrictGreaterThan, sp.StrictLessThan)):
+            cond = e.args[0].cond
+            x, c = (cond.lhs, cond.rhs) if isinstance(cond, sp.StrictGreaterThan) else (cond.rhs, cond.lhs)
+            if _has_array(x) and not _has_array(c):   # v where x > c, else 0
+                return Masked(self.operand(e.args[0].expr, target), self.operand(x, target), Number(c))
         op = self.operand(e.args[-1].expr, target)
         # No array element: a Python number, or a scalar argument that may be one (dL = 1.0).
         scalar = not e.args[-1].expr.has(sp.Indexed)
@@ -451,6 +485,11 @@ class Lowering:
         outer = self._layout
         self._layout = self._reduction_layout(body, self.layout_of(e), over)
         try:
+            pool = recognise.pooling(body, over) if not isinstance(e, MaxWithZeros) else None
+            if pool is not None and len(over) <= 3:
+                op = MaxPool(self._arranged(pool.x, pool.x_axes), *self._pool_numbers(pool),
+                             self._numbers(extent(o) for o in pool.lead[2:]))
+                return self._to_target(op, pool.lead, self.layout_of(e))
             if isinstance(e, MaxWithZeros):
                 op, have = self.expr(body), self.layout_of(body)
             else:
@@ -494,14 +533,44 @@ class Lowering:
         return Map(sp.And(*tests, evaluate=False), tuple((slots[m], Item(mesh, k)) for k, m in enumerate(layout)))
 
     # -- scatter to the arg-max -----------------------------------------------------------
+    def _pool_numbers(self, pool) -> tuple:
+        return (self._numbers(pool.stride), self._numbers(pool.dilation), self._numbers(pool.offset),
+                self._numbers(extent(k) for k in pool.window))
+
+    def _pool_scatter(self, st, found):
+        """A scatter that is max pooling's gradient: one route, to the positions the window read reaches,
+        of a weight over the pool's output (n, c, o…); else None."""
+        pool = recognise.pooling(found.body, found.over)
+        if pool is None or len(found.routes) != 1 or len(found.over) > 3:
+            return None
+        (routed, weight), = found.routes
+        x = pool.x
+        if len(st.indices) != len(x.indices) or found.layout != pool.lead or any(
+                sp.simplify(routed.get(t, t) - e) != 0 for t, e in zip(st.indices, x.indices)):
+            return None
+        layout = tuple(st.indices[a] for a in pool.x_axes)   # the gradient in x's axis order (n, c, spatial…)
+        self._layout = found.layout
+        values = self.expand(weight, self.expr(weight), found.layout)
+        if not weight.has(sp.Indexed, sp.IndexedBase):
+            values = Filled(values, self._shape(found.layout), self._like(st.rhs))
+        op = MaxPoolScatter(self._arranged(x, pool.x_axes), values, *self._pool_numbers(pool))
+        self._layout = st.indices
+        return [Assign(st.name, self._to_target(op, layout, st.indices))]
+
     def scatter(self, st, found):
         """``dX[t…] = Σ_B A · AtMax(Π_k δ(e_k, t_k), F, K)``: route A to the positions e_k at the arg-max of F.
 
         One addition per route (the deltas that differ) of its summed weight: the adjoint of the window read
         (``GridScatter``) where the positions are integer combinations of the indices, else a ``ScatterAdd``.
         """
-        layout, over = found.layout, found.over
         outer = self._layout
+        try:
+            pooled = self._pool_scatter(st, found)
+        finally:
+            self._layout = outer
+        if pooled is not None:
+            return pooled
+        layout, over = found.layout, found.over
         adds = []
         target = self._shape(st.indices)
         try:
@@ -725,7 +794,7 @@ def lower_kernel(kernel, caps, module: str = "") -> LoweredKernel:
     backward = kernel.name.endswith("_backward")
     arrays = [a for a in ([kernel.upstream] if kernel.upstream else []) + kernel.arguments if a.dims]
     deferrable = recognise.deferrable(kernel.statements, kernel.results) if backward else ()
-    low = Lowering(caps, arrays[0].name if arrays else None, deferrable, kernel.extents)
+    low = Lowering(caps, arrays[0].name if arrays else None, deferrable, kernel.extents, backward)
     statements = []
     for st in kernel.statements:
         with stage(module or kernel.name, "print", f"{kernel.name}: {index_text(st.lhs)} = {index_text(st.rhs)}"):

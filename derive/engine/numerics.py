@@ -12,7 +12,7 @@ Each is an identity, so the emitted value is the derived one:
   sum holding it factors ``M² = max(m, 1)²`` out
   (``√(ε + m² Q') = M √(ε/M² + min(m, 1)² Q')``). A norm or a variance of inputs whose
   squares overflow or underflow is then computed like ``hypot`` (2-norm of
-  1e30 in float32, of 1e-30). ``Q`` itself stays, for a caller that asks for it.
+  1e30 in float32, of 1e-30). ``Q`` itself, for a caller that asks for it, is ``m² Q'``.
 - ``log`` of a quotient intermediate is expanded (``log(exp(a)/Z) = a − log Z``),
   so a probability that underflows to 0 never reaches ``log`` (log-softmax).
 - Exponentials of unbounded arguments (``exp``, ``cosh``, ``sinh``, ``tanh``,
@@ -36,7 +36,7 @@ import sympy.codegen.cfunctions as cf
 
 from . import budget
 from .exponentials import normalise
-from .ir import MaxWithZeros, Statement, free_indices
+from .ir import MaxWithZeros, Statement, free_indices, natural_order
 from .normal_forms import branch_domains
 
 
@@ -318,10 +318,11 @@ def _scaled_twin(st, squares, out: list, context: Context):
     out.append(Statement(at(biggest), MaxWithZeros(sp.Abs(u), *ks), st.serves))
     out.append(Statement(at(m), sp.Piecewise((at(biggest), at(biggest) > 0), (1, True)), st.serves))
     # The ratio as its own array: inside a square SymPy would write u²/m², which overflows again.
-    ratio = sp.IndexedBase(name("ratio"), real=True)[ix + ks]
+    ratio = sp.IndexedBase(name("ratio"), real=True)[natural_order(u, ix + ks)]
     out.append(Statement(ratio, u / at(m), st.serves))
     out.append(Statement(at(qs), c * sp.Sum(ratio ** 2, *limits), st.serves))
     context.scaled[base] = (qs, m)
+    return at(m) ** 2 * at(qs)
 
 
 def stabilise(statements, context: Context | None = None):
@@ -335,7 +336,9 @@ def stabilise(statements, context: Context | None = None):
         rhs = _scale_uses(rhs, context.scaled)
         squares = _square_sum(rhs) if st.indices or isinstance(st.lhs, sp.IndexedBase) else None
         if squares is not None:
-            _scaled_twin(st, squares, out, context)
+            # Q itself, for a caller that asks for it (a running variance), is read off its twin: m² Q' is
+            # Σ u² (finite where Σ u² is, and no second pass over u).
+            rhs = _scaled_twin(st, squares, out, context)
         found = _exp_sum(rhs) if st.indices else None
         if found is not None:
             c, u, limits = found

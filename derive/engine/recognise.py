@@ -241,6 +241,46 @@ def correlation_weight(expr, target) -> CorrelationWeight | None:
     return None
 
 
+# -- pooling ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Pooling:
+    """A read over a window that is a batched pool (what ``max_pool1d/2d/3d`` reads)::
+
+        x[n, c, σ·o + δ·k + c₀ …]    (x zero — or −∞ inside a max — off its range)
+
+    ``x_axes`` are x's axes in the order (n, c, spatial…); ``lead`` the indices (n, c, o…); ``window`` k….
+    """
+
+    x: sp.Indexed
+    x_axes: tuple
+    stride: tuple
+    dilation: tuple
+    offset: tuple
+    lead: tuple
+    window: tuple
+
+
+def pooling(read, over) -> Pooling | None:
+    """``read`` (a read at index expressions) over the window indices ``over`` as a ``Pooling``, else None."""
+    if not isinstance(read, sp.Indexed):
+        return None
+    window = set(over)
+    outer = {i for e in read.indices for i in e.atoms(sp.Idx)} - window
+    found = _spatial(read, outer, window)
+    if found is None:
+        return None
+    spatial, plain = found
+    if len(plain) != 2 or any(s[6] != 1 for s in spatial) or any(i in window for _, i in plain):
+        return None
+    ks = [s[2] for s in spatial]
+    indices = [i for _, i in plain] + [s[1] for s in spatial]
+    if set(ks) != window or len(ks) != len(window) or len(set(indices)) != len(indices):
+        return None
+    return Pooling(read, (plain[0][0], plain[1][0], *[s[0] for s in spatial]), tuple(s[3] for s in spatial),
+                   tuple(s[4] for s in spatial), tuple(s[5] for s in spatial), tuple(indices), tuple(ks))
+
+
 # -- scatter to the arg-max --------------------------------------------------------------
 
 @dataclass(frozen=True)

@@ -318,13 +318,8 @@ class Renderer:
             return f"{ins.target} = {self.value(ins.value)}"
         if isinstance(ins, A.Update):
             return f"{ins.target} {ins.op}= {self.value(ins.value)}"
-        if isinstance(ins, A.ApplyInPlace):
-            return s["apply_in_place"](self, ins.target, self.function(ins.function))
-        if isinstance(ins, A.ClampInPlace):
-            low, high = (None if b is None else self.value(b) for b in (ins.low, ins.high))
-            return s["clamp_in_place"](self, ins.target, low, high)
-        if isinstance(ins, A.SelectInPlace):
-            return s["select_in_place"](self, ins.target, self.value(ins.cond), self.value(ins.value), ins.whole)
+        if isinstance(ins, (A.ApplyInPlace, A.ClampInPlace, A.SelectInPlace)):
+            return s[type(ins).__name__](self, ins)
         if isinstance(ins, A.Shapes):
             names = ", ".join(ins.names) + ("," if len(ins.names) == 1 else "")
             if ins.axes is None:

@@ -41,24 +41,25 @@ def batch_norm_forward(X, gamma, beta, *, eps=1e-05):
     # mean_j = Σ_s X_sj/S
     mean = X.sum(axis=0)
     mean /= S
-    # tmp1_js = X_sj - mean_j
-    tmp1 = X.T - mean[:, None]
-    # var_absmax_j = max_s |tmp1_js|
-    var_absmax = np.abs(tmp1).max(axis=1)
+    # tmp1_sj = X_sj - mean_j
+    tmp1 = X - mean
+    # var_absmax_j = max_s |tmp1_sj|
+    var_absmax = np.abs(tmp1).max(axis=0)
     # var_scale_j = (var_absmax_j if var_absmax_j > 0 else 1)
     var_scale = np.where(var_absmax > 0, var_absmax, 1)
-    # var_ratio_js = tmp1_js/var_scale_j
-    var_ratio = tmp1/var_scale[:, None]
-    # var_scaled_j = Σ_s var_ratio_js**2/S
-    var_scaled = (var_ratio**2).sum(axis=1)
+    # var_ratio_sj = tmp1_sj/var_scale_j
+    var_ratio = tmp1/var_scale
+    # var_scaled_j = Σ_s var_ratio_sj**2/S
+    var_scaled = (var_ratio**2).sum(axis=0)
     var_scaled /= S
-    # var_j = Σ_s tmp1_js**2/S
-    var = (tmp1**2).sum(axis=1)
-    var /= S
-    # Xhat_sj = tmp1_js/(√(eps/max(1, var_scale_j)**2 + var_scaled_j*min(1, var_scale_j)**2)*max(1, var_scale_j))
-    Xhat = tmp1.T/(np.sqrt(eps/np.maximum(var_scale, 1)**2 + np.minimum(var_scale, 1)**2*var_scaled)*np.maximum(var_scale, 1))
+    # var_j = var_scale_j**2*var_scaled_j
+    var = var_scale**2
+    var *= var_scaled
+    # Xhat_sj = tmp1_sj/(√(eps/max(1, var_scale_j)**2 + var_scaled_j*min(1, var_scale_j)**2)*max(1, var_scale_j))
+    Xhat = tmp1/(np.sqrt(eps/np.maximum(var_scale, 1)**2 + np.minimum(var_scale, 1)**2*var_scaled)*np.maximum(var_scale, 1))
     # Y_sj = Xhat_sj*gamma_j + beta_j
-    Y = gamma*Xhat + beta
+    Y = Xhat*gamma
+    Y += beta
     return Y, mean, var_scale, var_scaled, var, Xhat
 
 
@@ -77,7 +78,9 @@ def batch_norm_backward(dY, *, gamma, var_scale, var_scaled, Xhat, eps=1e-05, ne
     dX = None
     if need_dX:
         # dX_pq = (S*dY_pq - Xhat_pq*dgamma_q - dbeta_q)*gamma_q/(S*√(eps/max(1, var_scale_q)**2 + var_scaled_q*min(1, var_scale_q)**2)*max(1, var_scale_q))
-        dX = S*dY - dbeta - dgamma*Xhat
+        dX = S*dY
+        dX -= dbeta
+        dX -= Xhat*dgamma
         dX *= gamma
         dX /= S*np.sqrt(eps/np.maximum(var_scale, 1)**2 + np.minimum(var_scale, 1)**2*var_scaled)*np.maximum(var_scale, 1)
     if into:

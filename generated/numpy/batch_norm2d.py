@@ -43,24 +43,25 @@ def batch_norm2d_forward(X, gamma, beta, *, eps=1e-05):
     # mean_c = Σ_shw X_schw/(H*S*W)
     mean = X.sum(axis=(0, 2, 3))
     mean /= H*S*W
-    # tmp1_cshw = X_schw - mean_c
-    tmp1 = X.transpose(1, 0, 2, 3) - mean[:, None, None, None]
-    # var_absmax_c = max_shw |tmp1_cshw|
-    var_absmax = np.abs(tmp1).max(axis=(1, 2, 3))
+    # tmp1_schw = X_schw - mean_c
+    tmp1 = X - mean[:, None, None]
+    # var_absmax_c = max_shw |tmp1_schw|
+    var_absmax = np.abs(tmp1).max(axis=(0, 2, 3))
     # var_scale_c = (var_absmax_c if var_absmax_c > 0 else 1)
     var_scale = np.where(var_absmax > 0, var_absmax, 1)
-    # var_ratio_cshw = tmp1_cshw/var_scale_c
-    var_ratio = tmp1/var_scale[:, None, None, None]
-    # var_scaled_c = Σ_shw var_ratio_cshw**2/(H*S*W)
-    var_scaled = (var_ratio**2).sum(axis=(1, 2, 3))
+    # var_ratio_schw = tmp1_schw/var_scale_c
+    var_ratio = tmp1/var_scale[:, None, None]
+    # var_scaled_c = Σ_shw var_ratio_schw**2/(H*S*W)
+    var_scaled = (var_ratio**2).sum(axis=(0, 2, 3))
     var_scaled /= H*S*W
-    # var_c = Σ_shw tmp1_cshw**2/(H*S*W)
-    var = (tmp1**2).sum(axis=(1, 2, 3))
-    var /= H*S*W
-    # Xhat_schw = tmp1_cshw/(√(eps/max(1, var_scale_c)**2 + var_scaled_c*min(1, var_scale_c)**2)*max(1, var_scale_c))
-    Xhat = tmp1.transpose(1, 0, 2, 3)/(np.sqrt(eps/np.maximum(var_scale, 1)[:, None, None]**2 + np.minimum(var_scale, 1)[:, None, None]**2*var_scaled[:, None, None])*np.maximum(var_scale, 1)[:, None, None])
+    # var_c = var_scale_c**2*var_scaled_c
+    var = var_scale**2
+    var *= var_scaled
+    # Xhat_schw = tmp1_schw/(√(eps/max(1, var_scale_c)**2 + var_scaled_c*min(1, var_scale_c)**2)*max(1, var_scale_c))
+    Xhat = tmp1/(np.sqrt(eps/np.maximum(var_scale, 1)**2 + np.minimum(var_scale, 1)**2*var_scaled)*np.maximum(var_scale, 1))[:, None, None]
     # Y_schw = Xhat_schw*gamma_c + beta_c
-    Y = gamma[:, None, None]*Xhat + beta[:, None, None]
+    Y = Xhat*gamma[:, None, None]
+    Y += beta[:, None, None]
     return Y, mean, var_scale, var_scaled, var, Xhat
 
 
@@ -81,7 +82,9 @@ def batch_norm2d_backward(dY, *, gamma, var_scale, var_scaled, Xhat, eps=1e-05, 
     dX = None
     if need_dX:
         # dX_pqru = (H*S*W*dY_pqru - Xhat_pqru*dgamma_q - dbeta_q)*gamma_q/(H*S*W*√(eps/max(1, var_scale_q)**2 + var_scaled_q*min(1, var_scale_q)**2)*max(1, var_scale_q))
-        dX = H*S*W*dY - dbeta[:, None, None] - dgamma[:, None, None]*Xhat
+        dX = H*S*W*dY
+        dX -= dbeta[:, None, None]
+        dX -= Xhat*dgamma[:, None, None]
         dX *= gamma[:, None, None]
         dX /= (H*S*W*np.sqrt(eps/np.maximum(var_scale, 1)**2 + np.minimum(var_scale, 1)**2*var_scaled)*np.maximum(var_scale, 1))[:, None, None]
     if into:

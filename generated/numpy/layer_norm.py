@@ -51,9 +51,10 @@ def layer_norm_forward(X, gamma, beta, *, eps=1e-05):
     var_scaled = (var_ratio**2).sum(axis=1)
     var_scaled /= D
     # Xhat_sj = tmp1_sj/(√(eps/max(1, var_scale_s)**2 + var_scaled_s*min(1, var_scale_s)**2)*max(1, var_scale_s))
-    Xhat = tmp1/(np.sqrt(eps/np.maximum(var_scale, 1)[:, None]**2 + np.minimum(var_scale, 1)[:, None]**2*var_scaled[:, None])*np.maximum(var_scale, 1)[:, None])
+    Xhat = tmp1/(np.sqrt(eps/np.maximum(var_scale, 1)**2 + np.minimum(var_scale, 1)**2*var_scaled)*np.maximum(var_scale, 1))[:, None]
     # Y_sj = Xhat_sj*gamma_j + beta_j
-    Y = gamma*Xhat + beta
+    Y = Xhat*gamma
+    Y += beta
     return Y, var_scale, var_scaled, Xhat
 
 
@@ -68,7 +69,9 @@ def layer_norm_backward(dY, *, gamma, var_scale, var_scaled, Xhat, eps=1e-05, ne
     dX = None
     if need_dX:
         # dX_pq = (D*dY_pq*gamma_q - Xhat_pq*Σ_j Xhat_pj*dY_pj*gamma_j - Σ_j dY_pj*gamma_j)/(D*√(eps/max(1, var_scale_p)**2 + var_scaled_p*min(1, var_scale_p)**2)*max(1, var_scale_p))
-        dX = D*gamma*dY - (dY @ gamma)[:, None] - Xhat*np.einsum('j,pj,pj->p', gamma, Xhat, dY)[:, None]
+        dX = D*dY*gamma
+        dX -= (dY @ gamma)[:, None]
+        dX -= Xhat*np.einsum('j,pj,pj->p', gamma, Xhat, dY)[:, None]
         dX /= (D*np.sqrt(eps/np.maximum(var_scale, 1)**2 + np.minimum(var_scale, 1)**2*var_scaled)*np.maximum(var_scale, 1))[:, None]
     # dgamma_p = Σ_s Xhat_sp*dY_sp
     dgamma = np.einsum('sp,sp->p', Xhat, dY)

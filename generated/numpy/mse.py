@@ -33,8 +33,17 @@ def mse_forward(X, T):
     """Forward pass; returns L."""
     S = X.shape[0]
     X, T = _floats(X, T)
-    # L = Σ_sj (X_sj - T_sj)**2/(2*S)
-    L = ((X - T)**2).sum()/(2*S)
+    # L_absmax = max_sj |T_sj - X_sj|
+    L_absmax = np.abs(T - X).max()
+    # L_scale = (L_absmax if L_absmax > 0 else 1)
+    L_scale = np.where(L_absmax > 0, X.dtype.type(L_absmax), 1)
+    # L_ratio_sj = (X_sj - T_sj)/L_scale
+    L_ratio = X - T
+    L_ratio /= L_scale
+    # L_scaled = Σ_sj L_ratio_sj**2/(2*S)
+    L_scaled = (L_ratio**2).sum()/(2*S)
+    # L = L_scale**2*L_scaled
+    L = L_scale**2*L_scaled
     return L
 
 

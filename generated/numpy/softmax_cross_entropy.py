@@ -45,7 +45,7 @@ def softmax_cross_entropy_forward(X, T):
     # P_sc = tmp1_sc/Z_s
     P = tmp1/Z[:, None]
     # L = -Σ_sc (X_sc - log(Z_s) - Z_max_s)*T_sc/S
-    L = -((X - Z_max[:, None] - np.log(Z[:, None]))*T).sum()/S
+    L = -((X - Z_max[:, None] - np.log(Z)[:, None])*T).sum()/S
     return L, P
 
 

@@ -243,3 +243,56 @@ def _grid_scatter(shape, axes, lead, window, best, values):
         index = index + (torch.arange(lead[m], device=buf.device) * step).reshape((-1,) + (1,) * (L - m - 1))
     buf.view(-1).index_add_(0, index.reshape(-1), values.expand(lead).reshape(-1))
     return buf[crop]
+
+
+def _pool_axes(stride, dilation, offset):
+    """The _grid_view spec of a pool's read x[n, c, stride*o + dilation*k + offset] over the axes (n, c, o..., k...)."""
+    d = len(stride)
+    unit = lambda m: tuple(int(m == j) for j in range(2 + 2 * d))
+    axes = [(unit(0), 0, 1), (unit(1), 0, 1)]
+    for a in range(d):
+        c = [0] * (2 + 2 * d)
+        c[2 + a], c[2 + d + a] = int(stride[a]), int(dilation[a])
+        axes.append((tuple(c), int(offset[a]), 1))
+    return tuple(axes)
+
+
+def _native_pool(x, stride, dilation, offset, window, out) -> bool:
+    """Whether max_pool1d/2d/3d computes this pool: symmetric padding of at most half the (dilated) window, and
+    the extents its floor formula gives."""
+    pad = [-c for c in offset]
+    natural = [(n + 2 * p - dl * (k - 1) - 1) // s + 1 for n, p, dl, k, s in zip(x.shape[2:], pad, dilation, window, stride)]
+    return len(window) <= 3 and list(natural) == list(out) and all(
+        0 <= p <= (dl * (k - 1) + 1) // 2 for p, dl, k in zip(pad, dilation, window))
+
+
+def _max_pool(x, stride, dilation, offset, window, out):
+    """y[n, c, o...] = max_k x[n, c, stride*o + dilation*k + offset ...], reads off x never winning: max_pool1d/2d/3d
+    where it computes that, else the maximum over a strided view."""
+    d = len(window)
+    if _native_pool(x, stride, dilation, offset, window, out):
+        pool = (_F.max_pool1d, _F.max_pool2d, _F.max_pool3d)[d - 1]
+        return pool(x, tuple(window), tuple(stride), tuple(-c for c in offset), tuple(dilation))
+    view = _grid_view(x, _pool_axes(stride, dilation, offset), tuple(x.shape[:2]) + tuple(out) + tuple(window),
+                      -math.inf)
+    return view.amax(dim=tuple(range(-d, 0)))
+
+
+def _max_pool_scatter(x, values, stride, dilation, offset, window):
+    """The gradient of _max_pool: values[n, c, o...] added at x's position of each window's first arg-max (PyTorch's
+    ties): the pool's own backward kernel where the library pools this window, else a scatter."""
+    d, out = len(window), tuple(values.shape[2:])
+    if _native_pool(x, stride, dilation, offset, window, out):
+        pad = tuple(-c for c in offset)
+        if d == 1:  # pooled as a 2-D window of height 1
+            x, values = x.unsqueeze(2), values.unsqueeze(2)
+            window, stride, pad, dilation = (1, *window), (1, *stride), (0, *pad), (1, *dilation)
+        pool = _F.max_pool3d if d == 3 else _F.max_pool2d
+        backward = torch.ops.aten.max_pool3d_with_indices_backward if d == 3 else \
+            torch.ops.aten.max_pool2d_with_indices_backward
+        _, index = pool(x, tuple(window), tuple(stride), pad, tuple(dilation), return_indices=True)
+        dx = backward(values, x, list(window), list(stride), list(pad), list(dilation), False, index)
+        return dx.squeeze(2) if d == 1 else dx
+    axes, lead = _pool_axes(stride, dilation, offset), tuple(values.shape)
+    view = _grid_view(x, axes, lead + tuple(window), -math.inf)
+    return _grid_scatter(tuple(x.shape), axes, lead, window, _argmax(view, d), values)

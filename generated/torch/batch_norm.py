@@ -40,22 +40,22 @@ def batch_norm_forward(X, gamma, beta, *, eps=1e-05):
     X, gamma, beta = _floats(X, gamma, beta)
     # mean_j = Σ_s X_sj/S
     mean = X.sum(dim=0)/S
-    # tmp1_js = X_sj - mean_j
-    tmp1 = X.T - mean[:, None]
-    # var_absmax_j = max_s |tmp1_js|
-    var_absmax = torch.abs(tmp1).amax(dim=1)
+    # tmp1_sj = X_sj - mean_j
+    tmp1 = X - mean
+    # var_absmax_j = max_s |tmp1_sj|
+    var_absmax = torch.abs(tmp1).amax(dim=0)
     # var_scale_j = (var_absmax_j if var_absmax_j > 0 else 1)
     var_scale = torch.where(var_absmax > 0, var_absmax, 1)
-    # var_ratio_js = tmp1_js/var_scale_j
-    var_ratio = tmp1/var_scale[:, None]
-    # var_scaled_j = Σ_s var_ratio_js**2/S
-    var_scaled = (var_ratio**2).sum(dim=1)/S
-    # var_j = Σ_s tmp1_js**2/S
-    var = (tmp1**2).sum(dim=1)/S
-    # Xhat_sj = tmp1_js/(√(eps/max(1, var_scale_j)**2 + var_scaled_j*min(1, var_scale_j)**2)*max(1, var_scale_j))
-    Xhat = tmp1.T/(torch.sqrt(eps/torch.clamp(var_scale, min=1)**2 + torch.clamp(var_scale, max=1)**2*var_scaled)*torch.clamp(var_scale, min=1))
+    # var_ratio_sj = tmp1_sj/var_scale_j
+    var_ratio = tmp1/var_scale
+    # var_scaled_j = Σ_s var_ratio_sj**2/S
+    var_scaled = (var_ratio**2).sum(dim=0)/S
+    # var_j = var_scale_j**2*var_scaled_j
+    var = var_scale**2*var_scaled
+    # Xhat_sj = tmp1_sj/(√(eps/max(1, var_scale_j)**2 + var_scaled_j*min(1, var_scale_j)**2)*max(1, var_scale_j))
+    Xhat = tmp1/(torch.sqrt(eps/torch.clamp(var_scale, min=1)**2 + torch.clamp(var_scale, max=1)**2*var_scaled)*torch.clamp(var_scale, min=1))
     # Y_sj = Xhat_sj*gamma_j + beta_j
-    Y = gamma*Xhat + beta
+    Y = Xhat*gamma + beta
     return Y, mean, var_scale, var_scaled, var, Xhat
 
 
@@ -74,7 +74,11 @@ def batch_norm_backward(dY, *, gamma, var_scale, var_scaled, Xhat, eps=1e-05, ne
     dX = None
     if need_dX:
         # dX_pq = (S*dY_pq - Xhat_pq*dgamma_q - dbeta_q)*gamma_q/(S*√(eps/max(1, var_scale_q)**2 + var_scaled_q*min(1, var_scale_q)**2)*max(1, var_scale_q))
-        dX = (S*dY - dbeta - dgamma*Xhat)*gamma/(S*torch.sqrt(eps/torch.clamp(var_scale, min=1)**2 + torch.clamp(var_scale, max=1)**2*var_scaled)*torch.clamp(var_scale, min=1))
+        dX = S*dY
+        dX -= dbeta
+        dX -= Xhat*dgamma
+        dX *= gamma
+        dX /= S*torch.sqrt(eps/torch.clamp(var_scale, min=1)**2 + torch.clamp(var_scale, max=1)**2*var_scaled)*torch.clamp(var_scale, min=1)
     if into:
         dX, dgamma, dbeta = _accumulate(into, {'dX': dX, 'dgamma': dgamma, 'dbeta': dbeta})
     return dX, dgamma, dbeta

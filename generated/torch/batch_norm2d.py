@@ -42,22 +42,22 @@ def batch_norm2d_forward(X, gamma, beta, *, eps=1e-05):
     X, gamma, beta = _floats(X, gamma, beta)
     # mean_c = Σ_shw X_schw/(H*S*W)
     mean = X.sum(dim=(0, 2, 3))/(H*S*W)
-    # tmp1_cshw = X_schw - mean_c
-    tmp1 = X.permute(1, 0, 2, 3) - mean[:, None, None, None]
-    # var_absmax_c = max_shw |tmp1_cshw|
-    var_absmax = torch.abs(tmp1).amax(dim=(1, 2, 3))
+    # tmp1_schw = X_schw - mean_c
+    tmp1 = X - mean[:, None, None]
+    # var_absmax_c = max_shw |tmp1_schw|
+    var_absmax = torch.abs(tmp1).amax(dim=(0, 2, 3))
     # var_scale_c = (var_absmax_c if var_absmax_c > 0 else 1)
     var_scale = torch.where(var_absmax > 0, var_absmax, 1)
-    # var_ratio_cshw = tmp1_cshw/var_scale_c
-    var_ratio = tmp1/var_scale[:, None, None, None]
-    # var_scaled_c = Σ_shw var_ratio_cshw**2/(H*S*W)
-    var_scaled = (var_ratio**2).sum(dim=(1, 2, 3))/(H*S*W)
-    # var_c = Σ_shw tmp1_cshw**2/(H*S*W)
-    var = (tmp1**2).sum(dim=(1, 2, 3))/(H*S*W)
-    # Xhat_schw = tmp1_cshw/(√(eps/max(1, var_scale_c)**2 + var_scaled_c*min(1, var_scale_c)**2)*max(1, var_scale_c))
-    Xhat = tmp1.permute(1, 0, 2, 3)/(torch.sqrt(eps/torch.clamp(var_scale, min=1)[:, None, None]**2 + torch.clamp(var_scale, max=1)[:, None, None]**2*var_scaled[:, None, None])*torch.clamp(var_scale, min=1)[:, None, None])
+    # var_ratio_schw = tmp1_schw/var_scale_c
+    var_ratio = tmp1/var_scale[:, None, None]
+    # var_scaled_c = Σ_shw var_ratio_schw**2/(H*S*W)
+    var_scaled = (var_ratio**2).sum(dim=(0, 2, 3))/(H*S*W)
+    # var_c = var_scale_c**2*var_scaled_c
+    var = var_scale**2*var_scaled
+    # Xhat_schw = tmp1_schw/(√(eps/max(1, var_scale_c)**2 + var_scaled_c*min(1, var_scale_c)**2)*max(1, var_scale_c))
+    Xhat = tmp1/(torch.sqrt(eps/torch.clamp(var_scale, min=1)**2 + torch.clamp(var_scale, max=1)**2*var_scaled)*torch.clamp(var_scale, min=1))[:, None, None]
     # Y_schw = Xhat_schw*gamma_c + beta_c
-    Y = gamma[:, None, None]*Xhat + beta[:, None, None]
+    Y = Xhat*gamma[:, None, None] + beta[:, None, None]
     return Y, mean, var_scale, var_scaled, var, Xhat
 
 
@@ -78,7 +78,11 @@ def batch_norm2d_backward(dY, *, gamma, var_scale, var_scaled, Xhat, eps=1e-05, 
     dX = None
     if need_dX:
         # dX_pqru = (H*S*W*dY_pqru - Xhat_pqru*dgamma_q - dbeta_q)*gamma_q/(H*S*W*√(eps/max(1, var_scale_q)**2 + var_scaled_q*min(1, var_scale_q)**2)*max(1, var_scale_q))
-        dX = (H*S*W*dY - dbeta[:, None, None] - dgamma[:, None, None]*Xhat)*gamma[:, None, None]/(H*S*W*torch.sqrt(eps/torch.clamp(var_scale, min=1)[:, None, None]**2 + torch.clamp(var_scale, max=1)[:, None, None]**2*var_scaled[:, None, None])*torch.clamp(var_scale, min=1)[:, None, None])
+        dX = H*S*W*dY
+        dX -= dbeta[:, None, None]
+        dX -= Xhat*dgamma[:, None, None]
+        dX *= gamma[:, None, None]
+        dX /= (H*S*W*torch.sqrt(eps/torch.clamp(var_scale, min=1)**2 + torch.clamp(var_scale, max=1)**2*var_scaled)*torch.clamp(var_scale, min=1))[:, None, None]
     if into:
         dX, dgamma, dbeta = _accumulate(into, {'dX': dX, 'dgamma': dgamma, 'dbeta': dbeta})
     return dX, dgamma, dbeta
@@ -88,5 +92,5 @@ def batch_norm2d_eval_forward(X, gamma, beta, running_mean, running_var, *, eps=
     """Forward pass; returns Y."""
     X, gamma, beta, running_mean, running_var = _floats(X, gamma, beta, running_mean, running_var)
     # Y_schw = beta_c + (X_schw - running_mean_c)*gamma_c/√(eps + running_var_c)
-    Y = (X - running_mean[:, None, None])*gamma[:, None, None]/torch.sqrt(eps + running_var[:, None, None]) + beta[:, None, None]
+    Y = (X - running_mean[:, None, None])*gamma[:, None, None]/torch.sqrt(eps + running_var)[:, None, None] + beta[:, None, None]
     return Y

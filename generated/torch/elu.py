@@ -46,7 +46,11 @@ def elu_backward(dY, *, X, alpha=1.0, into=None):
     """
     dY, X = _floats(dY, X)
     # dX_pq = (dY_pq if X_pq > 0 else alpha*exp(min(0, X_pq))*dY_pq)
-    dX = torch.where(X > 0, dY, alpha*dY*torch.exp(torch.clamp(X, max=0)))
+    dX = torch.clamp(X, max=0)
+    torch.exp(dX, out=dX)
+    dX *= dY
+    dX *= alpha
+    torch.where(X > 0, dY, dX, out=dX)
     if into:
         dX, = _accumulate(into, {'dX': dX})
     return dX

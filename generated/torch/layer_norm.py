@@ -49,9 +49,9 @@ def layer_norm_forward(X, gamma, beta, *, eps=1e-05):
     # var_scaled_s = Σ_j var_ratio_sj**2/D
     var_scaled = (var_ratio**2).sum(dim=1)/D
     # Xhat_sj = tmp1_sj/(√(eps/max(1, var_scale_s)**2 + var_scaled_s*min(1, var_scale_s)**2)*max(1, var_scale_s))
-    Xhat = tmp1/(torch.sqrt(eps/torch.clamp(var_scale, min=1)[:, None]**2 + torch.clamp(var_scale, max=1)[:, None]**2*var_scaled[:, None])*torch.clamp(var_scale, min=1)[:, None])
+    Xhat = tmp1/(torch.sqrt(eps/torch.clamp(var_scale, min=1)**2 + torch.clamp(var_scale, max=1)**2*var_scaled)*torch.clamp(var_scale, min=1))[:, None]
     # Y_sj = Xhat_sj*gamma_j + beta_j
-    Y = gamma*Xhat + beta
+    Y = Xhat*gamma + beta
     return Y, var_scale, var_scaled, Xhat
 
 
@@ -66,7 +66,10 @@ def layer_norm_backward(dY, *, gamma, var_scale, var_scaled, Xhat, eps=1e-05, ne
     dX = None
     if need_dX:
         # dX_pq = (D*dY_pq*gamma_q - Xhat_pq*Σ_j Xhat_pj*dY_pj*gamma_j - Σ_j dY_pj*gamma_j)/(D*√(eps/max(1, var_scale_p)**2 + var_scaled_p*min(1, var_scale_p)**2)*max(1, var_scale_p))
-        dX = (D*gamma*dY - (dY @ gamma)[:, None] - Xhat*torch.einsum('j,pj,pj->p', gamma, Xhat, dY)[:, None])/(D*torch.sqrt(eps/torch.clamp(var_scale, min=1)[:, None]**2 + torch.clamp(var_scale, max=1)[:, None]**2*var_scaled[:, None])*torch.clamp(var_scale, min=1)[:, None])
+        dX = D*dY*gamma
+        dX -= (dY @ gamma)[:, None]
+        dX -= Xhat*torch.einsum('j,pj,pj->p', gamma, Xhat, dY)[:, None]
+        dX /= (D*torch.sqrt(eps/torch.clamp(var_scale, min=1)**2 + torch.clamp(var_scale, max=1)**2*var_scaled)*torch.clamp(var_scale, min=1))[:, None]
     # dgamma_p = Σ_s Xhat_sp*dY_sp
     dgamma = (Xhat*dY).sum(dim=0)
     # dbeta_p = Σ_s dY_sp

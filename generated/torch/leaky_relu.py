@@ -46,7 +46,8 @@ def leaky_relu_backward(dY, *, X, negative_slope=0.01, into=None):
     """
     dY, X = _floats(dY, X)
     # dX_pq = (dY_pq if X_pq > 0 else negative_slope*dY_pq)
-    dX = torch.where(X > 0, dY, negative_slope*dY)
+    dX = negative_slope*dY
+    torch.where(X > 0, dY, dX, out=dX)
     if into:
         dX, = _accumulate(into, {'dX': dX})
     return dX

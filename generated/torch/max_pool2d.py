@@ -10,11 +10,10 @@
 
 The gradient goes to the first maximum of each window in row-major order, as in PyTorch.
 """
-import math
 import numbers
 import torch
 
-from ._helpers import _accumulate, _argmax, _floats, _grid_scatter, _grid_view
+from ._helpers import _accumulate, _floats, _max_pool, _max_pool_scatter
 
 # Calling convention, the same for every module (nothing to inspect):
 #   outs = <module>_forward(*[arrays[n] for n in ARGUMENTS], **scalars)          -> RETURNS, in order
@@ -38,7 +37,8 @@ VARIANTS = {}
 
 def max_pool2d_forward(X, *, kernel_size=2, stride=2, padding=0):
     """Forward pass; returns Y."""
-    S, C, Hi, Wi = X.shape
+    Hi = X.shape[2]
+    Wi = X.shape[3]
     X, = _floats(X)
     if not isinstance(kernel_size, numbers.Integral) or kernel_size < 1:
         raise ValueError(f"max_pool2d_forward: kernel_size must be an integer >= 1, got {kernel_size!r}")
@@ -53,7 +53,7 @@ def max_pool2d_forward(X, *, kernel_size=2, stride=2, padding=0):
     if Wo < 1:
         raise ValueError(f"max_pool2d_forward: Wo = floor((Wi + 2*padding - kernel_size)/stride) + 1 = {Wo} for Wi={Wi}, kernel_size={kernel_size}, padding={padding}, stride={stride}; it must be at least 1")
     # Y_schw = max_ij X[s, c, stride*h + i - padding, stride*w + j - padding]
-    Y = _grid_view(X, (((1, 0, 0, 0, 0, 0), 0, 1), ((0, 1, 0, 0, 0, 0), 0, 1), ((0, 0, stride, 0, 1, 0), -padding, 1), ((0, 0, 0, stride, 0, 1), -padding, 1),), (S, C, Ho, Wo, kernel_size, kernel_size), fill=-math.inf).amax(dim=(-2, -1))
+    Y = _max_pool(X, (stride, stride), (1, 1), (-padding, -padding), (kernel_size, kernel_size), (Ho, Wo))
     return Y
 
 
@@ -63,7 +63,8 @@ def max_pool2d_backward(dY, *, X, kernel_size=2, stride=2, padding=0, into=None)
     into={'dX': (array, alpha), ...} adds alpha * dX to that array in place instead
     (None is returned in its place): SGD without a gradient array, or accumulation.
     """
-    S, C, Ho, Wo = dY.shape
+    Ho = dY.shape[2]
+    Wo = dY.shape[3]
     Hi = X.shape[2]
     Wi = X.shape[3]
     dY, X = _floats(dY, X)
@@ -78,8 +79,7 @@ def max_pool2d_backward(dY, *, X, kernel_size=2, stride=2, padding=0, into=None)
     if Wo != 1 + (Wi + 2*padding - kernel_size)//(stride):
         raise ValueError(f"max_pool2d_backward: Wo is {Wo} in the arrays given, but Wo = floor((Wi + 2*padding - kernel_size)/stride) + 1 = {1 + (Wi + 2*padding - kernel_size)//(stride)} for Wi={Wi}, kernel_size={kernel_size}, padding={padding}, stride={stride}")
     # dX_qruv = Σ_hw (δ(stride*h + i - padding, u)*δ(stride*w + j - padding, v) at i,j = argmax X[q, r, stride*h + i - padding, stride*w + j - padding])*dY_qrhw
-    best = _argmax(_grid_view(X, (((1, 0, 0, 0, 0, 0), 0, 1), ((0, 1, 0, 0, 0, 0), 0, 1), ((0, 0, stride, 0, 1, 0), -padding, 1), ((0, 0, 0, stride, 0, 1), -padding, 1),), (S, C, Ho, Wo, kernel_size, kernel_size), fill=-math.inf), 2)
-    dX = _grid_scatter((S, C, Hi, Wi), (((1, 0, 0, 0, 0, 0), 0, 1), ((0, 1, 0, 0, 0, 0), 0, 1), ((0, 0, stride, 0, 1, 0), -padding, 1), ((0, 0, 0, stride, 0, 1), -padding, 1),), (S, C, Ho, Wo), (kernel_size, kernel_size), best, dY)
+    dX = _max_pool_scatter(X, dY, (stride, stride), (1, 1), (-padding, -padding), (kernel_size, kernel_size))
     if into:
         dX, = _accumulate(into, {'dX': dX})
     return dX

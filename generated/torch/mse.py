@@ -33,8 +33,16 @@ def mse_forward(X, T):
     """Forward pass; returns L."""
     S = X.shape[0]
     X, T = _floats(X, T)
-    # L = Σ_sj (X_sj - T_sj)**2/(2*S)
-    L = ((X - T)**2).sum()/(2*S)
+    # L_absmax = max_sj |T_sj - X_sj|
+    L_absmax = torch.abs(T - X).amax()
+    # L_scale = (L_absmax if L_absmax > 0 else 1)
+    L_scale = torch.where(L_absmax > 0, torch.as_tensor(L_absmax, dtype=X.dtype, device=X.device), 1)
+    # L_ratio_sj = (X_sj - T_sj)/L_scale
+    L_ratio = (X - T)/L_scale
+    # L_scaled = Σ_sj L_ratio_sj**2/(2*S)
+    L_scaled = (L_ratio**2).sum()/(2*S)
+    # L = L_scale**2*L_scaled
+    L = L_scale**2*L_scaled
     return L
 
 
@@ -47,7 +55,9 @@ def mse_backward(dL=1.0, *, X, T, into=None):
     S = X.shape[0]
     X, T = _floats(X, T)
     # dX_pq = (X_pq - T_pq)*dL/S
-    dX = (X - T)*dL/S
+    dX = X - T
+    dX *= dL
+    dX /= S
     if into:
         dX, = _accumulate(into, {'dX': dX})
     return dX

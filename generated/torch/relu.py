@@ -48,7 +48,7 @@ def relu_backward(dY, *, X, into=None):
     """
     dY, X = _floats(dY, X)
     # dX_pq = (dY_pq if X_pq > 0 else 0)
-    dX = torch.where(X > 0, dY, 0)
+    dX = torch.ops.aten.threshold_backward(dY, X, 0)
     if into:
         dX, = _accumulate(into, {'dX': dX})
     return dX

@@ -49,7 +49,9 @@ def sigmoid_backward(dY, *, X, into=None):
     """
     dY, X = _floats(dY, X)
     # dX_exp_pq = exp(-|X_pq|)
-    dX_exp = torch.exp(-torch.abs(X))
+    dX_exp = torch.abs(X)
+    dX_exp *= -1
+    torch.exp(dX_exp, out=dX_exp)
     # dX_pq = dX_exp_pq*dY_pq/(dX_exp_pq + 1)**2
     dX = dX_exp*dY/(1 + dX_exp)**2
     if into:

@@ -49,11 +49,18 @@ def silu_backward(dY, *, X, into=None):
     """
     dY, X = _floats(dY, X)
     # dX_exp_pq = exp(-|X_pq|)
-    dX_exp = torch.exp(-torch.abs(X))
+    dX_exp = torch.abs(X)
+    dX_exp *= -1
+    torch.exp(dX_exp, out=dX_exp)
     # tmp1_pq = (dX_exp_pq + 1)**(-2)
     tmp1 = (1 + dX_exp)**(-2)
     # dX_pq = ((X_pq + dX_exp_pq + 1)*dX_exp_pq*dY_pq*tmp1_pq if X_pq < 0 else ((X_pq + 1)*dX_exp_pq + 1)*dY_pq*tmp1_pq)
-    dX = torch.where(X < 0, (1 + dX_exp + X)*dX_exp*dY*tmp1, (1 + (1 + X)*dX_exp)*dY*tmp1)
+    dX = 1 + X
+    dX *= dX_exp
+    dX += 1
+    dX *= dY
+    dX *= tmp1
+    torch.where(X < 0, (1 + dX_exp + X)*dX_exp*dY*tmp1, dX, out=dX)
     if into:
         dX, = _accumulate(into, {'dX': dX})
     return dX

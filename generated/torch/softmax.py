@@ -52,7 +52,8 @@ def softmax_backward(dY, *, Y, into=None):
     """
     dY, Y = _floats(dY, Y)
     # dX_pq = (dY_pq - Σ_c Y_pc*dY_pc)*Y_pq
-    dX = (dY - (Y*dY).sum(dim=1)[:, None])*Y
+    dX = dY - (Y*dY).sum(dim=1)[:, None]
+    dX *= Y
     if into:
         dX, = _accumulate(into, {'dX': dX})
     return dX

@@ -45,7 +45,7 @@ def softmax_cross_entropy_forward(X, T):
     # P_sc = tmp1_sc/Z_s
     P = tmp1/Z[:, None]
     # L = -Σ_sc (X_sc - log(Z_s) - Z_max_s)*T_sc/S
-    L = -((X - Z_max[:, None] - torch.log(Z[:, None]))*T).sum()/S
+    L = -((X - Z_max[:, None] - torch.log(Z)[:, None])*T).sum()/S
     return L, P
 
 
@@ -58,7 +58,9 @@ def softmax_cross_entropy_backward(dL=1.0, *, T, P, into=None):
     S = T.shape[0]
     T, P = _floats(T, P)
     # dX_pq = (P_pq - T_pq)*dL/S
-    dX = (P - T)*dL/S
+    dX = P - T
+    dX *= dL
+    dX /= S
     if into:
         dX, = _accumulate(into, {'dX': dX})
     return dX

@@ -47,11 +47,14 @@ def softplus_backward(dY, *, X, into=None):
     """
     dY, X = _floats(dY, X)
     # dX_exp_pq = exp(-|X_pq|)
-    dX_exp = torch.exp(-torch.abs(X))
+    dX_exp = torch.abs(X)
+    dX_exp *= -1
+    torch.exp(dX_exp, out=dX_exp)
     # tmp1_pq = 1/(dX_exp_pq + 1)
     tmp1 = 1/(1 + dX_exp)
     # dX_pq = (dY_pq*tmp1_pq if X_pq > 0 else dX_exp_pq*dY_pq*tmp1_pq)
-    dX = torch.where(X > 0, dY*tmp1, dX_exp*dY*tmp1)
+    dX = dX_exp*dY*tmp1
+    torch.where(X > 0, dY*tmp1, dX, out=dX)
     if into:
         dX, = _accumulate(into, {'dX': dX})
     return dX

@@ -45,7 +45,9 @@ def tanh_backward(dY, *, X, into=None):
     """
     dY, X = _floats(dY, X)
     # dX_exp_pq = exp(-2*|X_pq|)
-    dX_exp = torch.exp(-2*torch.abs(X))
+    dX_exp = torch.abs(X)
+    dX_exp *= -2
+    torch.exp(dX_exp, out=dX_exp)
     # dX_pq = 4*dX_exp_pq*dY_pq/(dX_exp_pq + 1)**2
     dX = 4*dX_exp*dY/(1 + dX_exp)**2
     if into:

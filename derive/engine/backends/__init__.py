@@ -23,8 +23,10 @@ HELPERS = Path(__file__).resolve().parents[2] / "helpers"
 
 @dataclass(frozen=True)
 class Capabilities:
-    # Statements as steps on their own new array (``acc += b``, ``np.exp(acc, out=acc)``).
+    # Statements as steps on their own new array (``acc += b``, ``np.exp(acc, out=acc)``): in backward kernels,
+    # and in forward kernels too with ``in_place_forward``.
     in_place: bool = False
+    in_place_forward: bool = True
     # ``c + a @ b`` as one operation (``torch.addmm``).
     fused_add_matmul: bool = False
     # Σ of a product of arrays over the same indices as einsum (one pass), not a product and then a sum.
@@ -64,6 +66,12 @@ CALLS = {
     "GridScatter": lambda r, op: f"{r.helper('_grid_scatter')}({r.shape(op.shape)}, {r.grid(op.axes)}, "
                                  f"{r.shape(op.lead)}, {r.shape(op.window)}, {r.value(op.best)}, "
                                  f"{r.value(op.values)})",
+    "MaxPool": lambda r, op: f"{r.helper('_max_pool')}({r.value(op.x)}, {r.numbers(op.stride)}, "
+                             f"{r.numbers(op.dilation)}, {r.numbers(op.offset)}, {r.numbers(op.window)}, "
+                             f"{r.numbers(op.out)})",
+    "MaxPoolScatter": lambda r, op: f"{r.helper('_max_pool_scatter')}({r.value(op.x)}, {r.value(op.values)}, "
+                                    f"{r.numbers(op.stride)}, {r.numbers(op.dilation)}, {r.numbers(op.offset)}, "
+                                    f"{r.numbers(op.window)})",
     "Correlate": lambda r, op: f"{r.helper('_correlate')}({r.value(op.x)}, {r.value(op.w)}, "
                                f"{r.value(op.bias) if op.bias is not None else None}, {r.numbers(op.stride)}, "
                                f"{r.numbers(op.dilation)}, {r.numbers(op.offset)}, {r.numbers(op.denom)}, "

@@ -1,5 +1,6 @@
-"""The Torch backend: torch's vocabulary, one expression per statement (autograd differentiates the Torch
-forwards, the reference for a user's module, and in-place steps would break its saved values)."""
+"""The Torch backend: torch's vocabulary; forwards one expression per statement (autograd differentiates the
+Torch forwards, the reference for a user's module, and in-place steps would break its saved values), backwards
+built in place as NumPy's are (nothing differentiates a backward kernel)."""
 from __future__ import annotations
 
 from . import CALLS, Backend, Capabilities
@@ -28,6 +29,19 @@ def _clamp(r, op):
     return f"torch.clamp({r.value(op.x)}, {', '.join(bounds)})"
 
 
+def _clamp_in_place(r, ins):
+    bounds = ([f"min={r.value(ins.low)}"] if ins.low is not None else []) + \
+             ([f"max={r.value(ins.high)}"] if ins.high is not None else [])
+    return f"torch.clamp({ins.target}, {', '.join(bounds)}, out={ins.target})"
+
+
+def _select_in_place(r, ins):
+    acc, cond, value = ins.target, r.value(ins.cond), r.value(ins.value)
+    if ins.scalar:  # where() takes no number beside an out= tensor
+        return f"{acc}.masked_fill_({cond}, {value})"
+    return f"torch.where({cond}, {value}, {acc}, out={acc})"
+
+
 SPELL = {
     **CALLS,
     "transpose": lambda r, x, perm: f"{x}.T",
@@ -41,6 +55,10 @@ SPELL = {
     "OnesLike": lambda r, op: f"torch.ones_like({r.value(op.x)})",
     "Flip": lambda r, op: f"{r.receiver(op.x)}.flip({op.axes})",
     "Where": lambda r, op: f"torch.where({r.value(op.cond)}, {r.value(op.a)}, {r.value(op.b)})",
+    # ReLU's backward kernel: one pass, 8x faster than torch.where on the CPU (0.44 against 3.6 ms on 2M floats;
+    # where is not vectorised there). It keeps the value where x is nan (where would give 0).
+    "Masked": lambda r, op: f"torch.ops.aten.threshold_backward({r.value(op.value)}, {r.value(op.x)}, "
+                            f"{r.value(op.threshold)})",
     "Clamp": _clamp,
     "Extremum": lambda r, op: f"torch.{op.op}({r.value(op.a)}, {r.value(op.b)})",
     "WindowReduce": lambda r, op: f"{r.receiver(op.x)}.{'amax' if op.op == 'max' else 'sum'}"
@@ -52,10 +70,14 @@ SPELL = {
     "Identity": lambda r, op: f"torch.eye({r.scalar(op.n)}{_on(op.like)})",
     # as_tensor, not new_tensor: the value may already be a 0-d tensor (a scalar statement).
     "Typed": lambda r, op: f"torch.as_tensor({r.value(op.value)}{_on(op.like)})" if op.like else r.value(op.value),
+    "ApplyInPlace": lambda r, ins: f"{r.function(ins.function)}({ins.target}, out={ins.target})",
+    "ClampInPlace": _clamp_in_place,
+    "SelectInPlace": _select_in_place,
 }
 
 TORCH = Backend(
     name="torch", title="Torch", module="torch", imports={"torch": "import torch"},
-    functions=FUNCTIONS, spell=SPELL, caps=Capabilities(fused_add_matmul=True, einsum_products=False),
+    functions=FUNCTIONS, spell=SPELL,
+    caps=Capabilities(in_place=True, in_place_forward=False, fused_add_matmul=True, einsum_products=False),
     helpers="torch_helpers", infix=frozenset({"gemm", "gemv"}),
 )

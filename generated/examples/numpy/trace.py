@@ -44,7 +44,7 @@ def trace_backward(dt=1.0, *, S, into=None):
     N = S.shape[0]
     S, = _floats(S)
     # dS_pq = δ_pq*dt
-    dS = dt*np.eye(N, dtype=S.dtype)
+    dS = np.eye(N, dtype=S.dtype)*dt
     if into:
         dS, = _accumulate(into, {'dS': dS})
     return dS

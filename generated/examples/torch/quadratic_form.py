@@ -43,7 +43,9 @@ def quadratic_form_backward(ds=1.0, *, x, B, into=None):
     """
     x, B = _floats(x, B)
     # dx_p = (Σ_i B_ip*x_i + Σ_j B_pj*x_j)*ds
-    dx = (B.T @ x + B @ x)*ds
+    dx = B.T @ x
+    dx += B @ x
+    dx *= ds
     if into:
         dx, = _accumulate(into, {'dx': dx})
     return dx

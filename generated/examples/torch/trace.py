@@ -44,7 +44,7 @@ def trace_backward(dt=1.0, *, S, into=None):
     N = S.shape[0]
     S, = _floats(S)
     # dS_pq = δ_pq*dt
-    dS = dt*torch.eye(N, dtype=S.dtype, device=S.device)
+    dS = torch.eye(N, dtype=S.dtype, device=S.device)*dt
     if into:
         dS, = _accumulate(into, {'dS': dS})
     return dS

@@ -43,7 +43,8 @@ def trace_product_backward(dt=1.0, *, V, W, into=None):
     """
     V, W = _floats(V, W)
     # dX_pq = dt*Σ_i V_ip*W_qi
-    dX = dt*(V.T @ W.T)
+    dX = V.T @ W.T
+    dX *= dt
     if into:
         dX, = _accumulate(into, {'dX': dX})
     return dX
