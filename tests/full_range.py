@@ -180,7 +180,8 @@ def saved_sensitivity(module, name: str, arrays: dict, upstream, delta: float = 
     arguments (its outputs, a normaliser): a backward reads them rounded to the dtype, so no backward
     that reads them can be more accurate than this allows. Central differences of the float64 kernel."""
     k = module
-    extra = [n for n in k.SAVED if n not in k.ARGUMENTS]
+    # Positions (a pool's arg-max) are not values read rounded: nothing to perturb there.
+    extra = [n for n in k.SAVED if n not in k.ARGUMENTS and n not in k.INDICES]
     if not extra:
         return {}
     with np.errstate(all="ignore"):

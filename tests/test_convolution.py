@@ -256,6 +256,23 @@ def test_train_cnn_rejects_bad_input_in_one_line(args, message, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_pools_forward_saves_its_arg_max_for_the_backward():
+    """max_pool2d's forward returns the arg-max beside Y (each backend's own positions, listed in INDICES) and
+    the backward routes dY through it; the gradient equals the one found by searching the windows again."""
+    for backend in BACKENDS:
+        k = Kernels("max_pool2d", backend)
+        assert k.RETURNS == ("Y", "Y_argmax") and "Y_argmax" in k.SAVED and k.INDICES == ("Y_argmax",)
+    rng = np.random.default_rng(3)
+    X = np.round(rng.standard_normal((2, 3, 7, 6)) * 2)  # integers: ties, the first in each window wins
+    k = Kernels("max_pool2d", "numpy")
+    env = k.forward({"X": X}, kernel_size=3, stride=2, padding=1)
+    dY = rng.standard_normal(env["Y"].shape)
+    saved = k.backward(dY, env, kernel_size=3, stride=2, padding=1)["dX"]
+    from generated.numpy import _helpers
+    searched = _helpers._max_pool_scatter(X, dY, (2, 2), (1, 1), (-1, -1), (3, 3))
+    np.testing.assert_array_equal(saved, searched)
+
+
 def test_lowering_recognises_the_three_convolutions():
     """conv2d's derived Y, dX and dW lower to a convolution's forward (its bias fused), input gradient (a
     transposed convolution) and weight gradient, for both backends; each backend spells them through its

@@ -157,7 +157,8 @@ def test_backends_agree(name):
     b = Case(name, "torch", "random", seed=11)
     (oa, ga), (ob, gb) = a.run(), b.run()
     for k in oa:
-        close(oa[k], ob[k], 1e-12)
+        if k not in a.mod.INDICES:  # positions (a pool's arg-max): each backend's own representation
+            close(oa[k], ob[k], 1e-12)
     for k in ga:
         close(ga[k], gb[k], 1e-12)
 

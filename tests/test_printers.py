@@ -92,7 +92,11 @@ def test_a_select_against_a_threshold_is_one_pass_in_torch():
     env = {"torch": torch, "A": a, "B": b}
     exec(code, env)
     assert torch.equal(env["D"], torch.where(a > 0.5, b, 0.0))
-    assert statement(st) == "D = np.where(A > 1/2, B, 0)"
+    assert statement(st) == "D = _masked(B, A, 1/2)"
+    np.testing.assert_array_equal(run(statement(st), A=a.numpy(), B=b.numpy())["D"], np.where(a > 0.5, b, 0))
+    # inf where the mask is 0: the select's 0, not inf·0 = nan
+    np.testing.assert_array_equal(run(statement(st), A=a.numpy(), B=np.full((1, 4), np.inf))["D"],
+                                  [[0, 0, np.inf, np.inf]])
 
 
 def test_expm1_in_torch():

@@ -244,7 +244,8 @@ class CorrelateWeight(Op):
 
 @dataclass(frozen=True)
 class MaxPool(Op):
-    """``y[n, c, o…] = max_{k…} x[n, c, σ·o + δ·k + c₀ …]``, reads off x's range never winning (max pooling)."""
+    """``y[n, c, o…] = max_{k…} x[n, c, σ·o + δ·k + c₀ …]``, reads off x's range never winning (max pooling);
+    with ``argmax`` the pair (y, the arg-max as an index array in the backend's own representation)."""
 
     x: Op
     stride: tuple
@@ -252,12 +253,14 @@ class MaxPool(Op):
     offset: tuple
     window: tuple
     out: tuple
+    argmax: bool = False
 
 
 @dataclass(frozen=True)
 class MaxPoolScatter(Op):
     """The gradient of a ``MaxPool``: ``values[n, c, o…]`` added to x's position at the first arg-max
-    (row-major ties, as PyTorch) of each window; an array of x's shape."""
+    (row-major ties, as PyTorch) of each window; an array of x's shape. ``argmax``: the arg-max the forward
+    saved (else it is searched for again)."""
 
     x: Op
     values: Op
@@ -265,6 +268,7 @@ class MaxPoolScatter(Op):
     dilation: tuple
     offset: tuple
     window: tuple
+    argmax: Op | None = None
 
 
 # -- arrays made from numbers ------------------------------------------------------
@@ -361,7 +365,7 @@ class GridScatter(Op):
 
 @dataclass(frozen=True)
 class Assign:
-    target: str
+    target: str | tuple     # a tuple: the names of an operation's several results
     value: Op
 
 

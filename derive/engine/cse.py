@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .ir import AtMax, MaxOver, Statement, element, extent, free_indices, natural_order
+from .ir import AtMax, MaxOver, Statement, canonical, element, extent, free_indices, natural_order
 
 # Node types worth computing once.
 _WORK = (sp.Add, sp.Mul, sp.Pow, sp.Function, sp.Sum, sp.Piecewise, MaxOver)
@@ -30,17 +30,6 @@ def _is_work(e) -> bool:
     if isinstance(e, sp.Mul) and len(e.args) == 2 and e.args[0].is_Number and isinstance(e.args[1], sp.Indexed):
         return False  # -X, 2 X: cheaper than a temporary
     return True
-
-
-def _canonical(e):
-    """``e`` with its free indices renamed by order of first appearance, and that order."""
-    free = free_indices(e)
-    order = []
-    for node in sp.preorder_traversal(e):
-        if isinstance(node, sp.Idx) and node in free and node not in order:
-            order.append(node)
-    placeholders = {i: sp.Idx(f"_cse{n}", extent(i)) for n, i in enumerate(order)}
-    return e.xreplace(placeholders), tuple(order)
 
 
 def _nodes(e):
@@ -58,7 +47,7 @@ def _occurrences(statements):
     for n, st in enumerate(statements):
         for node in _nodes(st.rhs):
             if _is_work(node):
-                key, order = _canonical(node)
+                key, order = canonical(node)
                 found.setdefault(key, []).append((n, node, order))
     return found
 
@@ -85,12 +74,12 @@ def eliminate_common_subexpressions(statements, taken: set):
         serves = {statements[n].serves for n, _, _ in occ}
         # A statement run only for one gradient (``if need_dX``) may not feed one that always runs.
         owner = next((n for n in range(first + 1)
-                      if _canonical(statements[n].rhs)[0] == key
-                      and set(_canonical(statements[n].rhs)[1]) == set(statements[n].indices)
+                      if canonical(statements[n].rhs)[0] == key
+                      and set(canonical(statements[n].rhs)[1]) == set(statements[n].indices)
                       and (statements[n].serves is None or serves == {statements[n].serves})), None)
         if owner is not None:
             source = statements[owner]
-            _, src_order = _canonical(source.rhs)
+            _, src_order = canonical(source.rhs)
             positions = [src_order.index(i) for i in source.indices]
             lhs_base = source.lhs.base if isinstance(source.lhs, sp.Indexed) else source.lhs
 
@@ -99,7 +88,7 @@ def eliminate_common_subexpressions(statements, taken: set):
             skip = owner
         else:
             name = _fresh(taken)
-            _, order0 = _canonical(occ[0][1])
+            _, order0 = canonical(occ[0][1])
             lhs = natural_order(occ[0][1], order0)  # laid out as what it is computed from
             positions = [order0.index(i) for i in lhs]
             base = sp.IndexedBase(name, shape=tuple(extent(i) for i in lhs) or None, real=True)
@@ -116,9 +105,9 @@ def eliminate_common_subexpressions(statements, taken: set):
                 continue
 
             def matches(e):
-                return _is_work(e) and _canonical(e)[0] == key
+                return _is_work(e) and canonical(e)[0] == key
 
-            rhs = st.rhs.replace(matches, lambda e: make(_canonical(e)[1]))
+            rhs = st.rhs.replace(matches, lambda e: make(canonical(e)[1]))
             new.append(st.with_rhs(rhs))
         if new == statements:
             break

@@ -139,6 +139,7 @@ def metadata(built: Built) -> list:
         ("GRADIENTS", repr(tuple(bwd.results))),
         ("OPTIONAL", repr(dict(bwd.optional))),
         ("VARIANTS", repr(variants)),
+        ("INDICES", repr(tuple(a.name for a in bwd.arguments if a.index))),
     ]
 
 

@@ -101,6 +101,8 @@ class OnGrid(sp.Function):
 class Array:
     name: str
     dims: tuple
+    # An array of positions (a saved arg-max), not of values: its representation is the backend's own.
+    index: bool = False
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,9 @@ class Kernel:
     upstream_default: float | None = None
     # Output extents derived from the reads (``Ho``): symbol -> formula in the other dimensions.
     extents: dict = field(default_factory=dict)
+    # A forward: statement name -> the name of its window arg-max, returned beside it. A backward: the
+    # canonical form of a window maximum (``canonical``) -> the saved arg-max it may route gradients through.
+    arg_maxima: dict = field(default_factory=dict)
 
     def dims(self) -> list:
         """Each dimension symbol with the first argument and axis that carries it."""
@@ -182,6 +187,18 @@ def indexed_bases(expr) -> set:
     indexed = expr.atoms(sp.Indexed)
     return {str(e.base.label) for e in indexed} | {
         str(b.label) for b in expr.atoms(sp.IndexedBase) if not any(e.base == b for e in indexed)}
+
+
+def canonical(e):
+    """``e`` with its free indices renamed by order of first appearance, and that order: two expressions
+    that agree up to such a renaming (over the same ranges) have the same canonical form."""
+    free = free_indices(e)
+    order = []
+    for node in sp.preorder_traversal(e):
+        if isinstance(node, sp.Idx) and node in free and node not in order:
+            order.append(node)
+    placeholders = {i: sp.Idx(f"_cse{n}", extent(i)) for n, i in enumerate(order)}
+    return e.xreplace(placeholders), tuple(order)
 
 
 def natural_order(e, indices) -> tuple:

@@ -18,7 +18,9 @@ import sympy as sp
 from .cse import eliminate_common_subexpressions
 from .differentiate import Partial, Total
 from .errors import DeriveError, stage
-from .ir import Array, Kernel, Statement, extent, free_indices, indexed_bases
+from .ir import (Array, AtMax, Kernel, MaxOver, MaxWithZeros, Statement, canonical, extent, free_indices,
+                 indexed_bases)
+from .recognise import pooling
 from .normal_forms import to_piecewise
 from .numerics import Context, stabilise
 from .text import index_text
@@ -205,6 +207,40 @@ def kernels(derivation) -> list:
     returned = [st.name for st in statements
                 if st.name != out and (st.name in read or st.name in forward.returned)]
     kernels_ = [forward_kernel(forward, returned, statements), backward]
+    share_arg_maxima(*kernels_, _names(forward))
     for v in forward.variants.values():
         kernels_.append(forward_kernel(v))
     return kernels_
+
+
+def share_arg_maxima(forward: Kernel, backward: Kernel, taken: set):
+    """A pool's arg-max, computed by the forward beside its maximum and saved, so the backward routes each
+    gradient through it instead of searching every window again.
+
+    Where a forward statement is a max over a pooling window (``recognise.pooling``, laid out as the pool's
+    output) and the backward reads the arg-max of the same window (an ``AtMax`` whose maximum is the same up to
+    the names of its free indices), the forward also returns ``<name>_argmax`` and the backward takes it.
+    """
+    pooled = {}
+    for st in forward.statements:
+        if isinstance(st.rhs, MaxOver) and not isinstance(st.rhs, MaxWithZeros):
+            pool = pooling(st.rhs.body, st.rhs.over)
+            if pool is not None and pool.lead == st.indices:
+                pooled[canonical(st.rhs)[0]] = st
+    taken = set(taken) | {st.name for k in (forward, backward) for st in k.statements} | {
+        a.name for a in backward.arguments}
+    for st in backward.statements:
+        for a in sorted(st.rhs.atoms(AtMax), key=str):
+            key = canonical(MaxOver(a.body, *a.over))[0]
+            if key not in pooled or key in backward.arg_maxima:
+                continue
+            source = pooled[key]
+            name, n = f"{source.name}_argmax", 1
+            while name in taken:
+                n += 1
+                name = f"{source.name}_argmax_{n}"
+            taken.add(name)
+            forward.arg_maxima[source.name] = name
+            forward.results.append(name)
+            backward.arguments.append(Array(name, tuple(extent(i) for i in source.indices), index=True))
+            backward.arg_maxima[key] = name

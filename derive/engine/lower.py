@@ -29,7 +29,7 @@ from .arrays import (Accumulate, AddMatMul, GridScatter, Masked, MaxPool, MaxPoo
                      OnesLike, Permute, Product, Promote, Reduce, ScatterAdd, SelectInPlace, Shapes, Slot, Take, Typed,
                      Update, Where, WindowReduce, symbols)
 from .errors import stage
-from .ir import AtMax, MaxOver, MaxWithZeros, OnGrid, affine, extent, free_indices, shifted
+from .ir import AtMax, MaxOver, MaxWithZeros, OnGrid, affine, canonical, extent, free_indices, shifted
 from .text import index_text, positive_first
 
 
@@ -53,8 +53,11 @@ def _is_reciprocal(a) -> bool:
 class Lowering:
     """Lowers the statements of one kernel for one set of capabilities."""
 
-    def __init__(self, caps, like: str | None = None, deferrable=(), derived=(), backward: bool = False):
+    def __init__(self, caps, like: str | None = None, deferrable=(), derived=(), backward: bool = False,
+                 arg_maxima=None):
         self.caps = caps
+        # A forward: statement -> the arg-max it also returns; a backward: window maximum -> the saved arg-max.
+        self.arg_maxima = dict(arg_maxima or {})
         # Statements built in place (a backward kernel, or any with ``in_place_forward``).
         self.steps_in_place = caps.in_place and (backward or caps.in_place_forward)
         # Extents the engine derived from the reads (a convolution's Ho): a window over one is an output.
@@ -113,6 +116,11 @@ class Lowering:
             if found is not None:
                 return self.scatter(st, found)
         self._layout = st.indices
+        if st.name in self.arg_maxima:   # a pool's maximum and, for the backward, its arg-max
+            pool = recognise.pooling(st.rhs.body, st.rhs.over)
+            op = MaxPool(self._arranged(pool.x, pool.x_axes), *self._pool_numbers(pool),
+                         self._numbers(extent(o) for o in pool.lead[2:]), argmax=True)
+            return [Assign((st.name, self.arg_maxima[st.name]), op)]
         if st.name in self.deferrable:
             product = recognise.contraction(st.rhs, st.indices)
             if product is not None:
@@ -553,7 +561,9 @@ class Lowering:
         values = self.expand(weight, self.expr(weight), found.layout)
         if not weight.has(sp.Indexed, sp.IndexedBase):
             values = Filled(values, self._shape(found.layout), self._like(st.rhs))
-        op = MaxPoolScatter(self._arranged(x, pool.x_axes), values, *self._pool_numbers(pool))
+        saved = self.arg_maxima.get(canonical(MaxOver(found.body, *found.over))[0])
+        op = MaxPoolScatter(self._arranged(x, pool.x_axes), values, *self._pool_numbers(pool),
+                            Name(saved) if saved else None)
         self._layout = st.indices
         return [Assign(st.name, self._to_target(op, layout, st.indices))]
 
@@ -682,7 +692,10 @@ class Lowering:
         letters = self._letters(tuple(i for _, ind in tensors for i in ind))
         subs = ",".join("".join(letters[i] for i in ind) for _, ind in tensors)
         out = "".join(letters[i] for i in target)
-        return Einsum(f"{subs}->{out}", tuple(op for op, _ in tensors), any(len(ind) > 3 for _, ind in tensors))
+        # A contraction of strided windows (reads at index expressions over many axes) needs a BLAS path; a
+        # product of plain arrays summed is one pass of einsum's own loop (3x faster than its BLAS path there).
+        big = any(shifted(t) and len(ind) > 3 for t, (_, ind) in zip(reads, tensors))
+        return Einsum(f"{subs}->{out}", tuple(op for op, _ in tensors), big)
 
     def _factors(self, c) -> tuple:
         """The two operands of a matrix product (``recognise.Contraction``), each in its own layout."""
@@ -792,9 +805,9 @@ class LoweredKernel:
 def lower_kernel(kernel, caps, module: str = "") -> LoweredKernel:
     """Every statement of ``kernel`` lowered for a backend with capabilities ``caps``."""
     backward = kernel.name.endswith("_backward")
-    arrays = [a for a in ([kernel.upstream] if kernel.upstream else []) + kernel.arguments if a.dims]
+    arrays = [a for a in ([kernel.upstream] if kernel.upstream else []) + kernel.arguments if a.dims and not a.index]
     deferrable = recognise.deferrable(kernel.statements, kernel.results) if backward else ()
-    low = Lowering(caps, arrays[0].name if arrays else None, deferrable, kernel.extents, backward)
+    low = Lowering(caps, arrays[0].name if arrays else None, deferrable, kernel.extents, backward, kernel.arg_maxima)
     statements = []
     for st in kernel.statements:
         with stage(module or kernel.name, "print", f"{kernel.name}: {index_text(st.lhs)} = {index_text(st.rhs)}"):

@@ -315,7 +315,8 @@ class Renderer:
     def instruction(self, ins) -> str:
         s = self.backend.spell
         if isinstance(ins, A.Assign):
-            return f"{ins.target} = {self.value(ins.value)}"
+            target = ", ".join(ins.target) if isinstance(ins.target, tuple) else ins.target
+            return f"{target} = {self.value(ins.value)}"
         if isinstance(ins, A.Update):
             return f"{ins.target} {ins.op}= {self.value(ins.value)}"
         if isinstance(ins, (A.ApplyInPlace, A.ClampInPlace, A.SelectInPlace)):

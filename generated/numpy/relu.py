@@ -10,14 +10,15 @@ as in PyTorch.
 """
 import numpy as np
 
-from ._helpers import _accumulate, _floats
+from ._helpers import _accumulate, _floats, _masked
 
 # Calling convention, the same for every module (nothing to inspect):
 #   outs = <module>_forward(*[arrays[n] for n in ARGUMENTS], **scalars)          -> RETURNS, in order
 #   grads = <module>_backward(upstream, **{n: env[n] for n in SAVED}, **scalars)  -> GRADIENTS, in order
 # where env holds the arguments and what the forward returned; upstream is dY (dL for a loss, default 1).
 # A single name in RETURNS or GRADIENTS means a single array, not a tuple. OPTIONAL: gradient -> the
-# keyword that skips computing it; VARIANTS: further forwards <module>_<variant>_forward and their arguments.
+# keyword that skips computing it; VARIANTS: further forwards <module>_<variant>_forward and their arguments;
+# INDICES: what the forward returns that holds positions (a pool's arg-max), laid out as the backend chooses.
 OUTPUT = 'Y'
 INPUTS = ('X',)
 PARAMS = ()
@@ -30,6 +31,7 @@ SAVED = ('X',)
 GRADIENTS = ('dX',)
 OPTIONAL = {}
 VARIANTS = {}
+INDICES = ()
 
 
 def relu_forward(X):
@@ -48,7 +50,7 @@ def relu_backward(dY, *, X, into=None):
     """
     dY, X = _floats(dY, X)
     # dX_pq = (dY_pq if X_pq > 0 else 0)
-    dX = np.where(X > 0, dY, 0)
+    dX = _masked(dY, X, 0)
     if into:
         dX, = _accumulate(into, {'dX': dX})
     return dX

@@ -14,7 +14,8 @@ from ._helpers import _accumulate, _floats, _product
 #   grads = <module>_backward(upstream, **{n: env[n] for n in SAVED}, **scalars)  -> GRADIENTS, in order
 # where env holds the arguments and what the forward returned; upstream is dY (dL for a loss, default 1).
 # A single name in RETURNS or GRADIENTS means a single array, not a tuple. OPTIONAL: gradient -> the
-# keyword that skips computing it; VARIANTS: further forwards <module>_<variant>_forward and their arguments.
+# keyword that skips computing it; VARIANTS: further forwards <module>_<variant>_forward and their arguments;
+# INDICES: what the forward returns that holds positions (a pool's arg-max), laid out as the backend chooses.
 OUTPUT = 'Y'
 INPUTS = ('X',)
 PARAMS = ('W', 'b')
@@ -27,6 +28,7 @@ SAVED = ('X', 'W')
 GRADIENTS = ('dX', 'dW', 'db')
 OPTIONAL = {'dX': 'need_dX'}
 VARIANTS = {}
+INDICES = ()
 
 
 def linear_forward(X, W, b):

@@ -20,23 +20,25 @@ from ._helpers import _accumulate, _floats, _max_pool, _max_pool_scatter
 #   grads = <module>_backward(upstream, **{n: env[n] for n in SAVED}, **scalars)  -> GRADIENTS, in order
 # where env holds the arguments and what the forward returned; upstream is dY (dL for a loss, default 1).
 # A single name in RETURNS or GRADIENTS means a single array, not a tuple. OPTIONAL: gradient -> the
-# keyword that skips computing it; VARIANTS: further forwards <module>_<variant>_forward and their arguments.
+# keyword that skips computing it; VARIANTS: further forwards <module>_<variant>_forward and their arguments;
+# INDICES: what the forward returns that holds positions (a pool's arg-max), laid out as the backend chooses.
 OUTPUT = 'Y'
 INPUTS = ('X',)
 PARAMS = ()
 CONSTS = ()
 ARGUMENTS = ('X',)
 SCALARS = {'kernel_size': 2, 'stride': 2, 'padding': 0}
-RETURNS = ('Y',)
+RETURNS = ('Y', 'Y_argmax')
 UPSTREAM = 'dY'
-SAVED = ('X',)
+SAVED = ('X', 'Y_argmax')
 GRADIENTS = ('dX',)
 OPTIONAL = {}
 VARIANTS = {}
+INDICES = ('Y_argmax',)
 
 
 def max_pool2d_forward(X, *, kernel_size=2, stride=2, padding=0):
-    """Forward pass; returns Y."""
+    """Forward pass; returns Y, Y_argmax."""
     Hi = X.shape[2]
     Wi = X.shape[3]
     X, = _floats(X)
@@ -53,11 +55,11 @@ def max_pool2d_forward(X, *, kernel_size=2, stride=2, padding=0):
     if Wo < 1:
         raise ValueError(f"max_pool2d_forward: Wo = floor((Wi + 2*padding - kernel_size)/stride) + 1 = {Wo} for Wi={Wi}, kernel_size={kernel_size}, padding={padding}, stride={stride}; it must be at least 1")
     # Y_schw = max_ij X[s, c, stride*h + i - padding, stride*w + j - padding]
-    Y = _max_pool(X, (stride, stride), (1, 1), (-padding, -padding), (kernel_size, kernel_size), (Ho, Wo))
-    return Y
+    Y, Y_argmax = _max_pool(X, (stride, stride), (1, 1), (-padding, -padding), (kernel_size, kernel_size), (Ho, Wo), argmax=True)
+    return Y, Y_argmax
 
 
-def max_pool2d_backward(dY, *, X, kernel_size=2, stride=2, padding=0, into=None):
+def max_pool2d_backward(dY, *, X, Y_argmax, kernel_size=2, stride=2, padding=0, into=None):
     """Gradients dX (each the shape of what it differentiates).
 
     into={'dX': (array, alpha), ...} adds alpha * dX to that array in place instead
@@ -79,7 +81,7 @@ def max_pool2d_backward(dY, *, X, kernel_size=2, stride=2, padding=0, into=None)
     if Wo != 1 + (Wi + 2*padding - kernel_size)//(stride):
         raise ValueError(f"max_pool2d_backward: Wo is {Wo} in the arrays given, but Wo = floor((Wi + 2*padding - kernel_size)/stride) + 1 = {1 + (Wi + 2*padding - kernel_size)//(stride)} for Wi={Wi}, kernel_size={kernel_size}, padding={padding}, stride={stride}")
     # dX_qruv = Σ_hw (δ(stride*h + i - padding, u)*δ(stride*w + j - padding, v) at i,j = argmax X[q, r, stride*h + i - padding, stride*w + j - padding])*dY_qrhw
-    dX = _max_pool_scatter(X, dY, (stride, stride), (1, 1), (-padding, -padding), (kernel_size, kernel_size))
+    dX = _max_pool_scatter(X, dY, (stride, stride), (1, 1), (-padding, -padding), (kernel_size, kernel_size), Y_argmax)
     if into:
         dX, = _accumulate(into, {'dX': dX})
     return dX

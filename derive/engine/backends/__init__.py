@@ -68,10 +68,11 @@ CALLS = {
                                  f"{r.value(op.values)})",
     "MaxPool": lambda r, op: f"{r.helper('_max_pool')}({r.value(op.x)}, {r.numbers(op.stride)}, "
                              f"{r.numbers(op.dilation)}, {r.numbers(op.offset)}, {r.numbers(op.window)}, "
-                             f"{r.numbers(op.out)})",
+                             f"{r.numbers(op.out)}{', argmax=True' if op.argmax else ''})",
     "MaxPoolScatter": lambda r, op: f"{r.helper('_max_pool_scatter')}({r.value(op.x)}, {r.value(op.values)}, "
                                     f"{r.numbers(op.stride)}, {r.numbers(op.dilation)}, {r.numbers(op.offset)}, "
-                                    f"{r.numbers(op.window)})",
+                                    f"{r.numbers(op.window)}"
+                                    f"{'' if op.argmax is None else ', ' + r.value(op.argmax)})",
     "Correlate": lambda r, op: f"{r.helper('_correlate')}({r.value(op.x)}, {r.value(op.w)}, "
                                f"{r.value(op.bias) if op.bias is not None else None}, {r.numbers(op.stride)}, "
                                f"{r.numbers(op.dilation)}, {r.numbers(op.offset)}, {r.numbers(op.denom)}, "

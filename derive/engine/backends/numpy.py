@@ -61,7 +61,7 @@ SPELL = {
     "OnesLike": lambda r, op: f"np.ones_like({r.value(op.x)})",
     "Flip": lambda r, op: f"np.flip({r.value(op.x)}, axis={op.axes})",
     "Where": lambda r, op: f"np.where({r.value(op.cond)}, {r.value(op.a)}, {r.value(op.b)})",
-    "Masked": lambda r, op: f"np.where({r.value(op.x)} > {r.value(op.threshold)}, {r.value(op.value)}, 0)",
+    "Masked": lambda r, op: f"{r.helper('_masked')}({r.value(op.value)}, {r.value(op.x)}, {r.value(op.threshold)})",
     "Clamp": _clamp,
     "Extremum": lambda r, op: f"np.{op.op}({r.value(op.a)}, {r.value(op.b)})",
     "WindowReduce": lambda r, op: f"{r.helper('_window_reduce')}({r.value(op.x)}, {op.n}, {op.op!r})",

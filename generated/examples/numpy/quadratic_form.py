@@ -12,7 +12,8 @@ from ._helpers import _accumulate, _floats
 #   grads = <module>_backward(upstream, **{n: env[n] for n in SAVED}, **scalars)  -> GRADIENTS, in order
 # where env holds the arguments and what the forward returned; upstream is dY (dL for a loss, default 1).
 # A single name in RETURNS or GRADIENTS means a single array, not a tuple. OPTIONAL: gradient -> the
-# keyword that skips computing it; VARIANTS: further forwards <module>_<variant>_forward and their arguments.
+# keyword that skips computing it; VARIANTS: further forwards <module>_<variant>_forward and their arguments;
+# INDICES: what the forward returns that holds positions (a pool's arg-max), laid out as the backend chooses.
 OUTPUT = 's'
 INPUTS = ('x',)
 PARAMS = ()
@@ -25,6 +26,7 @@ SAVED = ('x', 'B')
 GRADIENTS = ('dx',)
 OPTIONAL = {}
 VARIANTS = {}
+INDICES = ()
 
 
 def quadratic_form_forward(x, B):
