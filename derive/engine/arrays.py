@@ -191,6 +191,16 @@ class AddMatMul(Op):
 
 
 @dataclass(frozen=True)
+class AddMul(Op):
+    """``c + value·a·b`` elementwise in one pass (a backend with ``fused_multiply_add``); ``value`` a Number."""
+
+    c: Op
+    a: Op
+    b: Op
+    value: Op
+
+
+@dataclass(frozen=True)
 class Product(Op):
     """The gradient ``name`` as the matrix product ``a @ b``, left unformed when the caller adds it into an array."""
 

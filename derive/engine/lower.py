@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from . import recognise
-from .arrays import (Accumulate, AddMatMul, GridScatter, Masked, MaxPool, MaxPoolScatter, ApplyInPlace, ArgMax, Assign, AtMaxGather, CheckInteger, Clamp,
+from .arrays import (Accumulate, AddMatMul, AddMul, GridScatter, Masked, MaxPool, MaxPoolScatter, ApplyInPlace, ArgMax, Assign, AtMaxGather, CheckInteger, Clamp,
                      ClampInPlace, Correlate, CorrelateTransposed, CorrelateWeight, Einsum, Expand, Extent, Extremum,
                      Filled, Flip, Full, GridView, Identity, Item, Map, MatMul, Mesh, MinusInfinity, Name, Number,
                      OnesLike, Permute, Product, Promote, Reduce, ScatterAdd, SelectInPlace, Shapes, Slot, Take, Typed,
@@ -715,7 +715,7 @@ class Lowering:
             return None
         sums = [a for a in e.args if isinstance(a, sp.Sum)]
         if len(sums) != 1:
-            return None
+            return self._multiply_add(e, target)
         other = next(a for a in e.args if a is not sums[0])
         if not other.has(sp.Indexed):
             return None
@@ -733,6 +733,23 @@ class Lowering:
                 or self._needs_expand(other, target):
             return None
         return AddMatMul(self.expr(other), *self._factors(c))
+
+    def _multiply_add(self, e, target):
+        """c + v·a·b (two arrays times a number, plus an array) as one operation where the backend fuses it and
+        the statement is not built in place; else None."""
+        if not self.caps.fused_multiply_add or self.steps_in_place:
+            return None
+        for prod, c in (e.args, e.args[::-1]):
+            if not isinstance(prod, sp.Mul) or not _has_array(c) or isinstance(c, sp.Mul) and c.has(OnGrid):
+                continue
+            coeff, rest = prod.as_coeff_Mul()
+            factors = sp.Mul.make_args(rest)
+            if len(factors) == 2 and all(isinstance(f, (sp.Indexed, sp.IndexedBase)) for f in factors):
+                a, b = factors
+                if target in (self.layout_of(a), self.layout_of(b)):
+                    return AddMul(self.operand(c, target), self.operand(a, target), self.operand(b, target),
+                                  Number(coeff))
+        return None
 
     # -- convolutions -------------------------------------------------------------------
     @staticmethod

@@ -59,7 +59,7 @@ def batch_norm2d_forward(X, gamma, beta, *, eps=1e-05):
     # Xhat_schw = tmp1_schw/(√(eps/max(1, var_scale_c)**2 + var_scaled_c*min(1, var_scale_c)**2)*max(1, var_scale_c))
     Xhat = tmp1/(torch.sqrt(eps/torch.clamp(var_scale, min=1)**2 + torch.clamp(var_scale, max=1)**2*var_scaled)*torch.clamp(var_scale, min=1))[:, None, None]
     # Y_schw = Xhat_schw*gamma_c + beta_c
-    Y = Xhat*gamma[:, None, None] + beta[:, None, None]
+    Y = torch.addcmul(beta[:, None, None], gamma[:, None, None], Xhat)
     return Y, mean, var_scale, var_scaled, var, Xhat
 
 

@@ -53,7 +53,7 @@ def layer_norm_forward(X, gamma, beta, *, eps=1e-05):
     # Xhat_sj = tmp1_sj/(√(eps/max(1, var_scale_s)**2 + var_scaled_s*min(1, var_scale_s)**2)*max(1, var_scale_s))
     Xhat = tmp1/(torch.sqrt(eps/torch.clamp(var_scale, min=1)**2 + torch.clamp(var_scale, max=1)**2*var_scaled)*torch.clamp(var_scale, min=1))[:, None]
     # Y_sj = Xhat_sj*gamma_j + beta_j
-    Y = Xhat*gamma + beta
+    Y = torch.addcmul(beta, gamma, Xhat)
     return Y, var_scale, var_scaled, Xhat
 
 

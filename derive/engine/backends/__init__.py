@@ -29,6 +29,8 @@ class Capabilities:
     in_place_forward: bool = True
     # ``c + a @ b`` as one operation (``torch.addmm``).
     fused_add_matmul: bool = False
+    # ``c + v·a·b`` elementwise as one operation (``torch.addcmul``), where a statement is not built in place.
+    fused_multiply_add: bool = False
     # Σ of a product of arrays over the same indices as einsum (one pass), not a product and then a sum.
     einsum_products: bool = True
 

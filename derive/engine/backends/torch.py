@@ -3,6 +3,9 @@ Torch forwards, the reference for a user's module, and in-place steps would brea
 built in place as NumPy's are (nothing differentiates a backward kernel)."""
 from __future__ import annotations
 
+import sympy as sp
+
+from ..arrays import Number
 from . import CALLS, Backend, Capabilities
 
 FUNCTIONS = {
@@ -52,6 +55,10 @@ SPELL = {
     "gemv": lambda r, a, b: f"{a} @ {b}",
     # b + X @ W.T as one call (what nn.Linear runs): one pass, one new array.
     "AddMatMul": lambda r, op: f"torch.addmm({r.value(op.c)}, {r.value(op.a)}, {r.value(op.b)})",
+    # γ X̂ + β in one pass: one new array instead of two (0.53 against 0.6-4 ms on 2M floats, the second
+    # array's fresh pages counting).
+    "AddMul": lambda r, op: f"torch.addcmul({r.value(op.c)}, {r.value(op.a)}, {r.value(op.b)}"
+                            f"{'' if op.value == Number(sp.S.One) else ', value=' + r.value(op.value)})",
     "OnesLike": lambda r, op: f"torch.ones_like({r.value(op.x)})",
     "Flip": lambda r, op: f"{r.receiver(op.x)}.flip({op.axes})",
     "Where": lambda r, op: f"torch.where({r.value(op.cond)}, {r.value(op.a)}, {r.value(op.b)})",
@@ -78,6 +85,7 @@ SPELL = {
 TORCH = Backend(
     name="torch", title="Torch", module="torch", imports={"torch": "import torch"},
     functions=FUNCTIONS, spell=SPELL,
-    caps=Capabilities(in_place=True, in_place_forward=False, fused_add_matmul=True, einsum_products=False),
+    caps=Capabilities(in_place=True, in_place_forward=False, fused_add_matmul=True, fused_multiply_add=True,
+                      einsum_products=False),
     helpers="torch_helpers", infix=frozenset({"gemm", "gemv"}),
 )

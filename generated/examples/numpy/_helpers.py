@@ -322,10 +322,21 @@ def _plain_correlate(x, w, stride, dilation, offset, out):
             return _shift_correlate(x, w, stride, dilation, offset, out)
         layout = "rows"
     cols, order, nlast = _im2col(x, stride, dilation, offset, K, out, layout)
+    wm = _matrix(w, order, (0,))
+    if layout == "cols":
+        # The im2col matrix is (Ci*K, N, P) in memory: one product per sample, W (Co, Ci*K) @ (Ci*K, P), lands
+        # in C order (N, Co, P); one product for all would be (Co, N, P), and its transposing copy to C order
+        # cost more than the product (3-channel 32x32 layer: 1.2 ms per sample against 0.8 + 2.4 ms).
+        P = math.prod(out)
+        c3 = cols.T.reshape(cols.shape[1], N, P)
+        y = np.empty((N, Co, P), dtype)
+        for n in range(N):
+            np.matmul(wm.T, c3[:, n, :], out=y[n])
+        return y.reshape((N, Co) + tuple(out))
     # One GEMM (M, K*Ci) @ (K*Ci, Co). The weight matrix is a view when the weight's memory already
     # has the taps in the im2col's order (a contiguous (Co, Ci, K) weight, column-major layouts),
     # otherwise a copy: 0.9 ms for 512x512x3x3, 1.4 ms for its flipped transposed view.
-    y = _matmul(cols, _matrix(w, order, (0,)))
+    y = _matmul(cols, wm)
     return _unflatten(y, N, out, nlast)
 
 
