@@ -43,18 +43,18 @@ def batch_norm2d_forward(X, gamma, beta, *, eps=1e-05):
     W = X.shape[3]
     X, gamma, beta = _floats(X, gamma, beta)
     # mean_c = Σ_shw X_schw/(H*S*W)
-    mean = X.sum(axis=(0, 2, 3))
+    mean = X.sum(axis=0).sum(axis=(1, 2))
     mean /= H*S*W
     # tmp1_schw = X_schw - mean_c
     tmp1 = X - mean[:, None, None]
     # var_absmax_c = max_shw |tmp1_schw|
-    var_absmax = np.abs(tmp1).max(axis=(0, 2, 3))
+    var_absmax = np.abs(tmp1).max(axis=0).max(axis=(1, 2))
     # var_scale_c = (var_absmax_c if var_absmax_c > 0 else 1)
     var_scale = np.where(var_absmax > 0, var_absmax, 1)
     # var_ratio_schw = tmp1_schw/var_scale_c
     var_ratio = tmp1/var_scale[:, None, None]
     # var_scaled_c = Σ_shw var_ratio_schw**2/(H*S*W)
-    var_scaled = (var_ratio**2).sum(axis=(0, 2, 3))
+    var_scaled = (var_ratio**2).sum(axis=0).sum(axis=(1, 2))
     var_scaled /= H*S*W
     # var_c = var_scale_c**2*var_scaled_c
     var = var_scale**2
@@ -80,7 +80,7 @@ def batch_norm2d_backward(dY, *, gamma, var_scale, var_scaled, Xhat, eps=1e-05, 
     # dgamma_p = Σ_shw Xhat_sphw*dY_sphw
     dgamma = np.einsum('sphw,sphw->p', Xhat, dY)
     # dbeta_p = Σ_shw dY_sphw
-    dbeta = dY.sum(axis=(0, 2, 3))
+    dbeta = dY.sum(axis=0).sum(axis=(1, 2))
     dX = None
     if need_dX:
         # dX_pqru = (H*S*W*dY_pqru - Xhat_pqru*dgamma_q - dbeta_q)*gamma_q/(H*S*W*√(eps/max(1, var_scale_q)**2 + var_scaled_q*min(1, var_scale_q)**2)*max(1, var_scale_q))

@@ -87,7 +87,7 @@ def conv2d_backward(dY, *, X, W, stride=1, padding=0, need_dX=True, into=None):
     # dW_qruv = Σ_shw X[s, r, stride*h + u - padding, stride*w + v - padding]*dY_sqhw
     dW = _correlate_weight(X, dY, (stride, stride), (1, 1), (-padding, -padding), (KH, KW))
     # db_q = Σ_shw dY_sqhw
-    db = dY.sum(axis=(0, 2, 3))
+    db = dY.sum(axis=0).sum(axis=(1, 2))
     if into:
         dX, dW, db = _accumulate(into, {'dX': dX, 'dW': dW, 'db': db})
     return dX, dW, db
