@@ -20,9 +20,9 @@ from .differentiate import Partial, Total
 from .errors import DeriveError, stage
 from .ir import (Array, AtMax, Kernel, MaxOver, MaxWithZeros, Statement, canonical, extent, free_indices,
                  indexed_bases)
-from .recognise import pooling
 from .normal_forms import to_piecewise
 from .numerics import Context, stabilise
+from .recognise import pooling
 from .text import index_text
 
 

@@ -353,12 +353,10 @@ class Lowering:
         target = self.layout_of(e)
         if e.args[-1].cond != sp.true:
             raise PrintError("a Piecewise without an 'otherwise' branch")
-        if len(e.args) == 2 and e.args[1].expr == 0 and e.args[0].expr.has(sp.Indexed) \
-                and isinstance(e.args[0].cond, (sp.StrictGreaterThan, sp.StrictLessThan)):
-            cond = e.args[0].cond
-            x, c = (cond.lhs, cond.rhs) if isinstance(cond, sp.StrictGreaterThan) else (cond.rhs, cond.lhs)
-            if _has_array(x) and not _has_array(c):   # v where x > c, else 0
-                return Masked(self.operand(e.args[0].expr, target), self.operand(x, target), Number(c))
+        select = recognise.threshold_select(e)
+        if select is not None:   # v where x > c, else 0
+            v, x, c = select
+            return Masked(self.operand(v, target), self.operand(x, target), Number(c))
         op = self.operand(e.args[-1].expr, target)
         # No array element: a Python number, or a scalar argument that may be one (dL = 1.0).
         scalar = not e.args[-1].expr.has(sp.Indexed)
@@ -383,23 +381,13 @@ class Lowering:
 
     def extremum(self, e):
         which = "maximum" if isinstance(e, sp.Max) else "minimum"
+        target = self.layout_of(e)
+        found = recognise.clamp(e)
+        if found is not None:
+            u, low, high = found
+            return Clamp(self.operand(u, target), *(None if b is None else Number(b) for b in (low, high)))
         consts = [a for a in e.args if not _has_array(a)]
         arrays = [a for a in e.args if a not in consts]
-        target = self.layout_of(e)
-        if len(arrays) == 1 and consts:
-            inner = arrays[0]
-            bound = Number(sp.Max(*consts) if which == "maximum" else sp.Min(*consts))
-            other = sp.Min if which == "maximum" else sp.Max
-            # max(lo, min(hi, u)) and min(hi, max(lo, u)): one clamp.
-            if isinstance(inner, other) and len(inner.args) == 2:
-                ic = [a for a in inner.args if not _has_array(a)]
-                if len(ic) == 1:
-                    u = next(a for a in inner.args if a is not ic[0])
-                    ib = Number(ic[0])
-                    lo, hi = (bound, ib) if which == "maximum" else (ib, bound)
-                    return Clamp(self.operand(u, target), lo, hi)
-            return Clamp(self.operand(inner, target), bound, None) if which == "maximum" else \
-                Clamp(self.operand(inner, target), None, bound)
         op = self.operand(arrays[0], target)
         for a in arrays[1:] + ([sp.Max(*consts) if which == "maximum" else sp.Min(*consts)] if consts else []):
             op = Extremum(which, op, self.operand(a, target))
@@ -601,7 +589,7 @@ class Lowering:
                 if not weight.has(sp.Indexed, sp.IndexedBase):
                     values = Typed(values, self.like)   # a number: of the arrays' dtype
                 self._layout = ()
-                grid = self._route_grid(st.indices, routed, layout + over)
+                grid = recognise.affine_route(st.indices, routed, layout + over)
                 if grid is not None:   # the positions a window read reaches: its adjoint
                     adds.append(GridScatter(target, grid, self._shape(layout), self._shape(over), best, values))
                     continue
@@ -625,17 +613,6 @@ class Lowering:
             Assign(st.name, total),
         ]
 
-    @staticmethod
-    def _route_grid(indices, routed, axes):
-        """The positions ``routed`` (or the index itself) on each axis of the target as a ``GridView``'s spec over
-        ``axes`` (the lead then the window indices), or None where one is not an integer combination of them."""
-        grid = []
-        for t in indices:
-            a = affine(routed.get(t, t))
-            if a is None or any(m not in axes for m in a.indices):
-                return None
-            grid.append((tuple(a.coeff(m) for m in axes), a.const, a.denom))
-        return tuple(grid)
     # -- reductions --------------------------------------------------------------------
     def _letters(self, indices):
         """einsum subscripts: the index names themselves when they are distinct single letters."""
@@ -735,21 +712,14 @@ class Lowering:
         return AddMatMul(self.expr(other), *self._factors(c))
 
     def _multiply_add(self, e, target):
-        """c + v·a·b (two arrays times a number, plus an array) as one operation where the backend fuses it and
-        the statement is not built in place; else None."""
-        if not self.caps.fused_multiply_add or self.steps_in_place:
+        """c + v·a·b as one operation where the backend fuses it and the statement is not built in place; else None."""
+        found = recognise.multiply_add(e) if self.caps.fused_multiply_add and not self.steps_in_place else None
+        if found is None:
             return None
-        for prod, c in (e.args, e.args[::-1]):
-            if not isinstance(prod, sp.Mul) or not _has_array(c) or isinstance(c, sp.Mul) and c.has(OnGrid):
-                continue
-            coeff, rest = prod.as_coeff_Mul()
-            factors = sp.Mul.make_args(rest)
-            if len(factors) == 2 and all(isinstance(f, (sp.Indexed, sp.IndexedBase)) for f in factors):
-                a, b = factors
-                if target in (self.layout_of(a), self.layout_of(b)):
-                    return AddMul(self.operand(c, target), self.operand(a, target), self.operand(b, target),
-                                  Number(coeff))
-        return None
+        c, a, b, v = found
+        if target not in (self.layout_of(a), self.layout_of(b)):
+            return None
+        return AddMul(self.operand(c, target), self.operand(a, target), self.operand(b, target), Number(v))
 
     # -- convolutions -------------------------------------------------------------------
     @staticmethod

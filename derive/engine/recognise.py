@@ -5,7 +5,10 @@
   and with a flipped window and a fractional read its input gradient, ``transposed``);
 - ``correlation_weight``: Σ over the batch and the output positions that is a convolution's weight gradient;
 - ``scatter``: a gradient routed to the arg-max of a window (max pooling's backward);
-- ``deferrable``: gradients that are one matrix product nothing later reads (added into the caller's array).
+- ``deferrable``: gradients that are one matrix product nothing later reads (added into the caller's array);
+- elementwise shapes a backend may compute in one pass: ``threshold_select`` (v where x > c, else 0: ReLU's
+  gradient), ``clamp`` (max(lo, min(hi, u))), ``multiply_add`` (c + v·a·b); and ``affine_route`` (positions
+  that are integer combinations of indices, the spec of a strided view).
 
 The lowering (``lower.py``) turns what these find into array operations; the matrix notation of the
 derivations (``latex.py``) reads products through ``contraction`` too. Everything here depends on SymPy
@@ -17,7 +20,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from .ir import AtMax, affine, extent, free_indices, indexed_bases
+from .ir import AtMax, OnGrid, affine, extent, free_indices, indexed_bases
 
 
 # -- matrix products -----------------------------------------------------------
@@ -73,6 +76,69 @@ def deferrable(statements, results) -> set:
                 and not any(st.name in indexed_bases(later.rhs) for later in statements[n + 1:]):
             found.add(st.name)
     return found
+
+
+# -- elementwise shapes ---------------------------------------------------------------
+
+def _arrays(e) -> bool:
+    return isinstance(e, sp.Basic) and e.has(sp.Indexed, sp.IndexedBase, sp.Idx)
+
+
+def threshold_select(e):
+    """``Piecewise((v, x > c), (0, True))`` (or ``c < x``) with x an array and c a number: (v, x, c), else None."""
+    if not isinstance(e, sp.Piecewise) or len(e.args) != 2 or e.args[1].expr != 0 or e.args[1].cond != sp.true:
+        return None
+    (v, cond), _ = e.args
+    if not v.has(sp.Indexed) or not isinstance(cond, (sp.StrictGreaterThan, sp.StrictLessThan)):
+        return None
+    x, c = (cond.lhs, cond.rhs) if isinstance(cond, sp.StrictGreaterThan) else (cond.rhs, cond.lhs)
+    return (v, x, c) if _arrays(x) and not _arrays(c) else None
+
+
+def clamp(e):
+    """``max(lo, u)``, ``min(hi, u)``, ``max(lo, min(hi, u))`` or ``min(hi, max(lo, u))`` with numbers lo, hi and one
+    array u: (u, lo or None, hi or None), else None."""
+    if not isinstance(e, (sp.Max, sp.Min)):
+        return None
+    consts = [a for a in e.args if not _arrays(a)]
+    arrays = [a for a in e.args if a not in consts]
+    if len(arrays) != 1 or not consts:
+        return None
+    outer = isinstance(e, sp.Max)
+    bound = sp.Max(*consts) if outer else sp.Min(*consts)
+    inner, other = arrays[0], (sp.Min if outer else sp.Max)
+    if isinstance(inner, other) and len(inner.args) == 2:
+        ic = [a for a in inner.args if not _arrays(a)]
+        if len(ic) == 1:
+            u = next(a for a in inner.args if a is not ic[0])
+            return (u, bound, ic[0]) if outer else (u, ic[0], bound)
+    return (inner, bound, None) if outer else (inner, None, bound)
+
+
+def multiply_add(e):
+    """``c + v·a·b``: an array c plus a number v times two reads: (c, a, b, v), else None."""
+    if not isinstance(e, sp.Add) or len(e.args) != 2:
+        return None
+    for prod, c in (e.args, e.args[::-1]):
+        if not isinstance(prod, sp.Mul) or not _arrays(c) or isinstance(c, sp.Mul) and c.has(OnGrid):
+            continue
+        coeff, rest = prod.as_coeff_Mul()
+        factors = sp.Mul.make_args(rest)
+        if len(factors) == 2 and all(isinstance(f, (sp.Indexed, sp.IndexedBase)) for f in factors):
+            return c, *factors, coeff
+    return None
+
+
+def affine_route(indices, routed, axes):
+    """The position on each target axis (``routed[t]``, or t itself) as a strided view's spec over ``axes``:
+    ((coefficients, constant, denominator), …), or None where one is not an integer combination of them."""
+    grid = []
+    for t in indices:
+        a = affine(routed.get(t, t))
+        if a is None or any(m not in axes for m in a.indices):
+            return None
+        grid.append((tuple(a.coeff(m) for m in axes), a.const, a.denom))
+    return tuple(grid)
 
 
 # -- correlations ------------------------------------------------------------------

@@ -110,12 +110,10 @@ class _Arithmetic(StrPrinter):
 class ScalarPrinter(_Arithmetic):
     """Plain Python for arithmetic on numbers and scalar symbols: ``math`` functions, ``max``, ``a if c else b``."""
 
-    def __init__(self, imports: set, symbols: set):
+    def __init__(self, imports: set):
         super().__init__(imports, PYTHON_FUNCTIONS)
-        self.symbols = symbols
 
     def _print_Symbol(self, e):
-        self.symbols.add(e)
         return e.name
 
     def _print_Max(self, e):
@@ -214,8 +212,7 @@ class Renderer:
         self.backend = backend
         self.imports = {backend.module}
         self.helpers = set()
-        self.symbols = set()
-        self._scalar = ScalarPrinter(self.imports, self.symbols)
+        self._scalar = ScalarPrinter(self.imports)
         self._cache = {}
 
     # -- what the table's entries call ------------------------------------------------
@@ -227,14 +224,17 @@ class Renderer:
     def scalar(self, e) -> str:
         return self._scalar.doprint(e)
 
+    @staticmethod
+    def _tuple(codes) -> str:
+        return "(" + ", ".join(codes) + ("," if len(codes) == 1 else "") + ")"
+
     def numbers(self, values) -> str:
-        """A tuple of Python numbers: ``(a, b,)``."""
-        values = [self.value(v) for v in values]
-        return "(" + ", ".join(values) + ("," if len(values) == 1 else "") + ")"
+        """A tuple of Numbers (strides, extents), as Python: ``(stride, stride)``."""
+        return self._tuple([self.value(v) for v in values])
 
     def shape(self, exprs) -> str:
-        exprs = [self.scalar(e) for e in exprs]
-        return "(" + ", ".join(exprs) + ("," if len(exprs) == 1 else "") + ")"
+        """A tuple of SymPy sizes, as Python: ``(S, C, Ho, Wo)``."""
+        return self._tuple([self.scalar(e) for e in exprs])
 
     def grid(self, axes) -> str:
         """A ``GridView``'s axes: ``(((c, …,), d, q), …,)``."""
@@ -252,7 +252,8 @@ class Renderer:
         return str(axes[0]) if len(axes) == 1 else "(" + ", ".join(map(str, axes)) + ")"
 
     def receiver(self, op) -> str:
-        """An operand a method is called on or that is subscripted: parenthesised unless atomic."""
+        """An operand a method is called on, that is subscripted, or of an infix product: parenthesised unless
+        atomic."""
         code, infix = self.code(op)
         return f"({code})" if infix else code
 
@@ -297,7 +298,7 @@ class Renderer:
         if isinstance(op, A.Item):
             return f"{self.receiver(op.x)}[{op.n}]", False
         if isinstance(op, A.MatMul):
-            return s[op.kind](self, self.value_in(op.a), self.value_in(op.b)), op.kind in self.backend.infix
+            return s[op.kind](self, self.receiver(op.a), self.receiver(op.b)), op.kind in self.backend.infix
         if isinstance(op, A.Reduce):
             axes = None if len(op.axes) == op.ndim else op.axes
             return s[op.op](self, self.receiver(op.x), axes), False
@@ -305,11 +306,6 @@ class Renderer:
         if kind not in s:
             raise PrintError(f"the {self.backend.title} backend has no spelling for {kind}")
         return s[kind](self, op), kind in self.backend.infix
-
-    def value_in(self, op) -> str:
-        """An operand of an infix product: parenthesised when it is itself infix."""
-        code, infix = self.code(op)
-        return f"({code})" if infix else code
 
     # -- instructions ------------------------------------------------------------------
     def instruction(self, ins) -> str:
