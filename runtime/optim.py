@@ -54,12 +54,23 @@ class Adam:
 
     def _torch_step(self, params, grads):
         torch = self.backend.torch
+        if not hasattr(torch, "_fused_adam_"):  # a private kernel: a Torch build without it steps tensor by tensor
+            return self._tensor_step(params, grads)
         # the fused kernel reads every array as flat memory: a gradient laid out otherwise is copied into p's layout
         grads = [g if g.stride() == p.stride() else torch.empty_like(p).copy_(g) for p, g in zip(params, grads)]
         self.t_device.add_(1)
         b1, b2 = self.betas
         torch._fused_adam_(params, grads, self.m, self.v, [], [self.t_device] * len(params), lr=self.lr,
                            beta1=b1, beta2=b2, weight_decay=0.0, eps=self.eps, amsgrad=False, maximize=False)
+
+    def _tensor_step(self, params, grads):
+        """torch.optim.Adam's single-tensor operations, in its order (no fused kernel)."""
+        b1, b2 = self.betas
+        step_size, bc2_sqrt = -(self.lr / (1 - b1 ** self.t)), (1 - b2 ** self.t) ** 0.5
+        for p, g, m, v in zip(params, grads, self.m, self.v):
+            m.lerp_(g, 1 - b1)
+            v.mul_(b2).addcmul_(g, g, value=1 - b2)
+            p.addcdiv_(m, (v.sqrt() / bc2_sqrt).add_(self.eps), value=step_size)
 
     def _numpy_step(self, params, grads):
         b1, b2 = self.betas

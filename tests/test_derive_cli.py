@@ -31,6 +31,8 @@ forward.output("Y", (s, j), gamma[j] * X[s, j] / sp.sqrt(r[s] + eps))
 '''
 
 BAD = {
+    "a name the kernels use": ("np = forward.param('np', D); forward.output('Y', (s, j), np[j] * X[s, j])",
+                               "bad: check: np: this name is reserved in the kernels"),
     "undefined index": ("forward.output('Y', (s, j), X[s, sp.Symbol('i')])", "bad: check: Y_sj = X_si: index i in X_si is not declared"),
     "free index missing on the right": ("forward.output('Y', (s, j), X[s, 0])", "free index j of the left-hand side"),
     "free index missing on the left": ("forward.output('Y', (s,), X[s, j])", "index j is free on the right"),

@@ -53,3 +53,9 @@ def test_adam_matches_torch_optim_in_place(backend, dtype, tol, lr, hyper):
         for mine, theirs in ((layer.params[k], p), (opt.m[n], state["exp_avg"]), (opt.v[n], state["exp_avg_sq"])):
             a, r = b.to_numpy(mine).astype(np.float64), theirs.detach().numpy().astype(np.float64)
             assert np.max(np.abs(a - r)) <= tol * (1 + np.max(np.abs(r))), (n, k)
+
+
+def test_torch_adam_without_the_fused_kernel_steps_as_torch_optim(monkeypatch):
+    """A Torch build without torch._fused_adam_ (a private kernel) steps tensor by tensor: the same values."""
+    monkeypatch.delattr(torch, "_fused_adam_")
+    test_adam_matches_torch_optim_in_place("torch", "float64", 1e-12, 3e-2, {"betas": (0.8, 0.99), "eps": 1e-6})

@@ -194,6 +194,30 @@ def max_of_difference(*, X):
     return torch.maximum(diff[:, :-1], diff[:, 1:])
 
 
+def dilated_max_pool1d(*, X):
+    # window 2, dilation 2, padding 1: max(X[t - 1], X[t + 1]), -inf off the ends. Not F.max_pool1d: where a
+    # window lies wholly in the padding (T = 1) its arg-max points past the array.
+    padded = F.pad(X, (1, 1), value=-math.inf)
+    return torch.maximum(padded[:, :, :-2], padded[:, :, 2:])
+
+
+def odd_positions_loss(*, X):
+    return X[:, 1::2].sum()
+
+
+def conv_read_ahead(*, X, W):
+    K = W.shape[2]
+    return F.conv1d(F.pad(X, (0, K + 2))[:, :, 3:], W)
+
+
+def names_best_at(*, best, at):
+    return torch.exp(F.pad(best, (1, 1), value=-math.inf)).unfold(1, 3, 2).amax(-1) * at[:, None]
+
+
+def pooled_tanh(*, X):
+    return torch.tanh(F.max_pool1d(X, 2, 2)).permute(0, 2, 1)
+
+
 REFERENCES = {
     "hard_tanh": hard_tanh,
     "hard_sigmoid": hard_sigmoid,
@@ -239,4 +263,9 @@ REFERENCES = {
     "max_exp_pool": max_exp_pool,
     "pair_ratio": pair_ratio,
     "max_of_difference": max_of_difference,
+    "dilated_max_pool1d": dilated_max_pool1d,
+    "odd_positions_loss": odd_positions_loss,
+    "conv_read_ahead": conv_read_ahead,
+    "names_best_at": names_best_at,
+    "pooled_tanh": pooled_tanh,
 }

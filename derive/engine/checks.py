@@ -6,6 +6,8 @@ traceback.
 """
 from __future__ import annotations
 
+import keyword
+
 import sympy as sp
 from sympy.core.function import AppliedUndef
 
@@ -13,6 +15,10 @@ from . import extents
 from .errors import DeriveError
 from .ir import affine, free_indices, is_plain
 from .text import index_text
+
+# Names the kernels' own code uses: the modules they call through and ``into``. A tensor, scalar or dimension
+# may not take one (nor a Python keyword, nor a name starting with _, which the helpers' names do).
+RESERVED = frozenset({"np", "torch", "math", "numbers", "scipy", "into"})
 
 # Results SymPy gives for what it cannot differentiate (or what no kernel can compute).
 NOT_DIFFERENTIABLE = (sp.Derivative, sp.Subs, sp.DiracDelta, AppliedUndef)
@@ -24,6 +30,11 @@ def check_forward(forward) -> None:
     dims = {str(d) for t in forward.tensors.values() for d in t.dims if isinstance(d, sp.Symbol)}
     dimension_names = dims  # ``dims`` is rebound per tensor below
     names = set(forward.tensors) | set(forward.scalars)
+    for name in sorted(names | dims):
+        if name in RESERVED or keyword.iskeyword(name) or name.startswith("_") or not name.isidentifier():
+            raise DeriveError(forward.name, "check", name, "this name is reserved in the kernels (np, torch, math, "
+                                                             "numbers, scipy, into, Python keywords, names starting "
+                                                             "with _): rename it")
     if dims & names:
         clash = sorted(dims & names)[0]
         raise DeriveError(forward.name, "check", clash, "a dimension and a tensor or scalar share this name")

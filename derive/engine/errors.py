@@ -34,6 +34,10 @@ class DeriveError(ValueError):
         super().__init__(" ".join(f"{module}: {stage}: {text}: {problem}".split()))
 
 
+class PrintError(ValueError):
+    """A statement that cannot be lowered to array operations or spelled by a backend; the message is one line."""
+
+
 @contextlib.contextmanager
 def stage(module: str, name: str, expression):
     """Run one stage; anything but a DeriveError becomes one naming ``module``, ``name`` and ``expression``."""

@@ -201,6 +201,13 @@ def canonical(e):
     return e.xreplace(placeholders), tuple(order)
 
 
+def window_key(body, over):
+    """The canonical form of ``max_over body``, its window indices renamed by position as well: the same window
+    maximum in a forward and in its backward (which names its indices afresh) has the same key."""
+    window = {k: sp.Idx(f"_win{n}", extent(k)) for n, k in enumerate(over)}
+    return canonical(MaxOver(body.xreplace(window), *window.values()))[0]
+
+
 def natural_order(e, indices) -> tuple:
     """``indices`` in the order the largest tensor in ``e`` stores them (then the others as given): an array
     computed from X_schw laid out as (s, c, h, w), not as a transposing copy of X."""
@@ -250,6 +257,10 @@ def affine(e) -> Affine | None:
         return None
     coeffs = tuple((m, poly.coeff_monomial(m)) for m in gens)
     const = poly.coeff_monomial(1)
+    # together() may leave a number's denominator outside ((q − 1)/2 as ½·(q − 1)): bring it to the denominator.
+    q = sp.ilcm(1, 1, *[c.q for c in (*dict(coeffs).values(), const) if c.is_Rational])
+    if q != 1:
+        coeffs, const, den = tuple((m, c * q) for m, c in coeffs), const * q, den * q
     if not all(c.is_integer for _, c in coeffs) or not const.is_integer:
         return None
     return Affine(coeffs, const, den)

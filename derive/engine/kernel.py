@@ -18,8 +18,8 @@ import sympy as sp
 from .cse import eliminate_common_subexpressions
 from .differentiate import Partial, Total
 from .errors import DeriveError, stage
-from .ir import (Array, AtMax, Kernel, MaxOver, MaxWithZeros, Statement, canonical, extent, free_indices,
-                 indexed_bases)
+from .ir import (Array, AtMax, Kernel, MaxOver, MaxWithZeros, Statement, extent, free_indices, indexed_bases,
+                 window_key)
 from .normal_forms import to_piecewise
 from .numerics import Context, stabilise
 from .recognise import pooling
@@ -219,19 +219,19 @@ def share_arg_maxima(forward: Kernel, backward: Kernel, taken: set):
 
     Where a forward statement is a max over a pooling window (``recognise.pooling``, laid out as the pool's
     output) and the backward reads the arg-max of the same window (an ``AtMax`` whose maximum is the same up to
-    the names of its free indices), the forward also returns ``<name>_argmax`` and the backward takes it.
+    the names of its indices, ``ir.window_key``), the forward also returns ``<name>_argmax`` and the backward takes it.
     """
     pooled = {}
     for st in forward.statements:
         if isinstance(st.rhs, MaxOver) and not isinstance(st.rhs, MaxWithZeros):
             pool = pooling(st.rhs.body, st.rhs.over)
             if pool is not None and pool.lead == st.indices:
-                pooled[canonical(st.rhs)[0]] = st
+                pooled[window_key(st.rhs.body, st.rhs.over)] = st
     taken = set(taken) | {st.name for k in (forward, backward) for st in k.statements} | {
         a.name for a in backward.arguments}
     for st in backward.statements:
         for a in sorted(st.rhs.atoms(AtMax), key=str):
-            key = canonical(MaxOver(a.body, *a.over))[0]
+            key = window_key(a.body, a.over)
             if key not in pooled or key in backward.arg_maxima:
                 continue
             source = pooled[key]

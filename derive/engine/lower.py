@@ -28,13 +28,9 @@ from .arrays import (Accumulate, AddMatMul, AddMul, GridScatter, Masked, MaxPool
                      Filled, Flip, Full, GridView, Identity, Item, Map, MatMul, Mesh, MinusInfinity, Name, Number,
                      OnesLike, Permute, Product, Promote, Reduce, ScatterAdd, SelectInPlace, Shapes, Slot, Take, Typed,
                      Update, Where, WindowReduce, symbols)
-from .errors import stage
-from .ir import AtMax, MaxOver, MaxWithZeros, OnGrid, affine, canonical, extent, free_indices, shifted
+from .errors import PrintError, stage
+from .ir import AtMax, MaxOver, MaxWithZeros, OnGrid, affine, extent, free_indices, shifted, window_key
 from .text import index_text, positive_first
-
-
-class PrintError(ValueError):
-    """A statement that cannot be lowered or spelled; the message is one line."""
 
 
 # Nodes that are arrays of their own (lowered whole) inside elementwise arithmetic.
@@ -54,8 +50,10 @@ class Lowering:
     """Lowers the statements of one kernel for one set of capabilities."""
 
     def __init__(self, caps, like: str | None = None, deferrable=(), derived=(), backward: bool = False,
-                 arg_maxima=None):
+                 arg_maxima=None, taken=()):
         self.caps = caps
+        # Names of the kernel (arrays, scalars, sizes): local names the lowering adds avoid them.
+        self.taken = set(taken)
         # A forward: statement -> the arg-max it also returns; a backward: window maximum -> the saved arg-max.
         self.arg_maxima = dict(arg_maxima or {})
         # Statements built in place (a backward kernel, or any with ``in_place_forward``).
@@ -521,7 +519,9 @@ class Lowering:
         layout = self.layout_of(e)
         mesh = Mesh(self._shape(layout), self.like)
         slots = {m: Slot(f"_{k}") for k, m in enumerate(layout)}
-        num, den = sp.fraction(sp.together(expr))
+        a = affine(expr)   # (Σ c m + d)/q: the numerator and denominator as integers (together() may keep ½(m − 1))
+        num, den = (sum((c * m for m, c in a.coeffs), a.const), a.denom) if a is not None \
+            else sp.fraction(sp.together(expr))
         num = num.xreplace(slots)
         tests = [sp.Ge(num, 0, evaluate=False), sp.Le(num, (n - 1) * den, evaluate=False)]
         if den != 1:
@@ -549,7 +549,7 @@ class Lowering:
         values = self.expand(weight, self.expr(weight), found.layout)
         if not weight.has(sp.Indexed, sp.IndexedBase):
             values = Filled(values, self._shape(found.layout), self._like(st.rhs))
-        saved = self.arg_maxima.get(canonical(MaxOver(found.body, *found.over))[0])
+        saved = self.arg_maxima.get(window_key(found.body, found.over))
         op = MaxPoolScatter(self._arranged(x, pool.x_axes), values, *self._pool_numbers(pool),
                             Name(saved) if saved else None)
         self._layout = st.indices
@@ -577,7 +577,7 @@ class Lowering:
             if have != layout + over:
                 window = Full(self.expand(found.body, window, layout + over), self._shape(layout + over))
             self._fill = None
-            at, best = Name("at"), Name("best")
+            at, best = Name(self._local("at")), Name(self._local("best"))
             mesh = {i: Slot(f"_at{n}") for n, i in enumerate(layout)}
             mesh.update({k: Slot(f"_best{n}") for n, k in enumerate(over)})
             items = {s: Item(at, n) for n, s in enumerate(mesh[i] for i in layout)}
@@ -608,10 +608,18 @@ class Lowering:
         if len(adds) > 1:
             slots = [Slot(f"_{n}") for n in range(len(adds))]
             total = Map(sp.Add(*slots, evaluate=False), tuple(zip(slots, adds)))
-        return ([Assign("at", Mesh(self._shape(layout), self._like(st.rhs)))] if meshed else []) + [
-            Assign("best", ArgMax(window, len(over))),
+        return ([Assign(at.name, Mesh(self._shape(layout), self._like(st.rhs)))] if meshed else []) + [
+            Assign(best.name, ArgMax(window, len(over))),
             Assign(st.name, total),
         ]
+
+    def _local(self, name: str) -> str:
+        """``name``, or name_2, name_3, …: the first the kernel does not use."""
+        n, k = name, 1
+        while n in self.taken:
+            k += 1
+            n = f"{name}_{k}"
+        return n
 
     # -- reductions --------------------------------------------------------------------
     def _letters(self, indices):
@@ -794,7 +802,11 @@ def lower_kernel(kernel, caps, module: str = "") -> LoweredKernel:
     backward = kernel.name.endswith("_backward")
     arrays = [a for a in ([kernel.upstream] if kernel.upstream else []) + kernel.arguments if a.dims and not a.index]
     deferrable = recognise.deferrable(kernel.statements, kernel.results) if backward else ()
-    low = Lowering(caps, arrays[0].name if arrays else None, deferrable, kernel.extents, backward, kernel.arg_maxima)
+    taken = {a.name for a in kernel.arguments} | {s.name for s in kernel.statements} | {
+        s.name for s in kernel.scalars} | {str(d) for d, _ in kernel.dims()} | {str(d) for d in kernel.extents}
+    taken |= {kernel.upstream.name} if kernel.upstream is not None else set()
+    low = Lowering(caps, arrays[0].name if arrays else None, deferrable, kernel.extents, backward, kernel.arg_maxima,
+                   taken)
     statements = []
     for st in kernel.statements:
         with stage(module or kernel.name, "print", f"{kernel.name}: {index_text(st.lhs)} = {index_text(st.rhs)}"):

@@ -174,7 +174,7 @@ class Correlation:
         return all(self.w_flip) and all(s == 1 for s in self.stride)
 
     def transposed_padding(self) -> tuple:
-        return tuple(d * (extent(k) - 1) + c for d, k, c in zip(self.dilation, self.window, self.offset))
+        return tuple(sp.expand(d * (extent(k) - 1) + c) for d, k, c in zip(self.dilation, self.window, self.offset))
 
 
 def correlation(expr, target) -> Correlation | None:

@@ -10,10 +10,11 @@ imports exactly those.
 from __future__ import annotations
 
 import sympy as sp
+from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
 
 from . import arrays as A
-from .lower import PrintError
+from .errors import PrintError
 from .text import positive_first
 
 # SymPy function → Python's spelling for numbers (None: not available).
@@ -90,6 +91,20 @@ class _Arithmetic(StrPrinter):
     def _atomic(self, e) -> bool:
         return isinstance(e, (sp.Symbol, sp.Function)) or (isinstance(e, sp.Integer) and e >= 0)
 
+    LOGIC = {"and": " and ", "or": " or ", "not": "not "}   # Python's, on numbers
+
+    def _print_Relational(self, e):
+        return f"{self._print(e.lhs)} {e.rel_op} {self._print(e.rhs)}"
+
+    def _print_And(self, e):
+        return self.LOGIC["and"].join(f"({self._print(a)})" for a in e.args)
+
+    def _print_Or(self, e):
+        return self.LOGIC["or"].join(f"({self._print(a)})" for a in e.args)
+
+    def _print_Not(self, e):
+        return f"{self.LOGIC['not']}({self._print(e.args[0])})"
+
     def _print_Pow(self, e, rational=False):
         base, exp = e.args
         b = self._print(base)
@@ -141,17 +156,6 @@ class ScalarPrinter(_Arithmetic):
             code = f"({self._print(value)} if {self._print(cond)} else {code})"
         return code
 
-    def _print_Relational(self, e):
-        return f"{self._print(e.lhs)} {e.rel_op} {self._print(e.rhs)}"
-
-    def _print_And(self, e):
-        return " and ".join(f"({self._print(a)})" for a in e.args)
-
-    def _print_Or(self, e):
-        return " or ".join(f"({self._print(a)})" for a in e.args)
-
-    def _print_Not(self, e):
-        return f"not ({self._print(e.args[0])})"
 
 
 class MapPrinter(_Arithmetic):
@@ -188,21 +192,11 @@ class MapPrinter(_Arithmetic):
     def _atomic(self, e) -> bool:
         return super()._atomic(e) and not (isinstance(e, A.Slot) and self.r.code(self.slots[e])[1])
 
-    def _print_Relational(self, e):
-        return f"{self._print(e.lhs)} {e.rel_op} {self._print(e.rhs)}"
-
-    def _print_And(self, e):
-        return " & ".join(f"({self._print(a)})" for a in e.args)
-
-    def _print_Or(self, e):
-        return " | ".join(f"({self._print(a)})" for a in e.args)
-
-    def _print_Not(self, e):
-        return f"~({self._print(e.args[0])})"
+    LOGIC = {"and": " & ", "or": " | ", "not": "~"}   # elementwise on boolean arrays
 
     def _print_Mod(self, e):
-        return f"{self._print(e.args[0])} % {self.r.scalar(e.args[1])}" if not e.args[1].atoms(A.Slot) \
-            else f"{self._print(e.args[0])} % {self._print(e.args[1])}"
+        # % binds like *: a sum on either side needs parentheses ((u - 1) % 2).
+        return " % ".join(self.parenthesize(a, PRECEDENCE["Mul"] + 1) for a in e.args)
 
 
 class Renderer:
@@ -348,12 +342,8 @@ class Renderer:
         raise TypeError(f"no rendering for {type(ins).__name__}")
 
     def function(self, name: str) -> str:
-        spelled = self.backend.functions.get(name)
-        if spelled is None:
-            raise PrintError(f"{name} has no {self.backend.title} spelling")
-        if _module_of(spelled):
-            self.imports.add(_module_of(spelled))
-        return spelled
+        """The backend's spelling of an elementwise function (its module imported)."""
+        return MapPrinter(self, {}).spelling(name)
 
     def lines(self, instructions) -> list:
         return [self.instruction(i) for i in instructions]

@@ -29,7 +29,7 @@ import numpy as np
 _as_strided = np.lib.stride_tricks.as_strided
 
 # The layout correlate / _correlate_weight use (see _layout): None = chosen by shape, or forced to
-# "rows", "cols", "nlast", "scatter" or "shift" (the tests run every one; prof_layout.py times them).
+# "rows", "cols", "nlast", "scatter" or "shift" (tests/test_helpers.py runs every one).
 STRATEGY = None
 
 _BLOCK = 1 << 19  # bytes of source a transposing copy reads per slab (fits in L2 with room to spare)
@@ -167,7 +167,7 @@ def _layout(N, Ci, K, stride, out, w=None):
              plus the weight copy (Co*Ci*Kp, ~3x: a strided gather).
     "shift": (_shift_correlate) only the first spatial axis's taps go to the GEMM's columns: for
              input gradients with Ci >= 2 Co on 8x8 and larger images.
-    Measured per layer (prof_layout.py, channels-last inputs, float32, batch 32; ms):
+    Measured per layer (channels-last inputs, float32, batch 32; ms):
         forward       rows / nlast / shift       dX         rows / scatter / shift
         64->128@16    5.99 / 7.42  / 7.16                  10.58 / 12.31   / 7.38
         128->256@8    4.95 / 5.50  / 6.21                   7.69 / 7.44    / 6.59
@@ -458,7 +458,7 @@ def _grid_view(a, axes, shape, fill=0):
     """V[m...] = a[e_0(m), e_1(m), ...], e_k = (sum_m c_km m + d_k)/q_k; `fill` off the grid (outside a
     or between grid points). axes: ((c_k, d_k, q_k), ...). A read-only strided view, of a itself when
     nothing needs padding or dilating, else of a copy padded with `fill`. Same contract as the
-    generated code's helper; the copy (filled only at its borders, np.pad wrote everything twice) keeps
+    earlier helper's; the copy (filled only at its borders, np.pad wrote everything twice) keeps
     a's memory order except that a 'copy' axis (_plain_axis: e.g. a pool's channels) goes innermost."""
     a = np.asarray(a)
     spec = []
@@ -507,7 +507,7 @@ def _first(view, n):
 def _window_reduce(view, n, op):
     """Reduce the last n axes of a strided (possibly overlapping) view with op "max" or "sum": one
     whole-array ufunc per window position, in place (sum: adds in row-major window order). Measured
-    at the (32, 64, 32, 32) 3x3 stride-2 pool on the generated code's (np.pad, NCHW) view:
+    at the (32, 64, 32, 32) 3x3 stride-2 pool on an np.pad-ed NCHW view:
     view.max(axis=(4, 5)) 56 ms (NumPy reduces 9 elements at a time), this loop 4.9 ms; on this
     module's _grid_view (channels innermost) 3.5 ms and 2.5 ms."""
     view = np.asarray(view)
@@ -615,7 +615,7 @@ def _grid_scatter(shape, axes, lead, window, best, values):
     One np.add.at into a zero buffer padded (and dilated, for denominators) to hold every position
     the view can reach, at int32 element offsets base(m) + table[window position]; the array's grid is
     then cropped out of the buffer (returned as a view). Measured at (32, 64, 32, 32), 3x3 stride 2:
-    np.ravel_multi_index + np.bincount (the generated code's path) 16 ms; one masked in-place add per
+    np.ravel_multi_index + np.bincount 16 ms; one masked in-place add per
     window position into a strided view 5.8 ms; this 2.4 ms (np.add.at on 1-D int32 indices is a
     tight loop in NumPy 2; duplicates accumulate, so no overlap analysis is needed)."""
     shape, lead = tuple(int(v) for v in shape), tuple(int(v) for v in lead)

@@ -1,7 +1,7 @@
 """The NumPy backend: NumPy's (and scipy.special's) vocabulary, statements built in place."""
 from __future__ import annotations
 
-from . import CALLS, Backend, Capabilities
+from .base import CALLS, Backend, Capabilities
 
 FUNCTIONS = {
     "exp": "np.exp", "log": "np.log", "expm1": "np.expm1", "log1p": "np.log1p", "sqrt": "np.sqrt",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sympy as sp
 
 from ..arrays import Number
-from . import CALLS, Backend, Capabilities
+from .base import CALLS, Backend, Capabilities
 
 FUNCTIONS = {
     "exp": "torch.exp", "log": "torch.log", "expm1": "torch.expm1", "log1p": "torch.log1p", "sqrt": "torch.sqrt",
@@ -26,16 +26,17 @@ def _on(like) -> str:
     return f", dtype={like}.dtype, device={like}.device" if like else ""
 
 
+def _bounds(r, op) -> str:
+    return ", ".join(([f"min={r.value(op.low)}"] if op.low is not None else []) +
+                     ([f"max={r.value(op.high)}"] if op.high is not None else []))
+
+
 def _clamp(r, op):
-    bounds = ([f"min={r.value(op.low)}"] if op.low is not None else []) + \
-             ([f"max={r.value(op.high)}"] if op.high is not None else [])
-    return f"torch.clamp({r.value(op.x)}, {', '.join(bounds)})"
+    return f"torch.clamp({r.value(op.x)}, {_bounds(r, op)})"
 
 
 def _clamp_in_place(r, ins):
-    bounds = ([f"min={r.value(ins.low)}"] if ins.low is not None else []) + \
-             ([f"max={r.value(ins.high)}"] if ins.high is not None else [])
-    return f"torch.clamp({ins.target}, {', '.join(bounds)}, out={ins.target})"
+    return f"torch.clamp({ins.target}, {_bounds(r, ins)}, out={ins.target})"
 
 
 def _select_in_place(r, ins):
