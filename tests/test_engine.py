@@ -28,8 +28,10 @@ def test_sifting_needs_the_index_inside_the_range():
 
 
 def test_sum_normal_form():
+    from derive.engine.ir import Sum as EngineSum  # the sums the engine builds (ir.Sum)
+
     e = sift(sp.Sum(3 * a[j] * (a[k] + 1), (k, 0, N - 1)))
-    assert e == 3 * a[j] * sp.Sum(a[k], (k, 0, N - 1)) + 3 * N * a[j]
+    assert e == 3 * a[j] * EngineSum(a[k], (k, 0, N - 1)) + 3 * N * a[j]
 
 
 def test_centred_sum_vanishes_by_folding_the_mean():
@@ -87,3 +89,19 @@ def test_threshold_split_applies_only_where_both_branches_vanish():
     assert st.rhs.has(sp.Piecewise)
     for x in (-3.0, 0.0, 2.5):
         assert float(st.rhs.subs({X[i]: x, dY[i]: 7.0})) == (7.0 if x > 0 else 0.0)
+
+
+def test_a_select_conditioned_on_an_inner_sums_index_stays_in_that_sum():
+    """SymPy's Sum folds a Piecewise out of a nested sum even when its condition reads that sum's index; the
+    engine's Sum keeps it there, through construction and SymPy's rebuilding (xreplace)."""
+    from derive.engine.ir import Sum
+
+    S, D = sp.symbols("S D", integer=True, positive=True)
+    s, j = sp.Idx("s", S), sp.Idx("j", D)
+    X, dY = sp.IndexedBase("X", real=True), sp.IndexedBase("dY", real=True)
+    inner = Sum(sp.Piecewise((X[s, j], X[s, j] > 0), (0, True)), (j, 0, D - 1))
+    assert isinstance(sp.Sum(dY[s] * inner, (s, 0, S - 1)).function, sp.Piecewise)  # SymPy's own: folded out
+    outer = Sum(dY[s] * inner, (s, 0, S - 1))
+    for e in (outer, outer.xreplace({dY: sp.IndexedBase("G", real=True)})):
+        assert isinstance(e, Sum) and not isinstance(e.function, sp.Piecewise)
+        assert e.function.has(inner.func(inner.function, *inner.limits))

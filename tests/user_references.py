@@ -218,6 +218,14 @@ def pooled_tanh(*, X):
     return torch.tanh(F.max_pool1d(X, 2, 2)).permute(0, 2, 1)
 
 
+def relu_row_sum(*, X, w):
+    return (F.relu(X) * w).sum(1)
+
+
+def l1_rows(*, X):
+    return X.abs().sum(1)
+
+
 REFERENCES = {
     "hard_tanh": hard_tanh,
     "hard_sigmoid": hard_sigmoid,
@@ -268,4 +276,6 @@ REFERENCES = {
     "conv_read_ahead": conv_read_ahead,
     "names_best_at": names_best_at,
     "pooled_tanh": pooled_tanh,
+    "relu_row_sum": relu_row_sum,
+    "l1_rows": l1_rows,
 }

@@ -32,7 +32,7 @@ from .checks import check_derivative, check_forward
 from .differentiate import Differentiator, Fresh, Partial, Total, index_names
 from .errors import DeriveError, require_finite, stage
 from .grids import absorb, orient
-from .ir import element
+from .ir import Sum, element
 from .rewrite import apply_assumptions, compact, fold, reexpress, reexpress_intermediates, simplify_elementwise
 from .sifting import sift
 
@@ -137,7 +137,7 @@ def _derive_one(forward, t, upstream):
     def vjp(inner):
         if upstream is None:
             return inner
-        return sp.Sum(upstream[out.indices] * inner, *limits)
+        return Sum(upstream[out.indices] * inner, *limits)
 
     name = forward.name
     taken = index_names(sp.Tuple(*[d.expr for d in forward.definitions])) | {str(i.label) for i in free}
@@ -159,7 +159,7 @@ def _derive_one(forward, t, upstream):
         def link(d):
             term = Partial(y, d.lhs) * Total(d.lhs, wrt)
             bound = [i for i in d.indices if i not in out.indices]
-            return sp.Sum(term, *[(i, i.lower, i.upper) for i in bound]) if bound else term
+            return Sum(term, *[(i, i.lower, i.upper) for i in bound]) if bound else term
         record("chain rule through the intermediates", vjp(Partial(y, wrt) + sum((link(d) for d in chained), sp.S.Zero)))
 
     with stage(name, "differentiate", f"{gradient_name(t.name)} = d{out.tensor.name}/d{t.name}"):

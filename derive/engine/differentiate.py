@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from .ir import element, extent
+from .ir import Sum, element, extent
 from .normal_forms import clean_piecewise, to_piecewise
 
 
@@ -142,7 +142,7 @@ class Differentiator:
             outer = diff_wrt(expr, element(d.tensor.base, a))
             if outer == 0:
                 continue
-            result += sp.Sum(outer * inner, *[(i, i.lower, i.upper) for i in a]) if a else outer * inner
+            result += Sum(outer * inner, *[(i, i.lower, i.upper) for i in a]) if a else outer * inner
         return result
 
     def jacobian(self, d, indices):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .ir import OnGrid, affine, is_plain, shifted
+from .ir import OnGrid, Sum, affine, is_plain, shifted
 
 
 def _axis_extent(read, axis):
@@ -96,6 +96,6 @@ def orient(expr):
             after = [axis for r in flipped.atoms(sp.Indexed) for axis in _signs(r)]
             if _mixed(after) < _mixed(axes):
                 body = flipped
-        return sp.Sum(body, *e.limits) if body != e.function else e
+        return Sum(body, *e.limits) if body != e.function else e
 
     return expr.replace(lambda e: isinstance(e, sp.Sum), turn)

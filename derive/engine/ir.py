@@ -18,6 +18,26 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 
+class Sum(sp.Sum):
+    """SymPy's ``Sum``, except that a ``Piecewise`` inside a nested sum, conditioned on that sum's index, stays there.
+
+    SymPy folds every ``Piecewise`` holding the outer sum's index to the top of its body, and its fold reaches into
+    nested sums: ``Σ_s dY_s Σ_j [X_sj > 0] δ_jq`` became ``[X_sj > 0] Σ_s dY_s Σ_j δ_jq``, the condition's j out of
+    its sum (a ReLU inside a sum was refused: "leaves the indices j free"). Such a ``Piecewise`` is masked while
+    SymPy builds the sum. Every sum the engine makes is one of these, and SymPy rebuilds sums through their class.
+    """
+
+    def __new__(cls, function, *symbols, **assumptions):
+        function = sp.sympify(function)
+        masks = {p: sp.Dummy() for inner in function.atoms(sp.Sum) for p in inner.function.atoms(sp.Piecewise)
+                 if p.has(*inner.variables)}
+        obj = super().__new__(cls, function.xreplace(masks) if masks else function, *symbols, **assumptions)
+        if masks and isinstance(obj, Sum):
+            # Put them back without building the sum again (that would fold them once more).
+            obj._args = (obj._args[0].xreplace({d: p for p, d in masks.items()}),) + obj._args[1:]
+        return obj
+
+
 class MaxOver(sp.Function):
     """``max_{k,…} expr``: the maximum of ``expr`` over the indices ``k, …`` (a reduction).
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from .ir import MaxOver
+from .ir import MaxOver, Sum as _Sum
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def exact_binary_fractions(expr):
 
 def Sum(expr, *indices):
     """Σ over ``Idx`` indices, each over its own declared range."""
-    return sp.Sum(expr, *[(i, i.lower, i.upper) for i in indices])
+    return _Sum(expr, *[(i, i.lower, i.upper) for i in indices])
 
 
 def Max(expr, *indices):

@@ -36,7 +36,7 @@ import sympy.codegen.cfunctions as cf
 
 from . import budget
 from .exponentials import normalise
-from .ir import MaxWithZeros, Statement, free_indices, natural_order
+from .ir import MaxWithZeros, Statement, Sum, free_indices, natural_order
 from .normal_forms import branch_domains
 
 
@@ -320,7 +320,7 @@ def _scaled_twin(st, squares, out: list, context: Context):
     # The ratio as its own array: inside a square SymPy would write u²/m², which overflows again.
     ratio = sp.IndexedBase(name("ratio"), real=True)[natural_order(u, ix + ks)]
     out.append(Statement(ratio, u / at(m), st.serves))
-    out.append(Statement(at(qs), c * sp.Sum(ratio ** 2, *limits), st.serves))
+    out.append(Statement(at(qs), c * Sum(ratio ** 2, *limits), st.serves))
     context.scaled[base] = (qs, m)
     return at(m) ** 2 * at(qs)
 
@@ -345,7 +345,7 @@ def stabilise(statements, context: Context | None = None):
             base = st.lhs.base
             m = sp.IndexedBase(_fresh(f"{base.label}_max", context), real=True)
             out.append(Statement(m[st.indices], MaxWithZeros(u, *[lim[0] for lim in limits]), st.serves))
-            rhs = c * sp.Sum(sp.exp(u - m[st.indices]), *limits)
+            rhs = c * Sum(sp.exp(u - m[st.indices]), *limits)
             context.shifted[base] = m
         rhs = _clamp_untaken_branches(rhs)
         rhs = normalise(rhs, _temporaries(st, out, context))

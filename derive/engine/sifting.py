@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .ir import AtMax, OnGrid, affine, is_plain, shifted
+from .ir import AtMax, OnGrid, Sum, affine, is_plain, shifted
 
 
 def _range(i):
@@ -140,7 +140,7 @@ def _sift_term(term, k, outer=frozenset()):
     if not inside:
         lo, hi = _range(k)
         return coeff * (hi - lo + 1)
-    return coeff * sp.Sum(sp.Mul(*inside), (k, k.lower, k.upper))
+    return coeff * Sum(sp.Mul(*inside), (k, k.lower, k.upper))
 
 
 def _fresh_index(i, taken: set):
@@ -160,7 +160,7 @@ def merge_sums(expr):
             return e
         inner = nested[0]
         rest = sp.Mul(*[f for f in factors if f is not inner])
-        return sp.Sum(rest * inner.function, *inner.limits, *e.limits)
+        return Sum(rest * inner.function, *inner.limits, *e.limits)
 
     return expr.replace(lambda e: isinstance(e, sp.Sum), merge)
 
