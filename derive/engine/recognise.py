@@ -177,12 +177,18 @@ class Correlation:
         return tuple(sp.expand(d * (extent(k) - 1) + c) for d, k, c in zip(self.dilation, self.window, self.offset))
 
 
-def correlation(expr, target) -> Correlation | None:
-    """``expr`` (a Sum of two reads) as a ``Correlation`` producing ``target``'s indices, else None."""
+def _two_reads(expr):
+    """The two reads a Sum multiplies, or None."""
     if not isinstance(expr, sp.Sum):
         return None
     factors = sp.Mul.make_args(expr.function)
-    if len(factors) != 2 or not all(isinstance(f, sp.Indexed) for f in factors):
+    return factors if len(factors) == 2 and all(isinstance(f, sp.Indexed) for f in factors) else None
+
+
+def correlation(expr, target) -> Correlation | None:
+    """``expr`` (a Sum of two reads) as a ``Correlation`` producing ``target``'s indices, else None."""
+    factors = _two_reads(expr)
+    if factors is None:
         return None
     bound = {lim[0] for lim in expr.limits}
     free = set(target)
@@ -273,10 +279,8 @@ class CorrelationWeight:
 
 def correlation_weight(expr, target) -> CorrelationWeight | None:
     """``expr`` (a Sum of two reads) as a ``CorrelationWeight`` producing ``target``'s indices, else None."""
-    if not isinstance(expr, sp.Sum):
-        return None
-    factors = sp.Mul.make_args(expr.function)
-    if len(factors) != 2 or not all(isinstance(f, sp.Indexed) for f in factors):
+    factors = _two_reads(expr)
+    if factors is None:
         return None
     bound, free = {lim[0] for lim in expr.limits}, set(target)
     for x, dy in (factors, factors[::-1]):
