@@ -865,7 +865,8 @@ def _masked(value, x, threshold):
     (measured 1.0 against 8.2 ms on 2M float32). Where value is inf or nan and the mask 0, the product is nan
     and the select's 0 is written there; a masked negative value comes out as -0.0, which equals 0."""
     keep = np.greater(x, threshold)
-    out = np.multiply(value, keep, dtype=np.result_type(value, x, 0.0))
+    with np.errstate(invalid="ignore"):  # inf * 0 is the nan written over just below
+        out = np.multiply(value, keep, dtype=np.result_type(value, x, 0.0))
     if not np.isfinite(out).all():
         np.copyto(out, 0, where=~keep)
     return out
