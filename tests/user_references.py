@@ -226,6 +226,10 @@ def l1_rows(*, X):
     return X.abs().sum(1)
 
 
+def nested_relu_sums(*, X, w, v):
+    return ((F.relu(X) * w).sum(2) * v).sum(1)
+
+
 REFERENCES = {
     "hard_tanh": hard_tanh,
     "hard_sigmoid": hard_sigmoid,
@@ -278,4 +282,5 @@ REFERENCES = {
     "pooled_tanh": pooled_tanh,
     "relu_row_sum": relu_row_sum,
     "l1_rows": l1_rows,
+    "nested_relu_sums": nested_relu_sums,
 }

@@ -16,9 +16,10 @@ from .errors import DeriveError
 from .ir import affine, free_indices, is_plain
 from .text import index_text
 
-# Names the kernels' own code uses: the modules they call through and ``into``. A tensor, scalar or dimension
-# may not take one (nor a Python keyword, nor a name starting with _, which the helpers' names do).
-RESERVED = frozenset({"np", "torch", "math", "numbers", "scipy", "into"})
+# Names the kernels' own code uses: the modules they call through, ``into``, and the builtins they call. A tensor,
+# scalar or dimension may not take one (nor a Python keyword, nor a name starting with _, as the helpers' do).
+RESERVED = frozenset({"np", "torch", "math", "numbers", "scipy", "into", "max", "min", "abs", "isinstance",
+                      "ValueError"})
 
 # Results SymPy gives for what it cannot differentiate (or what no kernel can compute).
 NOT_DIFFERENTIABLE = (sp.Derivative, sp.Subs, sp.DiracDelta, AppliedUndef)
@@ -30,11 +31,16 @@ def check_forward(forward) -> None:
     dims = {str(d) for t in forward.tensors.values() for d in t.dims if isinstance(d, sp.Symbol)}
     dimension_names = dims  # ``dims`` is rebound per tensor below
     names = set(forward.tensors) | set(forward.scalars)
+    # The kernels also name each gradient d<tensor>, the upstream gradient d<output> and the flags need_d<input>.
+    made = {f"d{n}" for n in forward.tensors} | {f"need_d{n}" for n in forward.tensors}
     for name in sorted(names | dims):
-        if name in RESERVED or keyword.iskeyword(name) or name.startswith("_") or not name.isidentifier():
-            raise DeriveError(forward.name, "check", name, "this name is reserved in the kernels (np, torch, math, "
-                                                             "numbers, scipy, into, Python keywords, names starting "
-                                                             "with _): rename it")
+        if not name.isidentifier():
+            raise DeriveError(forward.name, "check", name, "a name must be a Python identifier")
+        if name in RESERVED or name in made or keyword.iskeyword(name) or name.startswith("_"):
+            raise DeriveError(forward.name, "check", name, f"this name is reserved in the kernels "
+                                                             f"({', '.join(sorted(RESERVED))}, d<tensor>, "
+                                                             f"need_d<tensor>, Python keywords, names starting "
+                                                             f"with _): rename it")
     if dims & names:
         clash = sorted(dims & names)[0]
         raise DeriveError(forward.name, "check", clash, "a dimension and a tensor or scalar share this name")

@@ -246,7 +246,7 @@ def extent(i):
 @dataclass(frozen=True)
 class Affine:
     """An index expression ``(Σ_m c_m m + d) / q``: integer coefficients (numbers or integer
-    hyper-parameters such as a stride) over indices, divided by a positive ``q`` (1, or a stride)."""
+    hyper-parameters such as a stride) over indices, divided by a positive ``q`` (1, a stride, or a multiple of one)."""
 
     coeffs: tuple     # ((index, coefficient), ...), sorted by index name
     const: sp.Expr

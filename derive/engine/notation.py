@@ -85,6 +85,12 @@ def exact_binary_fractions(expr):
     return expr.xreplace({f: exact(f) for f in expr.atoms(sp.Float)})
 
 
+def _engine_sums(expr):
+    """A user's ``sympy.Sum`` as the engine's (``ir.Sum``): SymPy rebuilds a sum through its class while it
+    differentiates, and its own would fold a nested sum's select out of that sum."""
+    return expr.replace(lambda e: type(e) is sp.Sum, lambda e: _Sum(*e.args))
+
+
 def Sum(expr, *indices):
     """Σ over ``Idx`` indices, each over its own declared range."""
     return _Sum(expr, *[(i, i.lower, i.upper) for i in indices])
@@ -213,7 +219,7 @@ class Forward:
 
     def assume(self, pattern, replacement):
         """A fact about the inputs used in simplification, e.g. Σ_k T_sk = 1."""
-        self.assumptions.append((sp.sympify(pattern), sp.sympify(replacement)))
+        self.assumptions.append((_engine_sums(sp.sympify(pattern)), _engine_sums(sp.sympify(replacement))))
 
     def variant(self, name: str) -> "Forward":
         """A further forward-only kernel of this module (e.g. eval mode)."""
@@ -225,7 +231,7 @@ class Forward:
         indices = tuple(indices)
         dims = tuple(i.upper + 1 for i in indices)
         t = self._tensor(name, dims, role, latex, positive)
-        self.definitions.append(Definition(t, indices, exact_binary_fractions(sp.sympify(expr))))
+        self.definitions.append(Definition(t, indices, exact_binary_fractions(_engine_sums(sp.sympify(expr)))))
         return t
 
     # -- queries --------------------------------------------------------

@@ -160,6 +160,8 @@ def _correlate(x, w, bias, stride, dilation, offset, denom, out):
     """y[n, co, o...] = sum_{ci, k...} x[n, ci, (stride*o + dilation*k + offset)/denom ...] w[co, ci, k...] (+ bias[co]),
     x zero off its grid: conv1d/2d/3d, with the padding in the call where it is symmetric (no padded copy)."""
     d = len(out)
+    if 0 in out:  # no output position: nothing to read
+        return x.new_zeros((x.shape[0], w.shape[0], *out))
     for a, q in enumerate(denom):
         if q != 1:  # reads between grid points are zero: dilate
             big = x.new_zeros(x.shape[:2 + a] + ((x.shape[2 + a] - 1) * q + 1,) + x.shape[3 + a:])
