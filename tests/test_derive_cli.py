@@ -1,7 +1,6 @@
 """A module from its forward alone, anywhere on disk; bad forwards get one clear line and nothing is written."""
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 import textwrap

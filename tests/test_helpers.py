@@ -1,6 +1,5 @@
 """The NumPy kernels' helpers (derive/helpers/numpy_helpers.py) against torch, float64: convolutions in every
 im2col layout, window maxima and arg-maxima, and the arg-max scatter on general strided grids."""
-import itertools
 import math
 
 import numpy as np

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .ir import AtMax, MaxOver, Statement, canonical, element, extent, free_indices, natural_order
+from .ir import AtMax, MaxOver, Statement, canonical, element, extent, natural_order
 
 # Node types worth computing once.
 _WORK = (sp.Add, sp.Mul, sp.Pow, sp.Function, sp.Sum, sp.Piecewise, MaxOver)
