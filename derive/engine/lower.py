@@ -23,11 +23,12 @@ from dataclasses import dataclass
 import sympy as sp
 
 from . import recognise
-from .arrays import (Accumulate, AddMatMul, AddMul, GridScatter, Masked, MaxPool, MaxPoolScatter, ApplyInPlace, ArgMax, Assign, AtMaxGather, CheckInteger, Clamp,
-                     ClampInPlace, Correlate, CorrelateTransposed, CorrelateWeight, Einsum, Expand, Extent, Extremum,
-                     Filled, Flip, Full, GridView, Identity, Item, Map, MatMul, Mesh, MinusInfinity, Name, Number,
-                     OnesLike, Permute, Product, Promote, Reduce, ScatterAdd, SelectInPlace, Shapes, Slot, Take, Typed,
-                     Update, Where, WindowReduce, symbols)
+from .arrays import (Accumulate, AddMatMul, AddMul, ApplyInPlace, ArgMax, Assign, AtMaxGather, CheckInteger, Clamp,
+                     ClampInPlace, Correlate, CorrelateTransposed, CorrelateWeight, Einsum, Expand, Extent,
+                     Extremum, Filled, Flip, Full, GridScatter, GridView, Identity, Item, Map, Masked, MatMul,
+                     MaxPool, MaxPoolScatter, Mesh, MinusInfinity, Name, Number, OnesLike, Permute, Product,
+                     Promote, Reduce, ScatterAdd, SelectInPlace, Shapes, Slot, Take, Typed, Update, Where,
+                     WindowReduce, symbols)
 from .errors import PrintError, stage
 from .ir import AtMax, MaxOver, MaxWithZeros, OnGrid, affine, extent, free_indices, shifted, window_key
 from .text import index_text, positive_first
