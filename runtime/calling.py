@@ -51,19 +51,19 @@ class Kernels:
             return getattr(self.k, item)
         raise AttributeError(item)
 
-    def forward(self, arrays: dict, **scalars) -> dict:
+    def forward(self, arrays: dict, /, **scalars) -> dict:
         """The arguments and everything the forward returns, by name."""
         outs = self._forward(*[arrays[n] for n in self.k.ARGUMENTS], **scalars)
         outs = outs if len(self.k.RETURNS) > 1 else (outs,)
         return {**arrays, **dict(zip(self.k.RETURNS, outs))}
 
-    def backward(self, upstream, env: dict, **scalars_and_flags) -> dict:
+    def backward(self, upstream, env: dict, /, **scalars_and_flags) -> dict:
         """Gradients by name; ``env`` holds at least what the module SAVED."""
         first = () if self.k.UPSTREAM is None else (upstream,)
         grads = self._backward(*first, **{n: env[n] for n in self.k.SAVED}, **scalars_and_flags)
         grads = grads if len(self.k.GRADIENTS) > 1 else (grads,)
         return dict(zip(self.k.GRADIENTS, grads))
 
-    def variant(self, name: str, arrays: dict, **scalars):
+    def variant(self, name: str, arrays: dict, /, **scalars):
         fn = getattr(self.k, f"{self.name}_{name}_forward")
         return fn(*[arrays[n] for n in self.k.VARIANTS[name]], **scalars)

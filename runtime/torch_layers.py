@@ -55,23 +55,24 @@ def function(name: str) -> type:
 class DerivedLayer(torch.nn.Module):
     """``nn.Module`` around a derived module: its PARAMS are ``nn.Parameter``s given at construction."""
 
-    def __init__(self, name: str, **params_and_scalars):
+    def __init__(self, name: str, /, **params_and_scalars):
         super().__init__()
         k = _kernels(name)
-        self.name, self.fn = name, function(name)
+        # The layer's own state goes under names starting with _, which no tensor of a forward may take.
+        self._kernel_name, self._fn = name, function(name)
         missing = [p for p in k.PARAMS if p not in params_and_scalars]
         if missing:
             raise TypeError(f"{name}: give initial values for {', '.join(missing)}")
         for p in k.PARAMS:
             self.register_parameter(p, torch.nn.Parameter(torch.as_tensor(params_and_scalars[p])))
-        self.arguments, self.params = k.ARGUMENTS, k.PARAMS
-        self.scalars = [params_and_scalars.get(s, default) for s, default in k.SCALARS.items()]
+        self._arguments, self._params = k.ARGUMENTS, k.PARAMS
+        self._scalars = [params_and_scalars.get(s, default) for s, default in k.SCALARS.items()]
 
     def forward(self, *inputs_and_consts):
         """The module's inputs and constants, in the order of its ARGUMENTS (parameters left out)."""
         given = iter(inputs_and_consts)
-        values = [getattr(self, a) if a in self.params else next(given) for a in self.arguments]
-        return self.fn.apply(*values, *self.scalars)
+        values = [getattr(self, a) if a in self._params else next(given) for a in self._arguments]
+        return self._fn.apply(*values, *self._scalars)
 
     def extra_repr(self):
         return self.name

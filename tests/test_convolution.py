@@ -34,7 +34,7 @@ def as_numpy(a):
     return a if isinstance(a, np.ndarray) else a.detach().numpy()
 
 
-def run(name, backend, arrays, dY, **scalars):
+def run(name, backend, arrays, dY, /, **scalars):
     """Forward output and gradients of the generated kernels, called by their metadata."""
     k = Kernels(name, backend)
     wrap = (lambda a: a) if backend == "numpy" else (lambda a: torch.tensor(a))

@@ -69,7 +69,8 @@ class Expand(Op):
 
 @dataclass(frozen=True)
 class Take(Op):
-    """``x`` at fixed positions on some axes: ``index`` holds a Number or None (the whole axis)."""
+    """``x`` at fixed positions on some axes: ``index`` holds a Number, an integer array (a gather: the arrays
+    broadcast together, their axes first, then the whole axes) or None (the whole axis)."""
 
     x: Op
     index: tuple
@@ -432,6 +433,16 @@ class Promote:
 
 
 @dataclass(frozen=True)
+class CheckLabels:
+    """Bring an index array to the backend's integer indices, refusing one that is not of integers or holds a
+    value outside 0..extent−1, in one line naming the kernel and the array."""
+
+    kernel: str
+    name: str
+    extent: sp.Expr
+
+
+@dataclass(frozen=True)
 class CheckInteger:
     """Refuse a hyper-parameter that is not an integer ≥ least, in one line naming the kernel."""
 
@@ -449,6 +460,20 @@ class Extent:
     formula: sp.Expr
     rule: str        # the formula in index text, for the message
     check: bool
+
+
+@dataclass(frozen=True)
+class AxisSize:
+    """An array axis sized by a dimension expression (``2*P``, ``L − K + 1``): ``solve`` binds its one
+    unknown dimension from the axis (``P = n/2``, a whole number ≥ 1); otherwise the axis is checked
+    against the expression. With ``array`` None, an extent the kernel makes, checked to be at least 1."""
+
+    kernel: str
+    formula: sp.Expr
+    array: str | None = None
+    axis: int = 0
+    size: str = ""                 # the local name bound to the axis's size
+    solve: sp.Symbol | None = None
 
 
 @dataclass(frozen=True)

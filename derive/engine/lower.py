@@ -22,15 +22,17 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from . import recognise
-from .arrays import (Accumulate, AddMatMul, AddMul, ApplyInPlace, ArgMax, Assign, AtMaxGather, CheckInteger, Clamp,
-                     ClampInPlace, Correlate, CorrelateTransposed, CorrelateWeight, Einsum, Expand, Extent,
+from . import extents, recognise
+from .arrays import (Accumulate, AddMatMul, AddMul, ApplyInPlace, ArgMax, Assign, AtMaxGather, CheckInteger,
+                     CheckLabels, Clamp,
+                     AxisSize, ClampInPlace, Correlate, CorrelateTransposed, CorrelateWeight, Einsum, Expand, Extent,
                      Extremum, Filled, Flip, Full, GridScatter, GridView, Identity, Item, Map, Masked, MatMul,
                      MaxPool, MaxPoolScatter, Mesh, MinusInfinity, Name, Number, OnesLike, Permute, Product,
                      Promote, Reduce, ScatterAdd, SelectInPlace, Shapes, Slot, Take, Typed, Update, Where,
                      WindowReduce, symbols)
 from .errors import PrintError, stage
-from .ir import AtMax, MaxOver, MaxWithZeros, OnGrid, affine, extent, free_indices, shifted, window_key
+from .ir import AtMax, MaxOver, MaxWithZeros, OnGrid, affine, extent, free_indices, gathered, gathers, shifted, \
+    window_key
 from .text import index_text, positive_first
 
 
@@ -394,6 +396,13 @@ class Lowering:
 
     def delta(self, e):
         i, j = e.args
+        if gathered(i) or gathered(j):   # δ(q, y_p): 1 where the index array holds q
+            target = self.layout_of(e)
+            mesh = Mesh(self._shape(target), self.like)
+            sides = [Item(mesh, target.index(a)) if isinstance(a, sp.Idx) else self.operand(a, target) for a in (i, j)]
+            slots = (Slot("_0"), Slot("_1"))
+            return Where(Map(sp.Eq(*slots, evaluate=False), tuple(zip(slots, sides))), Typed(Number(sp.S.One), self.like),
+                         Number(sp.S.Zero))
         if not (isinstance(i, sp.Idx) and isinstance(j, sp.Idx)):
             raise PrintError(f"{index_text(e)}: a delta of index expressions that no scatter routes")
         if i.upper != j.upper:
@@ -436,6 +445,8 @@ class Lowering:
         return op, tuple(axes)
 
     def indexed(self, e, base=None):
+        if gathers(e):
+            return self.gather(e, base)
         if shifted(e):
             op, natural = self.view(e, base)
         else:
@@ -450,6 +461,55 @@ class Lowering:
             return Einsum(f"{sub}->{out}", (op,), False)
         perm = tuple(natural.index(i) for i in self.layout_of(e))
         return op if perm == tuple(range(len(perm))) else Permute(op, perm)
+
+    # -- gathers --------------------------------------------------------------------------
+    def gather(self, e, base=None):
+        """A read through index arrays (``X[s, y[s]]``, ``E[t[s], j]``) as one advanced indexing (``Take``).
+
+        Axes indexed by an index array, an integer, or an index a gather also reads are indexed by arrays that
+        broadcast together (a plain index by its position, ``Mesh``); every other axis after the last gathered
+        one is taken whole. The result's axes: the broadcast ones in the current layout's order, then the whole.
+        """
+        target = self.layout_of(e)
+        axes = tuple(e.indices)
+        inner = set().union(*[free_indices(i) for i in axes if gathered(i)])
+        last = max(n for n, i in enumerate(axes) if gathered(i))
+        whole = [n for n, i in enumerate(axes)
+                 if n > last and isinstance(i, sp.Idx) and i not in inner and axes.count(i) == 1]
+        spread = tuple(i for i in target if any(i in free_indices(a) for n, a in enumerate(axes) if n not in whole))
+        outer, self._layout = self._layout, spread
+        try:
+            mesh = Mesh(self._shape(spread), self.like)
+            index = []
+            for n, i in enumerate(axes):
+                if n in whole:
+                    index.append(None)
+                elif isinstance(i, sp.Idx):
+                    index.append(Item(mesh, spread.index(i)))
+                elif gathered(i):
+                    index.append(self.expand(i, self.expr(i), spread))
+                else:
+                    index.append(Number(i))
+        finally:
+            self._layout = outer
+        natural = spread + tuple(axes[n] for n in whole)
+        op = Take(base or Name(str(e.base.label)), tuple(index))
+        perm = tuple(natural.index(i) for i in target)
+        return op if perm == tuple(range(len(perm))) else Permute(op, perm)
+
+    def gather_scatter(self, route, target, bound):
+        """``Σ_B w · δ(k, y[…])`` over ``target``: w added at the positions the index array holds (``ScatterAdd``)."""
+        source = tuple(i for i in target if i != route.index) + tuple(bound)
+        self._layout = source
+        shape = self._shape(source)
+        values = self.expr(route.weight)
+        if self.layout_of(route.weight) != source:   # every (free, summed) position adds once
+            values = Full(self.expand(route.weight, values, source), shape) if _has_array(route.weight) \
+                else Filled(values, shape, self._like(route.position))
+        mesh = Mesh(shape, self.like)
+        index = tuple(self.expand(route.position, self.expr(route.position), source) if t == route.index
+                      else Item(mesh, source.index(t)) for t in target)
+        return ScatterAdd(self._shape(target), index, values)
 
     # -- windows, arg-max, grid masks ----------------------------------------------------
     def window(self, body):
@@ -648,6 +708,9 @@ class Lowering:
             conv = self.convolution(e, target)
             if conv is not None:
                 return conv
+            route = recognise.gather_route(e.function, bound)
+            if route is not None:
+                return self.gather_scatter(route, target, bound)
             factors = sp.Mul.make_args(e.function)
             reads = [f for f in factors if isinstance(f, sp.Indexed)]
             same = len({frozenset(t.indices) for t in reads}) == 1 and not any(shifted(t) for t in reads)
@@ -801,7 +864,8 @@ class LoweredKernel:
 def lower_kernel(kernel, caps, module: str = "") -> LoweredKernel:
     """Every statement of ``kernel`` lowered for a backend with capabilities ``caps``."""
     backward = kernel.name.endswith("_backward")
-    arrays = [a for a in ([kernel.upstream] if kernel.upstream else []) + kernel.arguments if a.dims and not a.index]
+    arrays = [a for a in ([kernel.upstream] if kernel.upstream else []) + kernel.arguments
+              if a.dims and not a.index and a.of is None]
     deferrable = recognise.deferrable(kernel.statements, kernel.results) if backward else ()
     taken = {a.name for a in kernel.arguments} | {s.name for s in kernel.statements} | {
         s.name for s in kernel.scalars} | {str(d) for d, _ in kernel.dims()} | {str(d) for d in kernel.extents}
@@ -813,10 +877,16 @@ def lower_kernel(kernel, caps, module: str = "") -> LoweredKernel:
         with stage(module or kernel.name, "print", f"{kernel.name}: {index_text(st.lhs)} = {index_text(st.rhs)}"):
             statements.append(LoweredStatement(st, low.statement(st), kernel.optional.get(st.serves)))
     used = set().union(*[symbols(i) for s in statements for i in s.instructions])
+    given = [(a.name, a.dims) for a in ([kernel.upstream] if kernel.upstream else []) + kernel.arguments]
+    plain, solved, checked = extents.axis_sizes(given, {s.symbol for s in kernel.scalars} | set(kernel.extents))
+    sizes = _axis_sizes(kernel, solved, checked, used, taken)
     prologue = _checks(kernel, used)   # before the shapes: an extent adds the sizes its formula reads
+    prologue[_after_integers(prologue):_after_integers(prologue)] = sizes[0]
+    prologue += sizes[1]
+    prologue += _labels(kernel, used)
     if arrays:  # every kernel computes in its arrays' promoted floating dtype
         prologue.insert(0, Promote(tuple(a.name for a in arrays)))
-    prologue = _shapes(kernel, used) + prologue
+    prologue = _shapes(kernel, plain, used, sizes[0]) + prologue
     epilogue = [Accumulate(tuple(kernel.results))] if backward else []
     return LoweredKernel(kernel, prologue, statements, epilogue)
 
@@ -839,15 +909,64 @@ def _checks(kernel, used: set) -> list:
     return out
 
 
-def _shapes(kernel, used: set) -> list:
-    """Sizes the instructions read, bound from the first array carrying each."""
+def _after_integers(prologue) -> int:
+    return sum(isinstance(i, CheckInteger) for i in prologue)
+
+
+def _axis_sizes(kernel, solved: dict, checked: list, used: set, taken: set) -> tuple:
+    """Axes sized by dimension expressions: (dimensions solved from their axis, then the other axes
+    checked and the kernel's own expression extents checked to be at least 1). Adds to ``used`` what they read."""
+    solves, checks = [], []
+    for dim, (array, axis, formula) in solved.items():
+        name = _fresh_size(f"{array}_size{axis}", taken)
+        solves.append(AxisSize(kernel.name, formula, array, axis, name, dim))
+        used |= formula.free_symbols - {dim}
+    for array, axis, formula in checked:
+        checks.append(AxisSize(kernel.name, formula, array, axis))
+        used |= formula.free_symbols
+    made = {a for arr in ([kernel.upstream] if kernel.upstream else []) + kernel.arguments for a in arr.dims}
+    inner = set()
+    for st in kernel.statements:
+        inner |= {extent(i) for i in st.rhs.atoms(sp.Idx) | set(getattr(st.lhs, "indices", ()))}
+    for e in sorted(inner - made, key=sp.default_sort_key):
+        if not (isinstance(e, sp.Symbol) or e.is_Integer) and not e.free_symbols & set(kernel.extents):
+            checks.append(AxisSize(kernel.name, e))
+            used |= e.free_symbols
+    return solves, checks
+
+
+def _fresh_size(name: str, taken: set) -> str:
+    while name in taken:
+        name += "_"
+    taken.add(name)
+    return name
+
+
+def _shapes(kernel, plain: dict, used: set, solves: list) -> list:
+    """Sizes the instructions read, bound from the first array carrying each; then the size of each axis
+    a dimension is solved from."""
     by_array = {}
-    for dim, (array, axis) in kernel.dims():
+    for dim, (array, axis) in plain.items():
         if dim in used:
             by_array.setdefault(array, []).append((axis, dim))
+    for ins in solves:
+        by_array.setdefault(ins.array, []).append((ins.axis, ins.size))
     ranks = {a.name: len(a.dims) for a in kernel.arguments + ([kernel.upstream] if kernel.upstream else [])}
     out = []
     for array, pairs in by_array.items():
+        pairs.sort(key=lambda p: p[0])
         whole = [axis for axis, _ in pairs] == list(range(ranks[array]))
         out.append(Shapes(tuple(str(d) for _, d in pairs), array, None if whole else tuple(a for a, _ in pairs)))
+    return out
+
+
+def _labels(kernel, used: set) -> list:
+    """Each index array the kernel reads (labels, token ids), brought to integer indices and checked in range;
+    adds to ``used`` the extents those checks read."""
+    carried = {d for d, _ in kernel.dims()}
+    out = []
+    for a in kernel.arguments:
+        if a.of is not None and sp.sympify(a.of).free_symbols <= carried:
+            used |= sp.sympify(a.of).free_symbols
+            out.append(CheckLabels(kernel.name, a.name, sp.sympify(a.of)))
     return out

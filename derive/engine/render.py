@@ -15,7 +15,7 @@ from sympy.printing.str import StrPrinter
 
 from . import arrays as A
 from .errors import PrintError
-from .text import positive_first
+from .text import index_text, positive_first
 
 # SymPy function → Python's spelling for numbers (None: not available).
 PYTHON_FUNCTIONS = {
@@ -319,6 +319,9 @@ class Renderer:
         if isinstance(ins, A.Promote):
             names = ", ".join(ins.names) + ("," if len(ins.names) == 1 else "")
             return f"{names} = {self.helper('_floats')}({', '.join(ins.names)})"
+        if isinstance(ins, A.CheckLabels):
+            return (f"{ins.name} = {self.helper('_labels')}({ins.name}, {self.scalar(ins.extent)}, "
+                    f"{ins.kernel + ': ' + ins.name!r})")
         if isinstance(ins, A.CheckInteger):
             self.imports.add("numbers")
             return (f"if not isinstance({ins.name}, numbers.Integral) or {ins.name} < {ins.least}:\n"
@@ -335,11 +338,37 @@ class Renderer:
                     f"if {ins.dim} < 1:\n"
                     f'    raise ValueError(f"{ins.kernel}: {ins.rule} = {{{ins.dim}}} for {given}; '
                     f'it must be at least 1")')
+        if isinstance(ins, A.AxisSize):
+            return self._axis_size(ins)
         if isinstance(ins, A.Accumulate):
             names = ", ".join(ins.results) + ("," if len(ins.results) == 1 else "")
             grads = ", ".join(f"{r!r}: {r}" for r in ins.results)
             return f"{names} = {self.helper('_accumulate')}(into, {{{grads}}})"
         raise TypeError(f"no rendering for {type(ins).__name__}")
+
+    def _axis_size(self, ins) -> str:
+        """Solve a dimension from an axis sized by an expression of it, or check such an axis (or an
+        extent the kernel makes) — each failure one ValueError line naming the kernel."""
+        rule = index_text(ins.formula)
+        if ins.array is None:
+            code = self.scalar(ins.formula)
+            given = ", ".join(f"{s}={{{s}}}" for s in sorted(map(str, ins.formula.free_symbols)))
+            return (f"if {code} < 1:\n"
+                    f'    raise ValueError(f"{ins.kernel}: {rule} = {{{code}}} for {given}; it must be at least 1")')
+        if ins.solve is None:
+            code = self.scalar(ins.formula)
+            given = ", ".join(f"{s}={{{s}}}" for s in sorted(map(str, ins.formula.free_symbols)))
+            return (f"if {ins.array}.shape[{ins.axis}] != {code}:\n"
+                    f'    raise ValueError(f"{ins.kernel}: axis {ins.axis} of {ins.array} has '
+                    f'{{{ins.array}.shape[{ins.axis}]}} elements, but {rule} = {{{code}}} for {given}")')
+        n, P = sp.Symbol(ins.size, integer=True), ins.solve
+        a, b = sp.Poly(ins.formula, P).all_coeffs()
+        others = sorted(map(str, ins.formula.free_symbols - {P}))
+        given = "".join(f" for {s}={{{s}}}" if i == 0 else f", {s}={{{s}}}" for i, s in enumerate(others))
+        return (f"{P} = {self.scalar(sp.floor((n - b) / a))}\n"
+                f"if {P} < 1 or {self.scalar(ins.formula)} != {ins.size}:\n"
+                f'    raise ValueError(f"{ins.kernel}: axis {ins.axis} of {ins.array} has {{{ins.size}}} elements: '
+                f'it must be {rule} for a whole {P} >= 1{given}")')
 
     def function(self, name: str) -> str:
         """The backend's spelling of an elementwise function (its module imported)."""

@@ -26,6 +26,7 @@ import warnings
 import numpy as np
 import sympy as sp
 
+from . import extents as extents_
 from .errors import DeriveError
 
 # Relative agreement asked of the backward against central differences (float64, step 1e-6).
@@ -70,15 +71,18 @@ def _sizes(forward, rng, scalars=None) -> dict:
     """Small distinct sizes for the declared dimensions; derived extents (a convolution's Ho) computed,
     redrawn until each is at least 1 with the hyper-parameters ``scalars`` (default: the defaults)."""
     derived = getattr(forward, "derived", {})
-    dims = sorted({d for t in forward.tensors.values() for d in t.dims
-                   if isinstance(d, sp.Symbol) and d not in derived}, key=str)
+    dims = extents_.free_dimensions(forward)
     defaults = {s.symbol: (scalars or {}).get(s.name, s.default) for s in forward.scalars.values()}
+    axes = {d for t in forward.tensors.values() for d in t.dims if not isinstance(d, sp.Symbol)}
+
     def extents(sizes):
-        return {d: int(f.subs({**sizes, **defaults})) for d, f in derived.items()}
+        # Derived extents, then every axis sized by an expression (2*P, D − 1): each must be at least 1.
+        out = {d: int(f.subs({**sizes, **defaults})) for d, f in derived.items()}
+        return {**out, **{d: int(sp.sympify(d).subs({**sizes, **defaults, **out})) for d in axes}}
 
     def largest(sizes):
-        return max((int(np.prod([sizes.get(d, 1) for d in t.dims if isinstance(d, sp.Symbol)]))
-                    for t in forward.arguments), default=0)
+        values = {**sizes, **defaults, **extents(sizes)}
+        return max((int(np.prod(extents_.shape(t.dims, values))) for t in forward.arguments), default=0)
 
     for attempt in range(100):
         top = 2 + max(len(dims), 3) + attempt // 10
@@ -95,7 +99,10 @@ def _sizes(forward, rng, scalars=None) -> dict:
                     break
             else:
                 break
-        return {d: int(n) for d, n in {**sizes, **extents(sizes)}.items()}
+        found = {**sizes, **{d: n for d, n in extents(sizes).items() if isinstance(d, sp.Symbol)}}
+        # The hyper-parameters' values too: an axis may be sized by one (k*C).
+        found.update({sym: v for sym, v in defaults.items() if sym.is_integer})
+        return {d: int(n) for d, n in found.items()}
     raise ValueError("no small sizes give every derived extent at least 1")
 
 
@@ -117,8 +124,10 @@ def draw(forward, rng, sizes=None) -> dict:
     normalised = normalised_axes(forward)
     arrays = {}
     for t in forward.arguments:
-        shape = tuple(int(d) if not isinstance(d, sp.Symbol) else sizes[d] for d in t.dims)
-        if t.name in normalised:
+        shape = extents_.shape(t.dims, sizes)
+        if t.role == "index":   # labels, token ids: integers over the extent they index
+            arrays[t.name] = rng.integers(0, int(sp.sympify(t.of).subs(sizes)), shape)
+        elif t.name in normalised:
             axis, total = normalised[t.name]
             a = rng.uniform(0.1, 1.0, shape)
             arrays[t.name] = total * a / a.sum(axis=axis, keepdims=True)
@@ -184,7 +193,7 @@ class Verifier:
             return ""
         return self.texts[backend].splitlines()[line - 1].strip()
 
-    def call(self, backend, module, kernel: str, *args, **kwargs):
+    def call(self, backend, module, kernel: str, /, *args, **kwargs):
         """Run one kernel; an exception or a non-finite local names the statement."""
         fn = getattr(module, kernel)
         filename = f"<generated {backend}/{self.name}.py>"
@@ -257,7 +266,7 @@ class Verifier:
         arrays = draw(self.forward, rng, self._sizes)
         numpy_module = self.load("numpy")
         m = numpy_module
-        y_shape = tuple(self._sizes[d] if isinstance(d, sp.Symbol) else int(d) for d in self.forward.out.tensor.dims)
+        y_shape = extents_.shape(self.forward.out.tensor.dims, self._sizes)
         upstream = 0.75 if m.UPSTREAM is not None and not y_shape else rng.standard_normal(y_shape)
         outs, grads = self.run("numpy", m, arrays, upstream, lambda a: a)
         self.check_gradients(m, arrays, upstream, outs, grads)
@@ -266,7 +275,7 @@ class Verifier:
             return ["torch is not installed: the Torch kernels were not run"]
         torch_module = self.load("torch")
         touts, tgrads = self.run("torch", torch_module, arrays, upstream,
-                                 lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64)))
+                                 lambda a: torch.as_tensor(_as_float(a)))
         for kind, a, b in (("forward", outs, touts), ("backward", grads, tgrads)):
             for n in a:
                 if n in m.INDICES:   # positions (a pool's arg-max) in each backend's own representation
@@ -310,6 +319,12 @@ class Verifier:
                 self.fail(f"{self.name}_backward", f"{g} = ...",
                           f"disagrees with central differences of the forward "
                           f"(max difference {_diff(got, numeric):.2e})")
+
+
+def _as_float(a):
+    """float64, but an index array (labels) stays integers."""
+    a = np.asarray(a)
+    return a if a.dtype.kind in "iu" else a.astype(np.float64)
 
 
 def _numpy(a):
