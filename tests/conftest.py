@@ -4,9 +4,11 @@ from __future__ import annotations
 import importlib
 
 import numpy as np
+import sympy as sp
 import pytest
 
 from derive import registry
+from derive.engine import extents
 from derive.engine.emit import build
 
 BACKENDS = ("numpy", "torch")
@@ -38,19 +40,23 @@ def sizes_for(forward, rng, batch=None, feature=None, scalars=None) -> dict:
     from derive.engine import extents
 
     derived = extents.solve(forward)
-    dims = sorted({d for t in forward.tensors.values() for d in t.dims if d not in derived}, key=str)
+    dims = extents.free_dimensions(forward)
     values = {s.symbol: s.default for s in forward.scalars.values()}
     values.update({forward.scalars[k].symbol: v for k, v in (scalars or {}).items()})
     first = next((t.dims for t in forward.arguments if len(t.dims) >= 1), ())
+    # Axes sized by an expression (2*P, D − 1) must be at least 1 too.
+    axes = {d for t in forward.tensors.values() for d in t.dims if not isinstance(d, sp.Symbol) and not d.is_Integer}
     for _ in range(1000):
         sizes = {d: int(rng.integers(1, 6)) for d in dims}
-        if batch is not None and first:
+        if batch is not None and first and first[0] in sizes:
             sizes[first[0]] = batch
-        if feature is not None and len(first) > 1:
+        if feature is not None and len(first) > 1 and first[1] in sizes:
             sizes[first[1]] = feature
-        extents = {d: int(f.subs({**sizes, **values})) for d, f in derived.items()}
-        if all(n >= 1 for n in extents.values()):
-            return {**sizes, **extents}
+        found = {d: int(f.subs({**sizes, **values})) for d, f in derived.items()}
+        axis_sizes = [int(sp.sympify(d).subs({**sizes, **values, **found})) for d in axes]
+        if all(n >= 1 for n in [*found.values(), *axis_sizes]):
+            # The integer hyper-parameters' values too: an axis may be sized by one.
+            return {**sizes, **found, **{s: v for s, v in values.items() if s.is_integer}}
     raise ValueError(f"{forward.name}: no small sizes give every derived extent at least 1")
 
 
@@ -59,7 +65,7 @@ def draw(forward, sizes, rng, scale=1.0) -> dict:
     constants are rows of a distribution (targets sum to 1, running variances > 0)."""
     out = {}
     for t in forward.arguments:
-        shape = tuple(sizes[d] for d in t.dims)
+        shape = extents.shape(t.dims, sizes)
         if t.role == "const":
             a = rng.uniform(0.1, 1.0, shape)
             out[t.name] = a / a.sum(axis=-1, keepdims=True) if len(shape) > 1 else a

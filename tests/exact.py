@@ -30,8 +30,7 @@ from derive.engine.normal_forms import to_piecewise
 def small_sizes(forward, cycle=(2, 3), most=12) -> dict:
     """Sizes 2, 3, 2, … for the declared dimensions, shrunk until no argument has more than ``most``
     elements (brute force grows fast with them), then ``concrete``."""
-    dims = sorted({d for t in forward.tensors.values() for d in t.dims
-                   if isinstance(d, sp.Symbol) and d not in forward.derived}, key=str)
+    dims = extents.free_dimensions(forward)
     sizes = dict(zip(dims, itertools.cycle(cycle)))
 
     def count(t):
@@ -56,11 +55,13 @@ def concrete(forward, sizes, integers="exercise"):
         if s.symbol.is_integer:
             out[s.symbol] = s.default if integers == "defaults" else (2 if s.symbol.is_positive else 1)
     derived = extents.solve(forward)
+    # Axes sized by an expression (D − 1, L − K + 1) must be at least 1 too.
+    axes = {d for t in forward.tensors.values() for d in t.dims if not isinstance(d, sp.Symbol) and not d.is_Integer}
     for _ in range(20):
         values = {d: int(f.xreplace(out)) for d, f in derived.items()}
-        if all(v >= 1 for v in values.values()):
+        if all(v >= 1 for v in values.values()) and all(int(a.xreplace({**out, **values})) >= 1 for a in axes):
             return {**out, **values}
-        for f in derived.values():
+        for f in [*derived.values(), *axes]:
             for d in sorted(f.free_symbols & set(sizes), key=str):
                 if f.xreplace({**out, d: out[d] + 1}) > f.xreplace(out):  # a dimension that widens the output
                     out[d] += 1
@@ -122,7 +123,7 @@ def explicit(forward, sizes):
     (``concrete`` sizes when the forward has integer hyper-parameters or derived extents)."""
     values = {}
     for t in forward.arguments:
-        shape = [sizes[d] if d in sizes else int(d) for d in t.dims]
+        shape = extents.shape(t.dims, sizes)
         positive = {"positive": True} if t.positive else {"real": True}
         values[t.name] = {ix: sp.Symbol(f"{t.name}_{'_'.join(map(str, ix))}", **positive)
                           for ix in itertools.product(*map(range, shape))}

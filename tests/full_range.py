@@ -46,6 +46,7 @@ import numpy as np
 import sympy as sp
 
 from derive import examples, registry
+from derive.engine import extents
 from derive.engine.verify import normalised_axes
 from tests.exact import Reference, concrete, problem
 
@@ -228,8 +229,7 @@ def elementwise(subject, dtype, backends=("numpy", "torch")) -> Worst:
     """Every dimension of size 1; each input swept over the whole range of ``dtype``."""
     f = subject.forward
     # Every dimension 1 where it can be (a pooling window needs its input at least as large).
-    sizes = concrete(f, {d: 1 for t in f.tensors.values() for d in t.dims
-                         if isinstance(d, sp.Symbol) and d not in f.derived}, "defaults")
+    sizes = concrete(f, {d: 1 for d in extents.free_dimensions(f)}, "defaults")
     prob = problem(f, sizes)
     ref = Reference(prob)
     worst = Worst()
@@ -243,7 +243,7 @@ def elementwise(subject, dtype, backends=("numpy", "torch")) -> Worst:
             for a in f.arguments:
                 v = float(x) if a is t else _fixed(f, a)
                 v = float(dtype(v))
-                arrays[a.name] = np.full(tuple(sizes.get(d, d) for d in a.dims), v)
+                arrays[a.name] = np.full(extents.shape(a.dims, sizes), v)
                 for sym in prob.arguments[a.name].values():
                     point[sym] = v
             for sym in prob.upstream.values():
@@ -253,7 +253,7 @@ def elementwise(subject, dtype, backends=("numpy", "torch")) -> Worst:
             exact = ref.evaluate(point)
             for backend in backends:
                 got = run(subject.kernels[backend], subject.name, arrays, 1.0 if not f.out.tensor.dims
-                          else np.ones(tuple(sizes.get(d, d) for d in f.out.tensor.dims)), dtype, backend)
+                          else np.ones(extents.shape(f.out.tensor.dims, sizes)), dtype, backend)
                 judge(got, exact, dtype, worst, f"{backend} {t.name}={float(x):.6g}")
     return worst
 
@@ -261,8 +261,7 @@ def elementwise(subject, dtype, backends=("numpy", "torch")) -> Worst:
 def scaled(subject, dtype, backends=("numpy", "torch")) -> Worst:
     """Small shapes; the inputs a fixed random pattern times 10^k across the range."""
     f = subject.forward
-    dims = sorted({d for t in f.tensors.values() for d in t.dims
-                   if isinstance(d, sp.Symbol) and d not in f.derived}, key=str)
+    dims = extents.free_dimensions(f)
     sizes = concrete(f, {d: n for d, n in zip(dims, [2, 3, 2, 3, 2, 3, 2])}, "defaults")
     prob = problem(f, sizes)
     ref = Reference(prob)
@@ -270,7 +269,7 @@ def scaled(subject, dtype, backends=("numpy", "torch")) -> Worst:
     normalised = normalised_axes(f)
     pattern = {}
     for t in f.arguments:
-        shape = tuple(sizes[d] if isinstance(d, sp.Symbol) else int(d) for d in t.dims)
+        shape = extents.shape(t.dims, sizes)
         if t.name in normalised:
             axis, total = normalised[t.name]
             a = rng.uniform(0.2, 1.0, shape)
@@ -279,7 +278,7 @@ def scaled(subject, dtype, backends=("numpy", "torch")) -> Worst:
             pattern[t.name] = rng.uniform(0.5, 2.0, shape)
         else:
             pattern[t.name] = rng.choice([-1.0, 1.0], shape) * rng.uniform(0.5, 2.0, shape)
-    out_shape = tuple(sizes[d] if isinstance(d, sp.Symbol) else int(d) for d in f.out.tensor.dims)
+    out_shape = extents.shape(f.out.tensor.dims, sizes)
     upstream = rng.choice([-1.0, 1.0], out_shape) * rng.uniform(0.5, 2.0, out_shape) if out_shape else 0.75
     worst = Worst()
     for scale in scales(dtype):

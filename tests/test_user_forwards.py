@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from derive.engine import extents
 from runtime.calling import Kernels
 from tests.conftest import BACKENDS, USER_MODULES, draw, load_user_forward, sizes_for
 from tests.user_references import REFERENCES
@@ -62,7 +63,7 @@ def test_user_forward_matches_an_independent_pytorch_module(name, backend, user_
         rng = np.random.default_rng(seed)
         sizes = sizes_for(forward, rng)
         arrays = draw(forward, sizes, rng)
-        out_shape = tuple(sizes[d] for d in forward.out.tensor.dims)
+        out_shape = extents.shape(forward.out.tensor.dims, sizes)
         upstream = rng.standard_normal(out_shape) if out_shape else 0.8
         y, grads = _run(kernels, arrays, scalars, upstream, backend)
         ref_y, ref_grads = _autograd(REFERENCES[name], forward, arrays, scalars, upstream)
