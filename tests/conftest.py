@@ -62,11 +62,14 @@ def sizes_for(forward, rng, batch=None, feature=None, scalars=None) -> dict:
 
 def draw(forward, sizes, rng, scale=1.0) -> dict:
     """Arrays for every argument (float64): normal values, positive where declared;
-    constants are rows of a distribution (targets sum to 1, running variances > 0)."""
+    constants are rows of a distribution (targets sum to 1, running variances > 0); index arrays (labels,
+    token ids) integers over the extent they index."""
     out = {}
     for t in forward.arguments:
         shape = extents.shape(t.dims, sizes)
-        if t.role == "const":
+        if t.role == "index":
+            out[t.name] = rng.integers(0, int(sp.sympify(t.of).subs(sizes)), shape)
+        elif t.role == "const":
             a = rng.uniform(0.1, 1.0, shape)
             out[t.name] = a / a.sum(axis=-1, keepdims=True) if len(shape) > 1 else a
         elif t.positive:

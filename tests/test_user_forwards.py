@@ -25,8 +25,14 @@ def test_every_user_forward_has_a_reference():
     assert set(USER_MODULES) <= set(REFERENCES)
 
 
+def _tensor(a, **kwargs):
+    """float64, but an index array (labels, token ids) stays integers."""
+    integers = np.asarray(a).dtype.kind in "iu"
+    return torch.tensor(a) if integers else torch.tensor(a, dtype=torch.float64, **kwargs)
+
+
 def _run(kernels, arrays, scalars, upstream, backend):
-    wrap = (lambda a: a) if backend == "numpy" else (lambda a: torch.tensor(a, dtype=torch.float64))
+    wrap = (lambda a: a) if backend == "numpy" else _tensor
     env = kernels.forward({n: wrap(a) for n, a in arrays.items()}, **scalars)
     up = upstream if np.ndim(upstream) == 0 else wrap(upstream)
     grads = kernels.backward(up, env, **scalars)
@@ -36,7 +42,7 @@ def _run(kernels, arrays, scalars, upstream, backend):
 
 def _autograd(reference, forward, arrays, scalars, upstream):
     wrt = [t.name for t in forward.differentiable]
-    xs = {n: torch.tensor(a, dtype=torch.float64, requires_grad=n in wrt) for n, a in arrays.items()}
+    xs = {n: _tensor(a, requires_grad=n in wrt) for n, a in arrays.items()}
     y = reference(**xs, **scalars)
     grads = torch.autograd.grad(y, [xs[n] for n in wrt], torch.as_tensor(upstream, dtype=torch.float64))
     return y.detach().numpy(), {f"d{n}": g.numpy() for n, g in zip(wrt, grads)}

@@ -58,6 +58,22 @@ def smooth_l1(*, X, T, beta):
     return F.smooth_l1_loss(X, T, reduction="sum", beta=beta) / X.shape[0]
 
 
+def ce_int_labels(*, X, y):
+    return F.cross_entropy(X, y)
+
+
+def embedding(*, t, E):
+    return F.embedding(t, E)
+
+
+def embedding_bag(*, t, E):
+    return F.embedding_bag(t, E, mode="sum")
+
+
+def label_gain(*, X, y, g):
+    return g[y] * X.gather(1, y[:, None])[:, 0]
+
+
 def kl_div_logits(*, X, T):
     return F.kl_div(F.log_softmax(X, dim=-1), T, reduction="batchmean")
 
@@ -244,6 +260,10 @@ REFERENCES = {
     "huber": huber,
     "smooth_l1": smooth_l1,
     "kl_div_logits": kl_div_logits,
+    "ce_int_labels": ce_int_labels,
+    "embedding": embedding,
+    "embedding_bag": embedding_bag,
+    "label_gain": label_gain,
     "hinge": hinge,
     "glu_gate": glu_gate,
     "gated_linear": gated_linear,

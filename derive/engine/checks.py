@@ -66,6 +66,11 @@ def check_forward(forward) -> None:
             for axis, (i, dim) in enumerate(zip(e.indices, dims)):
                 if i.is_Integer:
                     continue
+                if i.has(sp.Indexed):
+                    problem = _gather_problem(forward, e, axis, i, dim)
+                    if problem:
+                        fail(problem)
+                    continue
                 if not is_plain(i):
                     # An index expression: affine in declared indices with integer coefficients.
                     # Indices, integer hyper-parameters and dimensions (X[s, D − 1 − j]) may appear.
@@ -83,6 +88,10 @@ def check_forward(forward) -> None:
                     fail(f"inconsistent shapes: {i} ranges over {i.upper + 1} but axis {axis} of {name} has size {dim}")
         for f in d.expr.atoms(AppliedUndef):
             fail(f"{f.func} is not a function the engine knows")
+        for e in _value_reads(d.expr):
+            if forward.tensors[str(e.base.label)].role == "index":
+                fail(f"{index_text(e)} reads the index array {e.base.label} as a value (an index array is read "
+                     "only as an index of another tensor: X[s, y[s]])")
         free, lhs = free_indices(d.expr), set(d.indices)
         if free - lhs:
             extra = ", ".join(sorted(map(str, free - lhs)))
@@ -100,6 +109,43 @@ def check_forward(forward) -> None:
                 raise DeriveError(forward.name, "check", f"{index_text(d.lhs)} = {index_text(d.expr)}",
                                   f"dimension {dim} is the size of no argument (declare it with "
                                   "output_dims(...) when the reads determine it)")
+
+
+def _gather_problem(forward, e, axis, i, dim):
+    """What is wrong with the index ``i`` on ``axis`` (of size ``dim``) of the read ``e``, when it holds a tensor
+    read; None for a gather ``X[s, y[s]]``: an index array read at declared indices, its values over that axis."""
+    where = index_text(e)
+    if not isinstance(i, sp.Indexed):
+        return f"{index_text(i)} in {where}: an index taken from an array is read as it is (X[s, y[s]])"
+    source = forward.tensors.get(str(i.base.label))
+    if source is None or source.role != "index":
+        return (f"{index_text(i)} in {where}: {i.base.label} is not an index array (declare it with "
+                "index_array(name, *dims, of=extent))")
+    if len(i.indices) != len(source.dims):
+        return f"{i.base.label} has {len(source.dims)} axes but is indexed as {index_text(i)}"
+    for j, size in zip(i.indices, source.dims):
+        if not isinstance(j, sp.Idx):
+            return f"{index_text(i)} in {where}: an index array is read at declared indices"
+        if sp.simplify(j.upper + 1 - size) != 0:
+            return f"inconsistent shapes: {j} ranges over {j.upper + 1} but {i.base.label} has size {size} there"
+    if sp.simplify(source.of - dim) != 0:
+        return (f"{index_text(i)} in {where}: {i.base.label} holds values in 0..{index_text(source.of - 1)} but "
+                f"axis {axis} of {e.base.label} has size {dim}")
+    if any(not is_plain(k) for n, k in enumerate(e.indices) if n != axis and not isinstance(k, sp.Indexed)):
+        return f"{where}: a read through an index array takes plain indices on its other axes"
+    return None
+
+
+def _value_reads(expr) -> list:
+    """The tensor reads of ``expr`` used as values: not those inside another read's indices."""
+    out, stack = [], [expr]
+    while stack:
+        e = stack.pop()
+        if isinstance(e, sp.Indexed):
+            out.append(e)
+        elif isinstance(e, sp.Basic):
+            stack += e.args
+    return out
 
 
 def check_derivative(forward, gradient) -> None:

@@ -123,6 +123,8 @@ class Array:
     dims: tuple
     # An array of positions (a saved arg-max), not of values: its representation is the backend's own.
     index: bool = False
+    # An index array the caller passes (labels, token ids): integers in 0..of−1, checked, never made floating.
+    of: object = None
 
 
 @dataclass(frozen=True)
@@ -293,4 +295,14 @@ def is_plain(i) -> bool:
 
 def shifted(indexed) -> bool:
     """True for a read at an index expression: zero outside its tensor's range and between grid points."""
-    return any(not is_plain(i) for i in indexed.indices)
+    return any(not is_plain(i) and not gathered(i) for i in indexed.indices)
+
+
+def gathered(i) -> bool:
+    """An index read from an index array (``y[s]`` in ``X[s, y[s]]``): a gather, its values checked in range."""
+    return isinstance(i, sp.Indexed) and bool(i.is_integer)
+
+
+def gathers(indexed) -> bool:
+    """True for a read with an index taken from an index array (``X[s, y[s]]``, ``E[t[s], j]``)."""
+    return any(gathered(i) for i in indexed.indices)

@@ -109,7 +109,7 @@ def forward_kernel(forward, returned=(), statements=None) -> Kernel:
                                 Context(names=_names(forward)))
     results = [forward.out.tensor.name, *returned]
     statements = _finish(forward, name, statements, results, _names(forward))
-    args = [Array(t.name, t.dims) for t in forward.arguments]
+    args = [Array(t.name, t.dims, of=t.of) for t in forward.arguments]
     return validate(Kernel(name, args, list(forward.scalars.values()), statements, results,
                            extents=dict(forward.derived)), forward.name)
 
@@ -183,7 +183,7 @@ def backward_kernel(derivation, forward_statements, context: Context) -> Kernel:
     # Arguments first, in declaration order, then what the forward computes, in its order.
     saved = [t.name for t in forward.arguments if t.name in names]
     saved += [st.name for st in forward_statements if st.name in names and st.name not in saved]
-    args = [Array(n, dims[n]) for n in saved]
+    args = [Array(n, dims[n], of=getattr(forward.tensors.get(n), "of", None)) for n in saved]
     return validate(Kernel(name, args, list(forward.scalars.values()), statements, gradients, optional, upstream,
                            1.0 if upstream is not None and not upstream.dims else None, dict(forward.derived)),
                     forward.name)

@@ -31,8 +31,8 @@ from .arrays import (Accumulate, AddMatMul, AddMul, ApplyInPlace, ArgMax, Assign
                      Promote, Reduce, ScatterAdd, SelectInPlace, Shapes, Slot, Take, Typed, Update, Where,
                      WindowReduce, symbols)
 from .errors import PrintError, stage
-from .ir import AtMax, MaxOver, MaxWithZeros, OnGrid, affine, extent, free_indices, gathered, gathers, shifted, \
-    window_key
+from .ir import (AtMax, MaxOver, MaxWithZeros, OnGrid, affine, extent, free_indices, gathered, gathers, natural_order,
+                 shifted, window_key)
 from .text import index_text, positive_first
 
 
@@ -499,13 +499,19 @@ class Lowering:
 
     def gather_scatter(self, route, target, bound):
         """``Σ_B w · δ(k, y[…])`` over ``target``: w added at the positions the index array holds (``ScatterAdd``)."""
-        source = tuple(i for i in target if i != route.index) + tuple(bound)
+        # Laid out as the weight's largest tensor is stored (no transposing copy of dY).
+        source = natural_order(route.weight, tuple(i for i in target if i != route.index) + tuple(bound) + route.bound)
         self._layout = source
         shape = self._shape(source)
         values = self.expr(route.weight)
-        if self.layout_of(route.weight) != source:   # every (free, summed) position adds once
+        covered = set(self.layout_of(route.weight)) | free_indices(route.position) | set(target) - {route.index}
+        if not covered >= set(source):   # every (free, summed) position adds once: the values over all of them
             values = Full(self.expand(route.weight, values, source), shape) if _has_array(route.weight) \
-                else Filled(values, shape, self._like(route.position))
+                else Filled(values, shape, self.like)
+        elif _has_array(route.weight):
+            values = self.expand(route.weight, values, source)
+        else:
+            values = Typed(values, self.like)
         mesh = Mesh(shape, self.like)
         index = tuple(self.expand(route.position, self.expr(route.position), source) if t == route.index
                       else Item(mesh, source.index(t)) for t in target)

@@ -27,6 +27,8 @@ class Tensor:
     role: str
     # Zero padding per axis, ((lo, hi), ...): how far reads at index expressions may fall outside.
     padding: tuple = ()
+    # An index array (role "index"): the extent its integer values index (a gather's labels in 0..C−1).
+    of: object = None
 
     @property
     def name(self) -> str:
@@ -204,6 +206,18 @@ class Forward:
         """A non-differentiable input (targets T, running statistics). ``positive``: its entries are > 0."""
         return self._tensor(name, dims, "const", latex, positive)
 
+    def index_array(self, name, *dims, of, latex=None):
+        """An array of integers in 0..of−1 (class labels, token ids), never differentiated; read only as an
+        index of another tensor: ``X[s, y[s]]``, ``E[t[s], j]`` (a gather; its gradient is a scatter-add)."""
+        if name in self.tensors:
+            raise ValueError(f"{self.name}: tensor {name!r} declared twice")
+        if latex:
+            self.latex[name] = latex
+        base = sp.IndexedBase(name, shape=dims or None, integer=True, nonnegative=True)
+        t = Tensor(base, tuple(dims), "index", of=sp.sympify(of))
+        self.tensors[name] = t
+        return t
+
     def let(self, name, indices, expr, latex=None, returned=False, positive=False):
         """A named intermediate ``name[indices] = expr``; ``returned``: the forward kernel returns it.
 
@@ -250,7 +264,7 @@ class Forward:
     @property
     def arguments(self) -> list:
         """Tensors the caller passes to the forward kernel, in declaration order."""
-        return [t for t in self.tensors.values() if t.role in ("input", "param", "const")]
+        return [t for t in self.tensors.values() if t.role in ("input", "param", "const", "index")]
 
     @property
     def scalar_output(self) -> bool:

@@ -5,6 +5,8 @@
   and with a flipped window and a fractional read its input gradient, ``transposed``);
 - ``correlation_weight``: Σ over the batch and the output positions that is a convolution's weight gradient;
 - ``scatter``: a gradient routed to the arg-max of a window (max pooling's backward);
+- ``gather_route``: a sum holding δ(k, y[…]), a gradient routed to the positions an index array holds (the
+  adjoint of a gather: an embedding's weight gradient);
 - ``deferrable``: gradients that are one matrix product nothing later reads (added into the caller's array);
 - elementwise shapes a backend may compute in one pass: ``threshold_select`` (v where x > c, else 0: ReLU's
   gradient), ``clamp`` (max(lo, min(hi, u))), ``multiply_add`` (c + v·a·b); and ``affine_route`` (positions
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from .ir import AtMax, OnGrid, affine, extent, free_indices, indexed_bases
+from .ir import AtMax, OnGrid, affine, extent, free_indices, gathered, indexed_bases
 
 
 # -- matrix products -----------------------------------------------------------
@@ -426,3 +428,40 @@ def scatter(st) -> Scatter | None:
             or not free_indices(first.body) - set(over) <= set(layout):
         return None
     return Scatter(layout, over, first.body, tuple(routes.values()))
+
+
+# -- gathers -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class GatherRoute:
+    """``Σ_B weight · δ(k, g)``: ``weight`` (k replaced by g) added at position ``g`` (a read of an index array)
+    of the axis that the free index ``k`` runs over: a scatter-add."""
+
+    index: sp.Idx
+    position: sp.Indexed
+    weight: sp.Expr
+    # Indices of nested sums folded into this one (summed too).
+    bound: tuple = ()
+
+
+def gather_route(body, bound) -> GatherRoute | None:
+    """The body of a sum over ``bound`` as a product holding δ(k, y[…]) with k free (not summed here), else None.
+
+    ``Σ_s dY_sj δ(q, t_s)`` (an embedding's gradient) sums over what the index array indexes; sifting leaves
+    it, as no equation solves for s."""
+    factors = sp.Mul.make_args(body)
+    for f in factors:
+        rest = sp.Mul(*[x for x in factors if x is not f])
+        if isinstance(f, sp.Sum) and not set(f.variables) & free_indices(rest):
+            # Σ_b A_b Σ_l δ(p, t_bl) (a collected form) is one scatter over b and l.
+            inner = gather_route(f.function, tuple(bound) + tuple(f.variables))
+            if inner is not None:
+                return GatherRoute(inner.index, inner.position, rest.xreplace({inner.index: inner.position})
+                                   * inner.weight, tuple(f.variables) + inner.bound)
+        if not isinstance(f, sp.KroneckerDelta):
+            continue
+        a, b = f.args
+        g, k = (a, b) if gathered(a) else (b, a)
+        if gathered(g) and isinstance(k, sp.Idx) and k not in bound and k not in g.free_symbols:
+            return GatherRoute(k, g, rest.xreplace({k: g}))
+    return None

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .ir import AtMax, OnGrid, Sum, affine, is_plain, shifted
+from .ir import AtMax, OnGrid, Sum, affine, gathered, is_plain, shifted
 
 
 def _range(i):
@@ -69,12 +69,17 @@ def _terms(body):
 
 
 def _shifted(delta) -> bool:
-    return not all(is_plain(a) for a in delta.args)
+    return not all(is_plain(a) or gathered(a) for a in delta.args)
 
 
 def _solve(delta, k):
     """(value of k, guard) that sifts ``delta`` over k, or None."""
     a, b = delta.args
+    if gathered(a) or gathered(b):
+        # Σ_k δ(k, y_s) f(k) = f(y_s): the checks hold an index array's values to the extent of the axis it
+        # indexes, and a delta pairs it with an index over that axis.
+        g, other = (a, b) if gathered(a) else (b, a)
+        return (g, sp.S.One) if other == k and k not in g.free_symbols else None
     if not _shifted(delta):
         j = b if a == k else a if b == k else None
         return (j, sp.S.One) if j is not None and j != k and _inside(j, k) else None
