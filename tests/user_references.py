@@ -246,6 +246,106 @@ def nested_relu_sums(*, X, w, v):
     return ((F.relu(X) * w).sum(2) * v).sum(1)
 
 
+
+# -- the layers of a CNN homework (issue 15): transposed convolutions, resampling, pools, shapes ------------
+
+def conv_transpose1d(*, A, W, b, stride, padding, output_padding):
+    return F.conv_transpose1d(A, W, b, stride=stride, padding=padding, output_padding=output_padding)
+
+
+def conv_transpose2d(*, A, W, stride, padding):
+    return F.conv_transpose2d(A, W, stride=stride, padding=padding)
+
+
+def _zero_insert(A, factor, length, axis):
+    """A with factor − 1 zeros after each entry along ``axis``, cut or zero-filled to ``length``."""
+    shape = list(A.shape)
+    shape[axis] = length
+    out = A.new_zeros(shape)
+    index = [slice(None)] * A.dim()
+    index[axis] = slice(0, length, factor)
+    n = len(range(0, length, factor))
+    out[tuple(index)] = A.narrow(axis, 0, n)
+    return out
+
+
+def upsample_zeros1d(*, A, factor):
+    return _zero_insert(A, factor, factor * A.shape[2], 2)
+
+
+def upsample_zeros2d(*, A, factor):
+    rows = _zero_insert(A, factor, factor * (A.shape[2] - 1) + 1, 2)
+    return 2 * _zero_insert(rows, factor, factor * (A.shape[3] - 1) + 1, 3)
+
+
+def downsample1d(*, A, factor):
+    return A[:, :, ::factor]
+
+
+def downsample2d(*, A, factor):
+    return A[:, :, ::factor, ::factor]
+
+
+def mean_pool1d(*, X, kernel):
+    return F.avg_pool1d(X, kernel, stride=1)
+
+
+def max_pool2d_s1(*, X):
+    return F.max_pool2d(X, 2, stride=1)
+
+
+def conv1d_range(*, X, W, b):
+    return F.conv1d(X, W, b)
+
+
+def pair_product(*, X):
+    return X[:, 0::2] * X[:, 1::2]
+
+
+def flatten_linear(*, X, W, b):
+    return F.linear(X.flatten(1), W.flatten(1), b)
+
+
+def engine_names(*, name, fn, upstream, module, env):
+    return upstream * torch.tanh(name * fn) + module * env
+
+
+# -- exponential sums shifted wherever they stand (issue 15, item 4) -------------------------------------------
+
+def log_softmax_inline(*, X):
+    return F.log_softmax(X, dim=-1)
+
+
+def softmax_inline_temperature(*, X, tau):
+    return torch.softmax(X / tau, dim=-1)
+
+
+def label_smoothing_ce(*, X, T, eps):
+    return F.cross_entropy(X, T, label_smoothing=eps)
+
+
+def masked_softmax(*, X, M):
+    # M exp(X) / Σ M exp(X) is the softmax of X + log M (M > 0 in the drawn inputs).
+    return torch.softmax(X + torch.log(M), dim=-1)
+
+
+def softmax_two_axes(*, X):
+    return torch.softmax(X.flatten(1), dim=-1).reshape(X.shape)
+
+
+def attention(*, Q, K, V):
+    return F.scaled_dot_product_attention(Q, K, V, scale=1.0)
+
+
+
+def scanning_mlp(*, X, W1, W2, stride):
+    return torch.einsum("smt,om->sot", F.relu(F.conv1d(X, W1, stride=stride)), W2)
+
+
+def conv_relu1d(*, X, W, b, padding):
+    return F.relu(F.conv1d(X, W, b, padding=padding))
+
+
 REFERENCES = {
     "hard_tanh": hard_tanh,
     "hard_sigmoid": hard_sigmoid,
@@ -303,4 +403,24 @@ REFERENCES = {
     "relu_row_sum": relu_row_sum,
     "l1_rows": l1_rows,
     "nested_relu_sums": nested_relu_sums,
+    "conv_transpose1d": conv_transpose1d,
+    "conv_transpose2d": conv_transpose2d,
+    "upsample_zeros1d": upsample_zeros1d,
+    "upsample_zeros2d": upsample_zeros2d,
+    "downsample1d": downsample1d,
+    "downsample2d": downsample2d,
+    "mean_pool1d": mean_pool1d,
+    "max_pool2d_s1": max_pool2d_s1,
+    "conv1d_range": conv1d_range,
+    "pair_product": pair_product,
+    "flatten_linear": flatten_linear,
+    "engine_names": engine_names,
+    "log_softmax_inline": log_softmax_inline,
+    "softmax_inline_temperature": softmax_inline_temperature,
+    "label_smoothing_ce": label_smoothing_ce,
+    "masked_softmax": masked_softmax,
+    "softmax_two_axes": softmax_two_axes,
+    "attention": attention,
+    "scanning_mlp": scanning_mlp,
+    "conv_relu1d": conv_relu1d,
 }

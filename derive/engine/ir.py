@@ -19,7 +19,8 @@ import sympy as sp
 
 
 class Sum(sp.Sum):
-    """SymPy's ``Sum``, except that a ``Piecewise`` inside a nested sum, conditioned on that sum's index, stays there.
+    """SymPy's ``Sum``, except that a ``Piecewise`` inside a nested sum, conditioned on that sum's index, stays there,
+    and that no ``Piecewise`` takes in a delta of index expressions.
 
     SymPy folds every ``Piecewise`` holding the outer sum's index to the top of its body, and its fold reaches into
     nested sums: ``Σ_s dY_s Σ_j [X_sj > 0] δ_jq`` became ``[X_sj > 0] Σ_s dY_s Σ_j δ_jq``, the condition's j out of
@@ -31,6 +32,12 @@ class Sum(sp.Sum):
         function = sp.sympify(function)
         masks = {p: sp.Dummy() for inner in function.atoms(sp.Sum) for p in inner.function.atoms(sp.Piecewise)
                  if p.has(*inner.variables)}
+        selects = function.atoms(sp.Piecewise)
+        if selects and any(not all(is_plain(a) for a in d.args)
+                           for d in function.xreplace({p: sp.Dummy() for p in selects}).atoms(sp.KroneckerDelta)):
+            # A delta of index expressions waits for an enclosing sum to sift it: folded into a select, no sum
+            # would see it (the gradient of ReLU(conv(X)) through X).
+            masks.update({p: sp.Dummy() for p in selects})
         obj = super().__new__(cls, function.xreplace(masks) if masks else function, *symbols, **assumptions)
         if masks and isinstance(obj, Sum):
             # Put them back without building the sum again (that would fold them once more).

@@ -46,6 +46,9 @@ def pull_deltas_out_of_piecewise(expr):
     """Piecewise((δ·a, c), (δ·b, True)) → δ·Piecewise((a, c), (b, True)); a zero branch is divisible by δ."""
 
     def pull(pw):
+        moved = _sum_out_of_select(pw)
+        if moved is not pw:
+            return Sum(pull(moved.function), *moved.limits)
         factors = None
         for value, _ in pw.args:
             if value == 0:
@@ -60,6 +63,29 @@ def pull_deltas_out_of_piecewise(expr):
         return common * sp.Piecewise(*branches)
 
     return expr.replace(lambda e: isinstance(e, sp.Piecewise), pull)
+
+
+def _sum_out_of_select(pw):
+    """Piecewise((c·Σ_a g, C), (0, True)) → Σ_a Piecewise((c·g, C), (0, True)) for each factor sum whose body
+    holds a delta: the delta may then leave the select and be sifted by an enclosing sum (the gradient through
+    ReLU(conv(X)) reaches X this way). A moved index that anything else in the select names is renamed first.
+    Returns ``pw`` itself when no such sum is there."""
+    live = [v for v, _ in pw.args if v != 0]
+    if len(live) != 1 or not isinstance(live[0], (sp.Mul, sp.Sum)):
+        return pw
+    factors = sp.Mul.make_args(live[0])
+    sums = [f for f in factors if isinstance(f, sp.Sum) and f.function.has(sp.KroneckerDelta)]
+    if not sums:
+        return pw
+    taken = {str(i.label) for i in pw.atoms(sp.Idx)}
+    body, limits = sp.Mul(*[f for f in factors if not any(f is s for s in sums)]), []
+    for inner in sums:
+        elsewhere = [c for _, c in pw.args] + [f for f in factors if f is not inner]
+        renames = {lim[0]: _fresh_index(lim[0], taken) for lim in inner.limits
+                   if any(e.has(lim[0]) for e in elsewhere)}
+        body *= inner.function.xreplace(renames)
+        limits += [(renames.get(lim[0], lim[0]), *lim[1:]) for lim in inner.limits]
+    return Sum(sp.Piecewise(*[(body if v is live[0] else v, c) for v, c in pw.args]), *limits)
 
 
 def _terms(body):
