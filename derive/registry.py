@@ -18,6 +18,7 @@ MODULES = (
     "softmax",
     "cross_entropy",
     "softmax_cross_entropy",
+    "softmax_cross_entropy_labels",
     "mse",
     "batch_norm",
     "leaky_relu",

@@ -6,6 +6,7 @@ Every generated module states its calling convention as data::
     UPSTREAM   the backward's first argument        SAVED      what the backward reads, by keyword
     GRADIENTS  what the backward returns            OPTIONAL   gradient -> flag that skips it
     SCALARS    hyper-parameters and defaults        VARIANTS   further forwards and their arguments
+    LABELS     arguments that are integer arrays (class labels, token ids), passed as integers
 
 ``Kernels`` reads those and nothing else.
 """

@@ -119,6 +119,7 @@ class _Loss(Module):
     """Mean over the batch. ``backward(x, y)`` reuses what ``forward`` saved when called on the same arrays."""
 
     labels = True  # y may be integer labels, turned into one-hot rows
+    labels_kernel = ""  # a kernel that takes integer labels as they are (no one-hot rows)
 
     def targets(self, x, y):
         y = y if not isinstance(y, np.ndarray) else self.backend.asarray(y)
@@ -128,16 +129,25 @@ class _Loss(Module):
             raise ValueError(f"targets of shape {tuple(y.shape)} for inputs of shape {tuple(x.shape)}")
         return y
 
+    def _by_label(self, y) -> bool:
+        return bool(self.labels_kernel) and getattr(y, "ndim", None) == 1
+
     def forward(self, x, y):
-        t = self.targets(x, y)
-        self.cache = self.kernels.forward({"X": x, "T": t}, **self.scalars)
+        if self._by_label(y):
+            y = y if not isinstance(y, np.ndarray) else self.backend.asarray(y)
+            if not hasattr(self, "label_kernels"):
+                self.label_kernels = self.backend.kernels(self.labels_kernel)
+            self.cache = self.label_kernels.forward({"X": x, "y": y}, **self.scalars)
+        else:
+            self.cache = self.kernels.forward({"X": x, "T": self.targets(x, y)}, **self.scalars)
         self._inputs = (x, y)
         return self.cache["L"]
 
     def backward(self, x, y):
         if getattr(self, "_inputs", (None, None))[0] is not x or self._inputs[1] is not y:
             self.forward(x, y)
-        return self.kernels.backward(1.0, self.cache, **self.scalars)["dX"]
+        kernels = self.label_kernels if "y" in self.cache else self.kernels
+        return kernels.backward(1.0, self.cache, **self.scalars)["dX"]
 
 
 class CrossEntropyModule(_Loss):
@@ -147,9 +157,11 @@ class CrossEntropyModule(_Loss):
 
 
 class SoftmaxCrossEntropyModule(_Loss):
-    """Softmax and cross-entropy fused, on logits x; gradient (softmax(x) − T)/S."""
+    """Softmax and cross-entropy fused, on logits x; gradient (softmax(x) − T)/S. Integer labels go to the
+    kernel that reads them as they are (a gather; no one-hot rows)."""
 
     kernel = "softmax_cross_entropy"
+    labels_kernel = "softmax_cross_entropy_labels"
 
 
 class MSEModule(_Loss):

@@ -57,10 +57,9 @@ class Trainer:
     def step(self, x, y):
         """One SGD step on a batch: (mean loss, number classified right), both left on the device."""
         b, m = self.backend, self.model
-        t = b.one_hot(y, N_CLASSES)
         logits = m.forward(x)
-        loss = m.loss.forward(logits, t)
-        m.backward(m.loss.backward(logits, t), sgd_lr=self.config.lr)  # the SGD step, fused into the kernels
+        loss = m.loss.forward(logits, y)   # integer labels, read as they are (no one-hot rows)
+        m.backward(m.loss.backward(logits, y), sgd_lr=self.config.lr)  # the SGD step, fused into the kernels
         return loss, b.correct(logits, y)
 
     def train_epoch(self, epoch: int, progress=None) -> dict:

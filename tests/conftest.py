@@ -27,6 +27,14 @@ def built():
     return get
 
 
+def as_tensor(a, **kwargs):
+    """A test array as a torch tensor: float64, but an index array (labels, token ids) stays integers."""
+    import torch
+    if np.asarray(a).dtype.kind in "iu":
+        return torch.tensor(a)
+    return torch.tensor(a, dtype=torch.float64, **kwargs)
+
+
 def kernels_of(name: str, backend: str):
     return importlib.import_module(f"generated.{backend}.{name}")
 

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from derive import registry
 from runtime.calling import Kernels
-from tests.conftest import BACKENDS, draw, kernels_of, sizes_for
+from tests.conftest import BACKENDS, as_tensor, draw, kernels_of, sizes_for
 
 # PyTorch's own forwards for the built-in modules: autograd through these is the reference.
 # (A module a user adds has none; it is checked through its generated Torch forward.)
@@ -21,6 +21,7 @@ REFERENCE = {
     "softmax": lambda X: torch.softmax(X, dim=1),
     "cross_entropy": lambda X, T: -(T * torch.log(X)).sum() / X.shape[0],
     "softmax_cross_entropy": lambda X, T: F.cross_entropy(X, T),
+    "softmax_cross_entropy_labels": lambda X, y: F.cross_entropy(X, y),
     "mse": lambda X, T: 0.5 * ((X - T) ** 2).sum() / X.shape[0],
     "batch_norm": lambda X, gamma, beta, eps: F.batch_norm(X, None, None, gamma, beta, training=True, eps=eps),
     "leaky_relu": lambda X, negative_slope: F.leaky_relu(X, negative_slope),
@@ -59,7 +60,7 @@ class Case:
         self.wrt = [t.name for t in self.forward.differentiable]
 
     def tensor(self, a):
-        return a if self.backend == "numpy" else torch.tensor(a, dtype=torch.float64)
+        return a if self.backend == "numpy" else as_tensor(a)
 
     def numpy(self, a):
         return a if isinstance(a, np.ndarray) or np.isscalar(a) else a.detach().numpy()
@@ -77,7 +78,7 @@ class Case:
 
     def autograd(self, forward_fn):
         """Reference output and gradients by torch.autograd through ``forward_fn`` (the arguments by name)."""
-        xs = {n: torch.tensor(a, dtype=torch.float64, requires_grad=n in self.wrt) for n, a in self.arrays.items()}
+        xs = {n: as_tensor(a, requires_grad=n in self.wrt) for n, a in self.arrays.items()}
         y = forward_fn(**xs, **self.scalars)
         if self.dY is None:
             grads = torch.autograd.grad(y, [xs[n] for n in self.wrt])

@@ -7,7 +7,7 @@ import torch
 
 from derive import registry
 from runtime.torch_layers import DerivedLayer, function
-from tests.conftest import draw, kernels_of, sizes_for
+from tests.conftest import as_tensor, draw, kernels_of, sizes_for
 
 
 @pytest.mark.parametrize("name", registry.MODULES)
@@ -17,7 +17,7 @@ def test_gradcheck(name):
     rng = np.random.default_rng(0)
     sizes = sizes_for(forward, rng, batch=3, feature=4)
     arrays = draw(forward, sizes, rng)
-    values = [torch.tensor(arrays[n], dtype=torch.float64, requires_grad=n not in k.CONSTS) for n in k.ARGUMENTS]
+    values = [as_tensor(arrays[n], requires_grad=n not in k.CONSTS) for n in k.ARGUMENTS]
     scalars = list(k.SCALARS.values())
     assert torch.autograd.gradcheck(lambda *v: function(name).apply(*v, *scalars), values, eps=1e-6, atol=1e-6)
 

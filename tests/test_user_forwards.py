@@ -14,7 +14,7 @@ import torch
 
 from derive.engine import extents
 from runtime.calling import Kernels
-from tests.conftest import BACKENDS, USER_MODULES, draw, load_user_forward, sizes_for
+from tests.conftest import BACKENDS, USER_MODULES, as_tensor, draw, load_user_forward, sizes_for
 from tests.user_references import REFERENCES
 
 TOL = 1e-10
@@ -25,14 +25,8 @@ def test_every_user_forward_has_a_reference():
     assert set(USER_MODULES) <= set(REFERENCES)
 
 
-def _tensor(a, **kwargs):
-    """float64, but an index array (labels, token ids) stays integers."""
-    integers = np.asarray(a).dtype.kind in "iu"
-    return torch.tensor(a) if integers else torch.tensor(a, dtype=torch.float64, **kwargs)
-
-
 def _run(kernels, arrays, scalars, upstream, backend):
-    wrap = (lambda a: a) if backend == "numpy" else _tensor
+    wrap = (lambda a: a) if backend == "numpy" else as_tensor
     env = kernels.forward({n: wrap(a) for n, a in arrays.items()}, **scalars)
     up = upstream if np.ndim(upstream) == 0 else wrap(upstream)
     grads = kernels.backward(up, env, **scalars)
@@ -42,7 +36,7 @@ def _run(kernels, arrays, scalars, upstream, backend):
 
 def _autograd(reference, forward, arrays, scalars, upstream):
     wrt = [t.name for t in forward.differentiable]
-    xs = {n: _tensor(a, requires_grad=n in wrt) for n, a in arrays.items()}
+    xs = {n: as_tensor(a, requires_grad=n in wrt) for n, a in arrays.items()}
     y = reference(**xs, **scalars)
     grads = torch.autograd.grad(y, [xs[n] for n in wrt], torch.as_tensor(upstream, dtype=torch.float64))
     return y.detach().numpy(), {f"d{n}": g.numpy() for n, g in zip(wrt, grads)}

@@ -131,6 +131,7 @@ def metadata(built: Built) -> list:
         ("INPUTS", repr(roles("input"))),
         ("PARAMS", repr(roles("param"))),
         ("CONSTS", repr(roles("const"))),
+        ("LABELS", repr(roles("index"))),
         ("ARGUMENTS", repr(tuple(a.name for a in fwd.arguments))),
         ("SCALARS", repr({s.name: s.default for s in f.scalars.values()})),
         ("RETURNS", repr(tuple(fwd.results))),

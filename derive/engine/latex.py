@@ -15,7 +15,7 @@ import sympy as sp
 import sympy.printing.str
 from sympy.printing.latex import LatexPrinter
 
-from .ir import MaxOver, free_indices
+from .ir import MaxOver, free_indices, gathered
 from .recognise import contraction
 from .text import positive_first
 
@@ -213,7 +213,8 @@ class MatrixNotation:
 def matrix_notation(lhs, expr, names) -> str | None:
     """``lhs = expr`` in matrix notation, or None when there is no rank ≤ 2 reading."""
     indices = tuple(lhs.indices) if isinstance(lhs, sp.Indexed) else ()
-    if len(indices) > 2 or expr.has(MaxOver):
+    # A read through an index array (X[p, y_p], δ(q, y_p)) has no matrix reading here.
+    if len(indices) > 2 or expr.has(MaxOver) or any(gathered(r) for r in expr.atoms(sp.Indexed)):
         return None
     m = MatrixNotation(names)
     try:

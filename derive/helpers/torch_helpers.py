@@ -137,6 +137,12 @@ def _labels(a, n, where):
     line."""
     if a.dtype.is_floating_point or a.dtype.is_complex or a.dtype == torch.bool:
         raise ValueError(f"{where} must hold integers (labels, indices), got {a.dtype}")
+    if a.is_cuda:
+        # No host synchronisation on a GPU (a recorded training step never waits for one): a device-side assert,
+        # where PyTorch's own cross_entropy and gather check their indices; none inside a CUDA-graph recording.
+        if not torch.cuda.is_current_stream_capturing():
+            torch._assert_async(((a >= 0) & (a < n)).all(), f"{where} holds a value outside 0..{n - 1}")
+        return a.long()
     outside = (a < 0) | (a >= n)
     if outside.any():
         raise ValueError(f"{where} holds {a[outside].flatten()[0].item()}, outside 0..{n - 1}")

@@ -20,6 +20,7 @@ OUTPUT = 'Y'
 INPUTS = ('X',)
 PARAMS = ('W', 'b')
 CONSTS = ()
+LABELS = ()
 ARGUMENTS = ('X', 'W', 'b')
 SCALARS = {}
 RETURNS = ('Y',)

@@ -23,6 +23,7 @@ OUTPUT = 'L'
 INPUTS = ('X',)
 PARAMS = ()
 CONSTS = ('T',)
+LABELS = ()
 ARGUMENTS = ('X', 'T')
 SCALARS = {}
 RETURNS = ('L', 'P')

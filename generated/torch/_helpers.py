@@ -133,6 +133,23 @@ def _scatter_add(shape, index, values):
     return out.reshape(shape)
 
 
+def _labels(a, n, where):
+    """An index array (labels, token ids) as int64 indices, if it holds integers in 0..n-1; else one ValueError
+    line."""
+    if a.dtype.is_floating_point or a.dtype.is_complex or a.dtype == torch.bool:
+        raise ValueError(f"{where} must hold integers (labels, indices), got {a.dtype}")
+    if a.is_cuda:
+        # No host synchronisation on a GPU (a recorded training step never waits for one): a device-side assert,
+        # where PyTorch's own cross_entropy and gather check their indices; none inside a CUDA-graph recording.
+        if not torch.cuda.is_current_stream_capturing():
+            torch._assert_async(((a >= 0) & (a < n)).all(), f"{where} holds a value outside 0..{n - 1}")
+        return a.long()
+    outside = (a < 0) | (a >= n)
+    if outside.any():
+        raise ValueError(f"{where} holds {a[outside].flatten()[0].item()}, outside 0..{n - 1}")
+    return a.long()
+
+
 def _mesh(shape, like):
     """Broadcastable index tensors 0..n-1, one per axis of `shape`."""
     return [torch.arange(n, device=like.device).reshape((1,) * k + (n,) + (1,) * (len(shape) - k - 1))

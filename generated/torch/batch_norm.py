@@ -25,6 +25,7 @@ OUTPUT = 'Y'
 INPUTS = ('X',)
 PARAMS = ('gamma', 'beta')
 CONSTS = ()
+LABELS = ()
 ARGUMENTS = ('X', 'gamma', 'beta')
 SCALARS = {'eps': 1e-05}
 RETURNS = ('Y', 'mean', 'var_scale', 'var_scaled', 'var', 'Xhat')

@@ -26,6 +26,7 @@ OUTPUT = 'Y'
 INPUTS = ('X',)
 PARAMS = ('W', 'b')
 CONSTS = ()
+LABELS = ()
 ARGUMENTS = ('X', 'W', 'b')
 SCALARS = {'stride': 1, 'padding': 0}
 RETURNS = ('Y',)

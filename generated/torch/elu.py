@@ -21,6 +21,7 @@ OUTPUT = 'Y'
 INPUTS = ('X',)
 PARAMS = ()
 CONSTS = ()
+LABELS = ()
 ARGUMENTS = ('X',)
 SCALARS = {'alpha': 1.0}
 RETURNS = ('Y',)

@@ -23,6 +23,7 @@ OUTPUT = 'Y'
 INPUTS = ('X',)
 PARAMS = ('gamma', 'beta')
 CONSTS = ()
+LABELS = ()
 ARGUMENTS = ('X', 'gamma', 'beta')
 SCALARS = {'eps': 1e-05}
 RETURNS = ('Y', 'var_scale', 'var_scaled', 'Xhat')

@@ -21,6 +21,7 @@ OUTPUT = 'Y'
 INPUTS = ('X',)
 PARAMS = ()
 CONSTS = ()
+LABELS = ()
 ARGUMENTS = ('X',)
 SCALARS = {'negative_slope': 0.01}
 RETURNS = ('Y',)

@@ -26,6 +26,7 @@ OUTPUT = 'Y'
 INPUTS = ('X',)
 PARAMS = ()
 CONSTS = ()
+LABELS = ()
 ARGUMENTS = ('X',)
 SCALARS = {'kernel_size': 2, 'stride': 2, 'padding': 0}
 RETURNS = ('Y', 'Y_argmax')

@@ -20,6 +20,7 @@ OUTPUT = 'L'
 INPUTS = ('X',)
 PARAMS = ()
 CONSTS = ('T',)
+LABELS = ()
 ARGUMENTS = ('X', 'T')
 SCALARS = {}
 RETURNS = ('L',)

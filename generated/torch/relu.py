@@ -23,6 +23,7 @@ OUTPUT = 'Y'
 INPUTS = ('X',)
 PARAMS = ()
 CONSTS = ()
+LABELS = ()
 ARGUMENTS = ('X',)
 SCALARS = {}
 RETURNS = ('Y',)

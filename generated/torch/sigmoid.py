@@ -20,6 +20,7 @@ OUTPUT = 'Y'
 INPUTS = ('X',)
 PARAMS = ()
 CONSTS = ()
+LABELS = ()
 ARGUMENTS = ('X',)
 SCALARS = {}
 RETURNS = ('Y',)

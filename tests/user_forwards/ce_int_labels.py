@@ -1,6 +1,7 @@
 """Cross-entropy of logits X against integer class labels y (no one-hot), mean over the batch.
 
-    L = −(1/S) Σ_s log softmax(X)[s, y_s] = (1/S) Σ_s (log Σ_k exp(X_sk) − X[s, y_s])
+    Z_s = Σ_k exp(X_sk)
+    L   = −(1/S) Σ_s log softmax(X)[s, y_s] = (1/S) Σ_s (log Z_s − X[s, y_s])
 """
 import sympy as sp
 
@@ -11,4 +12,5 @@ S, C = forward.dims("S C")
 s, k = forward.indices(s=S, k=C)
 X = forward.input("X", S, C)
 y = forward.index_array("y", S, of=C)
-forward.output("L", (), Sum(sp.log(Sum(sp.exp(X[s, k]), k)) - X[s, y[s]], s) / S)
+Z = forward.let("Z", (s,), Sum(sp.exp(X[s, k]), k))
+forward.output("L", (), Sum(sp.log(Z[s]) - X[s, y[s]], s) / S)

@@ -795,6 +795,17 @@ def _scatter_add(shape, index, values):
     return out.reshape(shape).astype(values.dtype, copy=False)
 
 
+def _labels(a, n, where):
+    """An index array (labels, token ids) as it is, if it holds integers in 0..n-1; else one ValueError line."""
+    a = np.asarray(a)
+    if a.dtype.kind not in "iu":
+        raise ValueError(f"{where} must hold integers (labels, indices), got {a.dtype}")
+    outside = (a < 0) | (a >= n)
+    if outside.any():
+        raise ValueError(f"{where} holds {a[outside].flat[0]}, outside 0..{n - 1}")
+    return a
+
+
 def _mesh(shape, like):
     """Broadcastable index arrays 0..n-1, one per axis of `shape`."""
     return np.ogrid[tuple(slice(n) for n in shape)]

@@ -18,6 +18,7 @@ OUTPUT = 's'
 INPUTS = ('X',)
 PARAMS = ()
 CONSTS = ('b', 'c')
+LABELS = ()
 ARGUMENTS = ('X', 'b', 'c')
 SCALARS = {}
 RETURNS = ('s',)

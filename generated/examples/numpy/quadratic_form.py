@@ -18,6 +18,7 @@ OUTPUT = 's'
 INPUTS = ('x',)
 PARAMS = ()
 CONSTS = ('B',)
+LABELS = ()
 ARGUMENTS = ('x', 'B')
 SCALARS = {}
 RETURNS = ('s',)

@@ -18,6 +18,7 @@ OUTPUT = 't'
 INPUTS = ('S',)
 PARAMS = ()
 CONSTS = ()
+LABELS = ()
 ARGUMENTS = ('S',)
 SCALARS = {}
 RETURNS = ('t',)

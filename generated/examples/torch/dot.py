@@ -18,6 +18,7 @@ OUTPUT = 'r'
 INPUTS = ('x',)
 PARAMS = ()
 CONSTS = ('a',)
+LABELS = ()
 ARGUMENTS = ('x', 'a')
 SCALARS = {}
 RETURNS = ('r',)

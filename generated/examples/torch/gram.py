@@ -18,6 +18,7 @@ OUTPUT = 'R'
 INPUTS = ('Q',)
 PARAMS = ()
 CONSTS = ()
+LABELS = ()
 ARGUMENTS = ('Q',)
 SCALARS = {}
 RETURNS = ('R',)

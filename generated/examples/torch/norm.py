@@ -18,6 +18,7 @@ OUTPUT = 'n'
 INPUTS = ('w',)
 PARAMS = ()
 CONSTS = ()
+LABELS = ()
 ARGUMENTS = ('w',)
 SCALARS = {}
 RETURNS = ('n',)

@@ -18,6 +18,7 @@ OUTPUT = 't'
 INPUTS = ('X',)
 PARAMS = ()
 CONSTS = ('V', 'W')
+LABELS = ()
 ARGUMENTS = ('X', 'V', 'W')
 SCALARS = {}
 RETURNS = ('t',)
