@@ -5,7 +5,7 @@ DATA    ?= data
 SHARED  ?= ../shared
 
 .DEFAULT_GOAL := help
-.PHONY: help venv derive check-generated latex examples test data train train-cnn compare-bn bench bench-cnn clean
+.PHONY: help venv derive check-generated latex examples test fuzz data train train-cnn compare-bn bench bench-cnn clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ $(DATA)/cifar-10-batches-py/test_batch:
 test: $(SETUP)  ## run the test suite (builds data/ first when ../shared has it)
 	@$(MAKE) --no-print-directory data PYTHON=$(PYTHON)
 	$(PYTHON) -m pytest -q
+
+fuzz: $(SETUP)  ## derive random forwards and check them against torch.autograd: make fuzz ARGS="--count 2000 --seed 1"
+	$(PYTHON) -m tests.fuzzing.runner $(ARGS)
 
 train: $(SETUP) data  ## train the default MLP on CIFAR-10
 	$(PYTHON) -m runtime.train
