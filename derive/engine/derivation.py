@@ -33,6 +33,7 @@ from .differentiate import Differentiator, Fresh, Partial, Total, index_names
 from .errors import DeriveError, require_finite, stage
 from .grids import absorb, orient
 from .ir import Sum, element
+from .normal_forms import clean_piecewise
 from .rewrite import apply_assumptions, compact, fold, reexpress, reexpress_intermediates, simplify_elementwise
 from .sifting import sift
 
@@ -147,6 +148,9 @@ def _derive_one(forward, t, upstream):
     budget.collect()
 
     def record(reason, expr):
+        # Building a sum folds the Piecewise in its body into one (PReLU's Σ dY (p₁ + p₂)): its impossible
+        # branches and redundant bounds are pruned before the step is shown or used.
+        expr = clean_piecewise(expr)
         if not steps or steps[-1].rhs != expr:
             steps.append(Step(reason, lhs, expr))
         return expr

@@ -106,7 +106,7 @@ def forward_kernel(forward, returned=(), statements=None) -> Kernel:
     name = f"{forward.name}_forward"
     if statements is None:
         statements = _numerics(forward, name, [Statement(d.lhs, d.expr) for d in forward.definitions],
-                                Context(names=_names(forward)))
+                                Context(names=_names(forward), true_values={forward.out.tensor.name}))
     results = [forward.out.tensor.name, *returned]
     statements = _finish(forward, name, statements, results, _names(forward))
     args = [Array(t.name, t.dims, of=t.of) for t in forward.arguments]
@@ -198,7 +198,8 @@ def kernels(derivation) -> list:
     the backward reads, and the intermediates the module marks ``returned``.
     """
     forward = derivation.forward
-    context = Context(names=_names(forward))  # names the numerics pass adds never clash with the user's
+    # Names the numerics pass adds never clash with the user's; what the forward hands out is never stored shifted.
+    context = Context(names=_names(forward), true_values={forward.out.tensor.name, *forward.returned})
     statements = _numerics(forward, f"{forward.name}_forward",
                            [Statement(d.lhs, d.expr) for d in forward.definitions], context)
     backward = backward_kernel(derivation, statements, context)

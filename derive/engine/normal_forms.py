@@ -160,12 +160,51 @@ def condition_sets(conds):
                 continue
             swapped = c.replace(lambda r: isinstance(r, sp.core.relational.Relational),
                                 lambda r: r.func(sp.expand(r.lhs - r.rhs).subs(v, d), 0))
-            if swapped.free_symbols - {d} or swapped.has(sp.Indexed):
+            if swapped.has(sp.Indexed):
                 return None
-            out.append(swapped.as_set())
+            out.append(swapped.as_set() if not swapped.free_symbols - {d} else _as_set(swapped, d))
         return v, out
     except (NotImplementedError, TypeError, ValueError):
         return None
+
+
+_OPEN = {sp.StrictGreaterThan: (True, True), sp.GreaterThan: (True, False),
+         sp.StrictLessThan: (False, True), sp.LessThan: (False, False)}
+
+
+def _as_set(cond, d):
+    """The values of ``d`` that ``cond`` admits, its bounds holding hyper-parameters (``d ≤ δ``): SymPy's
+    ``as_set`` takes one variable only. Each comparison must be linear in ``d`` with a number as its slope."""
+    if cond == sp.true:
+        return sp.S.Reals
+    if cond == sp.false:
+        return sp.S.EmptySet
+    if isinstance(cond, sp.And):
+        parts = [_as_set(a, d) for a in cond.args]
+        out = parts[0]
+        for p in parts[1:]:
+            out = _meet(out, p)
+        return out
+    if isinstance(cond, sp.Or):
+        return sp.Union(*[_as_set(a, d) for a in cond.args])
+    if isinstance(cond, sp.Not):
+        return sp.Complement(sp.S.Reals, _as_set(cond.args[0], d))
+    if not isinstance(cond, sp.core.relational.Relational):
+        raise NotImplementedError(cond)
+    e = sp.expand(cond.lhs - cond.rhs)
+    slope = e.coeff(d)
+    rest = sp.expand(e - slope * d)
+    if not slope.is_number or slope == 0 or rest.has(d):
+        raise NotImplementedError(cond)
+    b = -rest / slope
+    if isinstance(cond, sp.Eq):
+        return sp.FiniteSet(b)
+    if isinstance(cond, sp.Ne):
+        return sp.Complement(sp.S.Reals, sp.FiniteSet(b))
+    lower, strict = _OPEN[type(cond)]
+    if slope < 0:
+        lower = not lower
+    return sp.Interval(b, sp.oo, left_open=strict) if lower else sp.Interval(-sp.oo, b, right_open=strict)
 
 
 def branch_domains(pw):
@@ -181,15 +220,89 @@ def branch_domains(pw):
     return v, taken
 
 
+_LOWER = {sp.StrictGreaterThan: True, sp.GreaterThan: True, sp.StrictLessThan: False, sp.LessThan: False}
+
+
+def _bound(rel):
+    """``(v, lower, strict, b)``: ``rel`` says ``v > b`` (lower, strict), ``v ≥ b``, ``v < b`` or ``v ≤ b``, with
+    ``b`` free of tensors (a number, a hyper-parameter); None for any other condition."""
+    if type(rel) not in _LOWER:
+        return None
+    d = sp.expand(rel.lhs - rel.rhs)
+    v = sp.Add(*[t for t in sp.Add.make_args(d) if not _is_constant(t)])
+    if v == 0:
+        return None
+    lower = _LOWER[type(rel)]
+    if v.could_extract_minus_sign():  # −v + k > 0  ⇔  v < k
+        v, lower = -v, not lower
+        return v, lower, type(rel) in (sp.StrictGreaterThan, sp.StrictLessThan), d + v
+    return v, lower, type(rel) in (sp.StrictGreaterThan, sp.StrictLessThan), v - d
+
+
+def _tightest(bounds, lower: bool):
+    """The bounds ``(b, strict, rel)`` on one side that no other implies: of ``v > a`` and ``v > b`` with ``a − b`` of
+    known sign, the tighter; of two at the same value, the strict."""
+    kept = []
+    for b, strict, rel in bounds:
+        beaten = False
+        for n, (c, t, r) in enumerate(kept):
+            diff = b - c if lower else c - b   # > 0: b is the tighter
+            if diff.is_zero:
+                kept[n] = (c, t, r) if t or not strict else (b, strict, rel)
+                beaten = True
+            elif diff.is_positive:
+                kept[n] = None
+            elif diff.is_negative:
+                beaten = True
+        kept = [k for k in kept if k is not None]
+        if not beaten:
+            kept.append((b, strict, rel))
+    return kept
+
+
+def _prune_and(conj):
+    """A conjunction with each subject's bounds reduced to the tightest (``t > 0 ∧ t ≥ 0`` is ``t > 0``), false
+    when they leave nothing (``X > 0 ∧ X < 0``), ``t = b`` when they meet (``t ≥ 0 ∧ t ≤ 0``)."""
+    sides, out = {}, []
+    for a in conj.args:
+        found = _bound(a)
+        if found is None:
+            out.append(a)
+            continue
+        v, lower, strict, b = found
+        sides.setdefault(v, ([], []))[0 if lower else 1].append((b, strict, a))
+    for v, (los, his) in sides.items():
+        los, his = _tightest(los, True), _tightest(his, False)
+        pinned = []
+        for lo, ls, lrel in los:
+            for hi, hs, hrel in his:
+                gap = lo - hi
+                if gap.is_positive or (gap.is_zero and (ls or hs)):
+                    return sp.false
+                if gap.is_zero:
+                    pinned.append((lrel, hrel, sp.Eq(v, lo)))
+        gone = {r for p in pinned for r in p[:2]}
+        out += [p[2] for p in pinned] + [r for _, _, r in los + his if r not in gone]
+    return conj if set(out) == set(conj.args) else sp.And(*out)
+
+
+def prune_condition(cond):
+    """``cond`` with every conjunction pruned (``_prune_and``); disjuncts that became false drop out."""
+    if cond in (sp.true, sp.false) or not isinstance(cond, sp.logic.boolalg.Boolean):
+        return cond
+    return cond.replace(lambda e: isinstance(e, sp.And), _prune_and)
+
+
 def clean_piecewise(expr):
-    """Nested Piecewise flattened, branches never taken dropped, equal neighbours merged."""
+    """Nested Piecewise flattened, branches never taken dropped, redundant bounds pruned, equal neighbours merged."""
     if not expr.has(sp.Piecewise):
         return expr
     return expr.replace(lambda e: isinstance(e, sp.Piecewise), _clean_one)
 
 
 def _clean_one(pw):
-    branches = [(v, c) for v, c in _flatten(pw) if c != sp.false]
+    branches = [(v, prune_condition(c)) for v, c in _flatten(pw)]
+    branches = [(v, c) for v, c in branches if c != sp.false]
     found = condition_sets([c for _, c in branches])
     sets = found[1] if found is not None else None
     if sets is not None:
@@ -199,7 +312,8 @@ def _clean_one(pw):
             if fresh == sp.S.EmptySet:
                 continue  # never taken
             covered = sp.Union(covered, s)
-            kept.append((v, sp.true if sp.Complement(sp.S.Reals, covered) == sp.S.EmptySet else c))
+            whole = sp.Complement(sp.S.Reals, covered) == sp.S.EmptySet
+            kept.append((v, sp.true if whole else _as_interval(c, s, found[0])))
             if kept[-1][1] == sp.true:
                 break
         branches = kept
@@ -219,3 +333,74 @@ def _clean_one(pw):
     if len(merged) == 1 and merged[0][1] == sp.true:
         return merged[0][0]
     return sp.Piecewise(*merged)
+
+
+def _le(a, b) -> bool:
+    return bool((b - a).is_extended_nonnegative)
+
+
+def _join(a, b):
+    """``a ∪ b`` as one Interval when the two overlap or touch (endpoints compared by sign), else None."""
+    if isinstance(a, sp.FiniteSet) and isinstance(b, sp.FiniteSet):
+        return a if a == b else None
+    if isinstance(a, sp.FiniteSet):
+        a, b = b, a
+    if isinstance(b, sp.FiniteSet):
+        if len(b) != 1:
+            return None
+        (p,) = b
+        if _le(a.start, p) and _le(p, a.end):
+            return sp.Interval(a.start, a.end, a.left_open and p != a.start, a.right_open and p != a.end)
+        return None
+    if not (_le(b.start, a.end) and _le(a.start, b.end)):
+        return None
+    if (b.start == a.end and a.right_open and b.left_open) or (a.start == b.end and b.right_open and a.left_open):
+        return None  # (.., p) ∪ (p, ..) misses p
+    lo = a if _le(a.start, b.start) else b if _le(b.start, a.start) else None
+    hi = a if _le(b.end, a.end) else b if _le(a.end, b.end) else None
+    if lo is None or hi is None:
+        return None
+    left_open = lo.left_open and not (b.start == a.start and not (a.left_open and b.left_open))
+    right_open = hi.right_open and not (b.end == a.end and not (a.right_open and b.right_open))
+    return sp.Interval(lo.start, hi.end, left_open, right_open)
+
+
+def _meet(a, b):
+    """``a ∩ b`` for two intervals with endpoints compared by sign (SymPy leaves ``(−∞, 0) ∩ [−δ, ∞)`` unevaluated)."""
+    if not (isinstance(a, sp.Interval) and isinstance(b, sp.Interval)):
+        return sp.Intersection(a, b)
+    if _le(b.start, a.start) and _le(a.start, b.start):
+        start, left_open = a.start, a.left_open or b.left_open
+    elif _le(b.start, a.start) or _le(a.start, b.start):
+        start, left_open = (a.start, a.left_open) if _le(b.start, a.start) else (b.start, b.left_open)
+    else:
+        return sp.Intersection(a, b)
+    if _le(a.end, b.end) and _le(b.end, a.end):
+        end, right_open = a.end, a.right_open or b.right_open
+    elif _le(a.end, b.end) or _le(b.end, a.end):
+        end, right_open = (a.end, a.right_open) if _le(a.end, b.end) else (b.end, b.right_open)
+    else:
+        return sp.Intersection(a, b)
+    return sp.Interval(start, end, left_open, right_open)
+
+
+def _as_interval(cond, s, v):
+    """``cond``, or ``lo ≤ v ≤ hi`` where the set it admits is one interval written in more pieces
+    (``v = 0 ∨ (0 < v ≤ δ) ∨ (−δ ≤ v < 0)`` is ``−δ ≤ v ≤ δ``)."""
+    parts = list(s.args) if isinstance(s, sp.Union) else [s]
+    if len(parts) < 2 or not all(isinstance(p, (sp.Interval, sp.FiniteSet)) for p in parts):
+        return cond
+    while len(parts) > 1:
+        for i in range(len(parts)):
+            for j in range(i + 1, len(parts)):
+                joined = _join(parts[i], parts[j])
+                if joined is not None:
+                    parts = [p for n, p in enumerate(parts) if n not in (i, j)] + [joined]
+                    break
+            else:
+                continue
+            break
+        else:
+            return cond
+    simpler = parts[0].as_relational(v)
+    return simpler if sp.count_ops(simpler) < sp.count_ops(cond) else cond

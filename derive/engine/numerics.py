@@ -35,8 +35,8 @@ import sympy as sp
 import sympy.codegen.cfunctions as cf
 
 from . import budget
-from .exponentials import normalise
-from .ir import MaxWithZeros, Statement, Sum, free_indices, natural_order
+from .exponentials import HYPERBOLIC, normalise
+from .ir import MaxWithZeros, Statement, Sum, base_of, canonical, element, extent, free_indices, natural_order
 from .normal_forms import branch_domains
 
 
@@ -44,7 +44,8 @@ from .normal_forms import branch_domains
 class Context:
     """What the statements of a kernel (and the kernels after it) know of earlier ones."""
 
-    # A shifted reduction Z → its maximum m (Z holds Σ exp(u − m); its true value is exp(m) Z).
+    # A shifted reduction Z → (its maximum m, the scale c, the positions of m's indices among Z's): Z holds
+    # Σ exp(c (w − m)), its true value is exp(c m) Z.
     shifted: dict = field(default_factory=dict)
     # A sum of squares Q → (Q', m): Q' holds Σ (u/m)², the true value is m² Q'.
     scaled: dict = field(default_factory=dict)
@@ -52,6 +53,13 @@ class Context:
     definitions: dict = field(default_factory=dict)
     # Names taken by statements the pass added.
     names: set = field(default_factory=set)
+    # Statements that must hold their true value (the output, what the forward returns): never stored shifted.
+    true_values: set = field(default_factory=set)
+    # Maxima of exponents by canonical form → (statement computing it, positions of its indices among the
+    # free indices in canonical order): one max per exponent, so sums shifted alike cancel exactly.
+    maxima: dict = field(default_factory=dict)
+    # Placeholder P (standing for exp(c m) while shifts cancel) → (the maximum m, the scale c).
+    placeholders: dict = field(default_factory=dict)
 
 
 def _single_sum(rhs):
@@ -63,25 +71,163 @@ def _single_sum(rhs):
     return const, sums[0].function, tuple(sums[0].limits)
 
 
-def _exp_sum(rhs):
-    """``(c, u, limits)`` if ``rhs = c Σ_{k…} exp(u)``, else None."""
-    found = _single_sum(rhs)
-    if found is None or not isinstance(found[1], sp.exp):
+def _exponent(body, over):
+    """``(f, u)`` if ``body = f exp(u)`` with ``u`` varying over the summed indices ``over`` and ``f`` free of
+    exponentials that do (a weight: a mask, an upstream gradient), else None."""
+    varying = [f for f in sp.Mul.make_args(body) if isinstance(f, sp.exp) and free_indices(f.args[0]) & over]
+    if not varying:
         return None
-    return found[0], found[1].args[0], found[2]
+    u = sp.Add(*[f.args[0] for f in varying])
+    rest = sp.Mul(*[f for f in sp.Mul.make_args(body) if f not in varying])
+    if any(free_indices(x) & over for x in rest.atoms(sp.exp, *HYPERBOLIC)):
+        return None
+    if not u.has(sp.Indexed):
+        return None
+    return rest, u
 
 
-def _shift_uses(rhs, shifted):
-    """``Z[i] → exp(m[i]) Z[i]`` for every shifted reduction, exponentials combined."""
-    used = {z: m for z, m in shifted.items() if rhs.has(z)}
-    for zbase, mbase in used.items():
-        rhs = rhs.replace(lambda e, z=zbase: isinstance(e, sp.Indexed) and e.base == z,
-                          lambda e, m=mbase: sp.exp(m[e.indices]) * e)
-    if not used:
+def _exp_sum(rhs):
+    """``(c, f, u, limits)`` if ``rhs = c Σ_{k…} f exp(u)``, else None."""
+    found = _single_sum(rhs)
+    if found is None:
+        return None
+    c, body, limits = found
+    fu = _exponent(body, {lim[0] for lim in limits})
+    return None if fu is None else (c, *fu, limits)
+
+
+def _maximum(u, over, st, out: list, context: Context):
+    """The element ``m`` of ``max_{over} u``: computed once per kernel sequence (its canonical form is the key),
+    by a statement placed before ``st`` the first time."""
+    window = {k: sp.Idx(f"_win{n}", extent(k)) for n, k in enumerate(over)}
+    key, order = canonical(MaxWithZeros(u.xreplace(window), *window.values()))
+    if key in context.maxima:
+        made, positions = context.maxima[key]
+        if made.serves is not None and made.serves != st.serves and made in out:
+            # Now read by another gradient's statement too: computed whatever the caller skips.
+            shared = Statement(made.lhs, made.rhs)
+            out[out.index(made)] = shared
+            context.maxima[key] = (shared, positions)
+        return element(base_of(made.lhs), [order[p] for p in positions])
+    ix = natural_order(u, order)
+    label = st.lhs.base.label if isinstance(st.lhs, sp.Indexed) else st.lhs.label
+    m = sp.IndexedBase(_fresh(f"{label}_max", context), real=True)
+    made = Statement(element(m, ix), MaxWithZeros(u, *over), st.serves)
+    out.append(made)
+    context.maxima[key] = (made, tuple(order.index(i) for i in ix))
+    return made.lhs
+
+
+def _scale(u):
+    """``(c, w)`` with ``u = c w``, ``c`` a positive hyper-parameter factor (``X/τ``: c = 1/τ), else ``(1, u)``.
+    The shift is then ``exp(c (w − max w))``: ``X/τ`` may overflow where ``X − max X`` cannot."""
+    c = sp.Mul(*[f for f in sp.Mul.make_args(u) if not f.has(sp.Indexed) and not f.is_Number and f.is_positive])
+    return (c, u / c) if c != 1 else (sp.S.One, u)
+
+
+def _placeholder(m, c, context: Context):
+    """``P[i]`` standing for ``exp(c m[i])`` (positive, so SymPy combines its powers and takes it out of roots)."""
+    mbase = base_of(m)
+    taken = [p for p, v in context.placeholders.items() if v == (mbase, c)]
+    if taken:
+        p = taken[0]
+    else:
+        p = sp.IndexedBase(f"_shift_{mbase.label}_{len(context.placeholders)}", positive=True)
+        context.placeholders[p] = (mbase, c)
+    return element(p, m.indices if isinstance(m, sp.Indexed) else ())
+
+
+def _exp_of_placeholder(p, context: Context):
+    mbase, c = context.placeholders[base_of(p)]
+    return c * element(mbase, p.indices if isinstance(p, sp.Indexed) else ())
+
+
+def _is_placeholder(e, context: Context) -> bool:
+    return base_of(e) in context.placeholders if isinstance(e, (sp.Indexed, sp.IndexedBase)) else False
+
+
+def _shift_sums(rhs, st, out: list, context: Context):
+    """Every ``Σ_k f exp(u)`` inside ``rhs`` → ``exp(m) Σ_k f exp(u − m)``, ``m = max_k u`` (``exp(m)`` held
+    by a placeholder until the shifts cancel). Inner sums first; a placeholder of an inner sum that the outer
+    sum's indices do not reach leaves that sum (attention's ``Σ_j exp(E_j) V_j / Σ_l exp(E_l)``)."""
+    def shift(s):
+        over = {lim[0] for lim in s.limits}
+        outside = [f for f in sp.Mul.make_args(s.function)
+                   if _is_placeholder(f.base if isinstance(f, sp.Pow) else f, context) and not free_indices(f) & over]
+        body = sp.Mul(*[f for f in sp.Mul.make_args(s.function) if f not in outside])
+        found = _exponent(body, over)
+        if found is None:
+            return sp.Mul(*outside) * Sum(body, *s.limits) if outside else s
+        f, u = found
+        c, w = _scale(u)
+        ks = [lim[0] for lim in s.limits if lim[0] in free_indices(w)]
+        m = _maximum(w, ks, st, out, context)
+        return sp.Mul(*outside) * _placeholder(m, c, context) * Sum(f * sp.exp(c * (w - m)), *s.limits)
+
+    return rhs.replace(lambda e: isinstance(e, sp.Sum), shift)
+
+
+def _cancel_shifts(rhs, context: Context):
+    """Placeholders taken out of sums of terms that all hold them and out of logs (``log(P Z) = m + log Z``),
+    then written ``exp(m)`` and combined with the exponentials beside them: ``exp(x) / (exp(m) Z) = exp(x − m)/Z``."""
+    if not rhs.has(*context.placeholders):
         return rhs
-    # log(exp(m) Z) = m + log Z: Z and exp are positive, so expanding these logs is exact.
-    rhs = rhs.replace(lambda e: isinstance(e, sp.log) and e.args[0].has(*used), lambda e: sp.expand_log(e, force=True))
-    return sp.powsimp(rhs, combine="exp")
+
+    def held(term):
+        powers = {}
+        for f in sp.Mul.make_args(term):
+            b, k = (f.base, f.exp) if isinstance(f, sp.Pow) else (f, sp.S.One)
+            if _is_placeholder(b, context) and k.is_number:
+                powers[b] = powers.get(b, 0) + k
+        return powers
+
+    def take_out(e):
+        if isinstance(e, sp.log):
+            powers = held(e.args[0])
+            if not powers:
+                return e
+            rest = e.args[0] / sp.Mul(*[p ** k for p, k in powers.items()])
+            ms = sp.Add(*[k * _exp_of_placeholder(p, context) for p, k in powers.items()])
+            return ms + sp.log(rest)
+        terms = [held(t) for t in e.args]
+        common = {}
+        for p in set(terms[0]):
+            ks = [t.get(p, 0) for t in terms]
+            k = min(ks) if all(x > 0 for x in ks) else max(ks) if all(x < 0 for x in ks) else 0
+            if k != 0:
+                common[p] = k
+        if not common:
+            return e
+        c = sp.Mul(*[p ** k for p, k in common.items()])
+        return c * sp.Add(*[t / c for t in e.args])
+
+    rhs = rhs.replace(lambda e: isinstance(e, (sp.Add, sp.log)) and e.has(*context.placeholders), take_out)
+    rhs = rhs.replace(lambda e: isinstance(e, sp.Indexed) and _is_placeholder(e, context),
+                      lambda e: sp.exp(_exp_of_placeholder(e, context)))
+    rhs = rhs.xreplace({p: sp.exp(_exp_of_placeholder(p, context)) for p in context.placeholders})  # scalars
+    maxima = {m for m, _ in context.placeholders.values()}
+
+    def combines(e):
+        return isinstance(e, sp.Mul) and any(isinstance(f, sp.exp) and f.has(*maxima) for f in e.args)
+
+    def combine(e):
+        # exp(x/τ) exp(−m/τ) = exp((x − m)/τ): the scale factored out again, so x/τ is never formed.
+        e = sp.powsimp(e, combine="exp")
+        return e.replace(lambda x: isinstance(x, sp.exp) and x.args[0].has(*maxima),
+                         lambda x: sp.exp(sp.factor_terms(x.args[0])))
+
+    # Every product holding exp(±m), also inside sums (a gradient's Σ_i exp(E_qi − m_i) …).
+    return rhs.replace(combines, combine)
+
+
+def _shift_uses(rhs, context: Context):
+    """``Z[i] → exp(m[i]) Z[i]`` for every shifted reduction (a placeholder for the exponential, cancelled later)."""
+    for zbase, (mbase, c, positions) in context.shifted.items():
+        if rhs.has(zbase):
+            rhs = rhs.replace(lambda e, z=zbase: isinstance(e, sp.Indexed) and e.base == z,
+                              lambda e, m=mbase, c=c, ps=positions: _placeholder(
+                                  m[tuple(e.indices[p] for p in ps)], c, context) * e)
+    return rhs
 
 
 def _square_sum(rhs):
@@ -332,21 +478,27 @@ def stabilise(statements, context: Context | None = None):
     for st in statements:
         # Logs first: they inline definitions as the forward states them, before any rewrite of names.
         rhs = _expand_log_of_quotients(st.rhs, context.definitions)
-        rhs = _shift_uses(rhs, context.shifted)
+        rhs = _shift_uses(rhs, context)
         rhs = _scale_uses(rhs, context.scaled)
         squares = _square_sum(rhs) if st.indices or isinstance(st.lhs, sp.IndexedBase) else None
         if squares is not None:
             # Q itself, for a caller that asks for it (a running variance), is read off its twin: m² Q' is
             # Σ u² (finite where Σ u² is, and no second pass over u).
             rhs = _scaled_twin(st, squares, out, context)
-        found = _exp_sum(rhs) if st.indices else None
+        # An intermediate that is one exponential sum is stored shifted (its uses read exp(m) Z); an output, a
+        # gradient, or what the forward returns holds its true value (its sums shifted inside, below).
+        whole = st.indices and st.serves is None and st.name not in context.true_values
+        found = _exp_sum(rhs) if whole else None
         if found is not None:
-            c, u, limits = found
-            base = st.lhs.base
-            m = sp.IndexedBase(_fresh(f"{base.label}_max", context), real=True)
-            out.append(Statement(m[st.indices], MaxWithZeros(u, *[lim[0] for lim in limits]), st.serves))
-            rhs = c * Sum(sp.exp(u - m[st.indices]), *limits)
-            context.shifted[base] = m
+            k, f, u, limits = found
+            c, w = _scale(u)
+            ks = [lim[0] for lim in limits if lim[0] in free_indices(w)]
+            m = _maximum(w, ks, st, out, context)
+            rhs = k * Sum(f * sp.exp(c * (w - m)), *limits)
+            context.shifted[st.lhs.base] = (base_of(m), c, tuple(st.indices.index(i) for i in m.indices))
+        else:
+            rhs = _shift_sums(rhs, st, out, context)
+        rhs = _cancel_shifts(rhs, context)
         rhs = _clamp_untaken_branches(rhs)
         rhs = normalise(rhs, _temporaries(st, out, context))
         rhs = _erf_complements(rhs)
