@@ -118,11 +118,21 @@ def expand_at_max(expr, tables: dict):
     return expr.replace(lambda x: isinstance(x, AtMax), expand)
 
 
+def labels(t, sizes) -> dict:
+    """A fixed pattern of valid values for the index array ``t`` (labels): {index: integer in 0..of−1}."""
+    shape = extents.shape(t.dims, sizes)
+    n = int(sp.sympify(t.of).xreplace(sizes))
+    return {ix: (3 * m + 1) % n for m, ix in enumerate(itertools.product(*map(range, shape)))}
+
+
 def explicit(forward, sizes):
     """(element symbols and values of every tensor by name, evaluate): the forward on explicit sizes
     (``concrete`` sizes when the forward has integer hyper-parameters or derived extents)."""
     values = {}
     for t in forward.arguments:
+        if t.role == "index":   # labels: fixed integers, read as indices (X[s, y_s] reads X at them)
+            values[t.name] = {ix: sp.Integer(v) for ix, v in labels(t, sizes).items()}
+            continue
         shape = extents.shape(t.dims, sizes)
         positive = {"positive": True} if t.positive else {"real": True}
         values[t.name] = {ix: sp.Symbol(f"{t.name}_{'_'.join(map(str, ix))}", **positive)
@@ -145,7 +155,7 @@ def explicit(forward, sizes):
         return e.xreplace(scalars)
 
     for d in forward.definitions:
-        shape = [sizes[i.upper + 1] if i.upper + 1 in sizes else int(i.upper + 1) for i in d.indices]
+        shape = list(extents.shape([i.upper + 1 for i in d.indices], sizes))
         values[d.tensor.name] = {ix: evaluate(d.expr, dict(zip(d.indices, map(sp.Integer, ix))))
                                  for ix in itertools.product(*map(range, shape))}
     return values, evaluate
@@ -181,8 +191,8 @@ def problem(forward, sizes) -> Problem:
                     results[(f"d{out}_d{t.name}", oix + ix)] = sp.diff(v, sym)
             else:
                 results[(f"d{t.name}", ix)] = sp.diff(objective, sym)
-    arguments = {t.name: values[t.name] for t in forward.arguments}
-    symbols = [s for t in forward.arguments for s in values[t.name].values()]
+    arguments = {t.name: values[t.name] for t in forward.arguments if t.role != "index"}
+    symbols = [s for t in forward.arguments if t.role != "index" for s in values[t.name].values()]
     symbols += list(upstream.values()) + list(scalars.values())
     return Problem(symbols, results, arguments, upstream, scalars)
 

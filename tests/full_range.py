@@ -48,7 +48,7 @@ import sympy as sp
 from derive import examples, registry
 from derive.engine import extents
 from derive.engine.verify import normalised_axes
-from tests.exact import Reference, concrete, problem
+from tests.exact import Reference, concrete, labels, problem
 
 K = 16           # ulps, times the condition number
 DTYPES = (np.float32, np.float64)
@@ -108,16 +108,34 @@ def _torch():
     return torch
 
 
+def _values(a, dtype):
+    """``a`` in ``dtype``; an index array (labels) stays integers."""
+    a = np.asarray(a)
+    return a if a.dtype.kind in "iu" else a.astype(dtype)
+
+
+def _labels(forward, sizes) -> dict:
+    """The index arrays' fixed values (tests/exact.py ``labels``), as integer arrays."""
+    out = {}
+    for t in forward.arguments:
+        if t.role == "index":
+            table = labels(t, sizes)
+            a = np.zeros(extents.shape(t.dims, sizes), dtype=np.int64)
+            for ix, v in table.items():
+                a[ix] = v
+            out[t.name] = a
+    return out
+
+
 def run(module, name: str, arrays: dict, upstream, dtype, backend):
     """{(name, index): value} for the output and every gradient of kernel module ``module``, in ``dtype``."""
     k = module
     if backend == "numpy":
-        wrap = lambda a: np.asarray(a, dtype=dtype)
+        wrap = lambda a: _values(a, dtype)
         up = dtype(upstream) if np.ndim(upstream) == 0 else wrap(upstream)
     else:
         torch = _torch()
-        tdtype = {np.float32: torch.float32, np.float64: torch.float64}[dtype]
-        wrap = lambda a: torch.as_tensor(np.asarray(a, dtype=dtype), dtype=tdtype)
+        wrap = lambda a: torch.as_tensor(_values(a, dtype))
         up = float(upstream) if np.ndim(upstream) == 0 else wrap(upstream)
     fwd, bwd = getattr(k, f"{name}_forward"), getattr(k, f"{name}_backward")
     with warnings.catch_warnings(), np.errstate(all="ignore"):
@@ -186,7 +204,7 @@ def saved_sensitivity(module, name: str, arrays: dict, upstream, delta: float = 
     if not extra:
         return {}
     with np.errstate(all="ignore"):
-        outs = getattr(k, f"{name}_forward")(*[np.asarray(arrays[n], dtype=np.float64) for n in k.ARGUMENTS],
+        outs = getattr(k, f"{name}_forward")(*[_values(arrays[n], np.float64) for n in k.ARGUMENTS],
                                              **k.SCALARS)
     env = {**arrays, **dict(zip(k.RETURNS, outs if len(k.RETURNS) > 1 else (outs,)))}
     first = () if k.UPSTREAM is None else (upstream,)
@@ -239,8 +257,10 @@ def elementwise(subject, dtype, backends=("numpy", "torch")) -> Worst:
         for x in values:
             if t.positive and x <= 0:
                 continue
-            arrays, point = {}, {}
+            arrays, point = _labels(f, sizes), {}
             for a in f.arguments:
+                if a.role == "index":
+                    continue
                 v = float(x) if a is t else _fixed(f, a)
                 v = float(dtype(v))
                 arrays[a.name] = np.full(extents.shape(a.dims, sizes), v)
@@ -270,7 +290,9 @@ def scaled(subject, dtype, backends=("numpy", "torch")) -> Worst:
     pattern = {}
     for t in f.arguments:
         shape = extents.shape(t.dims, sizes)
-        if t.name in normalised:
+        if t.role == "index":
+            pattern[t.name] = _labels(f, sizes)[t.name]
+        elif t.name in normalised:
             axis, total = normalised[t.name]
             a = rng.uniform(0.2, 1.0, shape)
             pattern[t.name] = total * a / a.sum(axis=axis, keepdims=True)
@@ -284,7 +306,7 @@ def scaled(subject, dtype, backends=("numpy", "torch")) -> Worst:
     for scale in scales(dtype):
         arrays = {n: (a * scale if t.role == "input" else a)
                   for (n, a), t in zip(pattern.items(), f.arguments)}
-        arrays = {n: np.asarray(a, dtype=dtype).astype(np.float64) for n, a in arrays.items()}
+        arrays = {n: _values(_values(a, dtype), np.float64) for n, a in arrays.items()}
         point = {}
         for n, syms in prob.arguments.items():
             for ix, sym in syms.items():

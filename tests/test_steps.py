@@ -16,6 +16,7 @@ import pytest
 import sympy as sp
 
 from derive import examples, registry
+from derive.engine import extents
 from derive.engine.derivation import Step, derive
 from derive.engine.differentiate import Partial, Total
 from derive.engine.ir import AtMax, MaxOver, OnGrid
@@ -46,7 +47,7 @@ class Point:
         normalised = normalised_axes(forward)
         self.at = {}   # element symbol -> number
         for t in forward.arguments:
-            shape = tuple(self.sizes.get(d, d) for d in t.dims)
+            shape = extents.shape(t.dims, self.sizes)
             if t.name in normalised:
                 axis, total = normalised[t.name]
                 a = rng.uniform(0.2, 1.0, shape)
@@ -73,7 +74,7 @@ class Point:
 
     def add_upstream(self, base, rng):
         """The upstream gradient dY as one more argument, at a random point."""
-        shape = tuple(self.sizes.get(d, d) for d in self.forward.out.tensor.dims)
+        shape = extents.shape(self.forward.out.tensor.dims, self.sizes)
         name = str(base.label)
         self.arguments[name] = {ix: sp.Symbol(f"{name}_{'_'.join(map(str, ix))}", real=True)
                                 for ix in itertools.product(*map(range, shape))}

@@ -346,6 +346,11 @@ def conv_relu1d(*, X, W, b, padding):
     return F.relu(F.conv1d(X, W, b, padding=padding))
 
 
+
+def weight_norm_linear(*, X, V, g, b):
+    return F.linear(X, g[:, None] * V / V.norm(dim=1, keepdim=True), b)
+
+
 REFERENCES = {
     "hard_tanh": hard_tanh,
     "hard_sigmoid": hard_sigmoid,
@@ -423,4 +428,5 @@ REFERENCES = {
     "attention": attention,
     "scanning_mlp": scanning_mlp,
     "conv_relu1d": conv_relu1d,
+    "weight_norm_linear": weight_norm_linear,
 }

@@ -171,11 +171,13 @@ class MatrixNotation:
         gemv = self._gemv(e, target)
         if gemv:
             return f"{gemv[0]} {gemv[1]}"
-        main = max(body.atoms(sp.Indexed), key=lambda t: len(t.indices))
+        main = max(sorted(body.atoms(sp.Indexed), key=sp.default_sort_key), key=lambda t: len(t.indices))
         natural = [i for i in main.indices]
         inner_layout = natural if all(i in natural for i in target) else target + bound
         inner = self.render(body, inner_layout)
         inner = inner if isinstance(body, sp.Indexed) else rf"\left({inner}\right)"
+        if any(k not in inner_layout for k in bound):
+            raise _NoReading
         rows = [k for k in bound if inner_layout.index(k) == 0]
         cols = [k for k in bound if inner_layout.index(k) == len(inner_layout) - 1 and k not in rows]
         if len(rows) + len(cols) != len(bound) or len(inner_layout) > 2:
