@@ -260,20 +260,26 @@ def _feature(b: _Builder, depth):
 # -- the signal family: X[S, C, L] read at stride*t + dil*i - pad, windows, convolutions, pools -------
 
 def _signal(b: _Builder, depth):
+    """1-D (X[S, C, L], output Lo) or 2-D (X[S, C, H, W], output Ho × Wo) windows."""
     draw = b.draw
-    spec = {"dims": ["S", "C", "L"], "output_dims": ["Lo"],
-            "indices": {"s": "S", "c": "C", "t": "Lo"}}
+    two = draw(st.integers(0, 2)) == 0
+    space = ["Hi", "Wi"] if two else ["L"]
+    out_dims = ["Ho", "Wo"] if two else ["Lo"]
+    pos = ["h", "w"] if two else ["t"]     # output positions
+    win = ["i", "j"] if two else ["i"]     # window offsets, one per spatial axis
+    spec = {"dims": ["S", "C", *space], "output_dims": list(out_dims),
+            "indices": {"s": "S", "c": "C", **dict(zip(pos, out_dims))}}
     kind = draw(st.sampled_from(["conv", "maxpool", "maxpool", "avgpool", "stencil"]))
 
     # The window: over a dimension K (a kernel's width) or an integer (a pool's window).
     if kind in ("conv", "stencil"):
         spec["dims"].append("K")
-        spec["indices"]["i"] = "K"
+        spec["indices"].update({w: "K" for w in win})
     elif draw(st.booleans()):
         b.integers["win"] = draw(st.integers(1, 3))
-        spec["indices"]["i"] = "win"
+        spec["indices"].update({w: "win" for w in win})
     else:
-        spec["indices"]["i"] = draw(st.integers(1, 3))
+        spec["indices"].update({w: draw(st.integers(1, 3)) for w in win})
     stride = draw(st.sampled_from([1, 2, "stride"]))
     if stride == "stride":
         b.integers["stride"] = draw(st.integers(1, 2))
@@ -281,39 +287,44 @@ def _signal(b: _Builder, depth):
     pad = draw(st.sampled_from([0, 0, 1, "pad"]))
     if pad == "pad":
         b.integers["pad"] = draw(st.integers(0, 2))
-    axis = [term(1, stride, "t") if isinstance(stride, str) else term(stride, "t"), term(dil, "i")]
-    if pad == "pad":
-        axis.append(term(-1, "pad"))
-    elif pad:
-        axis.append(term(-pad))
+
+    def axis(p, w):
+        a = [term(1, stride, p) if isinstance(stride, str) else term(stride, p), term(dil, w)]
+        if pad == "pad":
+            a.append(term(-1, "pad"))
+        elif pad:
+            a.append(term(-pad))
+        return a
+
     padding = None
     if pad and draw(st.booleans()):  # declared padding widens the output; undeclared, reads still give 0
-        padding = [0, 0, pad]
-    read = lambda: ["read", b.tensor("X", "input", ["S", "C", "L"], padding=padding), [plain("s"), plain("c"), axis]]
+        padding = [0, 0] + [pad] * len(space)
+    X = lambda: b.tensor("X", "input", ["S", "C", *space], padding=padding)
+    read = lambda: ["read", X(), [plain("s"), plain("c")] + [axis(p, w) for p, w in zip(pos, win)]]
     g = lambda: ["read", b.tensor("g", "param", ["C"]), [plain("c")]]
     inner_leaves = [read, read, read, g, b.scalar, b.number]
     inner = b.expr(inner_leaves, draw(st.integers(0, max(depth - 1, 0)))) if draw(st.booleans()) else read()
-    if "X" not in repr(inner):  # the window must read the signal, or no read determines Lo
+    if "X" not in repr(inner):  # the window must read the signal, or no read determines the output extent
         inner = ["mul", inner, read()]
 
     if kind == "conv":
         spec["dims"].append("O")
         spec["indices"]["o"] = "O"
-        w = ["read", b.tensor("W", "param", ["O", "C", "K"]), [plain("o"), plain("c"), plain("i")]]
-        e = ["sum", ["mul", inner, w], ["c", "i"]]
+        w = ["read", b.tensor("W", "param", ["O", "C", *["K"] * len(win)]), [plain("o"), plain("c")] + [plain(x) for x in win]]
+        e = ["sum", ["mul", inner, w], ["c", *win]]
         if draw(st.booleans()):
             e = ["add", e, ["read", b.tensor("bo", "param", ["O"]), [plain("o")]]]
-        out_idx = ["s", "o", "t"]
+        out_idx = ["s", "o", *pos]
     elif kind == "stencil":
-        w = ["read", b.tensor("w", "param", ["K"]), [plain("i")]]
-        e = ["sum", ["mul", inner, w], ["i"]]
-        out_idx = ["s", "c", "t"]
+        w = ["read", b.tensor("u", "param", ["K"] * len(win)), [plain(x) for x in win]]
+        e = ["sum", ["mul", inner, w], list(win)]
+        out_idx = ["s", "c", *pos]
     elif kind == "maxpool":
-        e = ["wmax", inner, ["i"]]
-        out_idx = ["s", "c", "t"]
+        e = ["wmax", inner, list(win)]
+        out_idx = ["s", "c", *pos]
     else:
-        e = ["sum", inner, ["i"]]
-        out_idx = ["s", "c", "t"]
+        e = ["sum", inner, list(win)]
+        out_idx = ["s", "c", *pos]
 
     if draw(st.booleans()):  # the pooled/convolved value kept as an intermediate, then read
         b.lets.append({"name": "P", "indices": out_idx, "expr": e, "positive": False})
@@ -322,10 +333,12 @@ def _signal(b: _Builder, depth):
         outer = [lambda: e, lambda: e, b.scalar, b.number]
         if "c" in out_idx:
             outer.append(lambda: ["read", b.tensor("gc", "param", ["C"]), [plain("c")]])
-        e = b.expr(outer, draw(st.integers(1, max(depth - 1, 1))))
+        wrapped = b.expr(outer, draw(st.integers(1, max(depth - 1, 1))))
+        # Keep the window in the output: no other read determines the output's extent.
+        e = wrapped if repr(e)[1:-1] in repr(wrapped) else ["add", wrapped, e]
     shape = draw(st.sampled_from(["same", "same", "perm", "loss"]))
-    if shape == "perm":
-        spec["output"] = {"indices": [out_idx[0], out_idx[2], out_idx[1]], "expr": e}
+    if shape == "perm":  # channels last
+        spec["output"] = {"indices": [out_idx[0], *out_idx[2:], out_idx[1]], "expr": e}
     elif shape == "loss":
         spec["output"] = {"indices": [], "expr": ["sum", e, out_idx]}
     else:
@@ -354,7 +367,26 @@ def forwards(draw, max_depth=3):
     # Unused declared indices are harmless but noisy: keep only those an expression names.
     used = _indices_used(spec)
     spec["indices"] = {k: v for k, v in spec["indices"].items() if k in used}
+    # Every dimension an index or expression ranges over sizes some argument (else no call could know it).
+    sized = {d for t in spec["tensors"] for d in t["dims"]} | set(spec["output_dims"])
+    assume({r for r in spec["indices"].values() if isinstance(r, str) and r not in spec["integers"]} <= sized)
+    assume(all(n[1] in sized for n in _nodes(spec) if n[0] == "dim"))
+    spec["dims"] = [d for d in spec["dims"] if d in sized]
     return spec
+
+
+def _nodes(spec):
+    out = []
+
+    def walk(node):
+        if isinstance(node, list) and node and isinstance(node[0], str):
+            out.append(node)
+            for x in node[1:]:
+                walk(x)
+
+    for d in spec["lets"] + [spec["output"]]:
+        walk(d["expr"])
+    return out
 
 
 def free_indices(node, declared):
