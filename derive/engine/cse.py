@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .ir import AtMax, MaxOver, Statement, canonical, element, extent, natural_order
+from .ir import AtMax, MaxOver, Statement, canonical, element, extent, gathered, natural_order
 
 # Node types worth computing once.
 _WORK = (sp.Add, sp.Mul, sp.Pow, sp.Function, sp.Sum, sp.Piecewise, MaxOver)
@@ -29,6 +29,8 @@ def _is_work(e) -> bool:
         return False  # arithmetic on Python numbers
     if isinstance(e, sp.Mul) and len(e.args) == 2 and e.args[0].is_Number and isinstance(e.args[1], sp.Indexed):
         return False  # -X, 2 X: cheaper than a temporary
+    if isinstance(e, sp.KroneckerDelta) and any(gathered(a) for a in e.args):
+        return False  # δ(q, y_p) stays in its sum, which routes it (a scatter-add, not a dense one-hot array)
     return True
 
 
