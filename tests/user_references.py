@@ -351,6 +351,15 @@ def weight_norm_linear(*, X, V, g, b):
     return F.linear(X, g[:, None] * V / V.norm(dim=1, keepdim=True), b)
 
 
+
+def learned_window(*, X, g, k):
+    return F.conv1d(X[:, None], g[None, None])[:, 0]
+
+
+def group_sum(*, X, k):
+    return X.reshape(X.shape[0], -1, k).sum(-1)
+
+
 REFERENCES = {
     "hard_tanh": hard_tanh,
     "hard_sigmoid": hard_sigmoid,
@@ -429,4 +438,6 @@ REFERENCES = {
     "scanning_mlp": scanning_mlp,
     "conv_relu1d": conv_relu1d,
     "weight_norm_linear": weight_norm_linear,
+    "learned_window": learned_window,
+    "group_sum": group_sum,
 }

@@ -28,7 +28,9 @@ NOT_DIFFERENTIABLE = (sp.Derivative, sp.Subs, sp.DiracDelta, AppliedUndef)
 def check_forward(forward) -> None:
     """Declared tensors and indices, matching shapes, free indices the same on both sides."""
     defined = {t.name for t in forward.arguments}
-    dims = {str(d) for t in forward.tensors.values() for d in t.dims if isinstance(d, sp.Symbol)}
+    scalar_symbols = {s.symbol for s in forward.scalars.values()}
+    dims = {str(x) for t in forward.tensors.values() for d in t.dims
+            for x in sp.sympify(d).free_symbols - scalar_symbols}
     dimension_names = dims  # ``dims`` is rebound per tensor below
     names = set(forward.tensors) | set(forward.scalars)
     # The kernels also name each gradient d<tensor>, the upstream gradient d<output> and the flags need_d<input>.
@@ -101,13 +103,13 @@ def check_forward(forward) -> None:
             fail(f"free index {missing} of the left-hand side does not appear on the right")
         defined.add(d.tensor.name)
     forward.derived.update(extents.solve(forward))
-    # Every size a kernel computes with comes from an argument's shape or is derived from the reads.
-    given = {d for t in forward.arguments for d in t.dims if isinstance(d, sp.Symbol)} | set(forward.derived)
+    # Every size a kernel computes with comes from an argument's shape, or is derived or declared.
+    given = extents.sizable(forward) | {s.symbol for s in forward.scalars.values() if s.symbol.is_integer}
     for d in forward.definitions:
         for dim in d.tensor.dims:
-            if isinstance(dim, sp.Symbol) and dim not in given:
+            for sym in sorted(sp.sympify(dim).free_symbols - given, key=str):
                 raise DeriveError(forward.name, "check", f"{index_text(d.lhs)} = {index_text(d.expr)}",
-                                  f"dimension {dim} is the size of no argument (declare it with "
+                                  f"dimension {sym} is the size of no argument (declare it with "
                                   "output_dims(...) when the reads determine it)")
 
 

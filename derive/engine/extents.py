@@ -95,25 +95,26 @@ def _check_declared(forward, D, formula):
         raise DeriveError(forward.name, "check", f"{D} = {index_text(formula)}", f"cannot declare this extent: {why}")
 
 
-def axis_sizes(arrays, known: set) -> tuple:
+def axis_sizes(arrays, hyper: set, derived: set = frozenset()) -> tuple:
     """How a kernel learns its sizes from the arrays ``[(name, dims), ...]`` it is given.
 
     Returns ``(plain, solved, checked)``: ``plain`` each dimension symbol → (array, axis) of its first plain
     axis; ``solved`` each dimension found only inside one axis's expression (linear in it, ``2*P``) →
-    (array, axis, expression); ``checked`` the other expression axes, (array, axis, expression).
-    ``known``: symbols the kernel has otherwise (hyper-parameters, derived extents).
+    (array, axis, expression); ``checked`` the other expression axes and the axes sized by a hyper-parameter
+    (which the caller passes, so an array's shape never overrides it), as (array, axis, expression).
+    ``derived``: extents the kernel computes itself (a plain axis of one is bound, then checked).
     """
     plain, expressions = {}, []
     for name, dims in arrays:
         for axis, d in enumerate(dims):
             d = sp.sympify(d)
-            if isinstance(d, sp.Symbol):
+            if isinstance(d, sp.Symbol) and d not in hyper:
                 plain.setdefault(d, (name, axis))
             elif not d.is_Integer:
                 expressions.append((name, axis, d))
     solved, checked = {}, []
     for name, axis, d in expressions:
-        unknown = d.free_symbols - set(plain) - set(solved) - known
+        unknown = d.free_symbols - set(plain) - set(solved) - set(hyper) - set(derived)
         if len(unknown) == 1:
             (P,) = unknown
             poly = sp.Poly(d, P) if d.is_polynomial(P) else None
@@ -126,8 +127,8 @@ def axis_sizes(arrays, known: set) -> tuple:
 
 def sizable(forward) -> set:
     """Every dimension a forward kernel can learn from its arguments' shapes, or derives."""
-    known = {s.symbol for s in forward.scalars.values()} | set(forward.derived)
-    plain, solved, _ = axis_sizes([(t.name, t.dims) for t in forward.arguments], known)
+    hyper = {s.symbol for s in forward.scalars.values()}
+    plain, solved, _ = axis_sizes([(t.name, t.dims) for t in forward.arguments], hyper, set(forward.derived))
     return set(plain) | set(solved) | set(forward.derived)
 
 

@@ -884,7 +884,7 @@ def lower_kernel(kernel, caps, module: str = "") -> LoweredKernel:
             statements.append(LoweredStatement(st, low.statement(st), kernel.optional.get(st.serves)))
     used = set().union(*[symbols(i) for s in statements for i in s.instructions])
     given = [(a.name, a.dims) for a in ([kernel.upstream] if kernel.upstream else []) + kernel.arguments]
-    plain, solved, checked = extents.axis_sizes(given, {s.symbol for s in kernel.scalars} | set(kernel.extents))
+    plain, solved, checked = extents.axis_sizes(given, {s.symbol for s in kernel.scalars}, set(kernel.extents))
     sizes = _axis_sizes(kernel, solved, checked, used, taken)
     prologue = _checks(kernel, used)   # before the shapes: an extent adds the sizes its formula reads
     prologue[_after_integers(prologue):_after_integers(prologue)] = sizes[0]

@@ -150,16 +150,22 @@ class Forward:
         """Indices over dimensions, e.g. ``s, m = f.indices(s=S, m=M)``."""
         return tuple(sp.Idx(name, dim) for name, dim in ranges.items())
 
-    def output_dims(self, names: str):
-        """Dimensions the engine derives from the reads, e.g. a convolution's ``Ho, Wo``.
+    def output_dims(self, names: str = "", **declared):
+        """Output dimensions: derived from the reads (``output_dims("Ho Wo")``), or declared as an
+        expression of dimensions and integer hyper-parameters (``output_dims(Lo=factor * L)``).
 
-        An index over one is read inside an index expression of a declared
-        tensor (``X[s, c, σh + i − p, …]``); its extent is the largest that keeps
-        every such read inside the tensor and its padding.
+        An index over a derived one is read inside an index expression of a declared tensor
+        (``X[s, c, σh + i − p, …]``, ``A[s, c, (u − k)/σ]``); its extent is the largest for which the read
+        with every other index at its last value stays inside the tensor and its padding. Either way
+        the derivation shows the extent, the forward kernel computes it and the backward checks it.
         """
-        out = self.dims(names)
+        out = self.dims(names) if names.strip() else ()
         for d in out:
             self.derived[d] = None
+        for name, formula in declared.items():
+            d, = self.dims(name)
+            self.derived[d] = sp.sympify(formula)
+            out += (d,)
         return out
 
     def integer(self, name: str, default: int, minimum: int = 0, latex: str | None = None):

@@ -358,9 +358,10 @@ class Renderer:
         if ins.solve is None:
             code = self.scalar(ins.formula)
             given = ", ".join(f"{s}={{{s}}}" for s in sorted(map(str, ins.formula.free_symbols)))
+            given = "" if isinstance(ins.formula, sp.Symbol) else f" for {given}"
             return (f"if {ins.array}.shape[{ins.axis}] != {code}:\n"
                     f'    raise ValueError(f"{ins.kernel}: axis {ins.axis} of {ins.array} has '
-                    f'{{{ins.array}.shape[{ins.axis}]}} elements, but {rule} = {{{code}}} for {given}")')
+                    f'{{{ins.array}.shape[{ins.axis}]}} elements, but {rule} = {{{code}}}{given}")')
         n, P = sp.Symbol(ins.size, integer=True), ins.solve
         a, b = sp.Poly(ins.formula, P).all_coeffs()
         others = sorted(map(str, ins.formula.free_symbols - {P}))
