@@ -29,6 +29,8 @@ output {indices, expr}. Sizes stay small and expressions shallow so that each fo
 """
 from __future__ import annotations
 
+import math
+
 from hypothesis import assume, strategies as st
 
 # name: (SymPy template, the argument must be positive). The PyTorch side is in reference.UNARY.
@@ -346,13 +348,42 @@ def _signal(b: _Builder, depth):
     return spec
 
 
+def _upsample(b: _Builder, depth):
+    """Reads between grid points: Y_sct = e(X[s, c, t/f]) (zero-inserting upsampling), or a transposed
+    convolution Σ_i X[s, c, (t − i)/f] w_i, over a declared extent Lo = f·L."""
+    draw = b.draw
+    f = draw(st.sampled_from([2, 3]))
+    spec = {"dims": ["S", "C", "L"], "output_dims": ["Lo"], "extents": {"Lo": [f, "L"]},
+            "indices": {"s": "S", "c": "C", "t": "Lo"}}
+    X = lambda: b.tensor("X", "input", ["S", "C", "L"])
+    if draw(st.booleans()):
+        read = lambda: ["read", X(), [plain("s"), plain("c"), [term([1, f], "t")]]]
+        leaves = [read, read, lambda: ["read", b.tensor("g", "param", ["C"]), [plain("c")]], b.scalar, b.number]
+        e = b.expr(leaves, draw(st.integers(0, max(depth - 1, 0))))
+        if "X" not in repr(e):
+            e = ["add", e, read()]
+    else:
+        spec["dims"].append("K")
+        spec["indices"]["i"] = "K"
+        read = ["read", X(), [plain("s"), plain("c"), [term([1, f], "t"), term([-1, f], "i")]]]
+        e = ["sum", ["mul", read, ["read", b.tensor("u", "param", ["K"]), [plain("i")]]], ["i"]]
+        if draw(st.booleans()):
+            e = ["fn", draw(st.sampled_from(ANY_ARG)), e]
+    shape = draw(st.sampled_from(["same", "perm", "loss"]))
+    idx = ["s", "c", "t"]
+    spec["output"] = ({"indices": idx, "expr": e} if shape == "same" else
+                      {"indices": ["s", "t", "c"], "expr": e} if shape == "perm" else
+                      {"indices": [], "expr": ["sum", e, idx]})
+    return spec
+
+
 @st.composite
 def forwards(draw, max_depth=3):
     """A random forward: a spec dict (see the module's docstring)."""
-    family = draw(st.sampled_from(["feature", "feature", "signal"]))
+    family = draw(st.sampled_from(["feature", "feature", "feature", "signal", "signal", "upsample"]))
     b = _Builder(draw, family)
     depth = draw(st.integers(1, max_depth))
-    spec = (_feature if family == "feature" else _signal)(b, depth)
+    spec = {"feature": _feature, "signal": _signal, "upsample": _upsample}[family](b, depth)
     spec["lets"] = b.lets
     spec["scalars"] = dict(sorted(b.scalars.items()))
     spec["integers"] = dict(sorted(b.integers.items()))
@@ -439,8 +470,13 @@ def _indices_used(spec):
 # -- the forward's source ------------------------------------------------------------------------
 
 def _axis_source(axis):
+    q = 1
+    for coef, _ in axis:
+        if isinstance(coef, list):
+            q = q * coef[1] // math.gcd(q, coef[1])
     parts = []
     for coef, factors in axis:
+        coef = coef[0] * (q // coef[1]) if isinstance(coef, list) else coef * q
         prod = "*".join(str(f) for f in factors)
         if not prod:
             parts.append(str(coef))
@@ -450,8 +486,8 @@ def _axis_source(axis):
             parts.append(f"-{prod}")
         else:
             parts.append(f"{coef}*{prod}")
-    text = " + ".join(parts).replace("+ -", "- ")
-    return text or "0"
+    text = " + ".join(parts).replace("+ -", "- ") or "0"
+    return text if q == 1 else f"({text})/{q}"
 
 
 def expr_source(node, scalar_lets=()):
@@ -494,8 +530,12 @@ def source(spec, name):
              "import sympy as sp", "", "from derive.engine.notation import Forward, Max, Sum", "",
              f'forward = Forward("{name}", __doc__)']
     lines.append(f'{", ".join(spec["dims"])}, = forward.dims("{" ".join(spec["dims"])}")')
-    if spec["output_dims"]:
-        lines.append(f'{", ".join(spec["output_dims"])}, = forward.output_dims("{" ".join(spec["output_dims"])}")')
+    declared = spec.get("extents", {})
+    derived = [d for d in spec["output_dims"] if d not in declared]
+    if derived:
+        lines.append(f'{", ".join(derived)}, = forward.output_dims("{" ".join(derived)}")')
+    for d, (factor, of) in declared.items():
+        lines.append(f'{d}, = forward.output_dims({d}={factor} * {of})')
     for n, v in spec["integers"].items():
         lines.append(f'{n} = forward.integer("{n}", {v}, minimum={1 if n == "stride" or n == "win" else 0})')
     for n, v in spec["scalars"].items():

@@ -10,6 +10,8 @@ the reads, by the rule the notation states (the largest keeping every read insid
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 UNARY = {
@@ -87,6 +89,9 @@ class Evaluation:
 
     def _extent(self, dim):
         """The largest extent n of ``dim`` with every read at its indices inside tensor + padding."""
+        if dim in self.spec.get("extents", {}):  # declared: factor × a dimension (upsampling)
+            factor, of = self.spec["extents"][dim]
+            return factor * self.sizes[of]
         over = [i for i, r in self.spec["indices"].items() if r == dim]
         best = None
         nodes = [let["expr"] for let in self.spec["lets"]] + [self.spec["output"]["expr"]]
@@ -124,13 +129,19 @@ class Evaluation:
         return torch.arange(self.ranges[i]).reshape(shape)
 
     def axis_value(self, axis):
+        """(the index read, whether it falls on a grid point): a coefficient may be a fraction [p, q]."""
+        q = 1
+        for coef, _ in axis:
+            if isinstance(coef, list):
+                q = q * coef[1] // math.gcd(q, coef[1])
         total = torch.zeros([1] * len(self.order), dtype=torch.long)
         for coef, fs in axis:
-            v = torch.full([1] * len(self.order), coef, dtype=torch.long)
+            num = coef[0] * (q // coef[1]) if isinstance(coef, list) else coef * q
+            v = torch.full([1] * len(self.order), num, dtype=torch.long)
             for f in fs:
                 v = v * (self.grid_index(f) if f in self.ranges and f in self.order else self._number(f))
             total = total + v
-        return total
+        return torch.div(total, q, rounding_mode="floor"), total % q == 0
 
     def read(self, node):
         """The read on the grid and where it falls on the tensor."""
@@ -140,8 +151,8 @@ class Evaluation:
         idx = [self.axis_value(a) for a in node[2]]
         valid = torch.ones([1] * len(self.order), dtype=torch.bool)
         clamped = []
-        for ix, n in zip(idx, value.shape):
-            valid = valid & (ix >= 0) & (ix < n)
+        for (ix, on_grid), n in zip(idx, value.shape):
+            valid = valid & (ix >= 0) & (ix < n) & on_grid  # between grid points reads zero
             clamped.append(ix.clamp(0, n - 1))
         shape = torch.broadcast_shapes(*[c.shape for c in clamped])
         got = value[tuple(c.expand(shape) for c in clamped)]
