@@ -14,11 +14,11 @@ SEED = 20261203
 COUNT = 12  # distinct forwards: a few seconds each to derive (twice that on a loaded machine), about a minute in all
 
 
-# Found by this very seed (forward fz_0007), not yet fixed in the engine: a scalar let (a mean) inside
-# max/min/sigmoid derives for more than 60 s of CPU time (minimal form: Y_s = Σ_j min(σ(max(h, X_sj)),
-# min(1, max(1/2, h))) with h = Σ_sj X_sj / S, still deriving after 84 s). Strict: the test says so once fixed.
+# Found by this very seed (forward fz_0002), not yet fixed in the engine: a scalar let (a mean over the
+# batch) inside nested max derives for more than 60 s of CPU time. Minimal form (still deriving after 86 s):
+# Y_sj = max(max(Σ_k X_sk, erf(h)), |X_sj|), h = Σ_sj X_sj / S. Strict: the test says so once it is fixed.
 @pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="engine: a scalar let inside max/min/sigmoid hangs the derivation (fz_0007 of this seed)")
+                   reason="engine: a scalar let inside nested max hangs the derivation (fz_0002 of this seed)")
 def test_drawn_forwards_derive_right_or_are_refused(tmp_path):
     result = runner.run(COUNT, SEED, tmp_path, timeout=60, log=lambda line: None)
     counts = result["counts"]
