@@ -15,8 +15,14 @@ whose branch at a tie carries PyTorch's slope:
 - ``Heaviside(u)`` is 0 at 0.
 
 ``clean_piecewise`` keeps derivatives of such forms small: nested Piecewise
-flattened, branches that can never be taken dropped (``u > 0 ∧ u < 0``),
-neighbours with equal values merged.
+flattened, each conjunction's bounds on one subject reduced to the tightest
+(``u ≤ 0 ∧ u < 0`` is ``u < 0``; ``u > 0 ∧ u < 0`` is false; ``t ≥ 0 ∧ t ≤ 0``
+is ``t = 0``; bounds compared by the sign of their difference, hyper-parameters
+positive), branches that can never be taken dropped (also after the earlier
+branches, with hyper-parameter bounds: Huber's ``else 0`` after ``d > 0``,
+``d < 0``), a condition whose pieces form one interval written as that interval
+(``−δ ≤ d ≤ δ``), neighbours with equal values merged. The derivation cleans
+every step (a sum folds the selects in its body into one).
 """
 from __future__ import annotations
 

@@ -2,11 +2,18 @@
 
 Each is an identity, so the emitted value is the derived one:
 
-- A reduction ``Z = c Σ_k exp(u_k)`` becomes ``m = max_k u_k``,
-  ``Z' = c Σ_k exp(u_k − m)``; later uses of ``Z`` read ``exp(m) Z'``, and the
-  ``exp(m)`` cancels against the numerator's ``exp(u)`` (stable softmax). A
-  kernel that receives such a ``Z`` from its forward receives ``m`` beside it
-  and reads it the same way.
+- Every sum of exponentials ``Σ_k f exp(u_k)`` (``f`` a weight free of them: a mask, an upstream
+  gradient), wherever it stands (inline, under a log, in a ratio, nested in another sum), is
+  ``exp(m) Σ_k f exp(u_k − m)`` with ``m = max_k u_k``; under a positive hyper-parameter scale
+  (``u = w/τ``) the maximum is of ``w`` and the sum reads ``exp((w − m)/τ)``, so ``w/τ`` is never formed.
+  One maximum per exponent (its canonical form), shared by the numerator's and denominator's sums and
+  by the sums a gradient brings back, and by the kernels after the forward (which returns it). ``exp(m)``
+  is a placeholder until it cancels: taken out of sums whose index it does not carry, out of sums of
+  terms that all hold it, out of logs (``log(exp(m) Z') = m + log Z'``), then combined with the
+  exponentials beside it (``exp(x)/(exp(m) Z') = exp(x − m)/Z'``): softmax, log-softmax, attention.
+  A let that is one such sum is stored shifted, ``Z' = c Σ_k f exp(u_k − m)``; its uses read
+  ``exp(m) Z'``, and a kernel that receives ``Z`` receives ``m`` beside it. The output and what the
+  forward returns hold their true values.
 - A reduction ``Q = c Σ_k u_k²`` gets a scaled twin: ``m = max_k |u_k|`` (1 where
   all are 0) and ``Q' = c Σ_k (u_k/m)²``; later uses of ``Q`` read ``m² Q'``, a
   sum holding it factors ``M² = max(m, 1)²`` out
