@@ -360,6 +360,11 @@ def group_sum(*, X, k):
     return X.reshape(X.shape[0], -1, k).sum(-1)
 
 
+
+def abs_relu_sum(*, X, w):
+    return (F.relu(X) @ w).abs().sum()
+
+
 REFERENCES = {
     "hard_tanh": hard_tanh,
     "hard_sigmoid": hard_sigmoid,
@@ -440,4 +445,5 @@ REFERENCES = {
     "weight_norm_linear": weight_norm_linear,
     "learned_window": learned_window,
     "group_sum": group_sum,
+    "abs_relu_sum": abs_relu_sum,
 }

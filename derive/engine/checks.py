@@ -35,7 +35,7 @@ def check_forward(forward) -> None:
     names = set(forward.tensors) | set(forward.scalars)
     # The kernels also name each gradient d<tensor>, the upstream gradient d<output> and the flags need_d<input>.
     made = {f"d{n}" for n in forward.tensors} | {f"need_d{n}" for n in forward.tensors}
-    for name in sorted(names | dims):
+    for name in sorted((names - forward.lifted) | dims):
         if not name.isidentifier():
             raise DeriveError(forward.name, "check", name, "a name must be a Python identifier")
         if name in RESERVED or name in made or keyword.iskeyword(name) or name.startswith("_"):

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from .ir import MaxOver, Sum as _Sum
+from .ir import MaxOver, Sum as _Sum, free_indices
 
 
 @dataclass(frozen=True)
@@ -137,6 +137,8 @@ class Forward:
     gradient_indices: str | None = None
     # Output extents the engine derives from the reads (H_out of a convolution): symbol -> extent.
     derived: dict = field(default_factory=dict)
+    # Intermediates the engine made itself (``_z1``: a sum inside a select, lifted out of it).
+    lifted: set = field(default_factory=set)
 
     # -- declarations -------------------------------------------------
     @staticmethod
@@ -250,9 +252,34 @@ class Forward:
     def _define(self, name, indices, expr, role, latex=None, positive=False):
         indices = tuple(indices)
         dims = tuple(i.upper + 1 for i in indices)
+        expr = self._lift_selected_sums(exact_binary_fractions(_engine_sums(sp.sympify(expr))), indices)
         t = self._tensor(name, dims, role, latex, positive)
-        self.definitions.append(Definition(t, indices, exact_binary_fractions(_engine_sums(sp.sympify(expr)))))
+        self.definitions.append(Definition(t, indices, expr))
         return t
+
+    def _lift_selected_sums(self, expr, order):
+        """A sum holding a select (max, |·|, a Piecewise), itself inside a select (``|Σ_j max(0, X_sj) w_j|``),
+        becomes an intermediate of the engine's own (``_z1[s]``): SymPy folds a select's condition through the
+        sums in it as if their indices were free, and the kernels then read the sum instead of recomputing it."""
+        selects = (sp.Max, sp.Min, sp.Abs, sp.sign, sp.Heaviside, sp.Piecewise)
+
+        def lift(e):
+            if not isinstance(e, sp.Sum) or not e.function.has(*selects):
+                return e
+            free = sorted(free_indices(e), key=lambda i: (order.index(i) if i in order else len(order), str(i)))
+            n = sum(1 for d in self.tensors if d.startswith("_z")) + 1
+            name = f"_z{n}"
+            self.lifted.add(name)
+            self.latex[name] = rf"\zeta_{{{n}}}"
+            t = self._define(name, free, e, "intermediate")
+            return t[tuple(free)] if free else t.base
+
+        def inside(e):
+            if isinstance(e, selects) and e.has(sp.Sum):
+                return e.func(*[a.replace(lambda x: isinstance(x, sp.Sum), lift) for a in e.args])
+            return e
+
+        return expr.replace(lambda e: isinstance(e, selects) and e.has(sp.Sum), inside) if expr.has(*selects) else expr
 
     # -- queries --------------------------------------------------------
     @property
@@ -301,5 +328,6 @@ class Forward:
             f.tensors[d.tensor.name] = d.tensor
             f.definitions.append(Definition(d.tensor, d.indices, d.expr.xreplace({linked: new})))
         f.scalars = {**self.scalars, **second.scalars}
+        f.lifted = self.lifted | second.lifted
         f.latex = {**self.latex, **second.latex}
         return f
