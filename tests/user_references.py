@@ -74,6 +74,10 @@ def label_gain(*, X, y, g):
     return g[y] * X.gather(1, y[:, None])[:, 0]
 
 
+def bigram_score(*, a, b, W):
+    return W[a, b]
+
+
 def kl_div_logits(*, X, T):
     return F.kl_div(F.log_softmax(X, dim=-1), T, reduction="batchmean")
 
@@ -383,6 +387,7 @@ REFERENCES = {
     "embedding": embedding,
     "embedding_bag": embedding_bag,
     "label_gain": label_gain,
+    "bigram_score": bigram_score,
     "hinge": hinge,
     "glu_gate": glu_gate,
     "gated_linear": gated_linear,

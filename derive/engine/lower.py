@@ -498,13 +498,15 @@ class Lowering:
         return op if perm == tuple(range(len(perm))) else Permute(op, perm)
 
     def gather_scatter(self, route, target, bound):
-        """``Σ_B w · δ(k, y[…])`` over ``target``: w added at the positions the index array holds (``ScatterAdd``)."""
+        """``Σ_B w · Π δ(k, y[…])`` over ``target``: w added at the positions the index arrays hold (``ScatterAdd``)."""
+        routed = dict(route.positions)
         # Laid out as the weight's largest tensor is stored (no transposing copy of dY).
-        source = natural_order(route.weight, tuple(i for i in target if i != route.index) + tuple(bound) + route.bound)
+        source = natural_order(route.weight, tuple(i for i in target if i not in routed) + tuple(bound) + route.bound)
         self._layout = source
         shape = self._shape(source)
         values = self.expr(route.weight)
-        covered = set(self.layout_of(route.weight)) | free_indices(route.position) | set(target) - {route.index}
+        covered = set(self.layout_of(route.weight)) | set(target) - set(routed)
+        covered |= set().union(*[free_indices(g) for g in routed.values()])
         if not covered >= set(source):   # every (free, summed) position adds once: the values over all of them
             values = Full(self.expand(route.weight, values, source), shape) if _has_array(route.weight) \
                 else Filled(values, shape, self.like)
@@ -513,7 +515,7 @@ class Lowering:
         else:
             values = Typed(values, self.like)
         mesh = Mesh(shape, self.like)
-        index = tuple(self.expand(route.position, self.expr(route.position), source) if t == route.index
+        index = tuple(self.expand(routed[t], self.expr(routed[t]), source) if t in routed
                       else Item(mesh, source.index(t)) for t in target)
         return ScatterAdd(self._shape(target), index, values)
 

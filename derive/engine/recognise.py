@@ -434,11 +434,10 @@ def scatter(st) -> Scatter | None:
 
 @dataclass(frozen=True)
 class GatherRoute:
-    """``Σ_B weight · δ(k, g)``: ``weight`` (k replaced by g) added at position ``g`` (a read of an index array)
-    of the axis that the free index ``k`` runs over: a scatter-add."""
+    """``Σ_B weight · Π δ(k, g)``: ``weight`` (each k replaced by its g) added at position ``g`` (a read of an index
+    array) of the axis that the free index ``k`` runs over, for each pair in ``positions``: a scatter-add."""
 
-    index: sp.Idx
-    position: sp.Indexed
+    positions: tuple   # ((k, g), ...)
     weight: sp.Expr
     # Indices of nested sums folded into this one (summed too).
     bound: tuple = ()
@@ -456,12 +455,17 @@ def gather_route(body, bound) -> GatherRoute | None:
             # Σ_b A_b Σ_l δ(p, t_bl) (a collected form) is one scatter over b and l.
             inner = gather_route(f.function, tuple(bound) + tuple(f.variables))
             if inner is not None:
-                return GatherRoute(inner.index, inner.position, rest.xreplace({inner.index: inner.position})
-                                   * inner.weight, tuple(f.variables) + inner.bound)
+                return GatherRoute(inner.positions, rest.xreplace(dict(inner.positions)) * inner.weight,
+                                   tuple(f.variables) + inner.bound)
         if not isinstance(f, sp.KroneckerDelta):
             continue
         a, b = f.args
         g, k = (a, b) if gathered(a) else (b, a)
         if gathered(g) and isinstance(k, sp.Idx) and k not in bound and k not in g.free_symbols:
-            return GatherRoute(k, g, rest.xreplace({k: g}))
+            weight = rest.xreplace({k: g})
+            # A delta of another axis (X[y_s, z_s]: δ(p, y_s) δ(q, z_s)) routes on that axis in the same scatter.
+            more = gather_route(weight, tuple(bound) + (k,))
+            if more is not None and not more.bound:
+                return GatherRoute(((k, g),) + more.positions, more.weight)
+            return GatherRoute(((k, g),), weight)
     return None
