@@ -233,11 +233,8 @@ def write_case(spec, name, folder: Path) -> Path:
     return folder / "forward.py"
 
 
-def classify(spec, name, folder: Path, timeout: float):
-    """(outcome, detail) for one forward written to ``folder``."""
-    forward_file = write_case(spec, name, folder)
-    out = folder / "kernels"
-    outcome, detail = derive(forward_file, out, timeout)
+def settle(spec, name, out: Path, outcome, detail):
+    """The outcome of a derivation into ``out`` (``derive``'s answer), its kernels checked when it derived."""
     if outcome:
         return outcome, detail
     if not (out / "numpy" / f"{name}.py").exists() or not (out / "torch" / f"{name}.py").exists():
@@ -249,6 +246,12 @@ def classify(spec, name, folder: Path, timeout: float):
     except Unchecked as e:
         return "unchecked", str(e)
     return "derived", ""
+
+
+def classify(spec, name, folder: Path, timeout: float):
+    """(outcome, detail) for one forward written to ``folder``."""
+    forward_file = write_case(spec, name, folder)
+    return settle(spec, name, folder / "kernels", *derive(forward_file, folder / "kernels", timeout))
 
 
 def run(count: int, seed: int, out: Path, timeout: float = 60.0, jobs: int = 1, keep: bool = False,
@@ -284,18 +287,7 @@ def run(count: int, seed: int, out: Path, timeout: float = 60.0, jobs: int = 1, 
         for n, ((spec, name), (outcome, detail)) in enumerate(
                 zip(zip(unique, names), pool.map(derive_one, zip(unique, names))), 1):
             folder = work / name
-            if outcome is None:
-                kfile = folder / "kernels"
-                if not (kfile / "numpy" / f"{name}.py").exists():
-                    outcome, detail = "internal", "derived (exit 0) but no kernel files written"
-                else:
-                    try:
-                        check(spec, name, kfile)
-                        outcome = "derived"
-                    except Wrong as e:
-                        outcome, detail = "wrong", str(e)
-                    except Unchecked as e:
-                        outcome, detail = "unchecked", str(e)
+            outcome, detail = settle(spec, name, folder / "kernels", outcome, detail)
             counts[outcome] += 1
             if outcome == "refused":
                 refusals[normalise(detail)] += 1
