@@ -305,6 +305,8 @@ def run(count: int, seed: int, out: Path, timeout: float = 60.0, jobs: int = 1, 
             if not keep:
                 shutil.rmtree(folder, ignore_errors=True)
             line = f"[{n}/{len(unique)}] {name} {outcome}"
+            if outcome == "refused":  # the kind in full (the summary's), then the start of the line
+                line += f" [{normalise(detail)}]"
             if outcome != "derived":
                 line += f": {detail[:220]}"
             log(f"{line}  ({time.time() - start:.0f} s)")
