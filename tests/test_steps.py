@@ -41,12 +41,15 @@ class Point:
 
     def __init__(self, forward, seed=0):
         self.forward = forward
+        self._numbers = None
         self.sizes = small_sizes(forward)
         expanded, _ = explicit(forward, self.sizes)
         rng = np.random.default_rng(seed)
         normalised = normalised_axes(forward)
         self.at = {}   # element symbol -> number
         for t in forward.arguments:
+            if t.role == "index":   # labels: fixed integers already (exact.explicit), no symbols to bind
+                continue
             shape = extents.shape(t.dims, self.sizes)
             if t.name in normalised:
                 axis, total = normalised[t.name]
@@ -89,6 +92,18 @@ class Point:
         return str(e.base.label), tuple(int(i) for i in e.indices)
 
     def _tables(self, held):
+        """Element tables: held symbols (True), values in the arguments' symbols (False), or those values as
+        numbers at the point ("numbers": a select's condition on a number is decided, where one on a sum of
+        selects would make SymPy fold every combination of their branches)."""
+        if held == "numbers":
+            if self._numbers is None:
+                def number(v):   # an index array's entries stay integers: they index other tensors
+                    v = sp.sympify(v).xreplace(self.at).doit()
+                    return v if v.is_Integer else sp.N(v, 30)
+
+                self._numbers = {n: {ix: number(v) for ix, v in t.items()}
+                                 for n, t in {**self.arguments, **self.value}.items()}
+            return self._numbers
         return {**self.arguments, **(self.held if held else self.value)}
 
     def _element(self, e, held):
@@ -132,7 +147,7 @@ class Point:
         e = e.replace(lambda x: isinstance(x, AtMax), self._at_max)
         e = e.replace(lambda x: isinstance(x, OnGrid),
                       lambda x: sp.S.One if x.args[0].is_Integer and 0 <= x.args[0] < x.args[1] else sp.S.Zero)
-        e = self._expand(e, held=False)
+        e = self._expand(e, held="numbers")
         return sp.N(e.xreplace(self.at).doit(), 25)
 
     def _at_max(self, a):

@@ -369,6 +369,11 @@ def abs_relu_sum(*, X, w):
     return (F.relu(X) @ w).abs().sum()
 
 
+
+def first_differences(*, X, g):
+    return g * (X[:, 1:] - X[:, :-1])
+
+
 REFERENCES = {
     "hard_tanh": hard_tanh,
     "hard_sigmoid": hard_sigmoid,
@@ -451,4 +456,5 @@ REFERENCES = {
     "learned_window": learned_window,
     "group_sum": group_sum,
     "abs_relu_sum": abs_relu_sum,
+    "first_differences": first_differences,
 }

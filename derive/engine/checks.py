@@ -86,7 +86,9 @@ def check_forward(forward) -> None:
                     continue
                 if not isinstance(i, sp.Idx):
                     fail(f"index {i} in {index_text(e)} is not declared (declare it with indices(...))")
-                if sp.simplify(i.upper + 1 - dim) != 0:
+                # A range that differs from the axis by a whole number reads part of it (j over D − 1 on D), or
+                # past its end (zero there); any other difference is a mistake.
+                if not sp.expand(i.upper + 1 - dim).is_Integer:
                     fail(f"inconsistent shapes: {i} ranges over {i.upper + 1} but axis {axis} of {name} has size {dim}")
         for f in d.expr.atoms(AppliedUndef):
             fail(f"{f.func} is not a function the engine knows")

@@ -301,8 +301,13 @@ def is_plain(i) -> bool:
 
 
 def shifted(indexed) -> bool:
-    """True for a read at an index expression: zero outside its tensor's range and between grid points."""
-    return any(not is_plain(i) and not gathered(i) for i in indexed.indices)
+    """True for a read at an index expression: zero outside its tensor's range and between grid points; and for
+    a plain index over a range other than its axis's (``X[s, j]``, ``j`` over ``D − 1`` on an axis of ``D``),
+    which reads the part of the axis it covers, zero beyond the axis's end."""
+    shape = indexed.base.shape
+    return any((not is_plain(i) and not gathered(i))
+               or (isinstance(i, sp.Idx) and shape is not None and sp.expand(extent(i) - shape[a]) != 0)
+               for a, i in enumerate(indexed.indices))
 
 
 def gathered(i) -> bool:

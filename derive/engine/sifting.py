@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .ir import AtMax, OnGrid, Sum, affine, gathered, is_plain, shifted
+from .ir import AtMax, OnGrid, Sum, affine, extent, gathered, is_plain, shifted
 
 
 def _range(i):
@@ -108,7 +108,13 @@ def _solve(delta, k):
         return (g, sp.S.One) if other == k and k not in g.free_symbols else None
     if not _shifted(delta):
         j = b if a == k else a if b == k else None
-        return (j, sp.S.One) if j is not None and j != k and _inside(j, k) else None
+        if j is None or j == k:
+            return None
+        if _inside(j, k):
+            return j, sp.S.One
+        # k over part of j's range (a read of part of an axis): the bracket keeps j inside k's range.
+        span = sp.expand(extent(j) - extent(k)) if isinstance(j, sp.Idx) else None
+        return (j, OnGrid(j, extent(k))) if span is not None and span.is_Integer and span > 0 else None
     # δ(e/q, u) = δ(e, q·u): solve the numerator's equation.
     num = sp.fraction(sp.together(a - b))[0]
     diff = affine(num)
