@@ -374,6 +374,48 @@ def first_differences(*, X, g):
     return g * (X[:, 1:] - X[:, :-1])
 
 
+
+# -- failure kinds the forward fuzzer found (tests/fuzzing/) -------------------------------------------------
+
+def _shift(X, by):
+    """X[:, j + by] along the last axis, zero where that falls off the tensor."""
+    out = torch.zeros_like(X)
+    if by > 0:
+        out[:, :-by] = X[:, by:]
+    elif by < 0:
+        out[:, -by:] = X[:, :by]
+    else:
+        out = X
+    return out
+
+
+def shifted_read_in_max(*, X):
+    return torch.maximum(_shift(X, 1), X)
+
+
+def indicator_sum_precedence(*, X, alpha):
+    return (X / alpha + _shift(X, -1)).sum()
+
+
+def indicator_sum_precedence_reversed(*, X):
+    return (X.flip(1) + X).sum(1)
+
+
+def indicator_precedence_reversed_read(*, X, c):
+    return torch.tanh(X.flip(1) * c)
+
+
+def piecewise_scalar_condition(*, X, v, alpha):
+    # v in the graph either way: its gradient is zero when the other branch is taken.
+    chosen = _shift(X, -1) + 0 * v[:, None] if alpha > 0.5 else v[:, None].expand_as(X)
+    h0 = torch.clamp(chosen, min=math.copysign(1.0, alpha)).sum() / X.shape[0]
+    return torch.maximum(h0, X).sum(1)
+
+
+def no_docstring(*, X):
+    return torch.tanh(X)
+
+
 REFERENCES = {
     "hard_tanh": hard_tanh,
     "hard_sigmoid": hard_sigmoid,
@@ -457,4 +499,10 @@ REFERENCES = {
     "group_sum": group_sum,
     "abs_relu_sum": abs_relu_sum,
     "first_differences": first_differences,
+    "shifted_read_in_max": shifted_read_in_max,
+    "indicator_sum_precedence": indicator_sum_precedence,
+    "indicator_sum_precedence_reversed": indicator_sum_precedence_reversed,
+    "indicator_precedence_reversed_read": indicator_precedence_reversed_read,
+    "piecewise_scalar_condition": piecewise_scalar_condition,
+    "no_docstring": no_docstring,
 }

@@ -255,8 +255,8 @@ class Lowering:
             return self.max_over(e)
         if isinstance(e, AtMax):
             return self.at_max(e)
-        if isinstance(e, OnGrid):
-            return self.on_grid(e)
+        if isinstance(e, OnGrid):   # a bracket as a value (1/α + [q + 1 ∈ 0..D − 1]): 1 or 0 in the arrays' dtype
+            return Where(self.on_grid(e), Typed(self.expr(sp.S.One), self.like), Number(sp.S.Zero))
         if isinstance(e, sp.KroneckerDelta):
             return self.delta(e)
         if isinstance(e, sp.Piecewise):
@@ -354,6 +354,16 @@ class Lowering:
         target = self.layout_of(e)
         if e.args[-1].cond != sp.true:
             raise PrintError("a Piecewise without an 'otherwise' branch")
+        if not any(_has_array(c) for _, c in e.args):
+            # Conditions on hyper-parameters alone (alpha > 1/2): one branch is taken for the whole array.
+            args = []
+
+            def slot(v):
+                args.append((Slot(f"_{len(args)}"), self.operand(v, target) if _has_array(v)
+                             else Typed(self.expr(v), self.like)))
+                return args[-1][0]
+
+            return Map(sp.Piecewise(*[(slot(v), c) for v, c in e.args]), tuple(args))
         select = recognise.threshold_select(e)
         if select is not None:   # v where x > c, else 0
             v, x, c = select
@@ -374,7 +384,7 @@ class Lowering:
         """[e ∈ 0..n−1] · t: t where the mask holds, else 0, so an inf or nan of t off the grid never shows."""
         rest = sp.Mul(*[a for a in e.args if not isinstance(a, OnGrid)])
         target = self.layout_of(e)
-        mask = [self.expand(g, self.expr(g), target) for g in grids]
+        mask = [self.expand(g, self.on_grid(g), target) for g in grids]
         slots = [Slot(f"_{n}") for n in range(len(mask))]
         cond = Map(sp.And(*slots, evaluate=False) if len(slots) > 1 else slots[0], tuple(zip(slots, mask)))
         value = self.operand(rest, target) if rest.has(sp.Indexed) else Typed(self.expr(rest), self.like)

@@ -140,6 +140,9 @@ class Forward:
     # Intermediates the engine made itself (``_z1``: a sum inside a select, lifted out of it).
     lifted: set = field(default_factory=set)
 
+    def __post_init__(self):
+        self.doc = self.doc or ""   # a forward file without a docstring passes __doc__ = None
+
     # -- declarations -------------------------------------------------
     @staticmethod
     def dims(names: str):

@@ -121,6 +121,15 @@ class _Arithmetic(StrPrinter):
         # A negative or fractional exponent needs parentheses: x**3/2 would be (x**3)/2.
         return f"{b}**({self._print(exp)})"
 
+    def _print_Piecewise(self, e):
+        """A select on hyper-parameters alone, between whole operands: a Python conditional."""
+        if any(c.atoms(A.Slot) for _, c in e.args):
+            raise PrintError("an elementwise select is a Where operation, not a Map")
+        code = self._print(e.args[-1].expr)
+        for value, cond in reversed(e.args[:-1]):
+            code = f"({self._print(value)} if {self._print(cond)} else {code})"
+        return code
+
 
 class ScalarPrinter(_Arithmetic):
     """Plain Python for arithmetic on numbers and scalar symbols: ``math`` functions, ``max``, ``a if c else b``."""

@@ -56,13 +56,32 @@ def pull_deltas_out_of_piecewise(expr):
             for term in _terms(value) if value.has(sp.KroneckerDelta) else (value,):
                 deltas = {f for f in sp.Mul.make_args(term) if isinstance(f, sp.KroneckerDelta)}
                 factors = deltas if factors is None else factors & deltas
-        if not factors:
-            return pw
-        common = sp.Mul(*sorted(factors, key=sp.default_sort_key))
-        branches = [(sp.Add(*[t / common for t in _terms(v)]) if v != 0 else v, c) for v, c in pw.args]
-        return common * sp.Piecewise(*branches)
+        common = sp.Mul(*sorted(factors or (), key=sp.default_sort_key))
+        rest = sp.Piecewise(*[(sp.Add(*[t / common for t in _terms(v)]) if v != 0 else v, c)
+                              for v, c in pw.args]) if factors else pw
+        pieces = _split_by_branch(rest)
+        if pieces is not None:   # branches hold deltas of their own (max(X[s, j + 1], X_sj)): one select each
+            return common * sp.Add(*[pull(p) for p in pieces])
+        return common * rest if factors else pw
 
     return expr.replace(lambda e: isinstance(e, sp.Piecewise), pull)
+
+
+def _split_by_branch(pw):
+    """Piecewise((a + b, c₁), (d, c₂), …) = Piecewise((a, c₁), (0, True)) + Piecewise((b, c₁), (0, True))
+    + Piecewise((0, c₁), (d, c₂), (0, True)) + …: each term of each branch in a select of its own (the earlier
+    conditions kept, as zero branches, so that the first true one still decides). Only where a branch holds a
+    delta and there is more than one term: each delta can then leave its select. None otherwise."""
+    live = [(n, v) for n, (v, _) in enumerate(pw.args) if v != 0]
+    terms = [(n, t) for n, v in live for t in _terms(v)]
+    if len(terms) < 2 or not any(t.has(sp.KroneckerDelta) for _, t in terms):
+        return None
+    out = []
+    for n, t in terms:
+        branches = [(sp.S.Zero, c) for _, c in pw.args[:n]] + [(t, pw.args[n].cond)]
+        out.append(sp.Piecewise(*branches, (sp.S.Zero, True)) if pw.args[n].cond != sp.true
+                   else sp.Piecewise(*branches))
+    return out
 
 
 def _sum_out_of_select(pw):
