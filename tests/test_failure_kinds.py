@@ -239,3 +239,18 @@ def test_a_shifted_exponential_sum_counts_the_padding_in_its_maximum(tmp_path):
         y = m.window_exp_forward(*args)[0]
         y = y if isinstance(y, np.ndarray) else y.numpy()
         assert np.all(np.isfinite(y)) and np.allclose(y, exact, rtol=1e-15, atol=0), (backend, y)
+
+
+def test_a_module_past_its_time_budget_is_refused_in_one_line(monkeypatch):
+    """No hang: a forward that takes longer than ``budget.MODULE_SECONDS`` to derive and lower is refused, one
+    line naming the module and the stage it was in (the fuzzer drew nested maxima that took minutes)."""
+    from tests.conftest import load_user_forward
+
+    from sympy.core.cache import clear_cache
+
+    clear_cache()   # derived earlier in this process, SymPy's cache would make it fast
+    monkeypatch.setattr(budget, "MODULE_SECONDS", 0.05)
+    with pytest.raises(DeriveError, match=r"^weight_norm_linear: [a-z]+: .*: ran past the budget of 0.05 s for "
+                                          r"one module") as e:
+        build(load_user_forward("weight_norm_linear"))
+    assert "\n" not in str(e.value)

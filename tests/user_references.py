@@ -416,6 +416,15 @@ def no_docstring(*, X):
     return torch.tanh(X)
 
 
+
+def pool_scalar_loss(*, X):
+    return F.max_pool1d(X, 2, stride=1).sum()
+
+
+def pool_scalar_loss_inline(*, X, stride):
+    return F.max_pool1d(X, 2, stride=stride).sum()
+
+
 REFERENCES = {
     "hard_tanh": hard_tanh,
     "hard_sigmoid": hard_sigmoid,
@@ -505,4 +514,6 @@ REFERENCES = {
     "indicator_precedence_reversed_read": indicator_precedence_reversed_read,
     "piecewise_scalar_condition": piecewise_scalar_condition,
     "no_docstring": no_docstring,
+    "pool_scalar_loss": pool_scalar_loss,
+    "pool_scalar_loss_inline": pool_scalar_loss_inline,
 }

@@ -25,6 +25,9 @@ SIZE_FACTOR = 1.0
 # and the user forwards (a simplify of 126 operations, 1.9 s on the 2-core development machine); the size budget,
 # which is deterministic, is what keeps rewrites small.
 DEFAULT_SECONDS = 20.0
+# Seconds one module may take to derive and lower, in all: past them it is refused in one line (a hang is never
+# the answer; the slowest forward measured, a max of a shifted cube, took 47 s on the loaded 2-core machine).
+MODULE_SECONDS = 90.0
 
 
 class OutOfTime(Exception):

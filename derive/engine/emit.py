@@ -15,7 +15,7 @@ import jinja2
 
 from . import budget
 from .derivation import Derivation, derive
-from .errors import stage
+from .errors import DeriveError, stage
 from .backends import BACKENDS
 from .kernel import Kernel, kernels
 from .latex import index_latex, matrix_notation
@@ -58,11 +58,23 @@ class Built:
 
 
 def build(forward) -> Built:
-    d = derive(forward)
-    budget.collect()
-    with stage(forward.name, "lower", "the kernels"):
-        ks = kernels(d)
+    """Derive and lower one module within ``budget.MODULE_SECONDS`` (past them, one line names the stage)."""
+    try:
+        with budget.time_limit(budget.MODULE_SECONDS):
+            d = derive(forward)
+            budget.collect()
+            with stage(forward.name, "lower", "the kernels"):
+                ks = kernels(d)
+    except budget.OutOfTime:   # outside any stage that names itself (those turn it into their own line)
+        raise DeriveError(forward.name, "differentiate", _output_line(forward),
+                          f"ran past the budget of {budget.MODULE_SECONDS:g} s for one module (the forward is "
+                          "too large for the engine's rewrites: split it into lets or modules)") from None
     return Built(forward, d, ks, [f"{what}: {why}" for what, why in budget.collect()])
+
+
+def _output_line(forward) -> str:
+    out = forward.out if forward.definitions else None
+    return f"{index_text(out.lhs)} = {index_text(out.expr)}" if out is not None else forward.name
 
 
 # -- kernels ----------------------------------------------------------------------

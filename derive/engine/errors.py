@@ -15,6 +15,7 @@ import contextlib
 
 import sympy as sp
 
+from . import budget
 from .text import index_text
 
 # The stages of a derivation, in order.
@@ -45,6 +46,10 @@ def stage(module: str, name: str, expression):
         yield
     except DeriveError:
         raise
+    except budget.OutOfTime:
+        raise DeriveError(module, name, expression, f"ran past the budget of {budget.MODULE_SECONDS:g} s for "
+                                                    "one module (the forward is too large for the engine's "
+                                                    "rewrites: split it into lets or modules)") from None
     except RecursionError:
         raise DeriveError(module, name, expression, "the expression is too deeply nested for SymPy") from None
     except Exception as e:  # a SymPy failure deep in a rule: keep one line

@@ -626,7 +626,7 @@ class Lowering:
         layout = tuple(st.indices[a] for a in pool.x_axes)   # the gradient in x's axis order (n, c, spatial…)
         self._layout = found.layout
         values = self.expand(weight, self.expr(weight), found.layout)
-        if not weight.has(sp.Indexed, sp.IndexedBase):
+        if not weight.has(sp.Indexed):   # a number, or a loss's scalar upstream dL: one per window
             values = Filled(values, self._shape(found.layout), self._like(st.rhs))
         saved = self.arg_maxima.get(window_key(found.body, found.over))
         op = MaxPoolScatter(self._arranged(x, pool.x_axes), values, *self._pool_numbers(pool),
@@ -665,8 +665,8 @@ class Lowering:
             for routed, weight in found.routes:
                 self._layout = layout
                 values = self.expand(weight, self.expr(weight), layout)
-                if not weight.has(sp.Indexed, sp.IndexedBase):
-                    values = Typed(values, self.like)   # a number: of the arrays' dtype
+                if not weight.has(sp.Indexed):   # a number, or a loss's scalar dL: one per position, arrays' dtype
+                    values = Filled(values, self._shape(layout), self._like(st.rhs))
                 self._layout = ()
                 grid = recognise.affine_route(st.indices, routed, layout + over)
                 if grid is not None:   # the positions a window read reaches: its adjoint

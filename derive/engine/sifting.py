@@ -58,7 +58,7 @@ def pull_deltas_out_of_piecewise(expr):
                 factors = deltas if factors is None else factors & deltas
         common = sp.Mul(*sorted(factors or (), key=sp.default_sort_key))
         rest = sp.Piecewise(*[(sp.Add(*[t / common for t in _terms(v)]) if v != 0 else v, c)
-                              for v, c in pw.args]) if factors else pw
+                              for v, c in pw.args], evaluate=False) if factors else pw
         pieces = _split_by_branch(rest)
         if pieces is not None:   # branches hold deltas of their own (max(X[s, j + 1], X_sj)): one select each
             return common * sp.Add(*[pull(p) for p in pieces])
@@ -79,8 +79,9 @@ def _split_by_branch(pw):
     out = []
     for n, t in terms:
         branches = [(sp.S.Zero, c) for _, c in pw.args[:n]] + [(t, pw.args[n].cond)]
-        out.append(sp.Piecewise(*branches, (sp.S.Zero, True)) if pw.args[n].cond != sp.true
-                   else sp.Piecewise(*branches))
+        # Not evaluated: SymPy would distribute the conditions' and/or, exponentially in their number.
+        out.append(sp.Piecewise(*branches, (sp.S.Zero, True), evaluate=False) if pw.args[n].cond != sp.true
+                   else sp.Piecewise(*branches, evaluate=False))
     return out
 
 
