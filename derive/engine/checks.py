@@ -100,6 +100,9 @@ def check_forward(forward) -> None:
         if free - lhs:
             extra = ", ".join(sorted(map(str, free - lhs)))
             fail(f"index {extra} is free on the right but not on the left (sum over it or put it on the left)")
+        if lhs - free and d.expr.is_number:
+            fail("the right-hand side is the constant "
+                 f"{d.expr} (SymPy simplified it as it was written: X − X is 0): nothing to differentiate")
         if lhs - free:
             missing = ", ".join(sorted(map(str, lhs - free)))
             fail(f"free index {missing} of the left-hand side does not appear on the right")
