@@ -60,14 +60,14 @@ class Built:
 def build(forward) -> Built:
     """Derive and lower one module within ``budget.MODULE_SECONDS`` (past them, one line names the stage)."""
     try:
-        with budget.time_limit(budget.MODULE_SECONDS):
+        with budget.cpu_limit(budget.MODULE_SECONDS):
             d = derive(forward)
             budget.collect()
             with stage(forward.name, "lower", "the kernels"):
                 ks = kernels(d)
-    except budget.OutOfTime:   # outside any stage that names itself (those turn it into their own line)
+    except budget.ModuleOutOfTime:   # outside any stage that names itself (those turn it into their own line)
         raise DeriveError(forward.name, "differentiate", _output_line(forward),
-                          f"ran past the budget of {budget.MODULE_SECONDS:g} s for one module (the forward is "
+                          f"ran past the budget of {budget.MODULE_SECONDS:g} s of CPU for one module (the forward is "
                           "too large for the engine's rewrites: split it into lets or modules)") from None
     return Built(forward, d, ks, [f"{what}: {why}" for what, why in budget.collect()])
 

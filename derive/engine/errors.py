@@ -46,9 +46,9 @@ def stage(module: str, name: str, expression):
         yield
     except DeriveError:
         raise
-    except budget.OutOfTime:
-        raise DeriveError(module, name, expression, f"ran past the budget of {budget.MODULE_SECONDS:g} s for "
-                                                    "one module (the forward is too large for the engine's "
+    except budget.ModuleOutOfTime:
+        raise DeriveError(module, name, expression, f"ran past the budget of {budget.MODULE_SECONDS:g} s of "
+                                                    "CPU for one module (the forward is too large for the engine's "
                                                     "rewrites: split it into lets or modules)") from None
     except RecursionError:
         raise DeriveError(module, name, expression, "the expression is too deeply nested for SymPy") from None
