@@ -166,8 +166,11 @@ def _autograd(spec, arrays, scalars, upstream):
     wrt = [t["name"] for t in spec["tensors"] if t["role"] in ("input", "param")]
     xs = {n: torch.tensor(a, dtype=torch.float64, requires_grad=n in wrt) for n, a in arrays.items()}
     y = reference(spec, xs, scalars)
-    grads = torch.autograd.grad(y, [xs[n] for n in wrt], torch.as_tensor(upstream, dtype=torch.float64),
-                                allow_unused=True)
+    if not y.requires_grad:  # constant in every argument (branches of constants, sign): zero gradients
+        grads = [None] * len(wrt)
+    else:
+        grads = torch.autograd.grad(y, [xs[n] for n in wrt], torch.as_tensor(upstream, dtype=torch.float64),
+                                    allow_unused=True)
     return y.detach().numpy(), {f"d{n}": (np.zeros_like(arrays[n]) if g is None else g.numpy())
                                 for n, g in zip(wrt, grads)}
 
