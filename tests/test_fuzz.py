@@ -6,19 +6,12 @@ no wrong value. A failure names the reproducer folder (forward.py, spec.json, sy
 """
 from __future__ import annotations
 
-import pytest
-
 from tests.fuzzing import runner
 
 SEED = 20261203
 COUNT = 12  # distinct forwards: a few seconds each to derive (twice that on a loaded machine), about a minute in all
 
 
-# Found by this very seed (forward fz_0002), not yet fixed in the engine: a scalar let (a mean over the
-# batch) inside nested max derives for more than 60 s of CPU time. Minimal form (still deriving after 86 s):
-# Y_sj = max(max(Σ_k X_sk, erf(h)), |X_sj|), h = Σ_sj X_sj / S. Strict: the test says so once it is fixed.
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="engine: a scalar let inside nested max hangs the derivation (fz_0002 of this seed)")
 def test_drawn_forwards_derive_right_or_are_refused(tmp_path):
     result = runner.run(COUNT, SEED, tmp_path, timeout=60, log=lambda line: None)
     counts = result["counts"]
