@@ -36,6 +36,7 @@ Each is an identity, so the emitted value is the derived one:
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import sympy as sp
@@ -125,6 +126,27 @@ def _maximum(u, over, st, out: list, context: Context):
     return made.lhs
 
 
+def _below_its_maximum(u, context: Context) -> bool:
+    """True when ``u = c (w − m)`` with ``m`` a maximum the pass made of ``w`` over some of its indices, read at
+    the others (``E_np − m_n``, ``m_n = max_p E_np``): then ``u ≤ 0`` and ``exp(u)`` cannot overflow."""
+    c, v = _scale(u)
+    for term in sp.Add.make_args(sp.expand(v)):
+        m = -term
+        if not (isinstance(m, sp.Indexed) and any(base_of(made.lhs) == m.base for made, _ in context.maxima.values())):
+            continue
+        w = v + m
+        free = sorted(free_indices(w), key=str)
+        for n in range(1, len(free) + 1):
+            for over in itertools.combinations(free, n):
+                window = {k: sp.Idx(f"_win{i}", extent(k)) for i, k in enumerate(over)}
+                key, order = canonical(MaxWithZeros(w.xreplace(window), *window.values()))
+                if key in context.maxima:
+                    made, positions = context.maxima[key]
+                    if element(base_of(made.lhs), [order[p] for p in positions]) == m:
+                        return True
+    return False
+
+
 def _scale(u):
     """``(c, w)`` with ``u = c w``, ``c`` a positive hyper-parameter factor (``X/τ``: c = 1/τ), else ``(1, u)``.
     The shift is then ``exp(c (w − max w))``: ``X/τ`` may overflow where ``X − max X`` cannot."""
@@ -162,9 +184,16 @@ def _shift_sums(rhs, st, out: list, context: Context):
         outside = [f for f in sp.Mul.make_args(s.function)
                    if _is_placeholder(f.base if isinstance(f, sp.Pow) else f, context) and not free_indices(f) & over]
         body = sp.Mul(*[f for f in sp.Mul.make_args(s.function) if f not in outside])
+        # A placeholder the summed indices reach (1/exp(m_n) of a softmax's row n, inside Σ_n) joins the
+        # exponentials beside it first: exp(E_np)/exp(m_n) = exp(E_np − m_n), which its own max bounds.
+        inside = {b for b in (f.base if isinstance(f, sp.Pow) else f for f in sp.Mul.make_args(body))
+                  if _is_placeholder(b, context) and free_indices(b) & over}   # factors only: a log keeps its own
+        if inside:
+            body = sp.powsimp(body.xreplace({p: sp.exp(_exp_of_placeholder(p, context)) for p in inside}),
+                              combine="exp")
         found = _exponent(body, over)
-        if found is None:
-            return sp.Mul(*outside) * Sum(body, *s.limits) if outside else s
+        if found is None or _below_its_maximum(found[1], context):
+            return sp.Mul(*outside) * Sum(body, *s.limits) if outside or inside else s
         f, u = found
         c, w = _scale(u)
         ks = [lim[0] for lim in s.limits if lim[0] in free_indices(w)]
@@ -218,7 +247,17 @@ def _cancel_shifts(rhs, context: Context):
         return isinstance(e, sp.Mul) and any(isinstance(f, sp.exp) and f.has(*maxima) for f in e.args)
 
     def combine(e):
-        # exp(x/τ) exp(−m/τ) = exp((x − m)/τ): the scale factored out again, so x/τ is never formed.
+        # exp(x/τ) exp(−m/τ) = exp((x − m)/τ): the scale factored out again, so x/τ is never formed. A factor
+        # exp(±m) beside a sum of terms goes into each term first ((exp(x) − exp(m) δ Z) exp(−m)): outside, it
+        # overflows where each term's own combination does not.
+        shifts = [f for f in e.args if isinstance(f, sp.exp) and f.has(*maxima)]
+        adds = [f for f in e.args if isinstance(f, sp.Add) and f.has(sp.exp)]
+        beside = [f for f in e.args if isinstance(f, sp.exp) and not f.has(*maxima)]
+        if shifts and len(adds) == 1 and not beside:   # an exponential beside the sum takes the shift instead
+            rest = sp.Mul(*[f for f in e.args if f is not adds[0] and not any(f is x for x in shifts)])
+            shift = sp.Mul(*shifts)
+            return rest * sp.Add(*[combine(t * shift) if combines(t * shift) else t * shift
+                                   for t in adds[0].args])
         e = sp.powsimp(e, combine="exp")
         return e.replace(lambda x: isinstance(x, sp.exp) and x.args[0].has(*maxima),
                          lambda x: sp.exp(sp.factor_terms(x.args[0])))
