@@ -75,4 +75,4 @@ class DerivedLayer(torch.nn.Module):
         return self._fn.apply(*values, *self._scalars)
 
     def extra_repr(self):
-        return self.name
+        return self._kernel_name

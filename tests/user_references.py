@@ -434,6 +434,11 @@ def ce_temp_labels(*, X, y, tau):
     return F.cross_entropy(X / tau, y)
 
 
+
+def reversed_padded(*, A, pad):
+    return F.pad(A.flip(1), (pad, pad))
+
+
 REFERENCES = {
     "hard_tanh": hard_tanh,
     "hard_sigmoid": hard_sigmoid,
@@ -527,4 +532,5 @@ REFERENCES = {
     "pool_scalar_loss_inline": pool_scalar_loss_inline,
     "attention_named_sum": attention_named_sum,
     "ce_temp_labels": ce_temp_labels,
+    "reversed_padded": reversed_padded,
 }

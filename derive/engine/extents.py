@@ -14,8 +14,9 @@ backwards the full (transposed) convolution's. A read before the start, or
 between grid points, is zero like any read off the tensor. Several reads bound
 one extent: the smallest bound holds.
 
-An extent may instead be declared, ``output_dims(Lo=factor * L)``, or an index
-may run over a dimension expression, ``indices(l=L - K + 1)``; a tensor may be
+An extent may instead be declared, ``output_dims(Lo=factor * L)`` (an integer expression of dimensions and
+integer hyper-parameters; the reads do not bound it), or an index may run over a dimension expression,
+``indices(l=L - K + 1)``; a tensor may be
 sized by one (``2*P``, ``D - 1``). A kernel binds each dimension from the first
 array axis that carries it alone; an axis sized by an expression whose one
 unknown dimension appears nowhere else gives that dimension (``P = n/2``, checked
@@ -71,9 +72,10 @@ def solve(forward) -> dict:
         for axis, (ix, dim) in enumerate(zip(e.indices, t.dims)):
             if is_plain(ix):
                 continue
-            found = _bound(forward, where, e, ix, dim, t.padding[axis][1] if t.padding else 0,
-                           {**bounds, **solved})
-            if found is not None and found[0] in bounds:
+            # Only the extents being derived are bounded by the reads; a declared one is the user's (it may be
+            # read backwards, A[L − 1 + p − u], or past the tensor's end, where reads are zero).
+            found = _bound(forward, where, e, ix, dim, t.padding[axis][1] if t.padding else 0, bounds)
+            if found is not None:
                 bounds[found[0]].append(found[1])
     out = dict(solved)
     for D, found in bounds.items():
