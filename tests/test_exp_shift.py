@@ -18,7 +18,7 @@ from derive.engine.emit import build
 from derive.engine.normal_forms import clean_piecewise, condition_sets, prune_condition
 from runtime.calling import Kernels
 from tests.conftest import BACKENDS, draw, load_user_forward, sizes_for
-from tests.test_user_forwards import _autograd, _close, _run
+from tests.compare import assert_close, autograd_reference, run_kernels
 from tests.user_references import REFERENCES
 
 SHIFTED = ["log_softmax_inline", "softmax_inline_temperature", "label_smoothing_ce", "masked_softmax",
@@ -38,12 +38,12 @@ def test_exponential_sums_at_logits_far_from_zero(name, backend, offset, user_ke
     arrays["X"] = arrays["X"] + offset
     out_shape = extents.shape(forward.out.tensor.dims, sizes)
     upstream = rng.standard_normal(out_shape) if out_shape else 0.8
-    y, grads = _run(kernels, arrays, scalars, upstream, backend)
-    ref_y, ref_grads = _autograd(REFERENCES[name], forward, arrays, scalars, upstream)
+    y, grads = run_kernels(kernels, arrays, scalars, upstream, backend)
+    ref_y, ref_grads = autograd_reference(REFERENCES[name], forward, arrays, scalars, upstream)
     assert np.all(np.isfinite(y)) and all(np.all(np.isfinite(g)) for g in grads.values())
-    _close(y, ref_y, f"{name} forward at X + {offset}")
+    assert_close(y, ref_y, f"{name} forward at X + {offset}")
     for g in ref_grads:
-        _close(grads[g], ref_grads[g], f"{name} {g} at X + {offset}")
+        assert_close(grads[g], ref_grads[g], f"{name} {g} at X + {offset}")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -59,12 +59,12 @@ def test_attention_at_scores_of_a_thousand(name, backend, user_kernels):
     for n in ("Q", "K"):
         arrays[n] = rng.uniform(20, 32, arrays[n].shape) * rng.choice([-1.0, 1.0], arrays[n].shape)
     upstream = rng.standard_normal(tuple(sizes[d] for d in forward.out.tensor.dims))
-    y, grads = _run(kernels, arrays, {}, upstream, backend)
-    ref_y, ref_grads = _autograd(REFERENCES[name], forward, arrays, {}, upstream)
+    y, grads = run_kernels(kernels, arrays, {}, upstream, backend)
+    ref_y, ref_grads = autograd_reference(REFERENCES[name], forward, arrays, {}, upstream)
     assert all(np.all(np.isfinite(g)) for g in grads.values())
-    _close(y, ref_y, f"{name} forward")
+    assert_close(y, ref_y, f"{name} forward")
     for g in ref_grads:
-        _close(grads[g], ref_grads[g], f"{name} {g}")
+        assert_close(grads[g], ref_grads[g], f"{name} {g}")
 
 
 def test_one_maximum_per_exponent():

@@ -14,43 +14,15 @@ import torch
 
 from derive.engine import extents
 from runtime.calling import Kernels
-from tests.conftest import BACKENDS, USER_MODULES, as_tensor, draw, load_user_forward, sizes_for
+from tests.compare import assert_close, autograd_reference, run_kernels
+from tests.conftest import BACKENDS, USER_MODULES, draw, load_user_forward, sizes_for
 from tests.user_references import REFERENCES
 
-TOL = 1e-10
 
 
 def test_every_user_forward_has_a_reference():
     assert len(USER_MODULES) >= 10
     assert set(USER_MODULES) <= set(REFERENCES)
-
-
-def _run(kernels, arrays, scalars, upstream, backend):
-    wrap = (lambda a: a) if backend == "numpy" else as_tensor
-    env = kernels.forward({n: wrap(a) for n, a in arrays.items()}, **scalars)
-    up = upstream if np.ndim(upstream) == 0 else wrap(upstream)
-    grads = kernels.backward(up, env, **scalars)
-    as_np = lambda v: v if isinstance(v, np.ndarray) or np.isscalar(v) else v.detach().numpy()
-    return as_np(env[kernels.OUTPUT]), {g: as_np(v) for g, v in grads.items()}
-
-
-def _autograd(reference, forward, arrays, scalars, upstream):
-    wrt = [t.name for t in forward.differentiable]
-    xs = {n: as_tensor(a, requires_grad=n in wrt) for n, a in arrays.items()}
-    y = reference(**xs, **scalars)
-    grads = torch.autograd.grad(y, [xs[n] for n in wrt], torch.as_tensor(upstream, dtype=torch.float64))
-    return y.detach().numpy(), {f"d{n}": g.numpy() for n, g in zip(wrt, grads)}
-
-
-def _close(got, want, what):
-    got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
-    assert got.shape == want.shape, f"{what}: shape {got.shape}, expected {want.shape}"
-    # Equal values agree, infinities too (a max over a window that lies wholly in the padding is -inf).
-    same = got == want
-    with np.errstate(invalid="ignore"):  # inf - inf where both are the same infinity
-        err = float(np.max(np.where(same, 0.0, np.abs(got - want)), initial=0.0))
-    scale = float(np.max(np.abs(np.where(np.isfinite(want), want, 0.0)), initial=0.0))
-    assert err <= TOL * (1.0 + scale), f"{what}: max abs error {err:.3e}"
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -65,12 +37,12 @@ def test_user_forward_matches_an_independent_pytorch_module(name, backend, user_
         arrays = draw(forward, sizes, rng)
         out_shape = extents.shape(forward.out.tensor.dims, sizes)
         upstream = rng.standard_normal(out_shape) if out_shape else 0.8
-        y, grads = _run(kernels, arrays, scalars, upstream, backend)
-        ref_y, ref_grads = _autograd(REFERENCES[name], forward, arrays, scalars, upstream)
-        _close(y, ref_y, f"{name} forward (seed {seed})")
+        y, grads = run_kernels(kernels, arrays, scalars, upstream, backend)
+        ref_y, ref_grads = autograd_reference(REFERENCES[name], forward, arrays, scalars, upstream)
+        assert_close(y, ref_y, f"{name} forward (seed {seed})")
         assert set(grads) == set(ref_grads)
         for g in ref_grads:
-            _close(grads[g], ref_grads[g], f"{name} {g} (seed {seed})")
+            assert_close(grads[g], ref_grads[g], f"{name} {g} (seed {seed})")
 
 
 # At a kink: PyTorch functions whose slope there is the constant branch's (relu at 0, clamp at its bounds).
@@ -95,8 +67,8 @@ def test_slopes_at_the_kinks_follow_pytorch(name, backend, user_kernels):
         arrays[t.name] = v.reshape(-1, 1) if len(t.dims) == 2 else v
     out = forward.out.tensor.dims
     upstream = 1.0 if not out else np.ones((len(values["X"]), 1))
-    _, grads = _run(kernels, arrays, {}, upstream, backend)
-    _, ref = _autograd(reference, forward, arrays, {}, upstream)
+    _, grads = run_kernels(kernels, arrays, {}, upstream, backend)
+    _, ref = autograd_reference(reference, forward, arrays, {}, upstream)
     for g in ref:
         np.testing.assert_array_equal(np.asarray(grads[g], dtype=np.float64), ref[g], err_msg=f"{name} {g}")
 

@@ -37,6 +37,12 @@ class Tensor:
     def __getitem__(self, idx):
         return self.base[idx]
 
+    def __iter__(self):
+        # Without this, __getitem__ makes a Tensor an endless sequence: sp.erf(h) of a scalar let h (instead of
+        # h.base) had SymPy read h[0], h[1], … until memory ran out.
+        raise TypeError(f"{self.name} is a tensor: read it at indices ({self.name}[s, j]); a let with no indices "
+                        f"is {self.name}.base")
+
     @property
     def differentiable(self) -> bool:
         return self.role in ("input", "param")
