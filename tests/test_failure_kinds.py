@@ -254,3 +254,18 @@ def test_a_module_past_its_time_budget_is_refused_in_one_line(monkeypatch):
                                           r"for one module") as e:
         build(load_user_forward("weight_norm_linear"))
     assert "\n" not in str(e.value)
+
+
+def test_a_second_output_is_refused_in_one_line():
+    """Two ``forward.output`` calls derived the last one alone, silently dropping the first's gradient."""
+    from derive.engine.checks import check_forward
+
+    f = Forward("two_outputs", "")
+    S, D = f.dims("S D")
+    s, j = f.indices(s=S, j=D)
+    X = f.input("X", S, D)
+    f.output("H", (s, j), sp.tanh(X[s, j]))
+    f.output("C", (s, j), sp.exp(X[s, j]))
+    with pytest.raises(DeriveError, match=r"^two_outputs: check: H_sj = tanh\(X_sj\): a forward has one output, "
+                                          r"and this is one of 2"):
+        check_forward(f)

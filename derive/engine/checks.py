@@ -28,6 +28,12 @@ NOT_DIFFERENTIABLE = (sp.Derivative, sp.Subs, sp.DiracDelta, AppliedUndef)
 def check_forward(forward) -> None:
     """Declared tensors and indices, matching shapes, free indices the same on both sides."""
     defined = {t.name for t in forward.arguments}
+    outputs = [d for d in forward.definitions if d.tensor.role == "output"]
+    if len(outputs) > 1:
+        d = outputs[0]
+        raise DeriveError(forward.name, "check", f"{index_text(d.lhs)} = {index_text(d.expr)}",
+                          f"a forward has one output, and this is one of {len(outputs)} (declare the others "
+                          "with let(..., returned=True), or write one module per output)")
     scalar_symbols = {s.symbol for s in forward.scalars.values()}
     dims = {str(x) for t in forward.tensors.values() for d in t.dims
             for x in sp.sympify(d).free_symbols - scalar_symbols}
