@@ -439,6 +439,11 @@ def reversed_padded(*, A, pad):
     return F.pad(A.flip(1), (pad, pad))
 
 
+
+def embedding_head(*, E, g, t):
+    return F.embedding(t, E)[:, :-1] * g
+
+
 REFERENCES = {
     "hard_tanh": hard_tanh,
     "hard_sigmoid": hard_sigmoid,
@@ -533,4 +538,5 @@ REFERENCES = {
     "attention_named_sum": attention_named_sum,
     "ce_temp_labels": ce_temp_labels,
     "reversed_padded": reversed_padded,
+    "embedding_head": embedding_head,
 }

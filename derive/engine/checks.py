@@ -146,6 +146,11 @@ def _gather_problem(forward, e, axis, i, dim):
                 f"axis {axis} of {e.base.label} has size {dim}")
     if any(not is_plain(k) for n, k in enumerate(e.indices) if n != axis and not isinstance(k, sp.Indexed)):
         return f"{where}: a read through an index array takes plain indices on its other axes"
+    shape = forward.tensors[str(e.base.label)].dims
+    for n, k in enumerate(e.indices):
+        if isinstance(k, sp.Idx) and (sp.expand(k.upper + 1 - shape[n])).is_positive:
+            return (f"{where}: {k} ranges past the end of axis {n} of {e.base.label} (a read through an index "
+                    "array reads inside its tensor)")
     return None
 
 

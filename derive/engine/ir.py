@@ -305,8 +305,10 @@ def shifted(indexed) -> bool:
     a plain index over a range other than its axis's (``X[s, j]``, ``j`` over ``D − 1`` on an axis of ``D``),
     which reads the part of the axis it covers, zero beyond the axis's end."""
     shape = indexed.base.shape
+    # A gather (X[y_s, j]) reads part of an axis by position itself: it is not a view.
+    part = shape is not None and not any(gathered(i) for i in indexed.indices)
     return any((not is_plain(i) and not gathered(i))
-               or (isinstance(i, sp.Idx) and shape is not None and sp.expand(extent(i) - shape[a]) != 0)
+               or (part and isinstance(i, sp.Idx) and sp.expand(extent(i) - shape[a]) != 0)
                for a, i in enumerate(indexed.indices))
 
 

@@ -484,8 +484,11 @@ class Lowering:
         axes = tuple(e.indices)
         inner = set().union(*[free_indices(i) for i in axes if gathered(i)])
         last = max(n for n, i in enumerate(axes) if gathered(i))
+        shape = e.base.shape
+        # An axis is taken whole only where its index covers it (j over D − 1 reads part of it: by position).
         whole = [n for n, i in enumerate(axes)
-                 if n > last and isinstance(i, sp.Idx) and i not in inner and axes.count(i) == 1]
+                 if n > last and isinstance(i, sp.Idx) and i not in inner and axes.count(i) == 1
+                 and (shape is None or sp.expand(extent(i) - shape[n]) == 0)]
         spread = tuple(i for i in target if any(i in free_indices(a) for n, a in enumerate(axes) if n not in whole))
         outer, self._layout = self._layout, spread
         try:
