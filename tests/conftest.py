@@ -53,7 +53,7 @@ def sizes_for(forward, rng, batch=None, feature=None, scalars=None) -> dict:
     values.update({forward.scalars[k].symbol: v for k, v in (scalars or {}).items()})
     first = next((t.dims for t in forward.arguments if len(t.dims) >= 1), ())
     # Axes sized by an expression (2*P, D − 1) must be at least 1 too.
-    axes = {d for t in forward.tensors.values() for d in t.dims if not isinstance(d, sp.Symbol) and not d.is_Integer}
+    axes = extents.expression_axes(forward)
     for _ in range(1000):
         sizes = {d: int(rng.integers(1, 6)) for d in dims}
         if batch is not None and first and first[0] in sizes:

@@ -56,7 +56,7 @@ def concrete(forward, sizes, integers="exercise"):
             out[s.symbol] = s.default if integers == "defaults" else (2 if s.symbol.is_positive else 1)
     derived = extents.solve(forward)
     # Axes sized by an expression (D − 1, L − K + 1) must be at least 1 too.
-    axes = {d for t in forward.tensors.values() for d in t.dims if not isinstance(d, sp.Symbol) and not d.is_Integer}
+    axes = extents.expression_axes(forward)
     for _ in range(20):
         values = {d: int(f.xreplace(out)) for d, f in derived.items()}
         if all(v >= 1 for v in values.values()) and all(int(a.xreplace({**out, **values})) >= 1 for a in axes):

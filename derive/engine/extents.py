@@ -142,6 +142,11 @@ def free_dimensions(forward) -> list:
                   - scalars - set(forward.derived), key=str)
 
 
+def expression_axes(forward) -> set:
+    """The sizes written as expressions (``2*P``, ``D − 1``): each must come out at least 1 for drawn sizes."""
+    return {d for t in forward.tensors.values() for d in t.dims if not isinstance(d, sp.Symbol) and not d.is_Integer}
+
+
 def shape(dims, values: dict) -> tuple:
     """Concrete sizes of ``dims`` (symbols, numbers or expressions) at ``values``."""
     return tuple(int(sp.sympify(d).subs(values)) for d in dims)

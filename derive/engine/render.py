@@ -338,7 +338,7 @@ class Renderer:
                     f'got {{{ins.name}!r}}")')
         if isinstance(ins, A.Extent):
             code = self.scalar(ins.formula)
-            given = ", ".join(f"{s}={{{s}}}" for s in sorted(map(str, ins.formula.free_symbols)))
+            given = _values(ins.formula.free_symbols)
             if ins.check:
                 return (f"if {ins.dim} != {code}:\n"
                         f'    raise ValueError(f"{ins.kernel}: {ins.dim} is {{{ins.dim}}} in the arrays given, '
@@ -361,20 +361,19 @@ class Renderer:
         rule = index_text(ins.formula)
         if ins.array is None:
             code = self.scalar(ins.formula)
-            given = ", ".join(f"{s}={{{s}}}" for s in sorted(map(str, ins.formula.free_symbols)))
+            given = _values(ins.formula.free_symbols)
             return (f"if {code} < 1:\n"
                     f'    raise ValueError(f"{ins.kernel}: {rule} = {{{code}}} for {given}; it must be at least 1")')
         if ins.solve is None:
             code = self.scalar(ins.formula)
-            given = ", ".join(f"{s}={{{s}}}" for s in sorted(map(str, ins.formula.free_symbols)))
-            given = "" if isinstance(ins.formula, sp.Symbol) else f" for {given}"
+            given = "" if isinstance(ins.formula, sp.Symbol) else f" for {_values(ins.formula.free_symbols)}"
             return (f"if {ins.array}.shape[{ins.axis}] != {code}:\n"
                     f'    raise ValueError(f"{ins.kernel}: axis {ins.axis} of {ins.array} has '
                     f'{{{ins.array}.shape[{ins.axis}]}} elements, but {rule} = {{{code}}}{given}")')
         n, P = sp.Symbol(ins.size, integer=True), ins.solve
         a, b = sp.Poly(ins.formula, P).all_coeffs()
-        others = sorted(map(str, ins.formula.free_symbols - {P}))
-        given = "".join(f" for {s}={{{s}}}" if i == 0 else f", {s}={{{s}}}" for i, s in enumerate(others))
+        others = ins.formula.free_symbols - {P}
+        given = f" for {_values(others)}" if others else ""
         return (f"{P} = {self.scalar(sp.floor((n - b) / a))}\n"
                 f"if {P} < 1 or {self.scalar(ins.formula)} != {ins.size}:\n"
                 f'    raise ValueError(f"{ins.kernel}: axis {ins.axis} of {ins.array} has {{{ins.size}}} elements: '
@@ -386,6 +385,11 @@ class Renderer:
 
     def lines(self, instructions) -> list:
         return [self.instruction(i) for i in instructions]
+
+
+def _values(symbols) -> str:
+    """``K={K}, L={L}``: an f-string part naming each size or hyper-parameter a message's formula reads."""
+    return ", ".join(f"{s}={{{s}}}" for s in sorted(map(str, symbols)))
 
 
 def imports(backend, modules: set) -> list:

@@ -73,7 +73,7 @@ def _sizes(forward, rng, scalars=None) -> dict:
     derived = getattr(forward, "derived", {})
     dims = extents_.free_dimensions(forward)
     defaults = {s.symbol: (scalars or {}).get(s.name, s.default) for s in forward.scalars.values()}
-    axes = {d for t in forward.tensors.values() for d in t.dims if not isinstance(d, sp.Symbol)}
+    axes = extents_.expression_axes(forward)
 
     def extents(sizes):
         # Derived extents, then every axis sized by an expression (2*P, D − 1): each must be at least 1.
