@@ -444,6 +444,10 @@ def embedding_head(*, E, g, t):
     return F.embedding(t, E)[:, :-1] * g
 
 
+def glu_half(*, X):
+    return F.glu(X, dim=1)
+
+
 REFERENCES = {
     "hard_tanh": hard_tanh,
     "hard_sigmoid": hard_sigmoid,
@@ -539,4 +543,5 @@ REFERENCES = {
     "ce_temp_labels": ce_temp_labels,
     "reversed_padded": reversed_padded,
     "embedding_head": embedding_head,
+    "glu_half": glu_half,
 }

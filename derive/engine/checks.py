@@ -13,7 +13,7 @@ from sympy.core.function import AppliedUndef
 
 from . import extents
 from .errors import DeriveError
-from .ir import affine, free_indices, is_plain
+from .ir import affine, free_indices, is_plain, part_span
 from .text import index_text
 
 # Names the kernels' own code uses: the modules they call through, ``into``, and the builtins they call. A tensor,
@@ -92,9 +92,9 @@ def check_forward(forward) -> None:
                     continue
                 if not isinstance(i, sp.Idx):
                     fail(f"index {i} in {index_text(e)} is not declared (declare it with indices(...))")
-                # A range that differs from the axis by a whole number reads part of it (j over D − 1 on D), or
-                # past its end (zero there); any other difference is a mistake.
-                if not sp.expand(i.upper + 1 - dim).is_Integer:
+                # A range that differs from the axis by an integer of known sign reads part of it (j over D − 1
+                # on D, P on 2P), or past its end (zero there); any other difference is a mistake.
+                if part_span(i.upper + 1, dim) is None:
                     fail(f"inconsistent shapes: {i} ranges over {i.upper + 1} but axis {axis} of {name} has size {dim}")
         for f in d.expr.atoms(AppliedUndef):
             fail(f"{f.func} is not a function the engine knows")

@@ -277,6 +277,10 @@ def normalise(expr, temporary):
             return e
         new = budget.attempt(lambda x: _rewrite(x, temporary), e, "write exponentials without overflow",
                              max_size=600)
+        if new is None and isinstance(e, (sp.Add, sp.Mul)):
+            # Not one unit (exponentials in two directions: a gate read at j and at j + P): each operand alone.
+            args = [go(a) for a in e.args]
+            return e.func(*args) if args != list(e.args) else e
         return e if new is None else new
 
     return go(expr)

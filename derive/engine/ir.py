@@ -295,6 +295,13 @@ def affine(e) -> Affine | None:
     return Affine(coeffs, const, den)
 
 
+def part_span(size, axis):
+    """``axis − size`` when an index over ``size`` can read part of an axis of ``axis`` (or past its end): an
+    integer whose sign holds for every positive dimension (``D − 1`` on ``D``, ``P`` on ``2P``); else None."""
+    span = sp.expand(sp.sympify(axis) - size)
+    return span if span.is_integer and (span.is_nonnegative or span.is_nonpositive) else None
+
+
 def is_plain(i) -> bool:
     """An index read as it is (``X[s, j]``), not an index expression (``X[s, j + 1]``)."""
     return isinstance(i, sp.Idx) or i.is_Integer

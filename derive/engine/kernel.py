@@ -19,7 +19,7 @@ from .cse import eliminate_common_subexpressions
 from .differentiate import Partial, Total
 from .errors import DeriveError, stage
 from .ir import (Array, AtMax, Kernel, MaxOver, MaxWithZeros, Statement, extent, free_indices, gathered,
-                 indexed_bases, shifted, window_key)
+                 indexed_bases, part_span, shifted, window_key)
 from .normal_forms import to_piecewise
 from .numerics import Context, stabilise
 from .recognise import pooling
@@ -53,7 +53,7 @@ def validate(kernel: Kernel, module: str = "") -> Kernel:
             for i, d in zip(e.indices, dims):
                 # A range other than the axis's by a whole number reads part of it, zero past its end (a view).
                 if isinstance(i, sp.Idx) and sp.simplify(extent(i) - d) != 0 and not (
-                        sp.expand(extent(i) - d).is_Integer and (shifted(e) or any(map(gathered, e.indices)))):
+                        part_span(extent(i), d) is not None and (shifted(e) or any(map(gathered, e.indices)))):
                     fail(st, f"index {i} of {index_text(e)} ranges over {extent(i)}, but that axis of {name} is {d}")
         free = free_indices(st.rhs)
         if not free <= set(st.indices):

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .ir import AtMax, OnGrid, Sum, affine, extent, gathered, is_plain, shifted
+from .ir import AtMax, OnGrid, Sum, affine, extent, gathered, is_plain, part_span, shifted
 
 
 def _range(i):
@@ -133,8 +133,8 @@ def _solve(delta, k):
         if _inside(j, k):
             return j, sp.S.One
         # k over part of j's range (a read of part of an axis): the bracket keeps j inside k's range.
-        span = sp.expand(extent(j) - extent(k)) if isinstance(j, sp.Idx) else None
-        return (j, OnGrid(j, extent(k))) if span is not None and span.is_Integer and span > 0 else None
+        span = part_span(extent(k), extent(j)) if isinstance(j, sp.Idx) else None
+        return (j, OnGrid(j, extent(k))) if span is not None and span.is_positive else None
     # δ(e/q, u) = δ(e, q·u): solve the numerator's equation.
     num = sp.fraction(sp.together(a - b))[0]
     diff = affine(num)
