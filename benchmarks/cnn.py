@@ -55,8 +55,8 @@ class Contender:
 
 class Generated(Contender):
     def __init__(self, backend, device, data):
-        from runtime.convnet import ConvNet
-        from runtime.optim import Adam
+        from runtime.nets.convnet import ConvNet
+        from runtime.training.optim import Adam
 
         self.net = ConvNet(backend=backend, device=device, dtype="float32", seed=0)
         self.opt = Adam(self.net, 1e-4)
@@ -77,8 +77,8 @@ class Autograd(Contender):
     def __init__(self, device, data):
         import torch
 
-        from runtime.convnet import ConvNet
-        from runtime.torch_convnet import torch_copy
+        from runtime.nets.convnet import ConvNet
+        from runtime.nets.torch_convnet import torch_copy
 
         self.model = torch_copy(ConvNet(backend="numpy", dtype="float32", seed=0), device=device)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-4)
@@ -116,8 +116,8 @@ def speedups(times: dict, baseline: dict) -> dict:
 def conv_rates(batch_size, repeats=5) -> list:
     """Per convolution of the network: (shape, conv GFLOP/s, sgemm GFLOP/s, fraction, forward fraction,
     backward fraction); rates from median seconds, fractions the median of sgemm / conv seconds per repeat."""
-    from runtime.calling import Kernels
-    from runtime.convnet import VGG_SMALL
+    from runtime.kernels.calling import Kernels
+    from runtime.nets.convnet import VGG_SMALL
 
     k = Kernels("conv2d", "numpy")
     rng = np.random.default_rng(0)

@@ -35,8 +35,8 @@ import numpy as np
 
 from benchmarks.handwritten_mlp import HandwrittenMLP
 from benchmarks.timing import seconds, sync
-from runtime.data import DataError, N_CLASSES, load
-from runtime.training import Config, Trainer
+from runtime.training.data import DataError, N_CLASSES, load
+from runtime.training.trainer import Config, Trainer
 
 GEMM_SIZE = 2048
 
@@ -192,7 +192,7 @@ def main(argv=None) -> int:
     on_torch = dict(hidden_dims=cfg.hidden_dims, use_batch_norm=cfg.use_batch_norm, batch_size=cfg.batch_size,
                     backend="torch", device=device.type)
     contenders[f"generated torch ({device.type})"] = Generated(data, Config(**on_torch))
-    if device.type == "cuda":  # the step recorded once as a CUDA graph and replayed (runtime/capture.py)
+    if device.type == "cuda":  # the step recorded once as a CUDA graph and replayed (runtime/kernels/capture.py)
         contenders["generated torch, captured (cuda)"] = Generated(data, Config(**on_torch, capture=True))
     contenders[f"autograd ({device.type})"] = Autograd(data, cfg, device)
     baselines.append(f"autograd ({device.type})")

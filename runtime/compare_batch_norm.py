@@ -12,10 +12,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from runtime import checkpoint, plots
-from runtime.data import DataError, load
-from runtime.cli import CLIError, Parser
-from runtime.training import Config, Diverged
+from runtime.training import checkpoint, plots
+from runtime.training.data import DataError, load
+from runtime.training.cli import CLIError, Parser
+from runtime.training.trainer import Config, Diverged
 from runtime.train import run
 
 DEPTHS = ([128], [256, 128], [512, 256, 128])

@@ -14,7 +14,7 @@ import functools
 
 import torch
 
-from runtime.calling import Kernels
+from runtime.kernels.calling import Kernels
 
 
 def _kernels(name: str) -> Kernels:

@@ -14,11 +14,11 @@ import math
 import sys
 from pathlib import Path
 
-from runtime import checkpoint, cli, plots
-from runtime.cli import CLIError, Parser
-from runtime.data import load
-from runtime.mlp import ACTIVATIONS
-from runtime.training import Config, Trainer
+from runtime.training import checkpoint, cli, plots
+from runtime.training.cli import CLIError, Parser
+from runtime.training.data import load
+from runtime.nets.mlp import ACTIVATIONS
+from runtime.training.trainer import Config, Trainer
 
 
 def parser(description=__doc__) -> argparse.ArgumentParser:

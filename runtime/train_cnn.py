@@ -21,12 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime import checkpoint, cli, plots
-from runtime.cli import CLIError, Parser
-from runtime.convnet import ConvNet
-from runtime.data import N_CLASSES, load
-from runtime.optim import OPTIMIZERS
-from runtime.training import Diverged
+from runtime.training import checkpoint, cli, plots
+from runtime.training.cli import CLIError, Parser
+from runtime.nets.convnet import ConvNet
+from runtime.training.data import N_CLASSES, load
+from runtime.training.optim import OPTIMIZERS
+from runtime.training.trainer import Diverged
 
 IMAGE = (3, 32, 32)
 
@@ -104,7 +104,7 @@ class Reference:
     def __init__(self, net, cfg):
         import torch
 
-        from runtime.torch_convnet import torch_copy
+        from runtime.nets.torch_convnet import torch_copy
 
         self.torch, self.backend = torch, net.backend
         self.model = torch_copy(net, device=net.backend.device)

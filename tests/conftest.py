@@ -100,7 +100,7 @@ USER_MODULES = sorted(p.stem for p in USER_FORWARDS.glob("*.py"))
 
 def load_file(path: Path, name: str = ""):
     """A generated kernel file by its path, as part of its folder's package (its helpers beside it)."""
-    from runtime.calling import load_file as load
+    from runtime.kernels.calling import load_file as load
     return load(path)
 
 

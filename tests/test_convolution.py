@@ -11,12 +11,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from runtime.calling import Kernels
-from runtime.convnet import ConvNet
-from runtime.data import Cifar10, Split
-from runtime.modules import BatchNorm2dModule, Conv2dModule, MaxPool2dModule
-from runtime.optim import Adam
-from runtime.torch_convnet import torch_copy
+from runtime.kernels.calling import Kernels
+from runtime.nets.convnet import ConvNet
+from runtime.training.data import Cifar10, Split
+from runtime.nets.modules import BatchNorm2dModule, Conv2dModule, MaxPool2dModule
+from runtime.training.optim import Adam
+from runtime.nets.torch_convnet import torch_copy
 from tests.conftest import BACKENDS
 
 CONV = [(stride, padding, k) for stride in (1, 2) for padding in (0, 1) for k in (1, 3)]
@@ -164,7 +164,7 @@ def test_wrong_shapes_get_one_clear_line():
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_modules_course_style(backend):
     """Conv2dModule, MaxPool2dModule, BatchNorm2dModule against torch.nn in float64, train and eval."""
-    from runtime.backend import Backend
+    from runtime.kernels.backend import Backend
 
     b = Backend(backend, "cpu", "float64")
     rng = np.random.default_rng(1)
@@ -226,7 +226,7 @@ def tiny_images(n, seed=0) -> Split:
 
 
 def test_train_cnn_writes_metrics_checkpoint_and_curves(tmp_path):
-    from runtime import checkpoint
+    from runtime.training import checkpoint
     from runtime.train_cnn import CNNConfig, run as train
 
     data = Cifar10(tiny_images(64), tiny_images(8, 1), tiny_images(40, 2))

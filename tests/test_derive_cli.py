@@ -60,7 +60,7 @@ def derive_cli(*args):
 
 
 def load(path: Path):
-    from runtime.calling import load_file
+    from runtime.kernels.calling import load_file
     return load_file(path)
 
 

@@ -11,7 +11,7 @@ from derive import examples
 from derive.engine.derivation import derive
 from derive.engine.latex import matrix_notation
 from derive.engine.text import index_text
-from runtime.calling import Kernels
+from runtime.kernels.calling import Kernels
 
 EXAMPLES = {f.name: f for f in examples.forwards()}
 

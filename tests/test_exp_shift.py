@@ -16,7 +16,7 @@ import sympy as sp
 from derive.engine import extents
 from derive.engine.emit import build
 from derive.engine.normal_forms import clean_piecewise, condition_sets, prune_condition
-from runtime.calling import Kernels
+from runtime.kernels.calling import Kernels
 from tests.conftest import BACKENDS, draw, load_user_forward, sizes_for
 from tests.compare import assert_close, autograd_reference, run_kernels
 from tests.user_references import REFERENCES

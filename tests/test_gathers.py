@@ -16,7 +16,7 @@ import torch
 from derive.engine.derivation import derive
 from derive.engine.errors import DeriveError
 from derive.engine.notation import Forward, Sum
-from runtime.calling import Kernels
+from runtime.kernels.calling import Kernels
 
 
 def _forward(build):

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from derive import registry
-from runtime.calling import Kernels
+from runtime.kernels.calling import Kernels
 from tests.conftest import BACKENDS, as_tensor, draw, kernels_of, sizes_for
 
 # PyTorch's own forwards for the built-in modules: autograd through these is the reference.

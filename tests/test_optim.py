@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from runtime.backend import Backend
-from runtime.network import Network
-from runtime.optim import Adam
+from runtime.kernels.backend import Backend
+from runtime.nets.network import Network
+from runtime.training.optim import Adam
 from tests.conftest import BACKENDS
 
 # a convolution weight, a (1, n) bias, a 1-D scale, and a matrix larger than one NumPy block (16384 float64s)

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from runtime import checkpoint
-from runtime.backend import Backend
-from runtime.data import DataError, Cifar10, Split, load, read_batch
-from runtime.mlp import MLP
-from runtime.modules import (BatchNormModule, CrossEntropyModule, ELUModule, LinearModule, MSEModule, ReLUModule,
+from runtime.training import checkpoint
+from runtime.kernels.backend import Backend
+from runtime.training.data import DataError, Cifar10, Split, load, read_batch
+from runtime.nets.mlp import MLP
+from runtime.nets.modules import (BatchNormModule, CrossEntropyModule, ELUModule, LinearModule, MSEModule, ReLUModule,
                              SigmoidModule, SoftMaxModule, SoftmaxCrossEntropyModule, TanhModule)
-from runtime.training import Config, Diverged, Trainer
+from runtime.training.trainer import Config, Diverged, Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"

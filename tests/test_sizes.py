@@ -14,7 +14,7 @@ from derive.engine import extents
 from derive.engine.checks import check_forward
 from derive.engine.errors import DeriveError
 from derive.engine.notation import Forward, Sum
-from runtime.calling import Kernels
+from runtime.kernels.calling import Kernels
 from tests.conftest import BACKENDS, load_user_forward
 
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from runtime.calling import Kernels
+from runtime.kernels.calling import Kernels
 from tests.conftest import BACKENDS, kernels_of
 
 mpmath.mp.dps = 50

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from derive.engine import extents
-from runtime.calling import Kernels
+from runtime.kernels.calling import Kernels
 from tests.compare import assert_close, autograd_reference, run_kernels
 from tests.conftest import BACKENDS, USER_MODULES, draw, load_user_forward, sizes_for
 from tests.user_references import REFERENCES

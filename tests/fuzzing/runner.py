@@ -178,7 +178,7 @@ def _autograd(spec, arrays, scalars, upstream):
 def _kernels(spec, name, backend, arrays, scalars, upstream, out):
     import torch
 
-    from runtime.calling import Kernels, load_file
+    from runtime.kernels.calling import Kernels, load_file
 
     k = Kernels(name, backend, loaded=load_file(out / backend / f"{name}.py"))
     wrap = (lambda a: a) if backend == "numpy" else (lambda a: torch.tensor(a, dtype=torch.float64))

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from runtime.backend import Backend
-from runtime.modules import (BatchNormModule, ELUModule, LinearModule, ReLUModule, SigmoidModule,
+from runtime.kernels.backend import Backend
+from runtime.nets.modules import (BatchNormModule, ELUModule, LinearModule, ReLUModule, SigmoidModule,
                              SoftmaxCrossEntropyModule, TanhModule)
-from runtime.network import Network
+from runtime.nets.network import Network
 
 ACTIVATIONS = {"elu": ELUModule, "relu": ReLUModule, "sigmoid": SigmoidModule, "tanh": TanhModule}
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from runtime.backend import Backend
+from runtime.kernels.backend import Backend
 
 NUMPY = Backend("numpy", "cpu", "float64")
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from runtime.backend import Backend
-from runtime.modules import (BatchNorm2dModule, Conv2dModule, FlattenModule, LinearModule, MaxPool2dModule,
+from runtime.kernels.backend import Backend
+from runtime.nets.modules import (BatchNorm2dModule, Conv2dModule, FlattenModule, LinearModule, MaxPool2dModule,
                              ReLUModule, SoftmaxCrossEntropyModule)
-from runtime.network import Network
+from runtime.nets.network import Network
 
 # Channels of each convolution; "pool" marks a max pool.
 VGG_SMALL = (64, "pool", 128, "pool", 256, 256, "pool", 512, 512, "pool", 512, 512, "pool")

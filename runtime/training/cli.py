@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from runtime.data import DataError
-from runtime.training import Diverged
+from runtime.training.data import DataError
+from runtime.training.trainer import Diverged
 
 
 class CLIError(Exception):

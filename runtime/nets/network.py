@@ -1,7 +1,7 @@
 """A stack of modules: forward through them, backward in reverse, parameters and state by name."""
 from __future__ import annotations
 
-from runtime.modules import BatchNormModule
+from runtime.nets.modules import BatchNormModule
 
 
 class Network:

@@ -6,8 +6,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from runtime.data import N_CLASSES
-from runtime.mlp import MLP
+from runtime.training.data import N_CLASSES
+from runtime.nets.mlp import MLP
 
 
 @dataclass
@@ -50,7 +50,7 @@ class Trainer:
         if config.capture:
             if b.name != "torch":
                 raise ValueError("capture needs the torch backend")
-            from runtime.capture import CapturedStep
+            from runtime.kernels.capture import CapturedStep
 
             self.run_step = CapturedStep(self.step, self.model, (config.batch_size, data.train.x.shape[1]))
 

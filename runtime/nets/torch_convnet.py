@@ -1,7 +1,7 @@
 """The same ConvNet in ``torch.nn`` (autograd), with the generated runtime's weights: the reference and baseline."""
 from __future__ import annotations
 
-from runtime.modules import BatchNorm2dModule, Conv2dModule, FlattenModule, LinearModule, MaxPool2dModule, ReLUModule
+from runtime.nets.modules import BatchNorm2dModule, Conv2dModule, FlattenModule, LinearModule, MaxPool2dModule, ReLUModule
 
 
 def torch_copy(net, device="cpu", dtype=None):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from runtime.calling import Kernels
+from runtime.kernels.calling import Kernels
 
 
 class Backend:
