@@ -1,41 +1,57 @@
 """Derived modules as drop-in PyTorch layers: ``torch.autograd.Function``s whose backward is the generated kernel.
 
-    f = function("layer_norm")                    # a torch.autograd.Function
-    Y = f.apply(X, gamma, beta)                   # its ARGUMENTS in order, then its SCALARS
+    f = function("layer_norm", eps=1e-5)          # a torch.autograd.Function; scalars bound here (default: SCALARS)
+    Y = f.apply(X, gamma, beta)                   # its ARGUMENTS, in order
     layer = DerivedLayer("linear", W=torch.randn(4, 3), b=torch.zeros(4))
     Y = layer(X)                                  # an nn.Module; W and b are nn.Parameters
+    mine = DerivedLayer("prelu", kernels="my_kernels", a=torch.full((4,), 0.25))   # python -m derive ... --out my_kernels
 
-Nothing here differentiates: ``backward`` calls ``<module>_backward`` from
-generated/torch with what ``forward`` saved.
+Scalars are bound when the function is made because ``Function.apply`` takes no keywords. Nothing here
+differentiates: ``backward`` calls ``<module>_backward`` of the kernels with what ``forward`` saved.
 """
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import torch
 
-from runtime.kernels.calling import Kernels
+from runtime.kernels.calling import find
+
+# The keyword that names the kernels' folder: a module's parameter or scalar of this name cannot be given by keyword.
+FOLDER = "kernels"
 
 
-def _kernels(name: str) -> Kernels:
-    return Kernels(name, "torch")
+def _folder(kernels) -> str | None:
+    return None if kernels is None else str(Path(kernels).resolve())
+
+
+def function(name: str, /, *, kernels=None, **scalars) -> type:
+    """The ``torch.autograd.Function`` of a derived module: built-in, or from ``kernels``, a folder that
+    ``python -m derive FILE.py --out DIR`` wrote. ``scalars`` (its SCALARS, by keyword) are bound into it;
+    those not given keep the module's defaults. ``apply`` takes the module's ARGUMENTS, in order."""
+    return _function(name, _folder(kernels), tuple(sorted(scalars.items())))
 
 
 @functools.lru_cache(maxsize=None)
-def function(name: str) -> type:
-    """The ``torch.autograd.Function`` of a derived module."""
-    k = _kernels(name)
-    args, scalar_names = k.ARGUMENTS, tuple(k.SCALARS)
+def _function(name: str, folder: str | None, bound: tuple) -> type:
+    k = find(name, "torch", folder)
+    args = tuple(k.ARGUMENTS)
+    unknown = [s for s, _ in bound if s not in k.SCALARS]
+    if unknown:
+        have = ", ".join(f"{s}={v!r}" for s, v in k.SCALARS.items()) or "none"
+        raise TypeError(f"{name}: no scalar {unknown[0]!r} (its scalars: {have})")
+    scalars = {**k.SCALARS, **dict(bound)}
     differentiable = {f"d{n}": n for n in (*k.INPUTS, *k.PARAMS)}
+    usage = f"{name}: apply takes {', '.join(args)}" + (
+        f" (its scalars are bound by function({name!r}, {', '.join(f'{s}=…' for s in scalars)}))" if scalars else "")
 
     class Derived(torch.autograd.Function):
         @staticmethod
         def forward(ctx, *values):
-            if len(values) != len(args) + len(scalar_names):
-                raise TypeError(f"{name}: expected {', '.join(args + scalar_names)}")
-            scalars = dict(zip(scalar_names, values[len(args):]))
+            if len(values) != len(args):
+                raise TypeError(f"{usage}; {len(values)} given")
             env = k.forward(dict(zip(args, values)), **scalars)
-            ctx.scalars = scalars
             ctx.save_for_backward(*[env[n] for n in k.SAVED])
             return env[k.RETURNS[0]]
 
@@ -44,35 +60,51 @@ def function(name: str) -> type:
             needs = dict(zip(args, ctx.needs_input_grad))
             flags = {flag: needs[differentiable[g]] for g, flag in k.OPTIONAL.items()}
             # A loss's upstream gradient is the scalar dL: the kernel multiplies by it.
-            grads = k.backward(grad, dict(zip(k.SAVED, ctx.saved_tensors)), **ctx.scalars, **flags)
+            grads = k.backward(grad, dict(zip(k.SAVED, ctx.saved_tensors)), **scalars, **flags)
             by_arg = {differentiable[g]: v for g, v in grads.items()}
-            return (*[by_arg.get(a) if needs[a] else None for a in args], *[None] * len(scalar_names))
+            return tuple(by_arg.get(a) if needs[a] else None for a in args)
 
     Derived.__name__ = Derived.__qualname__ = "".join(w.title() for w in name.split("_")) + "Function"
+    Derived.ARGUMENTS, Derived.SCALARS = args, dict(scalars)
     return Derived
 
 
 class DerivedLayer(torch.nn.Module):
-    """``nn.Module`` around a derived module: its PARAMS are ``nn.Parameter``s given at construction."""
+    """``nn.Module`` around a derived module (built-in, or from ``kernels=DIR``): its PARAMS are ``nn.Parameter``s
+    given at construction, its SCALARS keywords (defaults: the module's)."""
 
-    def __init__(self, name: str, /, **params_and_scalars):
+    def __init__(self, name: str, /, *, kernels=None, **params_and_scalars):
         super().__init__()
-        k = _kernels(name)
-        # The layer's own state goes under names starting with _, which no tensor of a forward may take.
-        self._kernel_name, self._fn = name, function(name)
+        k = find(name, "torch", _folder(kernels))
+        if FOLDER in k.PARAMS:  # (a scalar of that name keeps its default)
+            raise TypeError(f"{name}: its parameter {FOLDER!r} has the name of the keyword that names the kernels' "
+                            f"folder, so no value can be given for it: rename it in the forward")
+        unknown = [n for n in params_and_scalars if n not in k.PARAMS and n not in k.SCALARS]
+        if unknown:
+            raise TypeError(f"{name}: no parameter or scalar {unknown[0]!r} (its parameters: "
+                            f"{', '.join(k.PARAMS) or 'none'}; its scalars: {', '.join(k.SCALARS) or 'none'})")
         missing = [p for p in k.PARAMS if p not in params_and_scalars]
         if missing:
             raise TypeError(f"{name}: give initial values for {', '.join(missing)}")
+        # The layer's own state goes under names starting with _, which no tensor of a forward may take.
+        self._kernel_name, self._kernels = name, kernels
+        self._scalars = {s: params_and_scalars[s] for s in k.SCALARS if s in params_and_scalars}
+        self._fn = function(name, kernels=kernels, **self._scalars)
         for p in k.PARAMS:
             self.register_parameter(p, torch.nn.Parameter(torch.as_tensor(params_and_scalars[p])))
         self._arguments, self._params = k.ARGUMENTS, k.PARAMS
-        self._scalars = [params_and_scalars.get(s, default) for s, default in k.SCALARS.items()]
 
     def forward(self, *inputs_and_consts):
         """The module's inputs and constants, in the order of its ARGUMENTS (parameters left out)."""
+        wanted = [a for a in self._arguments if a not in self._params]
+        if len(inputs_and_consts) != len(wanted):
+            raise TypeError(f"{self._kernel_name}: the layer takes {', '.join(wanted) or 'nothing'}; "
+                            f"{len(inputs_and_consts)} given")
         given = iter(inputs_and_consts)
         values = [getattr(self, a) if a in self._params else next(given) for a in self._arguments]
-        return self._fn.apply(*values, *self._scalars)
+        return self._fn.apply(*values)
 
     def extra_repr(self):
-        return self._kernel_name
+        bound = "".join(f", {s}={v!r}" for s, v in self._fn.SCALARS.items())
+        where = f", kernels={str(self._kernels)!r}" if self._kernels is not None else ""
+        return f"{self._kernel_name}{bound}{where}"

@@ -137,19 +137,19 @@ def test_strided_padded_gradients_match_central_differences(name, scalars):
         assert err <= 1e-7 * (1 + np.abs(numeric).max()), f"d{n}: {err:.2e}"
 
 
-@pytest.mark.parametrize("name,args", [
+@pytest.mark.parametrize("name,args,scalars", [
     ("conv2d", lambda rng: (rng.standard_normal((2, 2, 5, 6)), rng.standard_normal((3, 2, 3, 3)),
-                            rng.standard_normal(3), 2, 1)),
-    ("max_pool2d", lambda rng: (rng.standard_normal((2, 2, 5, 6)), 3, 2, 1)),
+                            rng.standard_normal(3)), dict(stride=2, padding=1)),
+    ("max_pool2d", lambda rng: (rng.standard_normal((2, 2, 5, 6)),), dict(kernel_size=3, stride=2, padding=1)),
     ("batch_norm2d", lambda rng: (rng.standard_normal((3, 2, 4, 3)), rng.standard_normal(2),
-                                  rng.standard_normal(2), 1e-5)),
+                                  rng.standard_normal(2)), dict(eps=1e-5)),
 ])
-def test_drop_in_layers_pass_gradcheck(name, args):
+def test_drop_in_layers_pass_gradcheck(name, args, scalars):
     from runtime.torch_layers import function
 
     rng = np.random.default_rng(0)
-    values = [torch.tensor(a, requires_grad=True) if isinstance(a, np.ndarray) else a for a in args(rng)]
-    assert torch.autograd.gradcheck(function(name).apply, values)
+    values = [torch.tensor(a, requires_grad=True) for a in args(rng)]
+    assert torch.autograd.gradcheck(function(name, **scalars).apply, values)
 
 
 def test_wrong_shapes_get_one_clear_line():

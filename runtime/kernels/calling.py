@@ -38,6 +38,35 @@ def load_file(path) -> object:
     return importlib.import_module(f"{package}.{path.stem}")
 
 
+def modules_in(folder, backend: str) -> list[str]:
+    """The modules whose kernels ``folder/backend`` holds (the files, not the MODULES line of its
+    ``__init__.py``, which names only the last ``python -m derive`` call's)."""
+    return sorted(p.stem for p in (Path(folder) / backend).glob("*.py") if not p.stem.startswith("_"))
+
+
+def find(module: str, backend: str = "numpy", folder=None) -> "Kernels":
+    """The kernels of ``module`` in ``folder`` (a folder ``python -m derive FILE.py --out DIR`` wrote), or of the
+    built-in modules in generated/ when ``folder`` is None. A folder that is not a derive output, or a module it
+    does not hold, is a ValueError in one line naming what the folder holds."""
+    if folder is None:
+        builtin = Path(importlib.import_module("generated").__path__[0])
+        if module not in modules_in(builtin, backend):
+            raise ValueError(f"no built-in module {module!r} (the built-ins: {', '.join(modules_in(builtin, backend))}); "
+                             f"for your own, pass kernels=DIR, the folder `python -m derive FILE.py --out DIR` wrote")
+        return Kernels(module, backend)
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"kernels={str(folder)!r}: no such folder")
+    if not (folder / backend / "_helpers.py").is_file():
+        raise ValueError(f"kernels={str(folder)!r} is not a folder `python -m derive FILE.py --out DIR` wrote "
+                         f"(it has no {backend}/_helpers.py)")
+    held = modules_in(folder, backend)
+    if module not in held:
+        raise ValueError(f"no module {module!r} in {str(folder)!r}: it holds "
+                         f"{', '.join(held) if held else 'no ' + backend + ' kernels'}")
+    return Kernels(module, backend, loaded=load_file(folder / backend / f"{module}.py"))
+
+
 class Kernels:
     """The kernels of ``module`` in ``package.backend``, or of an already loaded kernel file ``loaded``."""
 
