@@ -1,5 +1,14 @@
-"""Every derived module as a torch.autograd.Function passes gradcheck in float64."""
+"""The drop-in layers: every derived module as a torch.autograd.Function passes gradcheck in float64; a user's own
+kernels (a folder ``python -m derive`` wrote) train like PyTorch; the README's example runs as written."""
 from __future__ import annotations
+
+import io
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -7,7 +16,8 @@ import torch
 
 from derive import registry
 from runtime.torch_layers import DerivedLayer, function
-from tests.conftest import as_tensor, draw, kernels_of, sizes_for
+from tests.conftest import USER_FORWARDS, as_tensor, draw, kernels_of, sizes_for
+from tests.user_references import REFERENCES
 
 
 @pytest.mark.parametrize("name", registry.MODULES)
@@ -51,3 +61,150 @@ def test_loss_function_chains_the_incoming_gradient():
     Xr = X.detach().clone().requires_grad_()
     (3.0 * torch.nn.functional.cross_entropy(Xr, T)).backward()
     torch.testing.assert_close(X.grad, Xr.grad)
+
+
+# -- your own kernels: a folder that ``python -m derive FILE.py --out DIR`` wrote --------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def derive_cli(files, out, cwd=ROOT):
+    r = subprocess.run([sys.executable, "-m", "derive", *map(str, files), "--out", str(out)], cwd=cwd,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.fixture(scope="module")
+def prelu_kernels(tmp_path_factory):
+    out = tmp_path_factory.mktemp("user_layers") / "my_kernels"
+    derive_cli([USER_FORWARDS / "prelu.py"], out)
+    return out
+
+
+def test_user_kernels_train_like_an_independent_torch_implementation(prelu_kernels):
+    torch.manual_seed(0)
+    X, T = torch.randn(12, 5, dtype=torch.float64), torch.randn(12, 4, dtype=torch.float64)
+    W, a = torch.randn(4, 5, dtype=torch.float64), torch.tensor([0.25, -0.5, 0.1, 2.0], dtype=torch.float64)
+
+    class Reference(torch.nn.Module):  # PReLU through torch.autograd (tests/user_references.py)
+        def __init__(self):
+            super().__init__()
+            self.a = torch.nn.Parameter(a.clone())
+
+        def forward(self, X):
+            return REFERENCES["prelu"](X=X, a=self.a)
+
+    ours = torch.nn.Sequential(torch.nn.Linear(5, 4).double(), DerivedLayer("prelu", kernels=prelu_kernels, a=a.clone()))
+    ref = torch.nn.Sequential(torch.nn.Linear(5, 4).double(), Reference())
+    for model in (ours, ref):
+        with torch.no_grad():
+            model[0].weight.copy_(W), model[0].bias.fill_(0.1)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        for _ in range(3):
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(model(X), T).backward()
+            opt.step()
+    assert [n for n, _ in ours.named_parameters()] == ["0.weight", "0.bias", "1.a"]
+    assert not torch.equal(ours[1].a, a)  # the slope trained
+    for p, q in zip(ours.parameters(), ref.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-14)
+
+
+def test_user_kernels_pass_gradcheck(prelu_kernels):
+    rng = np.random.default_rng(1)
+    X = torch.tensor(rng.standard_normal((6, 4)), requires_grad=True)
+    a = torch.tensor(rng.standard_normal(4), requires_grad=True)
+    assert torch.autograd.gradcheck(function("prelu", kernels=prelu_kernels).apply, (X, a))
+
+
+def test_user_layer_state_dict_round_trip(prelu_kernels):
+    a = torch.tensor([0.25, -0.5, 0.1], dtype=torch.float64)
+    trained = DerivedLayer("prelu", kernels=prelu_kernels, a=a.clone())
+    with torch.no_grad():
+        trained.a.mul_(3)
+    buffer = io.BytesIO()
+    torch.save(trained.state_dict(), buffer)
+    buffer.seek(0)
+    fresh = DerivedLayer("prelu", kernels=str(prelu_kernels), a=torch.zeros(3, dtype=torch.float64))
+    fresh.load_state_dict(torch.load(buffer))
+    torch.testing.assert_close(fresh.a, 3 * a, rtol=0, atol=0)
+    X = torch.randn(5, 3, dtype=torch.float64)
+    torch.testing.assert_close(fresh(X), trained(X), rtol=0, atol=0)
+
+
+def one_line(excinfo, pattern):
+    message = str(excinfo.value)
+    assert "\n" not in message and re.search(pattern, message), message
+
+
+def test_unknown_names_and_folders_are_refused_in_one_line(prelu_kernels, tmp_path):
+    where = re.escape(repr(str(prelu_kernels)))
+    for make in (lambda: function("prelu_typo", kernels=prelu_kernels),
+                 lambda: DerivedLayer("prelu_typo", kernels=prelu_kernels, a=torch.zeros(3))):
+        with pytest.raises(ValueError) as e:
+            make()
+        one_line(e, rf"^no module 'prelu_typo' in {where}: it holds prelu$")
+    with pytest.raises(ValueError) as e:
+        function("prelu")  # a user module is not a built-in
+    one_line(e, r"^no built-in module 'prelu' \(the built-ins: .*\blayer_norm\b.*\); for your own, pass kernels=DIR")
+    with pytest.raises(ValueError) as e:
+        function("prelu", kernels=tmp_path)
+    one_line(e, r"is not a folder `python -m derive FILE.py --out DIR` wrote \(it has no torch/_helpers.py\)$")
+    with pytest.raises(ValueError) as e:
+        DerivedLayer("prelu", kernels=tmp_path / "absent", a=torch.zeros(3))
+    one_line(e, r"absent': no such folder$")
+
+
+def test_scalars_are_bound_when_the_function_is_made():
+    X = torch.randn(4, 6, dtype=torch.float64) * 1e-2
+    gamma, beta = torch.ones(6, dtype=torch.float64), torch.zeros(6, dtype=torch.float64)
+    for eps in (1e-5, 1e-2):
+        bound = function("layer_norm", eps=eps).apply(X, gamma, beta)
+        torch.testing.assert_close(bound, torch.nn.functional.layer_norm(X, (6,), gamma, beta, eps=eps))
+    torch.testing.assert_close(function("layer_norm").apply(X, gamma, beta),
+                               torch.nn.functional.layer_norm(X, (6,), gamma, beta, eps=1e-5))
+    layer = DerivedLayer("layer_norm", gamma=gamma, beta=beta, eps=1e-2)
+    torch.testing.assert_close(layer(X), torch.nn.functional.layer_norm(X, (6,), gamma, beta, eps=1e-2))
+    with pytest.raises(TypeError) as e:
+        function("layer_norm").apply(X, gamma, beta, 1e-5)
+    one_line(e, r"^layer_norm: apply takes X, gamma, beta \(its scalars are bound by function\('layer_norm', eps=…\)\); 4 given$")
+    with pytest.raises(TypeError) as e:
+        function("layer_norm", epsilon=1e-3)
+    one_line(e, r"^layer_norm: no scalar 'epsilon' \(its scalars: eps=1e-05\)$")
+    with pytest.raises(TypeError) as e:
+        DerivedLayer("layer_norm", gamma=gamma, beta=beta, epsilon=1e-3)
+    one_line(e, r"^layer_norm: no parameter or scalar 'epsilon' \(its parameters: gamma, beta; its scalars: eps\)$")
+
+
+# -- the README's drop-in example, as written ------------------------------------------------------------------------
+
+def readme_blocks():
+    """(section title, language, code) for every fenced block of the README."""
+    text = (ROOT / "README.md").read_text()
+    blocks, section = [], None
+    for m in re.finditer(r"^## ([^\n]+)$|^```(\w*)\n(.*?)^```$", text, re.M | re.S):
+        if m.group(1):
+            section = m.group(1)
+        else:
+            blocks.append((section, m.group(2), m.group(3)))
+    return blocks
+
+
+def test_readme_drop_in_example_runs_as_written(tmp_path, monkeypatch):
+    blocks = readme_blocks()
+    # Its kernels="my_kernels" is the README's own module, derived by the README's own command.
+    module = next(code for _, lang, code in blocks if lang == "python" and code.startswith("# rms_norm.py\n"))
+    command = next(line for _, lang, code in blocks if lang == "sh" for line in code.splitlines()
+                   if "--out my_kernels" in line)
+    argv = shlex.split(command.split("#")[0])
+    assert argv[1:] == ["-m", "derive", "rms_norm.py", "--out", "my_kernels"], command
+    (tmp_path / "rms_norm.py").write_text(module)
+    derive_cli(["rms_norm.py"], "my_kernels", cwd=tmp_path)
+    [example] = [code for section, lang, code in blocks if section == "Drop-in PyTorch layers" and lang == "python"]
+    monkeypatch.chdir(tmp_path)
+    scope = {}
+    exec(compile(example, "README.md (Drop-in PyTorch layers)", "exec"), scope)
+    model, x = scope["model"], scope["x"]
+    assert isinstance(scope["y"], torch.Tensor) and x.grad is not None
+    assert [n for n, _ in model.named_parameters()] == ["0.W", "0.b", "1.gamma"]
+    assert sorted(torch.load(tmp_path / "model.pt")) == ["0.W", "0.b", "1.gamma"]
