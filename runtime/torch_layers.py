@@ -46,25 +46,24 @@ def _function(name: str, folder: str | None, bound: tuple) -> type:
     usage = f"{name}: apply takes {', '.join(args)}" + (
         f" (its scalars are bound by function({name!r}, {', '.join(f'{s}=…' for s in scalars)}))" if scalars else "")
 
-    class Derived(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, *values):
-            if len(values) != len(args):
-                raise TypeError(f"{usage}; {len(values)} given")
-            env = k.forward(dict(zip(args, values)), **scalars)
-            ctx.save_for_backward(*[env[n] for n in k.SAVED])
-            return env[k.RETURNS[0]]
+    def forward(ctx, *values):
+        if len(values) != len(args):
+            raise TypeError(f"{usage}; {len(values)} given")
+        env = k.forward(dict(zip(args, values)), **scalars)
+        ctx.save_for_backward(*[env[n] for n in k.SAVED])
+        return env[k.RETURNS[0]]
 
-        @staticmethod
-        def backward(ctx, grad):
-            needs = dict(zip(args, ctx.needs_input_grad))
-            flags = {flag: needs[differentiable[g]] for g, flag in k.OPTIONAL.items()}
-            # A loss's upstream gradient is the scalar dL: the kernel multiplies by it.
-            grads = k.backward(grad, dict(zip(k.SAVED, ctx.saved_tensors)), **scalars, **flags)
-            by_arg = {differentiable[g]: v for g, v in grads.items()}
-            return tuple(by_arg.get(a) if needs[a] else None for a in args)
+    def backward(ctx, grad):
+        needs = dict(zip(args, ctx.needs_input_grad))
+        flags = {flag: needs[differentiable[g]] for g, flag in k.OPTIONAL.items()}
+        # A loss's upstream gradient is the scalar dL: the kernel multiplies by it.
+        grads = k.backward(grad, dict(zip(k.SAVED, ctx.saved_tensors)), **scalars, **flags)
+        by_arg = {differentiable[g]: v for g, v in grads.items()}
+        return tuple(by_arg.get(a) if needs[a] else None for a in args)
 
-    Derived.__name__ = Derived.__qualname__ = "".join(w.title() for w in name.split("_")) + "Function"
+    # Named when made, so that autograd's node is too (grad_fn=<LayerNormFunctionBackward>).
+    Derived = type("".join(w.title() for w in name.split("_")) + "Function", (torch.autograd.Function,),
+                   {"forward": staticmethod(forward), "backward": staticmethod(backward)})
     Derived.ARGUMENTS, Derived.SCALARS = args, dict(scalars)
     return Derived
 
