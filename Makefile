@@ -53,14 +53,14 @@ test: $(SETUP)  ## run the test suite (builds data/ first when ../shared has it)
 fuzz: $(SETUP)  ## derive random forwards and check them against torch.autograd: make fuzz ARGS="--count 2000 --seed 1"
 	$(PYTHON) -m tests.fuzzing.runner $(ARGS)
 
-train: $(SETUP) data  ## train the default MLP on CIFAR-10
-	$(PYTHON) -m runtime.train
+train: $(SETUP) data  ## train the default MLP on CIFAR-10: make train ARGS="--epochs 20" DATA=elsewhere/
+	$(PYTHON) -m runtime.train --data_dir $(DATA) $(ARGS)
 
 train-cnn: $(SETUP) data  ## train the course's ConvNet (small VGG, Adam) on CIFAR-10: make train-cnn ARGS="--backend torch"
-	$(PYTHON) -m runtime.train_cnn $(ARGS)
+	$(PYTHON) -m runtime.train_cnn --data_dir $(DATA) $(ARGS)
 
 compare-bn: $(SETUP) data  ## the course's batch-norm experiment
-	$(PYTHON) -m runtime.compare_batch_norm
+	$(PYTHON) -m runtime.compare_batch_norm --data_dir $(DATA)
 
 bench: $(SETUP) data  ## MLP seconds per epoch: generated runtimes vs a hand-written NumPy MLP and autograd (default, then [512 256 128] + BN)
 	$(PYTHON) -m benchmarks.mlp $(ARGS)

@@ -15,7 +15,8 @@ from pathlib import Path
 from runtime.training import checkpoint, plots
 from runtime.training.data import DataError, load
 from runtime.training.cli import CLIError, Parser
-from runtime.training.trainer import Config, Diverged
+from runtime.train import Config
+from runtime.training.trainer import Diverged
 from runtime.train import run
 
 DEPTHS = ([128], [256, 128], [512, 256, 128])

@@ -3,22 +3,55 @@
     python -m runtime.train [--hidden_dims 128 ...] [--lr 0.1] [--batch_size 128] [--epochs 10]
                             [--seed 42] [--data_dir data/] [--use_batch_norm] [--activation elu|relu]
                             [--backend numpy|torch] [--device auto|cpu|cuda] [--out runs/<name>]
+    python -m runtime.train --resume runs/<name> [--epochs 20]
+    torchrun --nproc_per_node 2 -m runtime.train --backend torch ...
 
-Writes metrics.json, checkpoint.npz (the best-validation model), loss.png and
-accuracy.png into --out, and prints the test accuracy of the best-validation model.
+After every epoch it writes into --out: metrics.json, checkpoint.npz (the state
+to resume from), best.npz (the best-validation model), loss.png and
+accuracy.png; at the end it prints the test accuracy of the best-validation
+model. Ctrl-C stops after the step in progress and leaves that step's
+checkpoint; --resume continues as if never stopped. Under torchrun each process
+trains on its slice of every batch (gloo on CPUs, NCCL on GPUs) and rank 0
+alone writes.
 """
 from __future__ import annotations
 
 import argparse
 import math
 import sys
+import time
 from pathlib import Path
 
-from runtime.training import checkpoint, cli, plots
+from dataclasses import asdict, dataclass, field
+
+from runtime.nets.mlp import MLP, ACTIVATIONS
+from runtime.training import cli, distributed, plots
 from runtime.training.cli import CLIError, Parser
-from runtime.training.data import load
-from runtime.nets.mlp import ACTIVATIONS
-from runtime.training.trainer import Config, Trainer
+from runtime.training.data import N_CLASSES, load
+from runtime.training.optim import SGD
+from runtime.training.outputs import Outputs, check_folder
+from runtime.training.trainer import Trainer
+
+
+@dataclass
+class Config:
+    hidden_dims: list = field(default_factory=lambda: [128])
+    lr: float = 0.1
+    batch_size: int = 128
+    epochs: int = 10
+    seed: int = 42
+    data_dir: str = "data/"
+    use_batch_norm: bool = False
+    activation: str = "elu"
+    backend: str = "numpy"
+    device: str = "auto"
+    dtype: str = "float32"
+    out: str = ""
+    capture: bool = False   # torch: record the training step once and replay it (a CUDA graph on a GPU)
+    world_size: int = 1     # processes under torchrun
+
+    def as_dict(self) -> dict:
+        return asdict(self)
 
 
 def parser(description=__doc__) -> argparse.ArgumentParser:
@@ -26,9 +59,9 @@ def parser(description=__doc__) -> argparse.ArgumentParser:
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     d = Config()
     p.add_argument("--hidden_dims", type=int, nargs="+", default=d.hidden_dims, help="hidden layer sizes")
-    p.add_argument("--lr", type=float, default=d.lr, help="SGD learning rate")
+    p.add_argument("--lr", "--learning_rate", dest="lr", type=float, default=d.lr, help="SGD learning rate")
     p.add_argument("--batch_size", type=int, default=d.batch_size)
-    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--epochs", type=int, default=None, help=f"passes over the training set (default {d.epochs})")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--data_dir", default=d.data_dir, help="folder holding cifar-10-batches-py/")
     p.add_argument("--use_batch_norm", action="store_true")
@@ -39,11 +72,15 @@ def parser(description=__doc__) -> argparse.ArgumentParser:
     p.add_argument("--capture", action="store_true",
                    help="torch backend: record the training step once and replay it (a CUDA graph on a GPU)")
     p.add_argument("--out", default="", help="output folder (default runs/<name from the settings>)")
+    p.add_argument("--resume", default="", metavar="DIR",
+                   help="continue the run in DIR from its checkpoint (its settings; --epochs may extend it)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     return p
 
 
-def config_from(args) -> Config:
+def config_from(args, world_size: int = 1) -> Config:
+    if args.epochs is None:
+        args.epochs = Config.epochs
     if not (math.isfinite(args.lr) and args.lr > 0):
         raise CLIError(f"--lr must be a positive number, got {args.lr}")
     if args.batch_size < 1 or args.epochs < 1:
@@ -54,48 +91,92 @@ def config_from(args) -> Config:
         raise CLIError("--device cuda needs --backend torch")
     if args.capture and args.backend != "torch":
         raise CLIError("--capture needs --backend torch")
+    if world_size > 1 and (args.backend != "torch" or args.capture):
+        raise CLIError("torchrun needs --backend torch (and no --capture)")
     device = "cpu" if args.backend == "numpy" else args.device
     cfg = Config(list(args.hidden_dims), args.lr, args.batch_size, args.epochs, args.seed, args.data_dir,
-                 args.use_batch_norm, args.activation, args.backend, device, args.dtype, args.out, args.capture)
+                 args.use_batch_norm, args.activation, args.backend, device, args.dtype, args.out, args.capture,
+                 world_size)
     if not cfg.out:
         dims = "-".join(map(str, cfg.hidden_dims))
         cfg.out = f"runs/{cfg.backend}_{cfg.activation}_{dims}{'_bn' if cfg.use_batch_norm else ''}_seed{cfg.seed}"
+    check_folder(cfg.out)
     return cfg
 
 
-def run(cfg: Config, data=None, progress=True, log=print) -> dict:
-    """Train, keep the best-validation model, test it once; write every output. Returns the metrics."""
+def trainer_for(cfg: Config, data, dist=None) -> Trainer:
+    """The MLP and its trainer: SGD fused into the kernels on one process; on several, gradients averaged
+    before the update."""
+    dist = dist or distributed.Single()
+    net = MLP(3072, cfg.hidden_dims, N_CLASSES, cfg.use_batch_norm, cfg.activation, cfg.backend,
+              dist.device(cfg.device) if cfg.backend == "torch" else "cpu", cfg.dtype, cfg.seed)
+    fused = dist.world_size == 1
+    return Trainer(net, data, batch_size=cfg.batch_size, seed=cfg.seed, sgd_lr=cfg.lr if fused else None,
+                   optimizer=None if fused else SGD(net, cfg.lr), capture=cfg.capture, dist=dist)
+
+
+def _draw(metrics, cfg):
+    title = f"MLP {cfg.hidden_dims}, {cfg.activation}{' + BN' if cfg.use_batch_norm else ''} ({cfg.backend})"
+
+    def draw(out):
+        if metrics["epochs"]:
+            plots.loss_curve(metrics["epochs"], out / "loss.png", title)
+            plots.accuracy_curves(metrics["epochs"], out / "accuracy.png", title)
+    return draw
+
+
+def run(cfg: Config, data=None, progress=True, log=print, resume=False, dist=None, trainer=None) -> dict:
+    """Train, keep the best-validation model, test it once; write every output. Returns the metrics.
+
+    ``resume``: continue the run in ``cfg.out`` from its checkpoint. ``trainer``: one made by ``trainer_for``
+    (tests use it to stop a run at a chosen step)."""
     from tqdm import tqdm
 
+    dist = dist or distributed.Single()
     data = data if data is not None else load(cfg.data_dir)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(cfg, data)
-    log(f"{trainer.model.backend}: hidden {cfg.hidden_dims}, {cfg.activation}"
-        f"{', batch norm' if cfg.use_batch_norm else ''}; {len(data.train.y)} training images -> {out}")
+    trainer = trainer or trainer_for(cfg, data, dist)
+    out = Outputs(Path(cfg.out), writer=dist.rank == 0)
     metrics = {"config": cfg.as_dict(), "epochs": [], "best_epoch": None, "test_accuracy": None}
-    best_val, best_state = -1.0, None
-    steps = len(data.train.y) // cfg.batch_size
-    for epoch in range(1, cfg.epochs + 1):
-        with tqdm(total=steps, desc=f"epoch {epoch}/{cfg.epochs}", leave=False, disable=not progress,
-                  file=sys.stderr) as bar:
-            record = {"epoch": epoch, **trainer.train_epoch(epoch, bar)}
-        record["val_accuracy"] = trainer.accuracy("validation")
-        metrics["epochs"].append({k: record[k] for k in
-                                  ("epoch", "train_loss", "train_accuracy", "val_accuracy", "seconds")})
-        log(f"epoch {epoch:2d}: loss {record['train_loss']:.4f}  train acc {record['train_accuracy']:.4f}  "
-            f"val acc {record['val_accuracy']:.4f}  ({record['seconds']:.1f} s)")
-        if record["val_accuracy"] > best_val:
-            best_val, best_state = record["val_accuracy"], trainer.model.state_dict()
-            metrics["best_epoch"] = epoch
-            checkpoint.save(out / "checkpoint.npz", best_state, cfg.as_dict())
-        checkpoint.write_json(out / "metrics.json", metrics)  # after every epoch: nothing is lost on a stop
-    trainer.model.load_state_dict(best_state)
+    if resume:
+        state, _, metrics = out.resume()
+        trainer.load_state_dict(state)
+        metrics["config"]["epochs"] = cfg.epochs
+        metrics["test_accuracy"] = None
+    out.start()
+    total, per_epoch = cfg.epochs * trainer.per_epoch, trainer.per_epoch
+    log(f"{trainer.backend}: hidden {cfg.hidden_dims}, {cfg.activation}{', batch norm' if cfg.use_batch_norm else ''}; "
+        f"{len(data.train.y)} training images{f', {dist.world_size} processes' if dist.world_size > 1 else ''} -> "
+        f"{cfg.out}{f' (resumed at step {trainer.step_count})' if resume else ''}")
+    draw = _draw(metrics, cfg)
+
+    def save(state=True):
+        if state:
+            out.save(trainer.state_dict(), cfg.as_dict())
+        out.metrics(metrics)
+        out.plot(draw)
+
+    best = max((e["val_accuracy"] for e in metrics["epochs"]), default=-1.0)
+    best_state = out.load("best.npz") if resume and metrics["best_epoch"] else None
+    with trainer.interrupts_between_steps(), cli.stopping(save, out, trainer, "MLP"):
+        while trainer.step_count < total:
+            epoch = trainer.epoch
+            start = time.perf_counter()
+            done = trainer.step_count - (epoch - 1) * per_epoch
+            with tqdm(total=per_epoch, initial=done, desc=f"epoch {epoch}/{cfg.epochs}", leave=False,
+                      disable=not progress or dist.rank, file=sys.stderr) as bar:
+                trainer.train(per_epoch - done, bar)
+            record = {"epoch": epoch, **trainer.report(f"epoch {epoch}"),
+                      "val_accuracy": trainer.accuracy("validation"), "seconds": time.perf_counter() - start}
+            metrics["epochs"].append(record)
+            log(f"epoch {epoch:2d}: loss {record['train_loss']:.4f}  train acc {record['train_accuracy']:.4f}  "
+                f"val acc {record['val_accuracy']:.4f}  ({record['seconds']:.1f} s)")
+            if record["val_accuracy"] > best:
+                best, metrics["best_epoch"], best_state = record["val_accuracy"], epoch, trainer.net.state_dict()
+                out.save(best_state, {**cfg.as_dict(), "epoch": epoch}, "best.npz")
+            save()  # after every epoch: nothing is lost on a stop
+    trainer.net.load_state_dict(best_state)
     metrics["test_accuracy"] = trainer.accuracy("test")
-    checkpoint.write_json(out / "metrics.json", metrics)
-    title = f"MLP {cfg.hidden_dims}, {cfg.activation}{' + BN' if cfg.use_batch_norm else ''} ({cfg.backend})"
-    plots.loss_curve(metrics["epochs"], out / "loss.png", title)
-    plots.accuracy_curves(metrics["epochs"], out / "accuracy.png", title)
+    out.metrics(metrics)
     log(f"test accuracy {metrics['test_accuracy']:.4f} (best validation epoch {metrics['best_epoch']})")
     return metrics
 
@@ -103,9 +184,26 @@ def run(cfg: Config, data=None, progress=True, log=print) -> dict:
 def main(argv=None) -> int:
     def train():
         args = parser().parse_args(argv)
-        run(config_from(args), progress=args.progress)
+        with distributed.session() as dist:
+            if args.resume:
+                cfg = resumed_config(args, dist.world_size)
+            else:
+                cfg = config_from(args, dist.world_size)
+            run(cfg, progress=args.progress, resume=bool(args.resume), dist=dist,
+                log=print if dist.rank == 0 else (lambda *a: None))
 
-    return cli.main(train, "metrics.json holds the finished epochs")
+    return cli.main(train)
+
+
+def resumed_config(args, world_size: int) -> Config:
+    """The settings of the run in ``--resume DIR`` (its checkpoint's), with ``--epochs`` if given."""
+    cfg = Config(**Outputs(check_folder(args.resume)).saved_config(Config))
+    cfg.out = args.resume
+    if args.epochs is not None:
+        cfg.epochs = args.epochs
+    if cfg.world_size != world_size:
+        raise CLIError(f"--resume {args.resume}: the run used {cfg.world_size} processes, this one {world_size}")
+    return cfg
 
 
 if __name__ == "__main__":

@@ -13,11 +13,13 @@ import torch
 
 from runtime.training import checkpoint
 from runtime.kernels.backend import Backend
-from runtime.training.data import DataError, Cifar10, Split, load, read_batch
+from runtime.training.data import DataError, load, read_batch
 from runtime.nets.mlp import MLP
 from runtime.nets.modules import (BatchNormModule, CrossEntropyModule, ELUModule, LinearModule, MSEModule, ReLUModule,
                              SigmoidModule, SoftMaxModule, SoftmaxCrossEntropyModule, TanhModule)
-from runtime.training.trainer import Config, Diverged, Trainer
+from runtime.train import Config, trainer_for
+from runtime.training.trainer import Diverged
+from tests.synthetic import synthetic
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
@@ -183,25 +185,15 @@ def test_cli_corrupt_data_in_one_line(tmp_path):
 
 # -- training ---------------------------------------------------------------------------------
 
-def synthetic(n_train=1600, seed=0) -> Cifar10:
-    """Random images whose labels depend on them linearly: learnable, no download."""
-    rng = np.random.default_rng(seed)
-    w = rng.standard_normal((3072, 10))
-    def split(n):
-        x = rng.standard_normal((n, 3072)).astype(np.float32)
-        return Split(x, (x @ w).argmax(1))
-    return Cifar10(split(n_train), split(256), split(256))
-
-
 def test_numpy_and_torch_follow_the_same_trajectory():
     """float64, same seed: per-step losses agree to 1e-8 over the first 50 steps."""
     data = synthetic()
     runs = []
     for backend in ("numpy", "torch"):
-        t = Trainer(Config(hidden_dims=[64, 32], batch_size=32, use_batch_norm=True, backend=backend,
-                           device="cpu", dtype="float64"), data)
-        t.train_epoch(1)
-        runs.append(t.step_losses)
+        t = trainer_for(Config(hidden_dims=[64, 32], batch_size=32, use_batch_norm=True, backend=backend,
+                               device="cpu", dtype="float64"), data)
+        t.train(t.per_epoch)
+        runs.append(t.window.losses(t.backend))
     assert len(runs[0]) == 50
     np.testing.assert_allclose(runs[0], runs[1], rtol=0, atol=1e-8)
     assert runs[0][-1] < runs[0][0]
@@ -216,11 +208,11 @@ def test_captured_step_follows_the_plain_loop(use_batch_norm):
     data = synthetic(n_train=800)
     runs = []
     for capture in (False, True):
-        t = Trainer(Config(hidden_dims=[64, 32], batch_size=32, use_batch_norm=use_batch_norm, backend="torch",
-                           device="cuda" if torch.cuda.is_available() else "cpu", dtype="float64",
-                           capture=capture), data)
-        losses = [(t.train_epoch(epoch), t.step_losses)[1] for epoch in (1, 2)]
-        runs.append((np.concatenate(losses), t.model.state_dict(), t.accuracy("validation")))
+        t = trainer_for(Config(hidden_dims=[64, 32], batch_size=32, use_batch_norm=use_batch_norm, backend="torch",
+                               device="cuda" if torch.cuda.is_available() else "cpu", dtype="float64",
+                               capture=capture), data)
+        t.train(2 * t.per_epoch)
+        runs.append((t.window.losses(t.backend), t.net.state_dict(), t.accuracy("validation")))
     (plain, plain_state, plain_acc), (captured, captured_state, captured_acc) = runs
     np.testing.assert_allclose(captured, plain, rtol=0, atol=1e-12)
     assert captured_state.keys() == plain_state.keys()
@@ -230,9 +222,10 @@ def test_captured_step_follows_the_plain_loop(use_batch_norm):
 
 
 def test_divergence_names_epoch_and_step():
-    t = Trainer(Config(hidden_dims=[32], lr=1e6, batch_size=32), synthetic())
+    t = trainer_for(Config(hidden_dims=[32], lr=1e6, batch_size=32), synthetic())
     with pytest.raises(Diverged, match=r"epoch 1, step \d+"), np.errstate(all="ignore"):
-        t.train_epoch(1)
+        t.train(t.per_epoch)
+        t.report("epoch 1")
 
 
 def test_checkpoint_round_trip(tmp_path):
@@ -260,5 +253,5 @@ def test_default_training_reaches_the_course_accuracy(tmp_path):
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert len(metrics["epochs"]) == 10 and metrics["best_epoch"] in range(1, 11)
     assert metrics["test_accuracy"] >= 0.46
-    assert {p.name for p in (tmp_path / "run").iterdir()} == {"metrics.json", "checkpoint.npz", "loss.png",
-                                                               "accuracy.png"}
+    assert {p.name for p in (tmp_path / "run").iterdir()} == {"metrics.json", "checkpoint.npz", "best.npz",
+                                                               "loss.png", "accuracy.png"}

@@ -1,15 +1,23 @@
-"""What the training command lines share: one-line errors, exit codes, an interrupt that loses nothing."""
+"""What the training command lines share: one-line errors, exit codes, and a stop that loses nothing."""
 from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import contextmanager
 
 from runtime.training.data import DataError
-from runtime.training.trainer import Diverged
 
 
 class CLIError(Exception):
     """Bad command-line input; the message is one line."""
+
+
+class Stopped(Exception):
+    """Training stopped (Ctrl-C, divergence, a crash); the message says why and what the output folder holds."""
+
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.code = code
 
 
 class Parser(argparse.ArgumentParser):
@@ -19,17 +27,53 @@ class Parser(argparse.ArgumentParser):
         raise CLIError(message)
 
 
-def main(train, interrupted: str) -> int:
+@contextmanager
+def stopping(save, outputs, trainer, what: str):
+    """Around a training loop: on Ctrl-C (raised between steps, see Trainer.interrupts_between_steps) ``save()``
+    writes the last completed step's checkpoint, the metrics so far and the plots; on divergence or a crash
+    ``save(state=False)`` writes the metrics and plots and keeps the last checkpoint written (the state may be
+    half-updated or NaN). Either way the message names the step and what the folder holds."""
+    from runtime.training.trainer import Diverged
+
+    try:
+        yield
+    except KeyboardInterrupt:
+        try:
+            save()
+        except KeyboardInterrupt:  # a second Ctrl-C while writing: the files written are whole (atomic)
+            pass
+        raise Stopped(f"interrupted: {what} stopped after step {trainer.step_count}; {outputs.left()} "
+                      f"(continue with --resume {outputs.out})", 130) from None
+    except Diverged as e:
+        save(state=False)
+        raise Stopped(f"error: training diverged: {e}; {outputs.left()} (checkpoint.npz: the last evaluation's)",
+                      1) from None
+    except (CLIError, DataError, ValueError):
+        raise
+    except Exception as e:  # a crash: say what is kept, then the traceback (a bug to report)
+        try:
+            save(state=False)
+        except Exception:  # noqa: BLE001 - the crash, not this, is what to report
+            pass
+        print(f"error: {what} crashed after step {trainer.step_count}: {type(e).__name__}: {e}; {outputs.left()} "
+              "(checkpoint.npz: the last evaluation's)", file=sys.stderr)
+        raise
+
+
+def main(train) -> int:
     """Run ``train()``: 0 when it finishes, 2 for bad input or data, 1 when training diverged, 130 on Ctrl-C."""
     try:
         train()
     except (CLIError, DataError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except Diverged as e:
-        print(f"error: training diverged: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"interrupted: {interrupted}", file=sys.stderr)
+    except Stopped as e:
+        print(str(e), file=sys.stderr)
+        return e.code
+    except KeyboardInterrupt:  # before training started: nothing was written
+        print("interrupted before training started: nothing written", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the output was piped into a command that stopped reading
+        sys.stderr.close()
+        return 141
     return 0

@@ -16,6 +16,13 @@ class SGD:
         for layer, k in self.network.parameters():
             layer.params[k] -= self.lr * layer.grads[k]
 
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state:
+            raise ValueError(f"SGD keeps no state, the checkpoint holds {sorted(state)[:3]}")
+
 
 class Adam:
     """Adam (Kingma and Ba), as PyTorch's ``torch.optim.Adam`` computes it: the two agree in float64 to rounding.
@@ -51,6 +58,26 @@ class Adam:
         params = [layer.params[k] for layer, k in pairs]
         grads = [layer.grads[k] for layer, k in pairs]
         (self._torch_step if self.backend.name == "torch" else self._numpy_step)(params, grads)
+
+    def state_dict(self) -> dict:
+        """Host copies: the step count and both moments of every parameter (``m.<n>``, ``v.<n>``)."""
+        b = self.backend
+        out = {"t": np.array(self.t)}
+        for n, (m, v) in enumerate(zip(self.m, self.v)):
+            out[f"m.{n}"], out[f"v.{n}"] = b.to_numpy(m).copy(), b.to_numpy(v).copy()
+        return out
+
+    def load_state_dict(self, state: dict) -> None:
+        expected = set(self.state_dict())
+        if set(state) != expected:
+            raise ValueError(f"the optimiser state does not fit: {sorted(set(state) ^ expected)[:4]}")
+        b = self.backend
+        for n, (m, v) in enumerate(zip(self.m, self.v)):
+            b.assign(m, b.asarray(state[f"m.{n}"]))   # in place: the moments keep their memory layout
+            b.assign(v, b.asarray(state[f"v.{n}"]))
+        self.t = int(state["t"])
+        if b.name == "torch":
+            self.t_device.fill_(self.t)
 
     def _torch_step(self, params, grads):
         torch = self.backend.torch

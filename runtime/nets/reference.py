@@ -1,0 +1,78 @@
+"""The ConvNet in torch.nn trained by autograd and torch.optim, behind the interface the Trainer steps
+(``--backend autograd``: the baseline the generated kernels are measured against, same weights, same batches)."""
+from __future__ import annotations
+
+import numpy as np
+
+from runtime.training.distributed import Single
+
+
+class Reference(Single):
+    """A network (forward, modes, state) and its own step (``forward_backward``: autograd), one process."""
+
+    def __init__(self, net, optimizer: str, lr: float):
+        import torch
+
+        from runtime.nets.torch_convnet import torch_copy
+
+        self.torch, self.backend = torch, net.backend
+        self.model = torch_copy(net, device=net.backend.device)
+        make = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}[optimizer]
+        self.optimizer = _Optimizer(make(self.model.parameters(), lr=lr), self.model)
+
+    # -- the step (the Trainer calls it as its ``dist``) ------------------------------------------
+    def forward_backward(self, net, x, y, sgd_lr=None):
+        logits = self.model(x)
+        loss = self.torch.nn.functional.cross_entropy(logits, y)
+        self.optimizer.zero_grad()
+        loss.backward()
+        return logits.detach(), loss.detach()
+
+    # -- the network ------------------------------------------------------------------------------
+    def forward(self, x):
+        with self.torch.no_grad():
+            return self.model(x)
+
+    def train(self):
+        self.model.train()
+
+    def eval(self):
+        self.model.eval()
+
+    def clear_cache(self):
+        pass
+
+    def state_dict(self) -> dict:
+        return {k: v.detach().cpu().numpy().copy() for k, v in self.model.state_dict().items()}
+
+    def load_state_dict(self, state: dict):
+        self.model.load_state_dict({k: self.torch.as_tensor(v) for k, v in state.items()})
+
+
+class _Optimizer:
+    """A torch.optim optimiser with the state interface of runtime/training/optim.py (flat host arrays)."""
+
+    def __init__(self, opt, model):
+        self.opt, self.params = opt, list(model.parameters())
+
+    def zero_grad(self):
+        self.opt.zero_grad(set_to_none=True)
+
+    def step(self):
+        self.opt.step()
+
+    def state_dict(self) -> dict:
+        out = {}
+        for n, p in enumerate(self.params):
+            for k, v in self.opt.state.get(p, {}).items():
+                out[f"{n}.{k}"] = v.detach().cpu().numpy().copy() if hasattr(v, "detach") else np.array(v)
+        return out
+
+    def load_state_dict(self, state: dict):
+        torch = __import__("torch")
+        for n, p in enumerate(self.params):
+            keys = [k for k in state if k.split(".", 1)[0] == str(n)]
+            if keys:
+                self.opt.state[p] = {k.split(".", 1)[1]: torch.as_tensor(state[k]).to(
+                    device=p.device, dtype=p.dtype if state[k].dtype.kind == "f" and state[k].ndim else None)
+                    for k in keys}
