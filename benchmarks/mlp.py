@@ -36,7 +36,7 @@ import numpy as np
 from benchmarks.handwritten_mlp import HandwrittenMLP
 from benchmarks.timing import seconds, sync
 from runtime.training.data import DataError, N_CLASSES, load
-from runtime.training.trainer import Config, Trainer
+from runtime.train import Config, trainer_for
 
 GEMM_SIZE = 2048
 
@@ -63,11 +63,11 @@ def sgemm_rate(device=None, n: int = GEMM_SIZE) -> float:
 
 class Generated:
     def __init__(self, data, cfg: Config):
-        self.trainer, self.n = Trainer(cfg, data), 0
+        self.trainer = trainer_for(cfg, data)
 
     def epoch(self):
-        self.trainer.train_epoch(self.n)  # ends with its one host synchronisation
-        self.n += 1
+        self.trainer.train(self.trainer.per_epoch)
+        self.trainer.report("the benchmark")  # the epoch's one host synchronisation
 
 
 class Handwritten:
