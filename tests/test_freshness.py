@@ -20,14 +20,15 @@ def test_generated_matches_a_fresh_derivation():
         assert path.exists(), f"missing {rel}: run make derive"
         assert path.read_text(encoding="utf-8") == text, f"stale {rel}: run make derive"
     on_disk = {p.relative_to(GENERATED).as_posix() for p in GENERATED.rglob("*")
-               if p.is_file() and p.suffix in (".py", ".md", ".tex")
+               if p.is_file() and p.suffix in (".py", ".md", ".tex", ".json")
                and MARK in p.read_text(encoding="utf-8").split("\n", 1)[0]}
     assert on_disk == set(files), f"not produced any more: {sorted(on_disk - set(files))}"
 
 
 def test_every_file_starts_with_the_header():
     """Every file under generated/ (kernels, packages, derivations, examples) names its source file."""
-    comment = {".py": ("# ", ""), ".tex": ("% ", ""), ".md": ("<!-- ", " -->")}
+    # A module's derivation fragment (derivations/<module>.json) is data: its mark is its first key.
+    comment = {".py": ("# ", ""), ".tex": ("% ", ""), ".md": ("<!-- ", " -->"), ".json": ('{"generated": "', '",')}
     files = [p for p in GENERATED.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
     assert len(files) >= 50
     for p in files:
@@ -38,7 +39,7 @@ def test_every_file_starts_with_the_header():
             source = f"derive/helpers/{rel.parts[-2]}_helpers.py"
         elif rel.parts[0] == "examples":
             source = "derive/examples.py"
-        elif len(rel.parts) == 2 and p.stem != "__init__":  # a module's kernels name the module's own file
+        elif len(rel.parts) == 2 and p.stem != "__init__":  # a module's kernels and fragment name its own file
             source = f"derive/{p.stem}.py"
         else:
             source = "derive/registry.py"
