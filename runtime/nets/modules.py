@@ -15,6 +15,27 @@ from runtime.kernels.backend import Backend
 NUMPY = Backend("numpy", "cpu", "float64")
 
 
+INITS = ("kaiming", "torch")
+
+
+def initial_weights(rng, shape, fan_in, init="kaiming", input_layer=False):
+    """(weight, bias) as host arrays for a layer whose output sums ``fan_in`` inputs.
+
+    ``kaiming``: the course's NumPy modules (seeds 000/001): weight N(0, 2/fan_in), N(0, 1/fan_in) for the
+    input layer (its inputs are not ReLU outputs), zero bias.
+    ``torch``: PyTorch's default for nn.Linear and nn.Conv2d (``reset_parameters``), which the course's
+    ConvNet in PyTorch trained from (seed 002, section 4): weight kaiming_uniform_(a=√5), i.e.
+    U(−1/√fan_in, 1/√fan_in), variance 1/(3·fan_in); bias U(−1/√fan_in, 1/√fan_in).
+    """
+    if init == "kaiming":
+        std = np.sqrt((1.0 if input_layer else 2.0) / fan_in)
+        return rng.normal(0.0, std, shape), np.zeros(shape[0])
+    if init == "torch":
+        bound = 1.0 / np.sqrt(fan_in)
+        return rng.uniform(-bound, bound, shape), rng.uniform(-bound, bound, shape[0])
+    raise ValueError(f"unknown init {init!r} ({', '.join(INITS)})")
+
+
 class Module:
     kernel = ""   # name of the module in generated/
     arguments = {}  # parameter -> the kernel's argument for it ({"weight": "W"}); its gradient is "d" + that
@@ -55,20 +76,21 @@ class Module:
 
 
 class LinearModule(Module):
-    """Y = X Wᵀ + b; ``weight`` (out, in), ``bias`` (1, out); Kaiming init, zero bias."""
+    """Y = X Wᵀ + b; ``weight`` (out, in), ``bias`` (1, out); ``init`` as in ``initial_weights`` (Kaiming, zero
+    bias, by default)."""
 
     kernel = "linear"
     arguments = {"weight": "W", "bias": "b"}
 
-    def __init__(self, in_features, out_features, input_layer=False, backend=None, rng=None):
+    def __init__(self, in_features, out_features, input_layer=False, backend=None, rng=None, init="kaiming"):
         super().__init__(backend)
         rng = rng or np.random.default_rng()
-        std = np.sqrt((1.0 if input_layer else 2.0) / in_features)
+        w, b = initial_weights(rng, (out_features, in_features), in_features, init, input_layer)
         self.input_layer = input_layer
         # (out, in) stored column-major, i.e. as the (in, out) matrix: X Wᵀ reads it and dW is written
         # in the layout BLAS is fastest at for batch-first X (measured: benchmarks/mlp.py).
-        weight = self.backend.column_major(self.backend.asarray(rng.normal(0.0, std, (out_features, in_features))))
-        self.params = {"weight": weight, "bias": self.backend.zeros((1, out_features))}
+        weight = self.backend.column_major(self.backend.asarray(w))
+        self.params = {"weight": weight, "bias": self.backend.asarray(b.reshape(1, out_features))}
         self.grads = {k: self.backend.zeros(v.shape) for k, v in self.params.items()}
 
     def kernel_params(self):
@@ -219,20 +241,21 @@ class BatchNorm2dModule(BatchNormModule):
 
 
 class Conv2dModule(Module):
-    """Y = conv2d(X, W) + b, as PyTorch's; ``weight`` (out, in, kh, kw), ``bias`` (out,); Kaiming init, zero bias."""
+    """Y = conv2d(X, W) + b, as PyTorch's; ``weight`` (out, in, kh, kw), ``bias`` (out,); ``init`` as in
+    ``initial_weights`` (Kaiming with gain √2 on every layer, zero bias, by default; ``input_layer`` only
+    skips the input gradient)."""
 
     kernel = "conv2d"
     arguments = {"weight": "W", "bias": "b"}
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, input_layer=False,
-                 backend=None, rng=None):
+                 backend=None, rng=None, init="kaiming"):
         super().__init__(backend, stride=stride, padding=padding)
         rng = rng or np.random.default_rng()
         kh, kw = (kernel_size, kernel_size) if np.isscalar(kernel_size) else kernel_size
-        std = np.sqrt(2.0 / (in_channels * kh * kw))
+        w, b = initial_weights(rng, (out_channels, in_channels, kh, kw), in_channels * kh * kw, init)
         self.input_layer = input_layer
-        self.params = {"weight": self.backend.asarray(rng.normal(0.0, std, (out_channels, in_channels, kh, kw))),
-                       "bias": self.backend.zeros((out_channels,))}
+        self.params = {"weight": self.backend.asarray(w), "bias": self.backend.asarray(b)}
         self.grads = {k: self.backend.zeros(v.shape) for k, v in self.params.items()}
 
     def forward(self, x):
