@@ -157,23 +157,29 @@ def run(cfg: Config, data=None, progress=True, log=print, resume=False, dist=Non
 
     best = max((e["val_accuracy"] for e in metrics["epochs"]), default=-1.0)
     best_state = out.load("best.npz") if resume and metrics["best_epoch"] else None
+    start = time.perf_counter()
     with trainer.interrupts_between_steps(), cli.stopping(save, out, trainer, "MLP"):
-        while trainer.step_count < total:
-            epoch = trainer.epoch
-            start = time.perf_counter()
+        while True:
+            # An epoch's record is made at its last step; one a stop interrupted is made first on resuming.
+            if trainer.window.steps and trainer.step_count % per_epoch == 0:
+                epoch = trainer.step_count // per_epoch
+                accuracy = trainer.accuracy("validation")
+                record = {"epoch": epoch, **trainer.report(f"epoch {epoch}"), "val_accuracy": accuracy,
+                          "seconds": time.perf_counter() - start}
+                metrics["epochs"].append(record)
+                log(f"epoch {epoch:2d}: loss {record['train_loss']:.4f}  train acc {record['train_accuracy']:.4f}  "
+                    f"val acc {record['val_accuracy']:.4f}  ({record['seconds']:.1f} s)")
+                if record["val_accuracy"] > best:
+                    best, metrics["best_epoch"], best_state = record["val_accuracy"], epoch, trainer.net.state_dict()
+                    out.save(best_state, {**cfg.as_dict(), "epoch": epoch}, "best.npz")
+                save()  # after every epoch: nothing is lost on a stop
+            if trainer.step_count >= total:
+                break
+            epoch, start = trainer.epoch, time.perf_counter()
             done = trainer.step_count - (epoch - 1) * per_epoch
             with tqdm(total=per_epoch, initial=done, desc=f"epoch {epoch}/{cfg.epochs}", leave=False,
                       disable=not progress or dist.rank, file=sys.stderr) as bar:
                 trainer.train(per_epoch - done, bar)
-            record = {"epoch": epoch, **trainer.report(f"epoch {epoch}"),
-                      "val_accuracy": trainer.accuracy("validation"), "seconds": time.perf_counter() - start}
-            metrics["epochs"].append(record)
-            log(f"epoch {epoch:2d}: loss {record['train_loss']:.4f}  train acc {record['train_accuracy']:.4f}  "
-                f"val acc {record['val_accuracy']:.4f}  ({record['seconds']:.1f} s)")
-            if record["val_accuracy"] > best:
-                best, metrics["best_epoch"], best_state = record["val_accuracy"], epoch, trainer.net.state_dict()
-                out.save(best_state, {**cfg.as_dict(), "epoch": epoch}, "best.npz")
-            save()  # after every epoch: nothing is lost on a stop
     trainer.net.load_state_dict(best_state)
     metrics["test_accuracy"] = trainer.accuracy("test")
     out.metrics(metrics)

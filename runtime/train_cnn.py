@@ -160,17 +160,23 @@ def run(cfg: CNNConfig, data=None, progress=True, log=print, resume=False, dist=
     with trainer.interrupts_between_steps(), cli.stopping(save, out, trainer, "ConvNet"), \
             tqdm(total=cfg.max_steps, initial=trainer.step_count, desc="train_cnn", disable=quiet,
                  file=sys.stderr) as bar:
-        while trainer.step_count < cfg.max_steps:
-            to_eval = min(cfg.eval_freq - trainer.step_count % cfg.eval_freq, cfg.max_steps - trainer.step_count)
-            trainer.train(to_eval, bar)
-            record = {"step": trainer.step_count, "train_loss": trainer.report("the evaluation")["train_loss"]}
-            with tqdm(total=len(data.test.y), desc="test", leave=False, disable=quiet, file=sys.stderr) as ev:
-                record["test_accuracy"] = trainer.accuracy("test", progress=ev)
-            record["seconds"] = time.perf_counter() - start
-            metrics["evaluations"].append(record)
-            bar.write(f"step {record['step']:5d}: loss {record['train_loss']:.4f}  test acc "
-                      f"{record['test_accuracy']:.4f}  ({record['seconds']:.0f} s)") if not dist.rank else None
-            save()  # after every evaluation: nothing is lost on a stop
+        while True:
+            # An evaluation is due at every eval_freq-th step and the last; one a stop interrupted is made
+            # first on resuming (the losses since the previous one are in the checkpoint).
+            if trainer.window.steps and (trainer.step_count % cfg.eval_freq == 0 or trainer.step_count == cfg.max_steps):
+                with tqdm(total=len(data.test.y), desc="test", leave=False, disable=quiet, file=sys.stderr) as ev:
+                    accuracy = trainer.accuracy("test", progress=ev)
+                record = {"step": trainer.step_count, "train_loss": trainer.report("the evaluation")["train_loss"],
+                          "test_accuracy": accuracy, "seconds": time.perf_counter() - start}
+                metrics["evaluations"].append(record)
+                if not dist.rank:
+                    bar.write(f"step {record['step']:5d}: loss {record['train_loss']:.4f}  test acc "
+                              f"{record['test_accuracy']:.4f}  ({record['seconds']:.0f} s)")
+                save()  # after every evaluation: nothing is lost on a stop
+            if trainer.step_count >= cfg.max_steps:
+                break
+            trainer.train(min(cfg.eval_freq - trainer.step_count % cfg.eval_freq, cfg.max_steps - trainer.step_count),
+                          bar)
     last = metrics["evaluations"][-1]
     log(f"test accuracy {last['test_accuracy']:.4f} after {last['step']} steps ({last['seconds']:.0f} s)")
     return metrics

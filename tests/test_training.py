@@ -78,7 +78,22 @@ def test_mlp_stopped_mid_epoch_and_resumed_ends_as_an_uninterrupted_run(tmp_path
     assert_same_folder(tmp_path / "whole", tmp_path / "stopped")
 
 
-def test_convnet_stopped_before_its_first_evaluation_and_resumed_ends_as_an_uninterrupted_run(tmp_path):
+def interrupt_evaluation(trainer):
+    """Make ``trainer``'s first evaluation raise KeyboardInterrupt (Ctrl-C outside a step interrupts at once)."""
+    inner = trainer.accuracy
+    calls = []
+
+    def accuracy(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return inner(*args, **kwargs)
+    trainer.accuracy = accuracy
+    return trainer
+
+
+@pytest.mark.parametrize("where", ["before its first evaluation", "during its first evaluation"])
+def test_convnet_stopped_and_resumed_ends_as_an_uninterrupted_run(tmp_path, where):
     rng = np.random.default_rng(0)
     from runtime.training.data import Split
 
@@ -91,8 +106,10 @@ def test_convnet_stopped_before_its_first_evaluation_and_resumed_ends_as_an_unin
         return train_cnn.CNNConfig(batch_size=8, max_steps=5, eval_freq=3, dtype="float64", out=str(tmp_path / name))
     train_cnn.run(config("whole"), data, **quiet)
     cfg = config("stopped")
-    with pytest.raises(Stopped, match="stopped after step 2"):
-        train_cnn.run(cfg, data, trainer=stop_at(train_cnn.trainer_for(cfg, data), 2), **quiet)
+    trainer = train_cnn.trainer_for(cfg, data)
+    stopped = stop_at(trainer, 2) if where.startswith("before") else interrupt_evaluation(trainer)
+    with pytest.raises(Stopped, match=f"stopped after step {2 if where.startswith('before') else 3}"):
+        train_cnn.run(cfg, data, trainer=stopped, **quiet)
     left = {p.name for p in (tmp_path / "stopped").iterdir()}
     assert left == {"checkpoint.npz", "metrics.json"}   # no evaluation yet: no curve to plot
     assert json.loads((tmp_path / "stopped" / "metrics.json").read_text())["evaluations"] == []
