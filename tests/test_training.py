@@ -151,3 +151,26 @@ def test_a_missing_data_folder_is_not_created(tmp_path):
     r = cli("runtime.train", "--data_dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out"))
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not (tmp_path / "nowhere").exists() and not (tmp_path / "out").exists()
+
+
+@pytest.mark.data
+@pytest.mark.skipif(not (ROOT / "data" / "cifar-10-batches-py" / "test_batch").exists(),
+                    reason="CIFAR-10 not in data/ (make data builds it from ../shared)")
+def test_ctrl_c_leaves_the_checkpoint_metrics_and_plots_and_says_so(tmp_path):
+    import signal
+
+    out = tmp_path / "run"
+    p = subprocess.Popen([sys.executable, "-m", "runtime.train", "--epochs", "50", "--out", str(out),
+                          "--no-progress"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in p.stdout:   # after the second epoch's record: mid-way through the third epoch's steps
+        if line.startswith("epoch  2:"):
+            break
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("interrupted: MLP stopped after step ") and "--resume" in lines[0]
+    assert {q.name for q in out.iterdir()} == {"metrics.json", "checkpoint.npz", "best.npz", "loss.png", "accuracy.png"}
+    state, _ = checkpoint.load(out / "checkpoint.npz")
+    assert int(state["trainer.step"]) >= 2 * 351 and f"after step {int(state['trainer.step'])};" in lines[0]
+    assert len(json.loads((out / "metrics.json").read_text())["epochs"]) >= 2
