@@ -167,12 +167,12 @@ def run(cfg: Config, data=None, progress=True, log=print, resume=False, dist=Non
                 record = {"epoch": epoch, **trainer.report(f"epoch {epoch}"), "val_accuracy": accuracy,
                           "seconds": time.perf_counter() - start}
                 metrics["epochs"].append(record)
-                log(f"epoch {epoch:2d}: loss {record['train_loss']:.4f}  train acc {record['train_accuracy']:.4f}  "
-                    f"val acc {record['val_accuracy']:.4f}  ({record['seconds']:.1f} s)")
                 if record["val_accuracy"] > best:
                     best, metrics["best_epoch"], best_state = record["val_accuracy"], epoch, trainer.net.state_dict()
                     out.save(best_state, {**cfg.as_dict(), "epoch": epoch}, "best.npz")
-                save()  # after every epoch: nothing is lost on a stop
+                save()  # after every epoch, before saying so: nothing is lost on a stop
+                log(f"epoch {epoch:2d}: loss {record['train_loss']:.4f}  train acc {record['train_accuracy']:.4f}  "
+                    f"val acc {record['val_accuracy']:.4f}  ({record['seconds']:.1f} s)")
             if trainer.step_count >= total:
                 break
             epoch, start = trainer.epoch, time.perf_counter()

@@ -169,10 +169,10 @@ def run(cfg: CNNConfig, data=None, progress=True, log=print, resume=False, dist=
                 record = {"step": trainer.step_count, "train_loss": trainer.report("the evaluation")["train_loss"],
                           "test_accuracy": accuracy, "seconds": time.perf_counter() - start}
                 metrics["evaluations"].append(record)
+                save()  # after every evaluation, before saying so: nothing is lost on a stop
                 if not dist.rank:
                     bar.write(f"step {record['step']:5d}: loss {record['train_loss']:.4f}  test acc "
                               f"{record['test_accuracy']:.4f}  ({record['seconds']:.0f} s)")
-                save()  # after every evaluation: nothing is lost on a stop
             if trainer.step_count >= cfg.max_steps:
                 break
             trainer.train(min(cfg.eval_freq - trainer.step_count % cfg.eval_freq, cfg.max_steps - trainer.step_count),

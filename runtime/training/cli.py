@@ -48,6 +48,9 @@ def stopping(save, outputs, trainer, what: str):
         save(state=False)
         raise Stopped(f"error: training diverged: {e}; {outputs.left()} (checkpoint.npz: the last evaluation's)",
                       1) from None
+    except BrokenPipeError:  # the output went to a command that stopped reading: stop as Unix tools do
+        save()
+        raise
     except (CLIError, DataError, ValueError):
         raise
     except Exception as e:  # a crash: say what is kept, then the traceback (a bug to report)
@@ -73,7 +76,9 @@ def main(train) -> int:
     except KeyboardInterrupt:  # before training started: nothing was written
         print("interrupted before training started: nothing written", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # the output was piped into a command that stopped reading
-        sys.stderr.close()
-        return 141
+    except BrokenPipeError:  # the output was piped into a command that stopped reading (the state is saved)
+        try:
+            sys.stdout = None  # nothing more to flush into the closed pipe at exit
+        finally:
+            return 141
     return 0
