@@ -45,6 +45,11 @@ class Sum(sp.Sum):
         return obj
 
 
+def powered(latex: str, exp) -> str:
+    """A function's LaTeX raised to ``exp`` (SymPy's printer passes the exponent of ``f(x)**n`` to ``f``)."""
+    return latex if exp is None else r"\left(%s\right)^{%s}" % (latex, exp)
+
+
 class MaxOver(sp.Function):
     """``max_{k,…} expr``: the maximum of ``expr`` over the indices ``k, …`` (a reduction).
 
@@ -65,9 +70,9 @@ class MaxOver(sp.Function):
         inner = sp.diff(self.body, x)
         return sp.S.Zero if inner == 0 else AtMax(inner, self.body, *self.over)
 
-    def _latex(self, printer):
+    def _latex(self, printer, exp=None):
         ks = ",".join(printer._print(k) for k in self.over)
-        return r"\max_{%s} %s" % (ks, printer._print(self.body))
+        return powered(r"\max_{%s} %s" % (ks, printer._print(self.body)), exp)
 
     def _index_text(self, printer):
         return f"max_{''.join(map(str, self.over))} {printer._print(self.body)}"
@@ -96,10 +101,10 @@ class AtMax(sp.Function):
     def over(self) -> tuple:
         return tuple(self.args[2:])
 
-    def _latex(self, printer):
+    def _latex(self, printer, exp=None):
         ks = ",".join(printer._print(k) for k in self.over)
-        return r"\left. %s \right|_{%s = \operatorname{argmax} %s}" % (
-            printer._print(self.value), ks, printer._print(self.body))
+        return powered(r"\left. %s \right|_{%s = \operatorname{argmax} %s}" % (
+            printer._print(self.value), ks, printer._print(self.body)), exp)
 
     def _index_text(self, printer):
         ks = ",".join(map(str, self.over))
@@ -115,9 +120,10 @@ class OnGrid(sp.Function):
 
     nargs = 2
 
-    def _latex(self, printer):
+    def _latex(self, printer, exp=None):
         e, n = self.args
-        return r"\left[ %s \in \{0..%s\} \right]" % (printer._print(sp.together(e)), printer._print(n - 1))
+        return powered(r"\left[ %s \in \{0..%s\} \right]" % (printer._print(sp.together(e)), printer._print(n - 1)),
+                       exp)
 
     def _index_text(self, printer):
         e, n = self.args
