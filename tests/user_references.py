@@ -333,6 +333,15 @@ def masked_softmax(*, X, M):
     return torch.softmax(X + torch.log(M), dim=-1)
 
 
+def masked_softmax_named(*, X, M):
+    return masked_softmax(X=X, M=M)
+
+
+def masked_logsumexp(*, X, M):
+    # log Σ M exp(X) is the log-sum-exp of X + log M (−inf where M = 0).
+    return torch.logsumexp(X + torch.log(M), dim=-1)
+
+
 def softmax_two_axes(*, X):
     return torch.softmax(X.flatten(1), dim=-1).reshape(X.shape)
 
@@ -448,6 +457,10 @@ def glu_half(*, X):
     return F.glu(X, dim=1)
 
 
+def squared_window_max(*, X):
+    return F.max_pool1d(X, 2, 2) ** 2
+
+
 REFERENCES = {
     "hard_tanh": hard_tanh,
     "hard_sigmoid": hard_sigmoid,
@@ -522,6 +535,8 @@ REFERENCES = {
     "softmax_inline_temperature": softmax_inline_temperature,
     "label_smoothing_ce": label_smoothing_ce,
     "masked_softmax": masked_softmax,
+    "masked_softmax_named": masked_softmax_named,
+    "masked_logsumexp": masked_logsumexp,
     "softmax_two_axes": softmax_two_axes,
     "attention": attention,
     "scanning_mlp": scanning_mlp,
@@ -544,4 +559,5 @@ REFERENCES = {
     "reversed_padded": reversed_padded,
     "embedding_head": embedding_head,
     "glu_half": glu_half,
+    "squared_window_max": squared_window_max,
 }
