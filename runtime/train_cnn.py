@@ -128,7 +128,7 @@ def run(cfg: CNNConfig, data=None, progress=True, log=print, resume=False, dist=
     from tqdm import tqdm
 
     dist = dist or distributed.Single()
-    data = data if data is not None else load(cfg.data_dir)
+    data = data if data is not None else load(cfg.data_dir, recipe=ConvNet.DATA_RECIPE)
     trainer = trainer or trainer_for(cfg, data, dist)
     out = Outputs(Path(cfg.out), writer=dist.rank == 0)
     metrics = {"config": asdict(cfg), "evaluations": []}
