@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import sympy as sp
+import torch
 
 from derive.engine import extents
 from derive.engine.emit import build
@@ -22,7 +23,7 @@ from tests.compare import assert_close, autograd_reference, run_kernels
 from tests.user_references import REFERENCES
 
 SHIFTED = ["log_softmax_inline", "softmax_inline_temperature", "label_smoothing_ce", "masked_softmax",
-           "softmax_two_axes", "softmax_temperature", "ce_temp_labels"]
+           "masked_softmax_named", "masked_logsumexp", "softmax_two_axes", "softmax_temperature", "ce_temp_labels"]
 
 
 @pytest.mark.parametrize("offset", [1000.0, -1000.0])
@@ -116,3 +117,60 @@ def test_derivation_steps_carry_no_branch_never_taken(name):
                     for s in found[1]:
                         assert sp.Complement(s, covered) != sp.S.EmptySet, (name, step.reason, pw)
                         covered = sp.Union(covered, s)
+
+
+def _masked_at_the_maximum(rng, gap, rows=4, width=6):
+    """Logits with one position ``gap`` above the rest in each row, the mask 0 there (and at one other place)."""
+    X = rng.standard_normal((rows, width))
+    M = rng.uniform(0.1, 1.0, (rows, width))
+    for s in range(rows):
+        top, other = rng.choice(width, 2, replace=False)
+        X[s, top] += gap
+        M[s, top] = M[s, other] = 0.0
+    return X, M
+
+
+MASKED = ["masked_softmax", "masked_softmax_named", "masked_logsumexp"]
+
+
+@pytest.mark.parametrize("dtype, gap", [(np.float64, 1000.0), (np.float32, 100.0)])
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", MASKED)
+def test_mask_zero_at_the_row_maximum(name, backend, dtype, gap, user_kernels):
+    """M = 0 at the row's largest logit, the kept logits ``gap`` below it: shifted by the maximum over every
+    position, each kept exp(X − m) underflowed (0/0: Y and dX were nan; log 0). The maximum over the kept
+    positions keeps them; exp(X − m) at the masked position, which would overflow, is multiplied by its 0 as 0.
+    The reference is float64 autograd in log space (X + log M, −inf where M = 0) on the same rounded numbers."""
+    forward = load_user_forward(name)
+    kernels = Kernels(name, backend, loaded=user_kernels(name, backend))
+    rng = np.random.default_rng(11)
+    X, M = _masked_at_the_maximum(rng, gap)
+    dY = rng.standard_normal(X.shape[:len(forward.out.tensor.dims)])   # Y_sj or Y_s
+    X, M, dY = (a.astype(dtype) for a in (X, M, dY))
+    ref_y, ref_grads = autograd_reference(REFERENCES[name], forward, {"X": X, "M": M}, {}, dY)
+    wrap = (lambda a: a) if backend == "numpy" else torch.from_numpy
+    env = kernels.forward({"X": wrap(X), "M": wrap(M)})
+    dX = kernels.backward(wrap(dY), env)["dX"]
+    y, dx, ref_dx = np.asarray(env["Y"], dtype=np.float64), np.asarray(dX, dtype=np.float64), ref_grads["dX"]
+    assert np.all(np.isfinite(y)) and np.all(np.isfinite(dx))
+    assert np.all(dx[M == 0] == 0)
+    if dtype == np.float64:
+        np.testing.assert_allclose(y, ref_y, rtol=1e-10, atol=0)
+        np.testing.assert_allclose(dx, ref_dx, rtol=1e-10, atol=1e-10 * np.abs(ref_dx).max())
+    else:   # float32 arithmetic on logits near 100: a few ulps of the exponent, relative to the row's scale
+        np.testing.assert_allclose(y, ref_y, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(dx, ref_dx, rtol=1e-4, atol=1e-5 * np.abs(ref_dx).max())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_row_the_mask_drops_whole(backend, user_kernels):
+    """Every M_sk = 0 in a row of logits near 1000: Σ_k 0 · exp(X_sk) = 0, so log of it is −inf, not nan
+    (the row's maximum over no kept position is the row's minimum, at most 0: exp(m) is finite)."""
+    kernels = Kernels("masked_logsumexp", backend, loaded=user_kernels("masked_logsumexp", backend))
+    X = np.array([[1000.0, 999.0, 998.0], [1000.0, 0.0, 1.0]])
+    M = np.array([[0.0, 0.0, 0.0], [0.0, 1.0, 1.0]])
+    wrap = (lambda a: a) if backend == "numpy" else torch.from_numpy
+    with np.errstate(divide="ignore"):   # log 0
+        y = np.asarray(kernels.forward({"X": wrap(X), "M": wrap(M)})["Y"])
+    assert y[0] == -np.inf
+    np.testing.assert_allclose(y[1], np.logaddexp(0.0, 1.0), rtol=1e-15)

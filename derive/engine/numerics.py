@@ -14,6 +14,14 @@ Each is an identity, so the emitted value is the derived one:
   A let that is one such sum is stored shifted, ``Z' = c Σ_k f exp(u_k − m)``; its uses read
   ``exp(m) Z'``, and a kernel that receives ``Z`` receives ``m`` beside it. The output and what the
   forward returns hold their true values.
+  Where every sum of an exponent is weighted by factors that may be 0 (a mask ``M``; the group's common
+  part), ``m`` is the maximum over the positions they keep (masked ones count as the row's smallest
+  exponent, at most 0): over all positions, ``M = 0`` at the row's largest logit leaves every kept term
+  underflowing (0/0). A kept term is then ``≤ 1``; a masked one, ``M exp(u − m)`` with ``u − m`` possibly
+  overflowing, is written ``M exp(min(u − m, 0))`` (an identity, as ``u ≤ m`` wherever ``M ≠ 0``), in the
+  sum and wherever the same weight multiplies the same exponential (the masked softmax's numerator). A
+  maximum already made over part of the weight is shared (attention's numerator, weighted by V, reads the
+  normaliser's; a gradient's sums weighted by ``M dY`` read the forward's masked one).
 - A reduction ``Q = c Σ_k u_k²`` gets a scaled twin: ``m = max_k |u_k|`` (1 where
   all are 0) and ``Q' = c Σ_k (u_k/m)²``; later uses of ``Q`` read ``m² Q'``, a
   sum holding it factors ``M² = max(m, 1)²`` out
@@ -44,7 +52,7 @@ import sympy.codegen.cfunctions as cf
 
 from . import budget
 from .exponentials import HYPERBOLIC, normalise
-from .ir import MaxWithZeros, Statement, Sum, base_of, canonical, element, extent, free_indices, natural_order
+from .ir import MaxWithZeros, Statement, powered, Sum, base_of, canonical, element, extent, free_indices, natural_order
 from .normal_forms import branch_domains
 
 
@@ -68,6 +76,11 @@ class Context:
     maxima: dict = field(default_factory=dict)
     # Placeholder P (standing for exp(c m) while shifts cancel) → (the maximum m, the scale c).
     placeholders: dict = field(default_factory=dict)
+    # A maximum over the positions where a weight is nonzero, by its base → (the exponent w, the weight g, the
+    # summed indices, its element as made): a product g exp(c (w − m)) at a position is clamped (see _clamp_weighted).
+    masked: dict = field(default_factory=dict)
+    # The statements a maximum reads besides the exponent (a masked maximum's row minimum), by its base.
+    helpers: dict = field(default_factory=dict)
 
 
 def _single_sum(rhs):
@@ -104,26 +117,97 @@ def _exp_sum(rhs):
     return None if fu is None else (c, *fu, limits)
 
 
-def _maximum(u, over, st, out: list, context: Context):
-    """The element ``m`` of ``max_{over} u``: computed once per kernel sequence (its canonical form is the key),
-    by a statement placed before ``st`` the first time."""
+def _zeroable(f, over) -> list:
+    """The factors of a weight ``f`` that vary over the summed indices ``over`` and may be 0 (a mask, an upstream
+    gradient; not a positive input, not a denominator, which is finite only where it is nonzero)."""
+    def may_vanish(x):
+        if not free_indices(x) & over or x.is_nonzero:
+            return False
+        return not (isinstance(x, sp.Pow) and x.exp.is_negative)
+    return [x for x in sp.Mul.make_args(f) if may_vanish(x)]
+
+
+def _weight_groups(rhs) -> dict:
+    """For each exponent (its window form) summed in ``rhs``: the zeroable weight factors (window forms) that
+    every sum of it carries. One maximum per exponent: the numerator's and the normaliser's sums of attention
+    (V and 1) share the unweighted one; a masked softmax's sums (M, and M dY in its gradient) the masked one."""
+    groups = {}
+    for s in rhs.atoms(sp.Sum):
+        over = {lim[0] for lim in s.limits}
+        found = _exponent(s.function, over)
+        if found is None:
+            continue
+        f, u = found
+        c, w = _scale(u)
+        ks = [lim[0] for lim in s.limits if lim[0] in free_indices(w)]
+        window = {k: sp.Idx(f"_win{n}", extent(k)) for n, k in enumerate(ks)}
+        key = w.xreplace(window)
+        factors = {x.xreplace(window) for x in _zeroable(f, set(ks))}
+        groups[key] = groups[key] & factors if key in groups else factors
+    return groups
+
+
+def _group_weight(f, w, ks, groups, context: Context) -> sp.Expr:
+    """The part of ``f`` that the maximum of ``w`` over ``ks`` is restricted by (1: every position). A maximum of
+    ``w`` already made (the forward's, a let's) over a part of it is shared: a sum weighted by V beside a
+    normaliser of the same exponent (attention's numerator) is read relative to that normaliser."""
+    window = {k: sp.Idx(f"_win{n}", extent(k)) for n, k in enumerate(ks)}
+    shared = groups.get(w.xreplace(window), set())
+    factors = [x for x in _zeroable(f, set(ks)) if x.xreplace(window) in shared]
+    for n in range(len(factors), -1, -1):
+        for part in itertools.combinations(factors, n):
+            if _max_key(w, ks, sp.Mul(*part))[0] in context.maxima:
+                return sp.Mul(*part)
+    return sp.Mul(*factors)
+
+
+def _max_key(u, over, g):
+    """The canonical form of ``max_{over} u`` over the positions where ``g ≠ 0``, and its free indices' order."""
     window = {k: sp.Idx(f"_win{n}", extent(k)) for n, k in enumerate(over)}
-    key, order = canonical(MaxWithZeros(u.xreplace(window), *window.values()))
+    body = u if g == 1 else sp.Piecewise((u, sp.Ne(g, 0)), (0, True))
+    return canonical(MaxWithZeros(body.xreplace(window), *window.values()))
+
+
+def _maximum(u, over, st, out: list, context: Context, g=sp.S.One):
+    """The element ``m`` of ``max_{over} u`` (over the positions where the weight ``g`` is nonzero, when it is
+    not 1): computed once per kernel sequence (its canonical form is the key), by a statement placed before
+    ``st`` the first time."""
+    body = u if g == 1 else sp.Piecewise((u, sp.Ne(g, 0)), (0, True))
+    key, order = _max_key(u, over, g)
     if key in context.maxima:
         made, positions = context.maxima[key]
         if made.serves is not None and made.serves != st.serves and made in out:
             # Now read by another gradient's statement too: computed whatever the caller skips.
+            for h in context.helpers.get(base_of(made.lhs), ()):
+                if h in out:
+                    out[out.index(h)] = Statement(h.lhs, h.rhs)
             shared = Statement(made.lhs, made.rhs)
             out[out.index(made)] = shared
             context.maxima[key] = (shared, positions)
         return element(base_of(made.lhs), [order[p] for p in positions])
-    ix = natural_order(u, order)
+    ix = natural_order(body, order)
     label = st.lhs.base.label if isinstance(st.lhs, sp.Indexed) else st.lhs.label
     m = sp.IndexedBase(_fresh(f"{label}_max", context), real=True)
-    made = Statement(element(m, ix), MaxWithZeros(u, *over), st.serves)
+    if g != 1:
+        # Masked positions count as the row's smallest exponent (and at most 0): they never raise the maximum,
+        # and a row with no kept position gets a finite one, exp(m) ≤ 1 (its sum is 0, not 0 · inf).
+        low = sp.IndexedBase(_fresh(f"{label}_low", context), real=True)
+        lowest = Statement(element(low, [i for i in ix if i in free_indices(u)]), MaxWithZeros(-u, *over), st.serves)
+        out.append(lowest)
+        context.helpers[m] = [lowest]
+        body = sp.Piecewise((u, sp.Ne(g, 0)), (sp.Min(-lowest.lhs, 0), True))
+    made = Statement(element(m, ix), MaxWithZeros(body, *over), st.serves)
     out.append(made)
     context.maxima[key] = (made, tuple(order.index(i) for i in ix))
+    if g != 1:
+        context.masked[m] = (u, g, tuple(over), made.lhs)
     return made.lhs
+
+
+def _shifted_term(f, c, w, m, g):
+    """``f exp(c (w − m))``; with a masked maximum the exponent is clamped at 0, an identity where ``g ≠ 0``
+    (there ``w ≤ m``) that keeps a masked position's ``0 · exp(w − m)`` at 0 where ``w − m`` would overflow."""
+    return f * sp.exp(c * (w - m)) if g == 1 else f * sp.exp(c * sp.Min(w - m, 0))
 
 
 def _below_its_maximum(u, context: Context) -> bool:
@@ -178,7 +262,11 @@ def _is_placeholder(e, context: Context) -> bool:
 def _shift_sums(rhs, st, out: list, context: Context):
     """Every ``Σ_k f exp(u)`` inside ``rhs`` → ``exp(m) Σ_k f exp(u − m)``, ``m = max_k u`` (``exp(m)`` held
     by a placeholder until the shifts cancel). Inner sums first; a placeholder of an inner sum that the outer
-    sum's indices do not reach leaves that sum (attention's ``Σ_j exp(E_j) V_j / Σ_l exp(E_l)``)."""
+    sum's indices do not reach leaves that sum (attention's ``Σ_j exp(E_j) V_j / Σ_l exp(E_l)``). Where every
+    sum of an exponent carries a weight that may be 0 (a mask M), ``m`` is the maximum over the positions it
+    keeps: over all of them, a mask 0 at the row's largest logit leaves every kept term underflowing (0/0)."""
+    groups = _weight_groups(rhs)
+
     def shift(s):
         over = {lim[0] for lim in s.limits}
         outside = [f for f in sp.Mul.make_args(s.function)
@@ -197,8 +285,9 @@ def _shift_sums(rhs, st, out: list, context: Context):
         f, u = found
         c, w = _scale(u)
         ks = [lim[0] for lim in s.limits if lim[0] in free_indices(w)]
-        m = _maximum(w, ks, st, out, context)
-        return sp.Mul(*outside) * _placeholder(m, c, context) * Sum(f * sp.exp(c * (w - m)), *s.limits)
+        g = _group_weight(f, w, ks, groups, context)
+        m = _maximum(w, ks, st, out, context, g)
+        return sp.Mul(*outside) * _placeholder(m, c, context) * Sum(_shifted_term(f, c, w, m, g), *s.limits)
 
     return rhs.replace(lambda e: isinstance(e, sp.Sum), shift)
 
@@ -264,6 +353,42 @@ def _cancel_shifts(rhs, context: Context):
 
     # Every product holding exp(±m), also inside sums (a gradient's Σ_i exp(E_qi − m_i) …).
     return rhs.replace(combines, combine)
+
+
+def _clamp_weighted(rhs, context: Context):
+    """``g exp(c (w − m))`` read at one position (a masked softmax's numerator ``M_sj exp(X_sj − m_s)``), ``m``
+    the maximum of ``w`` over the positions where ``g ≠ 0``: the exponent clamped at 0, an identity where
+    ``g ≠ 0`` (there ``w ≤ m``) that keeps ``0 · exp(w − m)`` at 0 where ``w − m`` would overflow. An
+    exponential beside another factor keeps its true value (``exp(X_sj − m_s)`` alone may be inf, as is its value)."""
+    if not context.masked or not rhs.has(*context.masked):
+        return rhs
+
+    def match(x, factors):
+        """The clamped exponential for ``x = exp(a)``, or None."""
+        for mbase, (w, g, over, made) in context.masked.items():
+            reads = [r for r in x.args[0].atoms(sp.Indexed) if r.base == mbase] if isinstance(made, sp.Indexed) \
+                else [mbase] if x.args[0].has(mbase) else []
+            if len(reads) != 1:
+                continue
+            at = dict(zip(made.indices, reads[0].indices)) if isinstance(made, sp.Indexed) else {}
+            c, v = _scale(x.args[0])
+            candidates = [i for i in free_indices(x.args[0]) if i not in at.values()]
+            for image in itertools.permutations(candidates, len(over)):
+                sub = {**at, **dict(zip(over, image))}
+                if any(extent(k) != extent(sub[k]) for k in over):
+                    continue
+                if sp.expand(v - (w.xreplace(sub) - reads[0])) != 0:
+                    continue
+                if all(h.xreplace(sub) in factors for h in sp.Mul.make_args(g)):
+                    return sp.exp(c * sp.Min(v, 0))
+        return None
+
+    def clamp(e):
+        factors = set(sp.Mul.make_args(e))
+        return e.func(*[match(x, factors) or x if isinstance(x, sp.exp) else x for x in e.args])
+
+    return rhs.replace(lambda e: isinstance(e, sp.Mul) and any(isinstance(x, sp.exp) and x.has(*context.masked)
+                                                                for x in e.args), clamp)
 
 
 def _shift_uses(rhs, context: Context):
@@ -352,8 +477,8 @@ class Erfc(sp.erfc):
     def _index_text(self, printer):
         return f"erfc({printer._print(self.args[0])})"
 
-    def _latex(self, printer):
-        return rf"\operatorname{{erfc}}\left({printer._print(self.args[0])}\right)"
+    def _latex(self, printer, exp=None):
+        return powered(rf"\operatorname{{erfc}}\left({printer._print(self.args[0])}\right)", exp)
 
 
 def _erf_complements(rhs):
@@ -539,12 +664,13 @@ def stabilise(statements, context: Context | None = None):
             k, f, u, limits = found
             c, w = _scale(u)
             ks = [lim[0] for lim in limits if lim[0] in free_indices(w)]
-            m = _maximum(w, ks, st, out, context)
-            rhs = k * Sum(f * sp.exp(c * (w - m)), *limits)
+            g = _group_weight(f, w, ks, _weight_groups(rhs), context)
+            m = _maximum(w, ks, st, out, context, g)
+            rhs = k * Sum(_shifted_term(f, c, w, m, g), *limits)
             context.shifted[st.lhs.base] = (base_of(m), c, tuple(st.indices.index(i) for i in m.indices))
         else:
             rhs = _shift_sums(rhs, st, out, context)
-        rhs = _cancel_shifts(rhs, context)
+        rhs = _clamp_weighted(_cancel_shifts(rhs, context), context)
         rhs = _clamp_untaken_branches(rhs)
         rhs = normalise(rhs, _temporaries(st, out, context))
         rhs = _erf_complements(rhs)

@@ -1,6 +1,8 @@
-"""Softmax weighted by a constant mask M ≥ 0 (0 drops a position): Y_sj = M_sj exp(X_sj) / Σ_k M_sk exp(X_sk).
+"""Softmax weighted by a constant mask M (any real; 0 drops a position): Y_sj = M_sj exp(X_sj) / Σ_k M_sk exp(X_sk).
 
-The weighted sum is shifted by max_k X_sk like an unweighted one.
+The weighted sum is shifted by the maximum of X_sk over the positions M keeps (over every position, M = 0 at the
+row's largest logit left each kept term underflowing: 0/0); the numerator's exp(X_sj − m_s) at a dropped position,
+which may overflow, is multiplied by its 0 as 0.
 """
 import sympy as sp
 
