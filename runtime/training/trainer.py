@@ -48,7 +48,7 @@ class Trainer:
     def __init__(self, net, data: Cifar10, *, batch_size: int, seed: int, optimizer=None, sgd_lr=None,
                  image_shape=None, capture=False, dist=None):
         if (optimizer is None) == (sgd_lr is None):
-            raise ValueError("give an optimiser or a fused SGD learning rate, not both")
+            raise ValueError("give either an optimiser or a fused SGD learning rate")
         self.net, self.optimizer, self.sgd_lr = net, optimizer, sgd_lr
         self.dist = dist or Single()
         b = self.backend = net.backend
