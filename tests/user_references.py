@@ -461,6 +461,10 @@ def squared_window_max(*, X):
     return F.max_pool1d(X, 2, 2) ** 2
 
 
+def pooled_erfc(*, X):
+    return torch.special.erfc(F.max_pool1d(X, 2, 2)).sum()
+
+
 REFERENCES = {
     "hard_tanh": hard_tanh,
     "hard_sigmoid": hard_sigmoid,
@@ -560,4 +564,5 @@ REFERENCES = {
     "embedding_head": embedding_head,
     "glu_half": glu_half,
     "squared_window_max": squared_window_max,
+    "pooled_erfc": pooled_erfc,
 }

@@ -52,7 +52,7 @@ import sympy.codegen.cfunctions as cf
 
 from . import budget
 from .exponentials import HYPERBOLIC, normalise
-from .ir import MaxWithZeros, Statement, powered, Sum, base_of, canonical, element, extent, free_indices, natural_order
+from .ir import AtMax, MaxWithZeros, Statement, powered, Sum, base_of, canonical, element, extent, free_indices, natural_order
 from .normal_forms import branch_domains
 
 
@@ -103,6 +103,10 @@ def _exponent(body, over):
     if any(free_indices(x) & over for x in rest.atoms(sp.exp, *HYPERBOLIC)):
         return None
     if not u.has(sp.Indexed):
+        return None
+    if body.has(sp.KroneckerDelta, AtMax):
+        # A sum that routes (a delta, a value at a window's arg-max) adds a few terms per output, each its
+        # true value: no cancellation to guard, and a maximum over the routed index is not a kernel's to take.
         return None
     return rest, u
 
