@@ -269,3 +269,22 @@ def test_a_second_output_is_refused_in_one_line():
     with pytest.raises(DeriveError, match=r"^two_outputs: check: H_sj = tanh\(X_sj\): a forward has one output, "
                                           r"and this is one of 2"):
         check_forward(f)
+
+
+def test_a_window_wholly_in_the_padding_is_named_as_such():
+    """A max window that lies wholly in the padding at the default hyper-parameters has no candidate (−inf): the
+    refusal says so (it said to declare an input positive)."""
+    from derive.engine.notation import Max, Sum
+
+    f = Forward("padded_past_window", "")
+    S, L = f.dims("S L")
+    Lo, = f.output_dims("Lo")
+    pad = f.integer("pad", 2, minimum=0)
+    s, t, i = f.indices(s=S, t=Lo, i=2)
+    X = f.input("X", S, L, padding=(0, pad))
+    f.output("Y", (), Sum(Max(X[s, t + i - pad], i), s, t))
+    with pytest.raises(DeriveError, match=r"^padded_past_window: verify: .*gives −inf .*a window lies wholly in the "
+                                          r"padding") as e:
+        b = build(f)
+        verify([b], render_all([b], source="padded_past_window.py"))
+    assert "\n" not in str(e.value)

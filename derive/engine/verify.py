@@ -28,6 +28,7 @@ import sympy as sp
 
 from . import extents as extents_
 from .errors import DeriveError
+from .ir import MaxOver
 
 # Relative agreement asked of the backward against central differences (float64, step 1e-6).
 GRADIENT_TOLERANCE = 1e-5
@@ -213,8 +214,7 @@ class Verifier:
                 if value is not None and not np.all(np.isfinite(_numpy(value))):
                     line = next((ln.strip() for ln in self.texts[backend].splitlines()
                                  if ln.strip().startswith(f"{st.name} = ")), st.name)
-                    self.fail(kernel, line, "gives a value that is not finite on random float64 inputs "
-                                            "(declare an input positive=True if the forward needs it > 0)")
+                    self.fail(kernel, line, _not_finite_hint(st, _numpy(value)))
         return out
 
     def run(self, backend, module, arrays, upstream, wrap):
@@ -350,3 +350,13 @@ def verify(builts, files: dict, prefix: str = "") -> list:
     for b in builts:
         notes += Verifier(b, files, prefix).check()
     return list(dict.fromkeys(notes))
+
+
+def _not_finite_hint(statement, value) -> str:
+    """Why a statement's value is not finite on random inputs, as far as its form tells."""
+    if statement.rhs.has(MaxOver) and np.isneginf(value).any() and not np.isnan(value).any():
+        # A window's maximum with no candidate inside its tensor: the window lies wholly in the padding.
+        return ("gives −inf on random float64 inputs: a window lies wholly in the padding at the default "
+                "hyper-parameters, so its maximum has no candidate (keep the padding smaller than the window)")
+    return ("gives a value that is not finite on random float64 inputs "
+            "(declare an input positive=True if the forward needs it > 0)")
