@@ -14,9 +14,8 @@ from pathlib import Path
 
 from runtime.training import checkpoint, plots
 from runtime.training.data import DataError, load
-from runtime.training.cli import CLIError, Parser
+from runtime.training.cli import CLIError, Parser, Stopped
 from runtime.train import Config
-from runtime.training.trainer import Diverged
 from runtime.train import run
 
 DEPTHS = ([128], [256, 128], [512, 256, 128])
@@ -53,8 +52,11 @@ def main(argv=None) -> int:
             print(f"== {label}")
             try:
                 results[label] = run(cfg, data, progress=True, log=lambda s: print("   " + s))
-            except Diverged as e:
-                print(f"   diverged: {e}")
+            except Stopped as e:
+                if e.code != 1:   # Ctrl-C: the comparison stops (each run's folder says what it holds)
+                    print(str(e), file=sys.stderr)
+                    return e.code
+                print(f"   {e}")   # diverged: recorded, and the comparison goes on
                 results[label] = {"epochs": [], "test_accuracy": None, "diverged": str(e)}
             checkpoint.write_json(out / "results.json", results)
     curves = {k: v["epochs"] for k, v in results.items() if v["epochs"]}

@@ -29,7 +29,7 @@ from runtime.training import cli, distributed, plots
 from runtime.training.cli import CLIError, Parser
 from runtime.training.data import N_CLASSES, load
 from runtime.training.optim import SGD
-from runtime.training.outputs import Outputs, check_folder
+from runtime.training.outputs import Outputs, check_folder, resumed
 from runtime.training.trainer import Trainer
 
 
@@ -142,6 +142,10 @@ def run(cfg: Config, data=None, progress=True, log=print, resume=False, dist=Non
         trainer.load_state_dict(state)
         metrics["config"]["epochs"] = cfg.epochs
         metrics["test_accuracy"] = None
+        # Records past the checkpoint (written after it, by a run that then failed to save) are made again.
+        metrics["epochs"] = [e for e in metrics["epochs"] if e["epoch"] * trainer.per_epoch <= trainer.step_count]
+        if metrics["best_epoch"] not in [e["epoch"] for e in metrics["epochs"]]:
+            metrics["best_epoch"] = None
     out.start()
     total, per_epoch = cfg.epochs * trainer.per_epoch, trainer.per_epoch
     log(f"{trainer.backend}: hidden {cfg.hidden_dims}, {cfg.activation}{', batch norm' if cfg.use_batch_norm else ''}; "
@@ -180,9 +184,13 @@ def run(cfg: Config, data=None, progress=True, log=print, resume=False, dist=Non
             with tqdm(total=per_epoch, initial=done, desc=f"epoch {epoch}/{cfg.epochs}", leave=False,
                       disable=not progress or dist.rank, file=sys.stderr) as bar:
                 trainer.train(per_epoch - done, bar)
-    trainer.net.load_state_dict(best_state)
-    metrics["test_accuracy"] = trainer.accuracy("test")
-    out.metrics(metrics)
+        final = trainer.state_dict()
+        trainer.net.load_state_dict(best_state)
+        try:
+            metrics["test_accuracy"] = trainer.accuracy("test")
+        finally:
+            trainer.load_state_dict(final)   # a stop saves the last step's state, not the best model's
+        out.metrics(metrics)
     log(f"test accuracy {metrics['test_accuracy']:.4f} (best validation epoch {metrics['best_epoch']})")
     return metrics
 
@@ -202,14 +210,8 @@ def main(argv=None) -> int:
 
 
 def resumed_config(args, world_size: int) -> Config:
-    """The settings of the run in ``--resume DIR`` (its checkpoint's), with ``--epochs`` if given."""
-    cfg = Config(**Outputs(check_folder(args.resume)).saved_config(Config))
-    cfg.out = args.resume
-    if args.epochs is not None:
-        cfg.epochs = args.epochs
-    if cfg.world_size != world_size:
-        raise CLIError(f"--resume {args.resume}: the run used {cfg.world_size} processes, this one {world_size}")
-    return cfg
+    """The settings of the run in ``--resume DIR``, with ``--epochs`` if given."""
+    return resumed(Config, args.resume, "epochs", args.epochs, world_size)
 
 
 if __name__ == "__main__":

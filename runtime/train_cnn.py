@@ -28,7 +28,7 @@ from runtime.training import cli, distributed, plots
 from runtime.training.cli import CLIError, Parser
 from runtime.training.data import N_CLASSES, load
 from runtime.training.optim import OPTIMIZERS
-from runtime.training.outputs import Outputs, check_folder
+from runtime.training.outputs import Outputs, check_folder, resumed
 from runtime.training.trainer import Trainer
 
 IMAGE = (3, 32, 32)
@@ -93,14 +93,8 @@ def config_from(args, world_size: int = 1) -> CNNConfig:
 
 
 def resumed_config(args, world_size: int) -> CNNConfig:
-    """The settings of the run in ``--resume DIR`` (its checkpoint's), with ``--max_steps`` if given."""
-    cfg = CNNConfig(**Outputs(check_folder(args.resume)).saved_config(CNNConfig))
-    cfg.out = args.resume
-    if args.max_steps is not None:
-        cfg.max_steps = args.max_steps
-    if cfg.world_size != world_size:
-        raise CLIError(f"--resume {args.resume}: the run used {cfg.world_size} processes, this one {world_size}")
-    return cfg
+    """The settings of the run in ``--resume DIR``, with ``--max_steps`` if given."""
+    return resumed(CNNConfig, args.resume, "max_steps", args.max_steps, world_size)
 
 
 def trainer_for(cfg: CNNConfig, data, dist=None) -> Trainer:
@@ -136,6 +130,8 @@ def run(cfg: CNNConfig, data=None, progress=True, log=print, resume=False, dist=
         state, _, metrics = out.resume()
         trainer.load_state_dict(state)
         metrics["config"]["max_steps"] = cfg.max_steps
+        # Records past the checkpoint (written after it, by a run that then failed to save) are made again.
+        metrics["evaluations"] = [e for e in metrics["evaluations"] if e["step"] <= trainer.step_count]
     out.start()
     b = trainer.backend
     log(f"{b}{' torch.nn + autograd' if cfg.backend == 'autograd' else ''}: ConvNet (small VGG), {cfg.optimizer} lr "

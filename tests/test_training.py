@@ -78,6 +78,44 @@ def test_mlp_stopped_mid_epoch_and_resumed_ends_as_an_uninterrupted_run(tmp_path
     assert_same_folder(tmp_path / "whole", tmp_path / "stopped")
 
 
+def sigint_inside_step(trainer, step: int, times: int):
+    """Send this process ``times`` real SIGINTs from inside step ``step`` (after its forward and backward)."""
+    import os
+    import signal
+
+    inner = trainer.dist.forward_backward
+
+    def forward_backward(*args):
+        out = inner(*args)
+        if trainer.step_count + 1 == step:
+            for _ in range(times):
+                os.kill(os.getpid(), signal.SIGINT)
+        return out
+    trainer.dist.forward_backward = forward_backward
+    return trainer
+
+
+def test_a_real_ctrl_c_inside_a_step_stops_after_it_and_a_second_keeps_the_last_checkpoint(tmp_path):
+    data = synthetic(n_train=320, n_eval=64)
+    quiet = dict(progress=False, log=lambda *a: None)
+
+    def config(name):
+        return train.Config(hidden_dims=[16], batch_size=32, epochs=2, dtype="float64", out=str(tmp_path / name))
+    train.run(config("whole"), data, **quiet)
+    once = config("once")
+    with pytest.raises(Stopped, match="stopped after step 13;"):
+        train.run(once, data, trainer=sigint_inside_step(train.trainer_for(once, data), 13, 1), **quiet)
+    train.run(once, data, resume=True, **quiet)
+    assert_same_folder(tmp_path / "whole", tmp_path / "once")   # the step finished before the stop
+    twice = config("twice")
+    with pytest.raises(Stopped, match="a second Ctrl-C cut MLP's step 13 short"):
+        train.run(twice, data, trainer=sigint_inside_step(train.trainer_for(twice, data), 13, 2), **quiet)
+    state, _ = checkpoint.load(tmp_path / "twice" / "checkpoint.npz")
+    assert int(state["trainer.step"]) == 10   # the epoch's checkpoint, not the half-stepped state
+    train.run(twice, data, resume=True, **quiet)
+    assert_same_folder(tmp_path / "whole", tmp_path / "twice")
+
+
 def interrupt_evaluation(trainer):
     """Make ``trainer``'s first evaluation raise KeyboardInterrupt (Ctrl-C outside a step interrupts at once)."""
     inner = trainer.accuracy

@@ -39,8 +39,8 @@ def load_file(path) -> object:
 
 
 def modules_in(folder, backend: str) -> list[str]:
-    """The modules whose kernels ``folder/backend`` holds (the files, not the MODULES line of its
-    ``__init__.py``, which names only the last ``python -m derive`` call's)."""
+    """The modules whose kernels ``folder/backend`` holds: its kernel files (a folder derived before the
+    package lists were merged names only its last ``python -m derive`` call's in ``__init__.py``)."""
     return sorted(p.stem for p in (Path(folder) / backend).glob("*.py") if not p.stem.startswith("_"))
 
 

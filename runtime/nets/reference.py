@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from runtime.training.distributed import Single
 
+class Reference:
+    """A network (forward, modes, state) and its own step (``forward_backward``: autograd), one process: what
+    the Trainer asks of a network and of its ``dist`` (runtime/training/distributed.py ``Single``)."""
 
-class Reference(Single):
-    """A network (forward, modes, state) and its own step (``forward_backward``: autograd), one process."""
+    rank, world_size = 0, 1
 
     def __init__(self, net, optimizer: str, lr: float):
         import torch
@@ -21,6 +22,15 @@ class Reference(Single):
         self.optimizer = _Optimizer(make(self.model.parameters(), lr=lr), self.model)
 
     # -- the step (the Trainer calls it as its ``dist``) ------------------------------------------
+    def prepare(self, net):
+        pass
+
+    def stop_requested(self, here: bool) -> bool:
+        return here
+
+    def all_sum(self, values):
+        return values
+
     def forward_backward(self, net, x, y, sgd_lr=None):
         logits = self.model(x)
         loss = self.torch.nn.functional.cross_entropy(logits, y)

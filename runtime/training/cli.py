@@ -29,15 +29,27 @@ class Parser(argparse.ArgumentParser):
 
 @contextmanager
 def stopping(save, outputs, trainer, what: str):
-    """Around a training loop: on Ctrl-C (raised between steps, see Trainer.interrupts_between_steps) ``save()``
-    writes the last completed step's checkpoint, the metrics so far and the plots; on divergence or a crash
-    ``save(state=False)`` writes the metrics and plots and keeps the last checkpoint written (the state may be
-    half-updated or NaN). Either way the message names the step and what the folder holds."""
+    """Around a training loop: on a stop (Ctrl-C, taken between steps: Trainer.interrupts_between_steps)
+    ``save()`` writes the last completed step's checkpoint, the metrics so far and the plots. When a second
+    Ctrl-C cut a step short, on divergence or on a crash ``save(state=False)`` writes the metrics and plots and
+    keeps the last checkpoint written (the state may be half-updated or NaN). Either way the message names the
+    step and what the folder holds."""
     from runtime.training.trainer import Diverged
+
+    def keep():
+        try:
+            save(state=False)
+        except Exception:  # noqa: BLE001 - what stopped the run, not this, is what to report
+            pass
 
     try:
         yield
     except KeyboardInterrupt:
+        if trainer.cut_short:
+            keep()
+            raise Stopped(f"interrupted: a second Ctrl-C cut {what}'s step {trainer.step_count + 1} short; "
+                          f"{outputs.left()} (checkpoint.npz: the last one written; continue with --resume "
+                          f"{outputs.out})", 130) from None
         try:
             save()
         except KeyboardInterrupt:  # a second Ctrl-C while writing: the files written are whole (atomic)
@@ -45,19 +57,14 @@ def stopping(save, outputs, trainer, what: str):
         raise Stopped(f"interrupted: {what} stopped after step {trainer.step_count}; {outputs.left()} "
                       f"(continue with --resume {outputs.out})", 130) from None
     except Diverged as e:
-        save(state=False)
+        keep()
         raise Stopped(f"error: training diverged: {e}; {outputs.left()} (checkpoint.npz: the last evaluation's)",
                       1) from None
     except BrokenPipeError:  # the output went to a command that stopped reading: stop as Unix tools do
         save()
         raise
-    except (CLIError, DataError, ValueError):
-        raise
     except Exception as e:  # a crash: say what is kept, then the traceback (a bug to report)
-        try:
-            save(state=False)
-        except Exception:  # noqa: BLE001 - the crash, not this, is what to report
-            pass
+        keep()
         print(f"error: {what} crashed after step {trainer.step_count}: {type(e).__name__}: {e}; {outputs.left()} "
               "(checkpoint.npz: the last evaluation's)", file=sys.stderr)
         raise

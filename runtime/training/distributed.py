@@ -40,6 +40,10 @@ class Single:
     def stop_requested(self, here: bool) -> bool:
         return here
 
+    def all_sum(self, values):
+        """``values`` (a host float64 array) summed over the processes."""
+        return values
+
     def close(self) -> None:
         pass
 
@@ -83,10 +87,16 @@ class DataParallel(Single):
         """A stop on any process stops all of them at the same step (a lone stop would hang the others)."""
         import torch
 
-        on_gpu = self.dist.get_backend() == "nccl"   # NCCL reduces device tensors only
-        flag = torch.tensor([1.0 if here else 0.0], device=f"cuda:{self.local_rank}" if on_gpu else "cpu")
+        flag = torch.tensor([1.0 if here else 0.0])   # a CPU tensor: gloo reduces it (session sets it up)
         self.dist.all_reduce(flag, op=self.dist.ReduceOp.MAX)
         return bool(flag.item())
+
+    def all_sum(self, values):
+        import torch
+
+        t = torch.as_tensor(values, dtype=torch.float64)   # on the CPU: gloo
+        self.dist.all_reduce(t)
+        return t.cpu().numpy()
 
     def close(self) -> None:
         if self.dist.is_initialized():
@@ -151,10 +161,11 @@ def session():
     import torch
     import torch.distributed as dist
 
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
-    if backend == "nccl":
+    if torch.cuda.is_available():  # gloo for what stays on the CPU (--device cpu), NCCL for the GPUs
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    dist.init_process_group(backend)
+        dist.init_process_group("cpu:gloo,cuda:nccl")
+    else:
+        dist.init_process_group("gloo")
     group = DataParallel()
     try:
         yield group

@@ -64,14 +64,6 @@ class Outputs:
             raise CLIError(f"--resume {self.out}: {name} is missing")
         return checkpoint.load(path)[0]
 
-    def saved_config(self, config_class) -> dict:
-        """The settings the run in this folder was started with (its checkpoint's), as ``config_class`` fields."""
-        path = self.out / CHECKPOINT
-        if not path.is_file():
-            raise CLIError(f"--resume {self.out}: no {CHECKPOINT} there to resume from")
-        saved = checkpoint.load(path)[1]
-        return {k: v for k, v in saved.items() if k in config_class.__dataclass_fields__}
-
     def left(self) -> str:
         """What the folder holds now, for the line a stopped run prints."""
         if not self.writer:
@@ -80,3 +72,20 @@ class Outputs:
             return f"nothing written ({self.out} not created)"
         names = sorted(p.name for p in self.out.iterdir() if not p.name.endswith(".tmp"))
         return f"{self.out} holds {', '.join(names) if names else 'nothing'}"
+
+
+def resumed(config_class, folder: str, extend: str, value, world_size: int):
+    """The settings (a ``config_class``) the run in ``--resume folder`` was started with, from its checkpoint,
+    with the field ``extend`` (epochs, max_steps) set to ``value`` when given; refused in one line when there is
+    nothing to resume or the number of processes differs."""
+    path = check_folder(folder) / CHECKPOINT
+    if not path.is_file():
+        raise CLIError(f"--resume {folder}: no {CHECKPOINT} there to resume from")
+    saved = checkpoint.load(path)[1]
+    cfg = config_class(**{k: v for k, v in saved.items() if k in config_class.__dataclass_fields__})
+    cfg.out = folder
+    if value is not None:
+        setattr(cfg, extend, value)
+    if cfg.world_size != world_size:
+        raise CLIError(f"--resume {folder}: the run used {cfg.world_size} processes, this one {world_size}")
+    return cfg

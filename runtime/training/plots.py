@@ -1,6 +1,7 @@
 """PNG plots of training curves (matplotlib, no display needed)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import matplotlib
@@ -10,9 +11,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 
 def _save(fig, path):
+    """Written whole or not at all (a stop while plotting keeps the previous plot)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(tmp, dpi=120, format=path.suffix.lstrip("."))
     plt.close(fig)
+    os.replace(tmp, path)
 
 
 def loss_curve(epochs: list, path: Path, title: str):

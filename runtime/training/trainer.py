@@ -12,7 +12,6 @@ by ``default_rng([seed, e])``, so a run resumed at step ``n`` sees the batches a
 from __future__ import annotations
 
 import signal
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -65,7 +64,7 @@ class Trainer:
         self.step_count = 0
         self._order = (None, None)   # (epoch, its permutation on the device)
         self._stop = False
-        self._in_step = False
+        self.cut_short = False       # a second Ctrl-C interrupted a step: the state is not a completed step's
         self._previous_handler = signal.default_int_handler
         self.window = self._new_window()
         self.dist.prepare(net)
@@ -122,9 +121,7 @@ class Trainer:
                     raise KeyboardInterrupt
                 if done == steps:
                     break
-                self._in_step = True
                 loss, hits = self.run_step(*self.batch(self.step_count))
-                self._in_step = False
                 losses[done] = loss
                 w.correct = w.correct + hits
                 w.steps += 1
@@ -132,32 +129,34 @@ class Trainer:
                 if progress is not None:
                     progress.update(1)
         finally:
-            self._in_step = False
             w.parts.append(losses[:done])
 
     def report(self, where: str) -> dict:
-        """The mean loss and training accuracy of the steps since the last report; starts a new window.
-        Raises Diverged, naming the step, if a loss is not finite."""
+        """The mean loss and training accuracy of the steps since the last report, over every process's slice of
+        the batches; starts a new window. Raises Diverged, naming the step, if a loss is not finite."""
         b, w = self.backend, self.window
-        losses = w.losses(b)
+        # Per-step losses and the hit count summed over the processes (each holds its slice's mean loss).
+        summed = self.dist.all_sum(np.append(w.losses(b), w.correct_carried + float(b.to_numpy(w.correct))))
+        losses, correct = summed[:-1] / self.dist.world_size, summed[-1]
         bad = np.flatnonzero(~np.isfinite(losses))
         if bad.size:
             raise Diverged(f"loss is {losses[bad[0]]} at {where}, step {self.step_count - w.steps + bad[0] + 1}")
         steps = max(w.steps, 1)
-        out = {"train_loss": float(losses.sum()) / steps,
-               "train_accuracy": (w.correct_carried + float(b.to_numpy(w.correct)))
-               / (steps * (self.batch_size // self.dist.world_size))}
+        out = {"train_loss": float(losses.sum()) / steps, "train_accuracy": correct / (steps * self.batch_size)}
         self.window = self._new_window()
         return out
 
     def accuracy(self, split: str, batch_size: int = 500, progress=None) -> float:
         """The fraction of ``split`` classified right, in batches. Every process evaluates its own model on all
-        of it (with per-process batch-norm statistics the models differ; rank 0's is the one reported)."""
+        of it (with per-process batch-norm statistics the models differ; rank 0's is the one reported). One
+        process stops between batches when asked (the training state is untouched); several stop at a step."""
         b, net = self.backend, self.net
         x_all, y_all = self.data[split]
         net.eval()
         correct = b.zeros(())
         for start in range(0, len(y_all), batch_size):
+            if self._stop and self.dist.world_size == 1:
+                raise KeyboardInterrupt
             end = min(start + batch_size, len(y_all))
             correct = correct + b.correct(net.forward(self.images(x_all[start:end])), y_all[start:end])
             if progress is not None:
@@ -173,8 +172,9 @@ class Trainer:
 
     @contextmanager
     def interrupts_between_steps(self):
-        """Ctrl-C during a step stops after it (the state stays that of a completed step); elsewhere (an
-        evaluation, writing outputs) it interrupts at once. A second Ctrl-C always interrupts at once."""
+        """Ctrl-C asks for a stop, taken between steps (and between evaluation batches): the state stays a
+        completed step's, and what is being recorded or written finishes first. A second Ctrl-C interrupts at
+        once; if it cuts a step short, ``cut_short`` says so (that state is not saved as a checkpoint)."""
         try:
             previous = signal.getsignal(signal.SIGINT)
             signal.signal(signal.SIGINT, self._on_interrupt)
@@ -188,8 +188,9 @@ class Trainer:
             signal.signal(signal.SIGINT, previous)
 
     def _on_interrupt(self, signum, frame):
-        signal.signal(signal.SIGINT, self._previous_handler)
-        if not self._in_step:
+        if self._stop:   # the second: at once
+            signal.signal(signal.SIGINT, self._previous_handler)
+            self.cut_short = True
             raise KeyboardInterrupt
         self.request_stop()
 
@@ -217,6 +218,3 @@ class Trainer:
         self.window.correct_carried = float(state["trainer.correct"])
         self.window.steps = len(self.window.carried)
 
-
-def elapsed(start: float) -> float:
-    return time.perf_counter() - start
