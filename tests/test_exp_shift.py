@@ -23,7 +23,8 @@ from tests.compare import assert_close, autograd_reference, run_kernels
 from tests.user_references import REFERENCES
 
 SHIFTED = ["log_softmax_inline", "softmax_inline_temperature", "label_smoothing_ce", "masked_softmax",
-           "masked_softmax_named", "masked_logsumexp", "softmax_two_axes", "softmax_temperature", "ce_temp_labels"]
+           "masked_softmax_named", "masked_logsumexp", "softmax_two_axes", "softmax_temperature", "ce_temp_labels",
+           "pooled_logsumexp"]
 
 
 @pytest.mark.parametrize("offset", [1000.0, -1000.0])

@@ -465,6 +465,10 @@ def pooled_erfc(*, X):
     return torch.special.erfc(F.max_pool1d(X, 2, 2)).sum()
 
 
+def pooled_logsumexp(*, X):
+    return torch.logsumexp(F.max_pool1d(X, 2, 2).flatten(1), 1)
+
+
 REFERENCES = {
     "hard_tanh": hard_tanh,
     "hard_sigmoid": hard_sigmoid,
@@ -565,4 +569,5 @@ REFERENCES = {
     "glu_half": glu_half,
     "squared_window_max": squared_window_max,
     "pooled_erfc": pooled_erfc,
+    "pooled_logsumexp": pooled_logsumexp,
 }

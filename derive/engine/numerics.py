@@ -104,10 +104,6 @@ def _exponent(body, over):
         return None
     if not u.has(sp.Indexed):
         return None
-    if body.has(sp.KroneckerDelta, AtMax):
-        # A sum that routes (a delta, a value at a window's arg-max) adds a few terms per output, each its
-        # true value: no cancellation to guard, and a maximum over the routed index is not a kernel's to take.
-        return None
     return rest, u
 
 
@@ -126,6 +122,10 @@ def _zeroable(f, over) -> list:
     gradient; not a positive input, not a denominator, which is finite only where it is nonzero)."""
     def may_vanish(x):
         if not free_indices(x) & over or x.is_nonzero:
+            return False
+        if x.has(sp.KroneckerDelta, AtMax):
+            # A factor that routes (a delta, a value at a window's arg-max) is no mask: a maximum over where it
+            # is nonzero is not a kernel's to take, and the plain maximum shifts the routed sum as well.
             return False
         return not (isinstance(x, sp.Pow) and x.exp.is_negative)
     return [x for x in sp.Mul.make_args(f) if may_vanish(x)]
