@@ -212,3 +212,26 @@ def test_ctrl_c_leaves_the_checkpoint_metrics_and_plots_and_says_so(tmp_path):
     state, _ = checkpoint.load(out / "checkpoint.npz")
     assert int(state["trainer.step"]) >= 2 * 351 and f"after step {int(state['trainer.step'])};" in lines[0]
     assert len(json.loads((out / "metrics.json").read_text())["epochs"]) >= 2
+
+
+def test_the_autograd_baseline_resumes_exactly_too(tmp_path):
+    """--backend autograd (torch.nn and torch.optim.Adam behind the Trainer): its optimiser state goes through
+    the checkpoint as well."""
+    from runtime.training.data import Split
+
+    rng = np.random.default_rng(1)
+
+    def split(n):
+        return Split(rng.standard_normal((n, 3072)).astype(np.float32), rng.integers(0, 10, n))
+    data = Cifar10(split(48), split(8), split(16))
+    quiet = dict(progress=False, log=lambda *a: None)
+
+    def config(name):
+        return train_cnn.CNNConfig(batch_size=8, max_steps=4, eval_freq=2, backend="autograd", device="cpu",
+                                   dtype="float64", out=str(tmp_path / name))
+    train_cnn.run(config("whole"), data, **quiet)
+    cfg = config("stopped")
+    with pytest.raises(Stopped, match="stopped after step 3"):
+        train_cnn.run(cfg, data, trainer=stop_at(train_cnn.trainer_for(cfg, data), 3), **quiet)
+    train_cnn.run(cfg, data, resume=True, **quiet)
+    assert_same_folder(tmp_path / "whole", tmp_path / "stopped")

@@ -79,10 +79,12 @@ class _Optimizer:
         return out
 
     def load_state_dict(self, state: dict):
-        torch = __import__("torch")
+        import torch
+
         for n, p in enumerate(self.params):
             keys = [k for k in state if k.split(".", 1)[0] == str(n)]
             if keys:
-                self.opt.state[p] = {k.split(".", 1)[1]: torch.as_tensor(state[k]).to(
-                    device=p.device, dtype=p.dtype if state[k].dtype.kind == "f" and state[k].ndim else None)
-                    for k in keys}
+                # Moments on the parameter's device and dtype; the step count stays a CPU tensor, as torch.optim
+                # keeps it for a non-capturable optimiser.
+                self.opt.state[p] = {k.split(".", 1)[1]: torch.as_tensor(state[k]) if not state[k].ndim else
+                                     torch.as_tensor(state[k]).to(device=p.device, dtype=p.dtype) for k in keys}
