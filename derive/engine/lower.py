@@ -210,8 +210,8 @@ class Lowering:
             low, high = (bound, None) if isinstance(e, sp.Max) else (None, bound)
             return inner + [ClampInPlace(acc, low, high)]
         if isinstance(e, sp.Piecewise):
-            if e.args[-1].cond != sp.true:
-                return None
+            if e.args[-1].cond != sp.true or not any(_has_array(c) for _, c in e.args):
+                return None  # a select on hyper-parameters alone takes one branch whole: a Map, not a mask
             last = e.args[-1].expr
             steps = self._steps(last, acc) or self._fresh(last, acc)
             if not steps:
@@ -359,8 +359,16 @@ class Lowering:
             args = []
 
             def slot(v):
-                args.append((Slot(f"_{len(args)}"), self.operand(v, target) if _has_array(v)
-                             else Typed(self.expr(v), self.like)))
+                if not _has_array(v):   # a number: an array of the select's shape when it has axes
+                    op = Filled(self.expr(v), self._shape(target), self.like) if target else \
+                        Typed(self.expr(v), self.like)
+                elif set(self.layout_of(v)) != set(target):
+                    # A branch over fewer axes than the select (c_j where the other reads v_s): the branch taken
+                    # is the whole result, so it is broadcast to the select's shape.
+                    op = Full(self.operand(v, target), self._shape(target))
+                else:
+                    op = self.operand(v, target)
+                args.append((Slot(f"_{len(args)}"), op))
                 return args[-1][0]
 
             return Map(sp.Piecewise(*[(slot(v), c) for v, c in e.args]), tuple(args))
