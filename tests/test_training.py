@@ -16,8 +16,7 @@ import pytest
 from runtime import train, train_cnn
 from runtime.training import checkpoint
 from runtime.training.cli import Stopped
-from runtime.training.data import Cifar10
-from tests.synthetic import synthetic
+from tests.synthetic import random_images, synthetic
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -132,12 +131,7 @@ def interrupt_evaluation(trainer):
 
 @pytest.mark.parametrize("where", ["before its first evaluation", "during its first evaluation"])
 def test_convnet_stopped_and_resumed_ends_as_an_uninterrupted_run(tmp_path, where):
-    rng = np.random.default_rng(0)
-    from runtime.training.data import Split
-
-    def split(n):
-        return Split(rng.standard_normal((n, 3072)).astype(np.float32), rng.integers(0, 10, n))
-    data = Cifar10(split(48), split(8), split(16))
+    data = random_images(0)
     quiet = dict(progress=False, log=lambda *a: None)
 
     def config(name):
@@ -217,13 +211,7 @@ def test_ctrl_c_leaves_the_checkpoint_metrics_and_plots_and_says_so(tmp_path):
 def test_the_autograd_baseline_resumes_exactly_too(tmp_path):
     """--backend autograd (torch.nn and torch.optim.Adam behind the Trainer): its optimiser state goes through
     the checkpoint as well."""
-    from runtime.training.data import Split
-
-    rng = np.random.default_rng(1)
-
-    def split(n):
-        return Split(rng.standard_normal((n, 3072)).astype(np.float32), rng.integers(0, 10, n))
-    data = Cifar10(split(48), split(8), split(16))
+    data = random_images(1)
     quiet = dict(progress=False, log=lambda *a: None)
 
     def config(name):
