@@ -28,6 +28,8 @@ MODULES = (
     "conv2d",
     "max_pool2d",
     "batch_norm2d",
+    "lstm_cell",
+    "gru_cell",
 )
 
 

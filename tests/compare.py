@@ -15,7 +15,7 @@ def run_kernels(kernels, arrays, scalars, upstream, backend):
     up = upstream if np.ndim(upstream) == 0 else wrap(upstream)
     grads = kernels.backward(up, env, **scalars)
     as_np = lambda v: v if isinstance(v, np.ndarray) or np.isscalar(v) else v.detach().numpy()
-    return as_np(env[kernels.OUTPUT]), {g: as_np(v) for g, v in grads.items()}
+    return as_np(env[kernels.OUTPUTS[0]]), {g: as_np(v) for g, v in grads.items()}
 
 
 def autograd_reference(reference, forward, arrays, scalars, upstream):

@@ -143,7 +143,7 @@ def run(module, name: str, arrays: dict, upstream, dtype, backend):
         outs = fwd(*[wrap(arrays[n]) for n in k.ARGUMENTS], **k.SCALARS)
         outs = outs if len(k.RETURNS) > 1 else (outs,)
         env = {**{n: wrap(a) for n, a in arrays.items()}, **dict(zip(k.RETURNS, outs))}
-        first = () if k.UPSTREAM is None else (up,)
+        first = () if not k.UPSTREAMS else (up,)
         grads = bwd(*first, **{n: env[n] for n in k.SAVED}, **k.SCALARS)
         grads = grads if len(k.GRADIENTS) > 1 else (grads,)
     got = {}
@@ -207,7 +207,7 @@ def saved_sensitivity(module, name: str, arrays: dict, upstream, delta: float = 
         outs = getattr(k, f"{name}_forward")(*[_values(arrays[n], np.float64) for n in k.ARGUMENTS],
                                              **k.SCALARS)
     env = {**arrays, **dict(zip(k.RETURNS, outs if len(k.RETURNS) > 1 else (outs,)))}
-    first = () if k.UPSTREAM is None else (upstream,)
+    first = () if not k.UPSTREAMS else (upstream,)
 
     def backward(changed):
         g = getattr(k, f"{name}_backward")(*first, **{n: changed.get(n, env[n]) for n in k.SAVED}, **k.SCALARS)

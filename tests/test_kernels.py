@@ -31,6 +31,8 @@ REFERENCE = {
     "conv2d": lambda X, W, b, stride, padding: F.conv2d(X, W, b, stride, padding),
     "max_pool2d": lambda X, kernel_size, stride, padding: F.max_pool2d(X, kernel_size, stride, padding),
     "batch_norm2d": lambda X, gamma, beta, eps: F.batch_norm(X, None, None, gamma, beta, training=True, eps=eps),
+    "lstm_cell": lambda X, h0, c0, W_ih, W_hh, b_ih, b_hh: torch.lstm_cell(X, (h0, c0), W_ih, W_hh, b_ih, b_hh),
+    "gru_cell": lambda X, h0, W_ih, W_hh, b_ih, b_hh: torch.gru_cell(X, h0, W_ih, W_hh, b_ih, b_hh),
 }
 SHAPES = ("random", "batch1", "feature1")
 TOL = 1e-10
@@ -53,8 +55,11 @@ class Case:
         self.arrays = draw(self.forward, self.sizes, rng, scale)
         self.scalars = {s.name: s.default for s in self.forward.scalars.values()}
         self.out = self.forward.out
-        out_shape = tuple(self.sizes[d] for d in self.out.tensor.dims)
-        self.dY = None if self.forward.scalar_output else rng.standard_normal(out_shape)
+        self.outputs = [o.tensor.name for o in self.forward.outputs]
+        # One upstream per output (none for a loss: dL = 1), by output name.
+        self.dY = None if self.forward.scalar_output else {
+            o.tensor.name: rng.standard_normal(tuple(self.sizes[d] for d in o.tensor.dims))
+            for o in self.forward.outputs}
         self.mod = kernels_of(name, backend)
         self.kernels = Kernels(name, backend)
         self.wrt = [t.name for t in self.forward.differentiable]
@@ -68,23 +73,31 @@ class Case:
     def run(self):
         """(forward outputs by name, gradients by name) from the generated kernels, called by their metadata."""
         args = {n: self.tensor(a) for n, a in self.arrays.items()}
-        assert self.mod.OUTPUT == self.out.tensor.name == self.mod.RETURNS[0]
+        assert self.mod.OUTPUTS[0] == self.out.tensor.name == self.mod.RETURNS[0]
         env = self.kernels.forward(args, **self.scalars)
-        upstream = 1.0 if self.dY is None else self.tensor(self.dY)
+        if self.dY is None:
+            upstream = 1.0
+        elif len(self.dY) == 1:
+            upstream = self.tensor(self.dY[self.out.tensor.name])
+        else:
+            upstream = {f"d{n}": self.tensor(a) for n, a in self.dY.items()}
         grads = self.kernels.backward(upstream, env, **self.scalars)
         assert list(grads) == ["d" + n for n in self.wrt]
         outs = {n: env[n] for n in self.mod.RETURNS}
         return ({k: self.numpy(v) for k, v in outs.items()}, {k: self.numpy(v) for k, v in grads.items()})
 
     def autograd(self, forward_fn):
-        """Reference output and gradients by torch.autograd through ``forward_fn`` (the arguments by name)."""
+        """Reference outputs (by name) and gradients by torch.autograd through ``forward_fn`` (the arguments by
+        name; it returns the outputs, one or a tuple in OUTPUTS' order)."""
         xs = {n: as_tensor(a, requires_grad=n in self.wrt) for n, a in self.arrays.items()}
-        y = forward_fn(**xs, **self.scalars)
+        ys = as_tuple(forward_fn(**xs, **self.scalars))
         if self.dY is None:
-            grads = torch.autograd.grad(y, [xs[n] for n in self.wrt])
+            grads = torch.autograd.grad(ys, [xs[n] for n in self.wrt])
         else:
-            grads = torch.autograd.grad(y, [xs[n] for n in self.wrt], torch.tensor(self.dY))
-        return y.detach().numpy(), {"d" + n: g.numpy() for n, g in zip(self.wrt, grads)}
+            grads = torch.autograd.grad(ys, [xs[n] for n in self.wrt],
+                                        [torch.tensor(self.dY[n]) for n in self.outputs])
+        return ({n: y.detach().numpy() for n, y in zip(self.outputs, ys)},
+                {"d" + n: g.numpy() for n, g in zip(self.wrt, grads)})
 
 
 def close(a, b, tol=TOL):
@@ -105,8 +118,10 @@ def test_backward_matches_autograd_of_generated_forward(name, backend, shape):
     for seed in range(3):
         case = Case(name, backend, shape, seed)
         outs, grads = case.run()
-        y, ref = case.autograd(lambda **kw: torch_kernels.forward(kw, **case.scalars)[case.mod.OUTPUT])
-        close(outs[case.out.tensor.name], y)
+        ys, ref = case.autograd(lambda **kw: tuple(torch_kernels.forward(kw, **case.scalars)[n]
+                                                   for n in case.mod.OUTPUTS))
+        for n, y in ys.items():
+            close(outs[n], y)
         for g in ref:
             assert grads[g].shape == case.arrays[g[1:]].shape, f"{g} must have the shape of {g[1:]}"
             close(grads[g], ref[g])
@@ -121,8 +136,9 @@ def test_matches_pytorch_reference(name, backend, shape):
         if name.startswith("batch_norm") and case.arrays["X"].size == case.arrays["X"].shape[1]:
             continue  # PyTorch's batch norm refuses one value per feature in training mode
         outs, grads = case.run()
-        y, ref = case.autograd(REFERENCE[name])
-        close(outs[case.out.tensor.name], y)
+        ys, ref = case.autograd(REFERENCE[name])
+        for n, y in ys.items():
+            close(outs[n], y)
         for g in ref:
             close(grads[g], ref[g])
 
@@ -136,8 +152,10 @@ def test_backward_matches_central_differences(name, shape):
     _, grads = case.run()
 
     def objective(arrays):
-        y = case.kernels.forward(arrays, **case.scalars)[case.mod.OUTPUT]
-        return float(np.sum(y) if case.dY is None else np.sum(case.dY * y))
+        env = case.kernels.forward(arrays, **case.scalars)
+        if case.dY is None:
+            return float(np.sum(env[case.mod.OUTPUTS[0]]))
+        return float(sum(np.sum(case.dY[n] * env[n]) for n in case.mod.OUTPUTS))
 
     for n in case.wrt:
         numeric = np.zeros_like(case.arrays[n])
@@ -174,6 +192,21 @@ def test_eval_mode_batch_norm_matches_pytorch():
         y = mod.batch_norm_eval_forward(t(X), t(g), t(b), t(rm), t(rv), eps=1e-5)
         ref = F.batch_norm(*(torch.tensor(a) for a in (X, rm, rv, g, b)), training=False, eps=1e-5)
         close(np.asarray(y), ref.numpy())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", [n for n in MODULES if len(registry.load(n).outputs) > 1])
+def test_an_omitted_upstream_is_zero(name, backend):
+    """Several outputs: each upstream may be left out (None), and counts as zeros of its output's shape."""
+    case = Case(name, backend, "random", seed=5)
+    env = case.kernels.forward({n: case.tensor(a) for n, a in case.arrays.items()}, **case.scalars)
+    for kept in case.outputs:
+        given = {f"d{kept}": case.tensor(case.dY[kept])}
+        zeros = {f"d{n}": case.tensor(np.zeros_like(case.dY[n])) for n in case.outputs if n != kept}
+        alone = case.kernels.backward(given, env, **case.scalars)
+        padded = case.kernels.backward({**given, **zeros}, env, **case.scalars)
+        for g in alone:
+            close(case.numpy(alone[g]), case.numpy(padded[g]), 0)
 
 
 def test_skipping_the_input_gradient_skips_only_it():

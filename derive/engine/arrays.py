@@ -426,6 +426,16 @@ class Shapes:
 
 
 @dataclass(frozen=True)
+class ZeroUpstream:
+    """An upstream gradient the caller omitted (None) as zeros of its output's shape, in the dtype and on the
+    device of the array ``like`` (a module with several outputs: the gradient of those not used)."""
+
+    name: str
+    like: str | None
+    shape: tuple
+
+
+@dataclass(frozen=True)
 class Promote:
     """Bring the arrays to their common floating dtype (every kernel computes in it)."""
 

@@ -28,12 +28,20 @@ NOT_DIFFERENTIABLE = (sp.Derivative, sp.Subs, sp.DiracDelta, AppliedUndef)
 def check_forward(forward) -> None:
     """Declared tensors and indices, matching shapes, free indices the same on both sides."""
     defined = {t.name for t in forward.arguments}
-    outputs = [d for d in forward.definitions if d.tensor.role == "output"]
-    if len(outputs) > 1:
-        d = outputs[0]
-        raise DeriveError(forward.name, "check", f"{index_text(d.lhs)} = {index_text(d.expr)}",
-                          f"a forward has one output, and this is one of {len(outputs)} (declare the others "
-                          "with let(..., returned=True), or write one module per output)")
+    outputs = forward.outputs
+    line = lambda d: f"{index_text(d.lhs)} = {index_text(d.expr)}"
+    if not outputs:
+        raise DeriveError(forward.name, "check", line(forward.definitions[-1]),
+                          "the forward declares no output (declare it with forward.output(name, indices, expr))")
+    if forward.jacobian and len(outputs) > 1:
+        raise DeriveError(forward.name, "check", line(outputs[1]),
+                          f"the full Jacobian (jacobian = True) is derived for one output, and this forward has "
+                          f"{len(outputs)}")
+    after = forward.definitions[forward.definitions.index(outputs[-1]) + 1:]
+    if after:
+        raise DeriveError(forward.name, "check", line(after[0]),
+                          "this let comes after the last output, so no output reads it (declare lets before "
+                          "the outputs that read them)")
     scalar_symbols = {s.symbol for s in forward.scalars.values()}
     dims = {str(x) for t in forward.tensors.values() for d in t.dims
             for x in sp.sympify(d).free_symbols - scalar_symbols}

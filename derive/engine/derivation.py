@@ -5,6 +5,9 @@ upstream gradient ``dY`` is formed in index notation,
 
     dX_pq = Σ_{s,n} dY_sn ∂Y_sn/∂X_pq        (a scalar output L: dX_pq = ∂L/∂X_pq)
 
+and with several outputs (an LSTM cell's h and c) the sum of the products with
+each one's upstream, ``dX = Σ dh ∂h/∂X + Σ dc ∂c/∂X``;
+
 and taken through the stages below, each applied once and recorded as a
 ``Step`` under its own name when it changes the expression:
 
@@ -29,7 +32,7 @@ import sympy as sp
 
 from . import budget
 from .checks import check_derivative, check_forward
-from .differentiate import Differentiator, Fresh, Partial, Total, index_names
+from .differentiate import Differentiator, Fresh, Partial, Total, depends_on, index_names
 from .errors import DeriveError, require_finite, stage
 from .grids import absorb, orient
 from .ir import Sum, element
@@ -74,10 +77,19 @@ class Gradient:
 @dataclass
 class Derivation:
     forward: object
-    upstream: sp.IndexedBase | None   # dY, or None for a scalar loss
+    # One per output, in order: dY (dh, dc); none for a single scalar loss (its kernel scales by dL) or a Jacobian.
+    upstreams: list
     gradients: list
     # Jacobians of intermediates, per gradient name: [(lhs, definition, value)].
     lemmas: dict = field(default_factory=dict)
+    # The gradients of the shared lets (``shared_lets``), in the order they are computed: the last let's first.
+    # The gradients above, and earlier lets', read them.
+    adjoints: list = field(default_factory=list)
+
+    @property
+    def upstream(self):
+        """The one upstream gradient of a single-output layer (None for a loss, a Jacobian, several outputs)."""
+        return self.upstreams[0] if len(self.upstreams) == 1 else None
 
 
 def gradient_name(tensor_name: str) -> str:
@@ -97,16 +109,43 @@ def derive(forward) -> Derivation:
         raise DeriveError(forward.name, "check", "the forward", "defines no output")
     with stage(forward.name, "check", "the forward"):
         check_forward(forward)
-    out = forward.out
-    upstream = None if forward.scalar_output or forward.jacobian else sp.IndexedBase(
-        gradient_name(out.tensor.name), shape=out.tensor.dims, real=True)
-    gradients, lemmas = [], {}
+    upstreams = upstream_bases(forward)
+    sinks = list(zip(forward.outputs, upstreams or [None]))
+    shared = [] if forward.jacobian else shared_lets(forward)
+    opaque = {d.tensor.name for d in shared}
+    adjoints, gradients, lemmas = [], [], {}
+    # Reverse mode through the shared lets: each one's gradient once, from the outputs and the shared lets after
+    # it (those already derived), then every tensor's from the outputs and all of them.
+    for d in reversed(shared):
+        computed = [(m, g.base) for m, g in zip(reversed(shared), adjoints)]
+        g, steps_of_lemmas = _derive_one(forward, d.tensor, sinks + computed, opaque)
+        check_derivative(forward, g)
+        adjoints.append(g)
+        lemmas[g.name] = steps_of_lemmas
+    sinks += [(m, g.base) for m, g in zip(reversed(shared), adjoints)]
     for t in forward.differentiable:
-        g, steps_of_lemmas = _derive_one(forward, t, upstream)
+        g, steps_of_lemmas = _derive_one(forward, t, sinks, opaque)
         check_derivative(forward, g)
         gradients.append(g)
         lemmas[g.name] = steps_of_lemmas
-    return Derivation(forward, upstream, gradients, lemmas)
+    return Derivation(forward, upstreams, gradients, lemmas, adjoints)
+
+
+def shared_lets(forward) -> list:
+    """The lets on the paths of two or more differentiable tensors (an LSTM's gate pre-activations, a linear map
+    before its activation): each gets a gradient of its own, computed once, which every tensor behind it reads
+    (``dX = Σ_r dz_sr W_rq``), instead of each tensor's gradient chaining through its Jacobian again."""
+    return [d for d in forward.intermediates if d.tensor.role == "intermediate"
+            and sum(depends_on(forward, d.tensor.name, t.base) for t in forward.differentiable) >= 2]
+
+
+def upstream_bases(forward) -> list:
+    """``d<output>`` for each output; none for one scalar output (a loss) or a Jacobian. With several outputs a
+    scalar one's upstream is a scalar too (its bare base)."""
+    if forward.scalar_output or forward.jacobian:
+        return []
+    return [sp.IndexedBase(gradient_name(o.tensor.name), shape=o.tensor.dims or None, real=True)
+            for o in forward.outputs]
 
 
 # The rules after sifting, in order: (reason, stage, rule(expr, forward, tensor)).
@@ -117,33 +156,44 @@ RULES = (
     ("use the module's assumptions", "rewrite", lambda e, f, t: apply_assumptions(e, f)),
     ("write in the forward's saved quantities", "rewrite", lambda e, f, t: reexpress(e, f, t.base)),
     ("write in the forward's outputs", "rewrite", lambda e, f, t: reexpress_intermediates(e, f)),
-    ("simplify the elementwise expression", "rewrite", lambda e, f, t: simplify_elementwise(e)),
-    ("collect into a compact form", "rewrite", lambda e, f, t: compact(e)),
+    ("simplify the elementwise expression", "rewrite", lambda e, f, t: simplify_elementwise(e, f)),
+    ("collect into a compact form", "rewrite", lambda e, f, t: compact(e, f)),
 )
 
 
-def _derive_one(forward, t, upstream):
+def _derive_one(forward, t, sinks, opaque=frozenset()):
+    """The gradient of ``t`` (a differentiable tensor, or a shared let) from ``sinks``: the definitions whose
+    upstream gradient is known (each output with its upstream, each shared let after ``t`` with its gradient),
+    chaining through every other let; the shared lets (``opaque``) are held fixed, their paths counted once
+    through their own gradients."""
     out = forward.out
     free = _free_indices(forward, t)
     wrt = element(t.base, free)
-    limits = [(i, i.lower, i.upper) for i in out.indices]
-    y = out.lhs
     if forward.jacobian:  # ∂Y_ij/∂X_mn: all of the output's indices stay free
         grad = sp.IndexedBase(f"d{out.tensor.name}_d{t.name}", shape=out.tensor.dims + t.dims, real=True)
         lhs = grad[out.indices + free]
     else:
         grad = sp.IndexedBase(gradient_name(t.name), shape=t.dims, real=True)
         lhs = element(grad, free)
+    # Each sink with its upstream (none: a single loss, or the Jacobian) that reaches t other than through a
+    # shared let (whose own gradient counts that path).
+    outputs = [(o, u) for o, u in sinks if depends_on(forward, o.tensor.name, t.base, opaque)] or sinks[:1]
 
-    def vjp(inner):
+    def vjp(o, upstream, inner):
         if upstream is None:
             return inner
-        return Sum(upstream[out.indices] * inner, *limits)
+        if not o.indices:
+            return upstream * inner
+        return Sum(upstream[o.indices] * inner, *[(i, i.lower, i.upper) for i in o.indices])
+
+    def each(inner):
+        """Σ over the outputs of the product of its upstream with ``inner(output)``."""
+        return sum((vjp(o, u, inner(o)) for o, u in outputs), sp.S.Zero)
 
     name = forward.name
     taken = index_names(sp.Tuple(*[d.expr for d in forward.definitions])) | {str(i.label) for i in free}
     taken |= {str(i.label) for d in forward.definitions for i in d.indices}
-    diff = Differentiator(forward, wrt, Fresh(taken))
+    diff = Differentiator(forward, wrt, Fresh(taken), opaque=frozenset(opaque) - {t.name})
     steps = []
     budget.collect()
 
@@ -156,18 +206,21 @@ def _derive_one(forward, t, upstream):
         return expr
 
     if not forward.jacobian:
-        record("vector-Jacobian product", vjp(Total(y, wrt)))
-    body = out.expr
-    chained = diff.chained(body)
-    if chained:
-        def link(d):
-            term = Partial(y, d.lhs) * Total(d.lhs, wrt)
-            bound = [i for i in d.indices if i not in out.indices]
-            return Sum(term, *[(i, i.lower, i.upper) for i in bound]) if bound else term
-        record("chain rule through the intermediates", vjp(Partial(y, wrt) + sum((link(d) for d in chained), sp.S.Zero)))
+        record("vector-Jacobian product", each(lambda o: Total(o.lhs, wrt)))
 
-    with stage(name, "differentiate", f"{gradient_name(t.name)} = d{out.tensor.name}/d{t.name}"):
-        expr = require_finite(name, "differentiate", lhs, record("differentiate", vjp(diff.total(body))))
+    def chain(o):
+        def link(d):
+            term = Partial(o.lhs, d.lhs) * Total(d.lhs, wrt)
+            bound = [i for i in d.indices if i not in o.indices]
+            return Sum(term, *[(i, i.lower, i.upper) for i in bound]) if bound else term
+        return Partial(o.lhs, wrt) + sum((link(d) for d in diff.chained(o.expr)), sp.S.Zero)
+
+    if any(diff.chained(o.expr) for o, _ in outputs):
+        record("chain rule through the intermediates", each(chain))
+
+    ys = ",".join(o.tensor.name for o, _ in outputs)
+    with stage(name, "differentiate", f"{gradient_name(t.name)} = d{ys}/d{t.name}"):
+        expr = require_finite(name, "differentiate", lhs, record("differentiate", each(lambda o: diff.total(o.expr))))
     with stage(name, "sift", expr):
         expr = require_finite(name, "sift", lhs, record("sift the Kronecker deltas", sift(expr)))
     for reason, stage_name, rule in RULES:

@@ -95,13 +95,14 @@ def diff_wrt(expr, target):
     return clean_piecewise(out)
 
 
-def depends_on(forward, name: str, target) -> bool:
-    """True if the definition of ``name`` reaches the tensor ``target`` (an IndexedBase)."""
+def depends_on(forward, name: str, target, opaque=frozenset()) -> bool:
+    """True if the definition of ``name`` reaches the tensor ``target`` (an IndexedBase), through no let in
+    ``opaque`` (those held fixed) other than ``name`` itself."""
     defs = {d.tensor.name: d for d in forward.definitions}
     seen, todo = set(), [name]
     while todo:
         n = todo.pop()
-        if n in seen or n not in defs:
+        if n in seen or n not in defs or (n in opaque and n != name):
             continue
         seen.add(n)
         bases = defs[n].expr.atoms(sp.IndexedBase)
@@ -122,6 +123,8 @@ class Differentiator:
     memo: dict = field(default_factory=dict)
     # Intermediates whose Jacobians were used, in order: [(Total(M, wrt), body, value)].
     lemmas: list = field(default_factory=list)
+    # Lets held fixed (their paths are counted through their own gradients): never chained through.
+    opaque: frozenset = frozenset()
 
     @property
     def target(self):
@@ -130,8 +133,8 @@ class Differentiator:
     def chained(self, expr) -> list:
         """The intermediates ``expr`` refers to that depend on the target."""
         bases = expr.atoms(sp.IndexedBase)
-        return [d for d in self.forward.intermediates
-                if d.tensor.base in bases and depends_on(self.forward, d.tensor.name, self.target)]
+        return [d for d in self.forward.intermediates if d.tensor.base in bases and d.tensor.name not in self.opaque
+                and depends_on(self.forward, d.tensor.name, self.target, self.opaque)]
 
     def total(self, expr):
         """d expr / d wrt, with every intermediate chained through."""

@@ -103,10 +103,11 @@ def _signature(kernel: Kernel) -> str:
     keywords += [f"{flag}=True" for flag in kernel.optional.values()]
     if kernel.name.endswith("_backward"):
         keywords.append("into=None")
-        first = []
-        if kernel.upstream is not None:
+        if kernel.omissible:   # several outputs: each upstream may be omitted, meaning zero
+            first = [f"{u.name}=None" for u in kernel.upstreams]
+        else:
             default = f"={kernel.upstream_default!r}" if kernel.upstream_default is not None else ""
-            first = [kernel.upstream.name + default]
+            first = [u.name + default for u in kernel.upstreams]
         rest = [a.name for a in kernel.arguments] + keywords
         return ", ".join(first + (["*"] + rest if rest else []))
     return ", ".join([a.name for a in kernel.arguments] + (["*"] + keywords if keywords else []))
@@ -152,7 +153,7 @@ def metadata(built: Built) -> list:
     fwd, bwd = built.kernels[0], built.backward
     variants = {name: tuple(a.name for a in k.arguments) for name, k in zip(f.variants, built.kernels[2:])}
     return [
-        ("OUTPUT", repr(f.out.tensor.name)),
+        ("OUTPUTS", repr(tuple(o.tensor.name for o in f.outputs))),
         ("INPUTS", repr(roles("input"))),
         ("PARAMS", repr(roles("param"))),
         ("CONSTS", repr(roles("const"))),
@@ -160,7 +161,7 @@ def metadata(built: Built) -> list:
         ("ARGUMENTS", repr(tuple(a.name for a in fwd.arguments))),
         ("SCALARS", repr({s.name: s.default for s in f.scalars.values()})),
         ("RETURNS", repr(tuple(fwd.results))),
-        ("UPSTREAM", repr(bwd.upstream.name if bwd.upstream is not None else None)),
+        ("UPSTREAMS", repr(tuple(u.name for u in bwd.upstreams))),
         ("SAVED", repr(tuple(a.name for a in bwd.arguments))),
         ("GRADIENTS", repr(tuple(bwd.results))),
         ("OPTIONAL", repr(dict(bwd.optional))),

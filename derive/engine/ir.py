@@ -168,8 +168,9 @@ class Kernel:
     results: list             # names returned, in order
     # result name -> keyword flag that turns it off (``need_dX``)
     optional: dict = field(default_factory=dict)
-    # A backward's first argument: the upstream gradient (``dY``; ``dL`` for a loss, a scalar defaulting to 1).
-    upstream: Array | None = None
+    # A backward's first arguments: the upstream gradients, one per output (``dY``; ``dL`` for a loss, a scalar
+    # defaulting to 1; ``dh, dc`` for an LSTM cell, each defaulting to None, meaning zero).
+    upstreams: list = field(default_factory=list)
     upstream_default: float | None = None
     # Output extents derived from the reads (``Ho``): symbol -> formula in the other dimensions.
     extents: dict = field(default_factory=dict)
@@ -177,10 +178,20 @@ class Kernel:
     # canonical form of a window maximum (``canonical``) -> the saved arg-max it may route gradients through.
     arg_maxima: dict = field(default_factory=dict)
 
+    @property
+    def omissible(self) -> bool:
+        """Several upstreams, each of which the caller may omit (None: zero): none of them can give a size."""
+        return len(self.upstreams) > 1
+
+    def given(self) -> list:
+        """The arrays a caller passes, in the order sizes are read from them: the upstreams first, unless they
+        may be omitted (then every size they carry is also carried by an argument, and read from it)."""
+        return self.arguments + self.upstreams if self.omissible else self.upstreams + self.arguments
+
     def dims(self) -> list:
         """Each dimension symbol with the first argument and axis that carries it."""
         seen = {}
-        for a in ([self.upstream] if self.upstream else []) + self.arguments:
+        for a in self.given():
             for axis, d in enumerate(a.dims):
                 if isinstance(d, sp.Symbol) and d not in seen:
                     seen[d] = (a.name, axis)

@@ -2,14 +2,15 @@
 
 One calling convention for every module:
 
-    <m>_forward(*ARGUMENTS, **scalars)             -> RETURNS       (the output, then what the backward needs)
-    <m>_backward(upstream, **SAVED, **scalars)     -> GRADIENTS
+    <m>_forward(*ARGUMENTS, **scalars)             -> RETURNS       (the outputs, then what the backward needs)
+    <m>_backward(*UPSTREAMS, **SAVED, **scalars)   -> GRADIENTS
 
 The upstream gradient is ``dY`` for a layer and the scalar ``dL`` (default 1)
-for a loss; ``SAVED`` are the tensors the backward reads (arguments, the
-output, intermediates the forward returns), passed by keyword. A loss's
-backward multiplies each gradient by ``dL``, which is the chain rule through
-the scalar, so a loss's backward never recomputes its forward.
+for a loss; one per output, in order, for a module with several (``dh, dc``:
+each defaults to None, meaning zero). ``SAVED`` are the tensors the backward
+reads (arguments, outputs, intermediates the forward returns), passed by
+keyword. A loss's backward multiplies each gradient by ``dL``, which is the
+chain rule through the scalar, so a loss's backward never recomputes its forward.
 """
 from __future__ import annotations
 
@@ -28,9 +29,7 @@ from .text import index_text
 
 def validate(kernel: Kernel, module: str = "") -> Kernel:
     """No derivative left, every operand defined before use, index ranges match shapes."""
-    known = {a.name: a.dims for a in kernel.arguments}
-    if kernel.upstream is not None:
-        known[kernel.upstream.name] = kernel.upstream.dims
+    known = {a.name: a.dims for a in kernel.given()}
 
     def fail(st, problem):
         where = f"{kernel.name}: {index_text(st.lhs)} = {index_text(st.rhs)}" if st is not None else kernel.name
@@ -108,8 +107,8 @@ def forward_kernel(forward, returned=(), statements=None) -> Kernel:
     name = f"{forward.name}_forward"
     if statements is None:
         statements = _numerics(forward, name, [Statement(d.lhs, d.expr) for d in forward.definitions],
-                                Context(names=_names(forward), true_values={forward.out.tensor.name}))
-    results = [forward.out.tensor.name, *returned]
+                                Context(names=_names(forward), true_values={o.tensor.name for o in forward.outputs}))
+    results = [*(o.tensor.name for o in forward.outputs), *returned]
     statements = _finish(forward, name, statements, results, _names(forward))
     args = [Array(t.name, t.dims, of=t.of) for t in forward.arguments]
     return validate(Kernel(name, args, list(forward.scalars.values()), statements, results,
@@ -142,19 +141,21 @@ def _reuse(gradients, optional=()):
             return g.base[tuple(m[wilds[i]] for i in g.indices)]
 
         for other in gradients:
-            if other is not g:
+            # Not one that g already reads (two equal gradients, db_ih = db_hh: the second reads the first).
+            if other is not g and other.name not in {str(b.label) for b in exprs[g.name].atoms(sp.IndexedBase)}:
                 exprs[other.name] = exprs[other.name].replace(is_match, make)
     # A gradient that uses another is computed after it.
     order = sorted(gradients, key=lambda g: any(o.name in indexed_bases(exprs[g.name]) for o in gradients))
     return order, exprs
 
 
-def upstream_array(derivation) -> Array | None:
-    """``dY`` for an output Y; for a scalar output (a loss L) the scalar ``dL``; none for a Jacobian."""
+def upstream_arrays(derivation) -> list:
+    """``dY`` for each output Y, in order; for a single scalar output (a loss L) the scalar ``dL``; none for
+    a Jacobian."""
     forward = derivation.forward
     if forward.jacobian:
-        return None
-    return Array(f"d{forward.out.tensor.name}", forward.out.tensor.dims)
+        return []
+    return [Array(f"d{o.tensor.name}", o.tensor.dims) for o in forward.outputs]
 
 
 def backward_kernel(derivation, forward_statements, context: Context) -> Kernel:
@@ -164,20 +165,33 @@ def backward_kernel(derivation, forward_statements, context: Context) -> Kernel:
     inputs = [g.name for g in derivation.gradients if g.tensor.role == "input"]
     optional = {n: f"need_{n}" for n in inputs} if len(derivation.gradients) > len(inputs) else {}
     order, exprs = _reuse(derivation.gradients, optional)
-    upstream = upstream_array(derivation)
-    scale = sp.IndexedBase(upstream.name, real=True) if upstream is not None and not upstream.dims else 1
+    upstreams = upstream_arrays(derivation)
+    # A single loss: the chain rule through its scalar dL (with several outputs each upstream is in the derivation).
+    scale = sp.IndexedBase(upstreams[0].name, real=True) if forward.scalar_output and upstreams else 1
+    up_names = {u.name for u in upstreams}
     gradients = [g.name for g in derivation.gradients]
-    statements = _numerics(forward, name, [Statement(g.lhs, scale * exprs[g.name], g.name) for g in order], context)
+    # The shared lets' gradients first, each once, in the order derived (the last let's first); a loss's dL scales
+    # the tensors' gradients only, once.
+    shared = [Statement(a.lhs, a.expr, a.name) for a in derivation.adjoints]
+    statements = _numerics(forward, name, shared + [Statement(g.lhs, scale * exprs[g.name], g.name) for g in order],
+                           context)
     computed = {st.name: tuple(extent(i) for i in st.indices) for st in forward_statements}
-    taken = _names(forward) | set(computed) | set(gradients) | ({upstream.name} if upstream is not None else set())
+    taken = _names(forward) | set(computed) | set(gradients) | up_names | {a.name for a in derivation.adjoints}
     statements = _finish(forward, name, statements, gradients, taken)
     names = set().union(*[indexed_bases(s.rhs) for s in statements]) - {s.name for s in statements}
-    if upstream is not None:
-        names.discard(upstream.name)
+    names -= up_names
     # A gradient needs its tensor's sizes even when its value does not (dS = I for tr S).
     dims = {**{n: t.dims for n, t in forward.tensors.items()}, **computed}
     carried = {d for n in names if n in dims for d in dims[n]}
-    carried |= set(upstream.dims) if upstream is not None else set()
+    if len(upstreams) > 1:
+        # Any upstream may be omitted (zero): each one's sizes come from what the backward reads, the output
+        # itself where nothing else carries them.
+        for o in forward.outputs:
+            if not set(o.tensor.dims) <= carried:
+                names.add(o.tensor.name)
+                carried |= set(o.tensor.dims)
+    else:
+        carried |= {d for u in upstreams for d in u.dims}
     names |= {g.tensor.name for g in derivation.gradients if not set(g.tensor.dims) <= carried}
     unknown = names - set(dims)
     if unknown:
@@ -186,8 +200,8 @@ def backward_kernel(derivation, forward_statements, context: Context) -> Kernel:
     saved = [t.name for t in forward.arguments if t.name in names]
     saved += [st.name for st in forward_statements if st.name in names and st.name not in saved]
     args = [Array(n, dims[n], of=getattr(forward.tensors.get(n), "of", None)) for n in saved]
-    return validate(Kernel(name, args, list(forward.scalars.values()), statements, gradients, optional, upstream,
-                           1.0 if upstream is not None and not upstream.dims else None, dict(forward.derived)),
+    return validate(Kernel(name, args, list(forward.scalars.values()), statements, gradients, optional, upstreams,
+                           1.0 if forward.scalar_output and upstreams else None, dict(forward.derived)),
                     forward.name)
 
 
@@ -201,14 +215,14 @@ def kernels(derivation) -> list:
     """
     forward = derivation.forward
     # Names the numerics pass adds never clash with the user's; what the forward hands out is never stored shifted.
-    context = Context(names=_names(forward), true_values={forward.out.tensor.name, *forward.returned})
+    outputs = {o.tensor.name for o in forward.outputs}
+    context = Context(names=_names(forward), true_values=outputs | set(forward.returned))
     statements = _numerics(forward, f"{forward.name}_forward",
                            [Statement(d.lhs, d.expr) for d in forward.definitions], context)
     backward = backward_kernel(derivation, statements, context)
     read = {a.name for a in backward.arguments}
-    out = forward.out.tensor.name
     returned = [st.name for st in statements
-                if st.name != out and (st.name in read or st.name in forward.returned)]
+                if st.name not in outputs and (st.name in read or st.name in forward.returned)]
     kernels_ = [forward_kernel(forward, returned, statements), backward]
     share_arg_maxima(*kernels_, _names(forward))
     for v in forward.variants.values():

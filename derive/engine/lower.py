@@ -28,7 +28,7 @@ from .arrays import (Accumulate, AddMatMul, AddMul, ApplyInPlace, ArgMax, Assign
                      AxisSize, ClampInPlace, Correlate, CorrelateTransposed, CorrelateWeight, Einsum, Expand, Extent,
                      Extremum, Filled, Flip, Full, GridScatter, GridView, Identity, Item, Map, Masked, MatMul,
                      MaxPool, MaxPoolScatter, Mesh, MinusInfinity, Name, Number, OnesLike, Permute, Product,
-                     Promote, Reduce, ScatterAdd, SelectInPlace, Shapes, Slot, Take, Typed, Update, Where,
+                     Promote, Reduce, ZeroUpstream, ScatterAdd, SelectInPlace, Shapes, Slot, Take, Typed, Update, Where,
                      WindowReduce, symbols)
 from .errors import PrintError, stage
 from .ir import (AtMax, MaxOver, MaxWithZeros, OnGrid, affine, extent, free_indices, gathered, gathers, natural_order,
@@ -893,12 +893,11 @@ class LoweredKernel:
 def lower_kernel(kernel, caps, module: str = "") -> LoweredKernel:
     """Every statement of ``kernel`` lowered for a backend with capabilities ``caps``."""
     backward = kernel.name.endswith("_backward")
-    arrays = [a for a in ([kernel.upstream] if kernel.upstream else []) + kernel.arguments
-              if a.dims and not a.index and a.of is None]
+    arrays = [a for a in kernel.given() if a.dims and not a.index and a.of is None]
     deferrable = recognise.deferrable(kernel.statements, kernel.results) if backward else ()
     taken = {a.name for a in kernel.arguments} | {s.name for s in kernel.statements} | {
         s.name for s in kernel.scalars} | {str(d) for d, _ in kernel.dims()} | {str(d) for d in kernel.extents}
-    taken |= {kernel.upstream.name} if kernel.upstream is not None else set()
+    taken |= {u.name for u in kernel.upstreams}
     low = Lowering(caps, arrays[0].name if arrays else None, deferrable, kernel.extents, backward, kernel.arg_maxima,
                    taken)
     statements = []
@@ -906,7 +905,10 @@ def lower_kernel(kernel, caps, module: str = "") -> LoweredKernel:
         with stage(module or kernel.name, "print", f"{kernel.name}: {index_text(st.lhs)} = {index_text(st.rhs)}"):
             statements.append(LoweredStatement(st, low.statement(st), kernel.optional.get(st.serves)))
     used = set().union(*[symbols(i) for s in statements for i in s.instructions])
-    given = [(a.name, a.dims) for a in ([kernel.upstream] if kernel.upstream else []) + kernel.arguments]
+    # Upstreams the caller may omit are zero arrays of their output's shape, made from the sizes the others give.
+    zeros = [ZeroUpstream(u.name, low.like, u.dims) for u in kernel.upstreams] if kernel.omissible else []
+    used |= {x for z in zeros for d in z.shape for x in sp.sympify(d).free_symbols}
+    given = [(a.name, a.dims) for a in kernel.given()]
     plain, solved, checked = extents.axis_sizes(given, {s.symbol for s in kernel.scalars}, set(kernel.extents))
     sizes = _axis_sizes(kernel, solved, checked, used, taken)
     prologue = _checks(kernel, used)   # before the shapes: an extent adds the sizes its formula reads
@@ -915,7 +917,7 @@ def lower_kernel(kernel, caps, module: str = "") -> LoweredKernel:
     prologue += _labels(kernel, used)
     if arrays:  # every kernel computes in its arrays' promoted floating dtype
         prologue.insert(0, Promote(tuple(a.name for a in arrays)))
-    prologue = _shapes(kernel, plain, used, sizes[0]) + prologue
+    prologue = _shapes(kernel, plain, used, sizes[0]) + zeros + prologue
     epilogue = [Accumulate(tuple(kernel.results))] if backward else []
     return LoweredKernel(kernel, prologue, statements, epilogue)
 
@@ -953,7 +955,7 @@ def _axis_sizes(kernel, solved: dict, checked: list, used: set, taken: set) -> t
     for array, axis, formula in checked:
         checks.append(AxisSize(kernel.name, formula, array, axis))
         used |= formula.free_symbols
-    made = {a for arr in ([kernel.upstream] if kernel.upstream else []) + kernel.arguments for a in arr.dims}
+    made = {a for arr in kernel.given() for a in arr.dims}
     inner = set()
     for st in kernel.statements:
         inner |= {extent(i) for i in st.rhs.atoms(sp.Idx) | set(getattr(st.lhs, "indices", ()))}
@@ -980,7 +982,7 @@ def _shapes(kernel, plain: dict, used: set, solves: list) -> list:
             by_array.setdefault(array, []).append((axis, dim))
     for ins in solves:
         by_array.setdefault(ins.array, []).append((ins.axis, ins.size))
-    ranks = {a.name: len(a.dims) for a in kernel.arguments + ([kernel.upstream] if kernel.upstream else [])}
+    ranks = {a.name: len(a.dims) for a in kernel.given()}
     out = []
     for array, pairs in by_array.items():
         pairs.sort(key=lambda p: p[0])

@@ -2,9 +2,10 @@
 
 A module file builds one ``Forward``: symbolic dimensions, indices ranging over
 them, tensors with roles (input, parameter, constant), and an ordered list of
-definitions ``name[indices] = expression``. The last definition is the output;
-the ones before it are named intermediates (a mean, a normaliser, ...), which
-the derivation keeps as symbols and chains through.
+definitions ``name[indices] = expression``. The definitions made with ``output``
+are the module's outputs (one, or several: an LSTM cell's h and c), the others
+named intermediates (a mean, a normaliser, ...), which the derivation keeps as
+symbols and chains through; a later definition may read an earlier output.
 
 Everything here is plain SymPy: ``Indexed`` elements, ``Sum`` over ``Idx``
 indices, elementwise functions and ``Piecewise``.
@@ -245,7 +246,8 @@ class Forward:
         return self._define(name, indices, expr, "intermediate", latex, positive)
 
     def output(self, name, indices, expr, latex=None, positive=False):
-        """The module's output; declared last. ``positive``: known > 0 (a norm)."""
+        """An output of the module, after the lets it reads; several outputs are returned (and their upstream
+        gradients taken) in the order declared. ``positive``: known > 0 (a norm)."""
         return self._define(name, indices, expr, "output", latex, positive)
 
     def assume(self, pattern, replacement):
@@ -292,8 +294,15 @@ class Forward:
 
     # -- queries --------------------------------------------------------
     @property
+    def outputs(self) -> list:
+        """The definitions made with ``output``, in the order declared."""
+        return [d for d in self.definitions if d.tensor.role == "output"]
+
+    @property
     def out(self) -> Definition:
-        return self.definitions[-1]
+        """The (first) output; the last definition of a forward that declares none (check refuses it)."""
+        outs = self.outputs
+        return outs[0] if outs else self.definitions[-1]
 
     @property
     def intermediates(self) -> list:
@@ -310,7 +319,8 @@ class Forward:
 
     @property
     def scalar_output(self) -> bool:
-        return not self.out.indices
+        """One output, a scalar (a loss): its backward takes the scalar ``dL``, default 1."""
+        return len(self.outputs) == 1 and not self.out.indices
 
     def chain(self, name: str, doc: str, second: "Forward", link: str, rename: str) -> "Forward":
         """``second ∘ self``: ``self``'s output, renamed ``rename``, feeds ``second``'s input ``link``.
@@ -318,6 +328,9 @@ class Forward:
         Both forwards must name shared dimensions alike. The composite keeps
         every definition of both, so its derivation chains through them.
         """
+        if len(self.outputs) != 1:
+            raise ValueError(f"{name}: chain feeds one output into the next forward; {self.name} has "
+                             f"{len(self.outputs)}")
         f = Forward(name, doc)
         new = sp.IndexedBase(rename, shape=self.out.tensor.base.shape, real=True)
         swap = {self.out.tensor.base: new}

@@ -325,6 +325,9 @@ class Renderer:
             if ins.axes is None:
                 return f"{names} = {ins.array}.shape"
             return "\n".join(f"{n} = {ins.array}.shape[{a}]" for n, a in zip(ins.names, ins.axes))
+        if isinstance(ins, A.ZeroUpstream):
+            zero = self.helper("_zeros") + f"({ins.like}, {self.shape(ins.shape)})" if ins.shape else "0.0"
+            return f"if {ins.name} is None:\n    {ins.name} = {zero}"
         if isinstance(ins, A.Promote):
             names = ", ".join(ins.names) + ("," if len(ins.names) == 1 else "")
             return f"{names} = {self.helper('_floats')}({', '.join(ins.names)})"

@@ -179,15 +179,22 @@ def reexpress(expr, forward, x_base):
     return expr
 
 
-def simplify_elementwise(expr):
+def simplify_elementwise(expr, forward=None):
     """SymPy's ``simplify`` on a gradient with no sums, deltas or branches, when it is no larger.
 
     It turns sigmoid's ``e^{-x}/(1+e^{-x})^2`` into ``1/(4 cosh^2(x/2))`` and
     tanh's ``1 - tanh^2 x`` into ``1/cosh^2 x``: no cancellation, and overflow
     only ever yields the true limit 0.
+
+    Terms that read different upstream gradients (elements of tensors the forward does not declare: ``dY``, a
+    shared let's ``dz``) cannot cancel one another: each group is simplified on its own, so that the four gates
+    of an LSTM stay four terms instead of one fraction over a common denominator.
     """
     if expr.has(sp.Sum, sp.Piecewise, sp.KroneckerDelta):
         return expr
+    groups = by_upstream(expr, forward)
+    if len(groups) > 1:
+        return sp.Add(*[simplify_elementwise(g) for g in groups])
     new = budget.attempt(sp.simplify, expr, "simplify the elementwise expression")
     if new is None:
         return expr
@@ -217,10 +224,28 @@ def _positive_difference(expr):
     return expr
 
 
-def compact(expr):
-    """One fraction, common factors pulled out, leading minus moved into a difference."""
+def by_upstream(expr, forward) -> list:
+    """The terms of a sum grouped by the upstream gradients they read: tensors ``forward`` does not declare
+    (``dY``, a shared let's ``dA``). Terms that read different ones cannot cancel one another, and one
+    fraction over their common denominator only multiplies what may overflow (4 cosh²(x/2) · … / 4 cosh²(x/2)).
+    One group (the whole expression) when there is no forward or no such split."""
+    if forward is None or not isinstance(expr, sp.Add):
+        return [expr]
+    groups = {}
+    for term in expr.args:
+        foreign = frozenset(str(b.label) for b in term.atoms(sp.IndexedBase) if str(b.label) not in forward.tensors)
+        groups.setdefault(foreign, []).append(term)
+    return [sp.Add(*terms) for terms in groups.values()]
+
+
+def compact(expr, forward=None):
+    """One fraction, common factors pulled out, leading minus moved into a difference; with ``forward``, one per
+    group of terms reading the same upstream gradients (``by_upstream``)."""
     if isinstance(expr, sp.Piecewise):
         return expr
+    groups = by_upstream(expr, forward)
+    if len(groups) > 1:
+        return sp.Add(*[compact(g) for g in groups])
     new = budget.attempt(lambda e: sp.factor_terms(sp.together(e)), expr, "collect into a compact form")
     if new is None or sp.count_ops(new) > sp.count_ops(expr):
         new = expr

@@ -217,8 +217,8 @@ class Verifier:
                     self.fail(kernel, line, _not_finite_hint(st, _numpy(value)))
         return out
 
-    def run(self, backend, module, arrays, upstream, wrap):
-        """(forward outputs by name, gradients by name) for one backend."""
+    def run(self, backend, module, arrays, upstreams, wrap):
+        """(forward outputs by name, gradients by name) for one backend; ``upstreams``: one per UPSTREAMS."""
         m = module
         scalars = dict(self.scalars)
         args = [wrap(arrays[n]) for n in m.ARGUMENTS]
@@ -226,11 +226,22 @@ class Verifier:
         if len(outs) != len(m.RETURNS):
             self.fail(f"{self.name}_forward", "", f"returns {len(outs)} values, RETURNS names {len(m.RETURNS)}")
         env = {**{n: wrap(a) for n, a in arrays.items()}, **dict(zip(m.RETURNS, outs))}
-        first = () if m.UPSTREAM is None else (wrap(upstream) if np.ndim(upstream) else upstream,)
+        first = tuple(wrap(u) if np.ndim(u) else u for u in upstreams)
         saved = {n: env[n] for n in m.SAVED}
         grads = _as_tuple(self.call(backend, m, f"{self.name}_backward", *first, **saved, **scalars), m.GRADIENTS)
         if len(grads) != len(m.GRADIENTS):
             self.fail(f"{self.name}_backward", "", f"returns {len(grads)} values, GRADIENTS names {len(m.GRADIENTS)}")
+        if len(first) > 1:
+            # Several outputs: an omitted upstream (None) is zero; so each gradient is the sum of the others' parts.
+            parts = []
+            for n, u in enumerate(m.UPSTREAMS):
+                only = tuple(a if k == n else None for k, a in enumerate(first))
+                parts.append(_as_tuple(self.call(backend, m, f"{self.name}_backward", *only, **saved, **scalars),
+                                       m.GRADIENTS))
+            for k, (g, full) in enumerate(zip(m.GRADIENTS, grads)):
+                if not _close(sum(_numpy(p[k]) for p in parts), _numpy(full), BACKENDS_TOLERANCE):
+                    self.fail(f"{self.name}_backward", f"{g} = ...", "with one upstream at a time (the others "
+                              "omitted), the parts do not add up to the gradient with all of them")
         # Each flag off on its own, then all of them: a skipped gradient is None, the others do not change.
         flags = list(m.OPTIONAL.values())
         for off in ([[f] for f in flags] + ([flags] if len(flags) > 1 else [])):
@@ -266,15 +277,18 @@ class Verifier:
         arrays = draw(self.forward, rng, self._sizes)
         numpy_module = self.load("numpy")
         m = numpy_module
-        y_shape = extents_.shape(self.forward.out.tensor.dims, self._sizes)
-        upstream = 0.75 if m.UPSTREAM is not None and not y_shape else rng.standard_normal(y_shape)
-        outs, grads = self.run("numpy", m, arrays, upstream, lambda a: a)
-        self.check_gradients(m, arrays, upstream, outs, grads)
+        dims = {f"d{o.tensor.name}": o.tensor.dims for o in self.forward.outputs}
+        upstreams = []
+        for u in m.UPSTREAMS:
+            shape = extents_.shape(dims[u], self._sizes)
+            upstreams.append(rng.standard_normal(shape) if shape else 0.75)
+        outs, grads = self.run("numpy", m, arrays, upstreams, lambda a: a)
+        self.check_gradients(m, arrays, upstreams, outs, grads)
         torch = _torch()
         if torch is None:
             return ["torch is not installed: the Torch kernels were not run"]
         torch_module = self.load("torch")
-        touts, tgrads = self.run("torch", torch_module, arrays, upstream,
+        touts, tgrads = self.run("torch", torch_module, arrays, upstreams,
                                  lambda a: torch.as_tensor(_as_float(a)))
         for kind, a, b in (("forward", outs, touts), ("backward", grads, tgrads)):
             for n in a:
@@ -285,21 +299,23 @@ class Verifier:
                               f"the Torch and NumPy kernels disagree (max difference {_diff(a[n], b[n]):.2e})")
         return []
 
-    def check_gradients(self, m, arrays, upstream, outs, grads):
+    def check_gradients(self, m, arrays, upstreams, outs, grads):
         fwd = getattr(m, f"{self.name}_forward")
         scalars = dict(self.scalars)
-        out_name = m.RETURNS[0]
+        out_name = m.OUTPUTS[0]
+        jacobian = not m.UPSTREAMS
 
         def output(values):
+            """The outputs' values (the first alone for a Jacobian), in OUTPUTS' order."""
             with np.errstate(all="ignore"):
-                res = fwd(*[values[n] for n in m.ARGUMENTS], **scalars)
-            return np.asarray(_as_tuple(res, m.RETURNS)[0], dtype=np.float64)
+                res = _as_tuple(fwd(*[values[n] for n in m.ARGUMENTS], **scalars), m.RETURNS)
+            return [np.asarray(r, dtype=np.float64) for r in res[:len(m.OUTPUTS)]]
 
         wrt = [t.name for t in self.forward.differentiable]
         for n, g in zip(wrt, m.GRADIENTS):
             got = grads[g]
             want_shape = np.shape(arrays[n])
-            if m.UPSTREAM is None:
+            if jacobian:
                 want_shape = np.shape(outs[out_name]) + want_shape
             if np.shape(got) != want_shape:
                 self.fail(f"{self.name}_backward", f"{g} = ...", f"has shape {np.shape(got)}, expected {want_shape}")
@@ -310,11 +326,11 @@ class Verifier:
                 minus = {k: v.copy() for k, v in arrays.items()}
                 plus[n][ix] += h
                 minus[n][ix] -= h
-                slope = (output(plus) - output(minus)) / (2 * h)
-                if m.UPSTREAM is None:
-                    numeric[(Ellipsis,) + ix] = slope
+                slopes = [(p - q) / (2 * h) for p, q in zip(output(plus), output(minus))]
+                if jacobian:
+                    numeric[(Ellipsis,) + ix] = slopes[0]
                 else:
-                    numeric[ix] = np.sum(np.asarray(upstream) * slope)
+                    numeric[ix] = sum(np.sum(np.asarray(u) * slope) for u, slope in zip(upstreams, slopes))
             if not _close(got, numeric, GRADIENT_TOLERANCE):
                 self.fail(f"{self.name}_backward", f"{g} = ...",
                           f"disagrees with central differences of the forward "

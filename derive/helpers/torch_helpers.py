@@ -19,6 +19,12 @@ import torch
 _F = torch.nn.functional
 
 
+def _zeros(like, shape):
+    """Zeros of ``shape`` in ``like``'s floating dtype, on its device: an upstream gradient the caller omitted."""
+    dtype = like.dtype if like.dtype.is_floating_point else torch.get_default_dtype()
+    return torch.zeros(shape, dtype=dtype, device=like.device)
+
+
 def _floats(*arrays):
     """The tensors in their common floating dtype (the default float for integers), as b + X @ W.T would promote."""
     t = arrays[0].dtype

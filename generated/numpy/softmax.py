@@ -12,12 +12,13 @@ from ._helpers import _accumulate, _floats
 
 # Calling convention, the same for every module (nothing to inspect):
 #   outs = <module>_forward(*[arrays[n] for n in ARGUMENTS], **scalars)          -> RETURNS, in order
-#   grads = <module>_backward(upstream, **{n: env[n] for n in SAVED}, **scalars)  -> GRADIENTS, in order
-# where env holds the arguments and what the forward returned; upstream is dY (dL for a loss, default 1).
+#   grads = <module>_backward(*upstreams, **{n: env[n] for n in SAVED}, **scalars)  -> GRADIENTS, in order
+# where env holds the arguments and what the forward returned; the upstreams are named by UPSTREAMS, one per
+# output in OUTPUTS (dY; dL for a loss, default 1; with several outputs each defaults to None, meaning zero).
 # A single name in RETURNS or GRADIENTS means a single array, not a tuple. OPTIONAL: gradient -> the
 # keyword that skips computing it; VARIANTS: further forwards <module>_<variant>_forward and their arguments;
 # INDICES: what the forward returns that holds positions (a pool's arg-max), laid out as the backend chooses.
-OUTPUT = 'Y'
+OUTPUTS = ('Y',)
 INPUTS = ('X',)
 PARAMS = ()
 CONSTS = ()
@@ -25,7 +26,7 @@ LABELS = ()
 ARGUMENTS = ('X',)
 SCALARS = {}
 RETURNS = ('Y',)
-UPSTREAM = 'dY'
+UPSTREAMS = ('dY',)
 SAVED = ('Y',)
 GRADIENTS = ('dX',)
 OPTIONAL = {}

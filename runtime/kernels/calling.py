@@ -2,8 +2,8 @@
 
 Every generated module states its calling convention as data::
 
-    ARGUMENTS  the forward's arrays, in order       RETURNS    what the forward returns
-    UPSTREAM   the backward's first argument        SAVED      what the backward reads, by keyword
+    ARGUMENTS  the forward's arrays, in order       RETURNS    what the forward returns (OUTPUTS first)
+    UPSTREAMS  the backward's first arguments       SAVED      what the backward reads, by keyword
     GRADIENTS  what the backward returns            OPTIONAL   gradient -> flag that skips it
     SCALARS    hyper-parameters and defaults        VARIANTS   further forwards and their arguments
     LABELS     arguments that are integer arrays (class labels, token ids), passed as integers
@@ -88,8 +88,16 @@ class Kernels:
         return {**arrays, **dict(zip(self.k.RETURNS, outs))}
 
     def backward(self, upstream, env: dict, /, **scalars_and_flags) -> dict:
-        """Gradients by name; ``env`` holds at least what the module SAVED."""
-        first = () if self.k.UPSTREAM is None else (upstream,)
+        """Gradients by name; ``env`` holds at least what the module SAVED. ``upstream``: the one upstream
+        gradient, or with several outputs a dict by UPSTREAMS name (one left out is zero)."""
+        names = self.k.UPSTREAMS
+        if len(names) > 1:
+            unknown = set(upstream) - set(names)
+            if unknown:
+                raise ValueError(f"{self.name}: no upstream {sorted(unknown)[0]!r} (its upstreams: {', '.join(names)})")
+            first = tuple(upstream.get(n) for n in names)
+        else:
+            first = (upstream,) if names else ()
         grads = self._backward(*first, **{n: env[n] for n in self.k.SAVED}, **scalars_and_flags)
         grads = grads if len(self.k.GRADIENTS) > 1 else (grads,)
         return dict(zip(self.k.GRADIENTS, grads))

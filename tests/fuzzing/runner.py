@@ -186,7 +186,7 @@ def _kernels(spec, name, backend, arrays, scalars, upstream, out):
     up = upstream if np.ndim(upstream) == 0 else wrap(upstream)
     grads = k.backward(up, env, **scalars)
     as_np = lambda v: v if isinstance(v, np.ndarray) or np.isscalar(v) else v.detach().numpy()
-    return as_np(env[k.OUTPUT]), {g: as_np(v) for g, v in grads.items()}
+    return as_np(env[k.OUTPUTS[0]]), {g: as_np(v) for g, v in grads.items()}
 
 
 def check(spec, name, out: Path, seed: int = 0):

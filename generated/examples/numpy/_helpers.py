@@ -662,6 +662,11 @@ def _memory_order(a):
                         reverse=True))
 
 
+def _zeros(like, shape):
+    """Zeros of ``shape`` in ``like``'s floating dtype: an upstream gradient the caller omitted."""
+    return np.zeros(shape, dtype=np.result_type(like, 0.0))
+
+
 def _floats(*arrays):
     """The arrays in their common floating dtype (float64 for integers): steps in place keep the promoted type."""
     t = arrays[0].dtype if isinstance(arrays[0], np.ndarray) else None
