@@ -1,7 +1,8 @@
 """Derived modules as drop-in PyTorch layers: ``torch.autograd.Function``s whose backward is the generated kernel.
 
     f = function("layer_norm", eps=1e-5)          # a torch.autograd.Function; scalars bound here (default: SCALARS)
-    Y = f.apply(X, gamma, beta)                   # its ARGUMENTS, in order
+    Y = f.apply(X, gamma, beta)                   # its ARGUMENTS, in order; a tuple for several OUTPUTS
+    h, c = function("lstm_cell").apply(X, h0, c0, W_ih, W_hh, b_ih, b_hh)
     layer = DerivedLayer("linear", W=torch.randn(4, 3), b=torch.zeros(4))
     Y = layer(X)                                  # an nn.Module; W and b are nn.Parameters
     mine = DerivedLayer("prelu", kernels="my_kernels", a=torch.full((4,), 0.25))   # python -m derive ... --out my_kernels
@@ -46,18 +47,27 @@ def _function(name: str, folder: str | None, bound: tuple) -> type:
     usage = f"{name}: apply takes {', '.join(args)}" + (
         f" (its scalars are bound by function({name!r}, {', '.join(f'{s}=…' for s in scalars)}))" if scalars else "")
 
+    outputs = tuple(k.OUTPUTS)
+
     def forward(ctx, *values):
         if len(values) != len(args):
             raise TypeError(f"{usage}; {len(values)} given")
         env = k.forward(dict(zip(args, values)), **scalars)
         ctx.save_for_backward(*[env[n] for n in k.SAVED])
-        return env[k.RETURNS[0]]
+        # An output autograd passes no gradient for comes as None, which the kernels read as zero.
+        ctx.set_materialize_grads(False)
+        return env[outputs[0]] if len(outputs) == 1 else tuple(env[n] for n in outputs)
 
-    def backward(ctx, grad):
+    def backward(ctx, *upstream):
         needs = dict(zip(args, ctx.needs_input_grad))
         flags = {flag: needs[differentiable[g]] for g, flag in k.OPTIONAL.items()}
-        # A loss's upstream gradient is the scalar dL: the kernel multiplies by it.
-        grads = k.backward(grad, dict(zip(k.SAVED, ctx.saved_tensors)), **scalars, **flags)
+        if len(outputs) > 1:
+            upstream = dict(zip(k.UPSTREAMS, upstream))
+        elif upstream[0] is None:
+            return (None,) * len(args)
+        else:   # a loss's upstream gradient is the scalar dL: the kernel multiplies by it
+            upstream = upstream[0]
+        grads = k.backward(upstream, dict(zip(k.SAVED, ctx.saved_tensors)), **scalars, **flags)
         by_arg = {differentiable[g]: v for g, v in grads.items()}
         return tuple(by_arg.get(a) if needs[a] else None for a in args)
 

@@ -20,7 +20,7 @@ ALPHA = -0.37
 def _call(case, into=None):
     args = {n: case.tensor(a) for n, a in case.arrays.items()}
     env = case.kernels.forward(args, **case.scalars)
-    upstream = 1.0 if case.dY is None else case.tensor(case.dY)
+    upstream = case.upstream()
     return env, case.kernels.backward(upstream, env, **case.scalars, into=into)
 
 
@@ -53,7 +53,7 @@ def test_sgd_into_the_arrays_themselves(name, backend):
     env, plain = _call(case)
     expected = {g: case.numpy(env[g[1:]]) + ALPHA * case.numpy(v) for g, v in plain.items()}
     into = {g: (env[g[1:]], ALPHA) for g in plain}
-    upstream = 1.0 if case.dY is None else case.tensor(case.dY)
+    upstream = case.upstream()
     got = case.kernels.backward(upstream, env, **case.scalars, into=into)
     assert all(v is None for v in got.values())
     for g, want in expected.items():
@@ -111,7 +111,7 @@ def test_a_gradient_that_is_a_view_of_a_target_is_taken_before_the_write(backend
 def test_into_refuses_in_one_line(backend):
     case = Case("linear", backend, "random", seed=0)
     env, plain = _call(case)
-    upstream = case.tensor(case.dY)
+    upstream = case.upstream()
     with pytest.raises(ValueError, match=r"^into: 'dZ' is not a gradient computed here"):
         case.kernels.backward(upstream, env, into={"dZ": (_copy(env["W"]), 1.0)})
     with pytest.raises(ValueError, match=r"^into: 'dX' is not a gradient computed here \(dW, db; a need_ flag off\?\)$"):

@@ -64,6 +64,14 @@ class Case:
         self.kernels = Kernels(name, backend)
         self.wrt = [t.name for t in self.forward.differentiable]
 
+    def upstream(self):
+        """What Kernels.backward takes: dL = 1 for a loss, dY for one output, a dict by UPSTREAMS for several."""
+        if self.dY is None:
+            return 1.0
+        if len(self.dY) == 1:
+            return self.tensor(self.dY[self.out.tensor.name])
+        return {f"d{n}": self.tensor(a) for n, a in self.dY.items()}
+
     def tensor(self, a):
         return a if self.backend == "numpy" else as_tensor(a)
 
@@ -75,13 +83,7 @@ class Case:
         args = {n: self.tensor(a) for n, a in self.arrays.items()}
         assert self.mod.OUTPUTS[0] == self.out.tensor.name == self.mod.RETURNS[0]
         env = self.kernels.forward(args, **self.scalars)
-        if self.dY is None:
-            upstream = 1.0
-        elif len(self.dY) == 1:
-            upstream = self.tensor(self.dY[self.out.tensor.name])
-        else:
-            upstream = {f"d{n}": self.tensor(a) for n, a in self.dY.items()}
-        grads = self.kernels.backward(upstream, env, **self.scalars)
+        grads = self.kernels.backward(self.upstream(), env, **self.scalars)
         assert list(grads) == ["d" + n for n in self.wrt]
         outs = {n: env[n] for n in self.mod.RETURNS}
         return ({k: self.numpy(v) for k, v in outs.items()}, {k: self.numpy(v) for k, v in grads.items()})

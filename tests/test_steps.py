@@ -74,10 +74,13 @@ class Point:
             self.body[d.tensor.name] = {ix: self._expand(d.expr.xreplace(dict(zip(d.indices, map(sp.Integer, ix)))),
                                                          held=True) for ix in self.value[d.tensor.name]}
         self.unheld = {self.held[n][ix]: self.value[n][ix] for n in self.held for ix in self.held[n]}
+        self._holding = {}
+        self.shared = frozenset()   # the lets with gradients of their own (check_steps sets them)
 
-    def add_upstream(self, base, rng):
-        """The upstream gradient dY as one more argument, at a random point."""
-        shape = extents.shape(self.forward.out.tensor.dims, self.sizes)
+    def add_upstream(self, base, rng, dims=None):
+        """The upstream gradient dY (of the output sized ``dims``, default the first) as one more argument, at a
+        random point."""
+        shape = extents.shape(self.forward.out.tensor.dims if dims is None else dims, self.sizes)
         name = str(base.label)
         self.arguments[name] = {ix: sp.Symbol(f"{name}_{'_'.join(map(str, ix))}", real=True)
                                 for ix in itertools.product(*map(range, shape))}
@@ -128,14 +131,31 @@ class Point:
                       lambda x: self._element(x, held))
         return e.xreplace(scalars)
 
+    def holding(self, names) -> dict:
+        """Every defined quantity's value from the arguments, except those in ``names``: held (their symbols)."""
+        names = frozenset(names)
+        if names not in self._holding:
+            values, subs = {}, {}
+            for d in self.forward.definitions:
+                n = d.tensor.name
+                values[n] = dict(self.held[n]) if n in names else {
+                    ix: b.xreplace(subs) for ix, b in self.body[n].items()}
+                if n not in names:
+                    subs.update({self.held[n][ix]: v for ix, v in values[n].items()})
+            self._holding[names] = values
+        return self._holding[names]
+
     def _derivative(self, d):
-        """The number a shown ∂A/∂B or dA/dB stands for, at integer indices."""
+        """The number a shown ∂A/∂B or dA/dB stands for, at integer indices. dA/dB follows every path through
+        the forward's named quantities but the shared lets (``self.shared``: their paths are counted through
+        their own gradients), and B itself when it is one of them."""
         name, ix = self._name_and_index(d.expr)
         b = d.wrt
         wrt = self._element(b, held=True)
         if isinstance(d, Partial):
             return sp.diff(self.body[name][ix], wrt).xreplace(self.unheld)
-        return sp.diff(self.value[name][ix], wrt)
+        held = (self.shared | {self._name_and_index(b)[0]}) - {name}
+        return sp.diff(self.holding(held)[name][ix], wrt).xreplace(self.unheld)
 
     def evaluate(self, expr, binding: dict):
         """The number ``expr`` stands for with its free indices bound."""
@@ -201,15 +221,29 @@ def test_a_false_step_is_caught():
 
 def check_steps(forward, derivation):
     point = Point(forward)
+    point.shared = frozenset(a.tensor.name for a in derivation.adjoints)
     out = forward.out.tensor
-    # The upstream gradient at a random point too (a loss: dL/dL = 1).
-    upstream = {}
-    if derivation.upstream is not None:
-        upstream = point.add_upstream(derivation.upstream, np.random.default_rng(1))
-    y = point.value[out.name]
-    # Brute force: d(Σ dY·Y)/dX, element by element.
-    objective = sum(upstream.get(ix, 1) * v for ix, v in y.items())
-    for g in derivation.gradients:
+    # The upstream gradients at a random point too (a loss: dL/dL = 1), one per output.
+    rng = np.random.default_rng(1)
+    upstreams = [point.add_upstream(u, rng, o.tensor.dims) for u, o in zip(derivation.upstreams, forward.outputs)]
+
+    def objective(values):
+        """Σ over the outputs of dY·Y (a loss: L), from ``values`` (point.value, or point.holding(...))."""
+        return sum(up.get(ix, 1) * v for o, up in zip(forward.outputs, upstreams or [{}])
+                   for ix, v in values[o.tensor.name].items())
+
+    # Brute force: d(Σ dY·Y)/dX, element by element; a shared let's gradient holding that let.
+    whole = objective(point.value)
+    for a in derivation.adjoints:
+        name = a.tensor.name
+        held = objective(point.holding({name}))
+        table = point.arguments[a.name] = {}
+        for ix, sym in point.held[name].items():
+            table[ix] = sp.Symbol(f"{a.name}_{'_'.join(map(str, ix))}", real=True)
+            point.at[table[ix]] = sp.N(sp.diff(held, sym).xreplace(point.unheld).xreplace(point.at).doit(), 30)
+    point._numbers = None
+    for g in derivation.adjoints + derivation.gradients:
+        adjoint = g.tensor.role == "intermediate"
         checked = 0
         for binding in _bindings(g.indices, point.sizes):
             lhs = g.lhs.xreplace(binding)
@@ -217,10 +251,14 @@ def check_steps(forward, derivation):
                 oix = tuple(int(i) for i in lhs.indices[:len(out.dims)])
                 target = point.value[out.name][oix]
                 wrt = point.arguments[g.tensor.name][tuple(int(i) for i in lhs.indices[len(out.dims):])]
+            elif adjoint:
+                target = None
+                exact = point.at[point.arguments[g.name][tuple(int(i) for i in getattr(lhs, "indices", ()))]]
             else:
-                target = objective
+                target = whole
                 wrt = point.arguments[g.tensor.name][tuple(int(i) for i in lhs.indices)]
-            exact = sp.N(sp.diff(target, wrt).xreplace(point.at).doit(), 25)
+            if target is not None:
+                exact = sp.N(sp.diff(target, wrt).xreplace(point.at).doit(), 25)
             for step in g.steps:
                 got = point.evaluate(step.rhs, binding)
                 assert abs(got - exact) <= 1e-12 * (1 + abs(exact)), \

@@ -208,3 +208,23 @@ def test_readme_drop_in_example_runs_as_written(tmp_path, monkeypatch):
     assert isinstance(scope["y"], torch.Tensor) and x.grad is not None
     assert [n for n, _ in model.named_parameters()] == ["0.W", "0.b", "1.gamma"]
     assert sorted(torch.load(tmp_path / "model.pt")) == ["0.W", "0.b", "1.gamma"]
+
+
+def test_recurrent_cells_as_layers_match_torch_nn_with_one_output_unused():
+    """lstm_cell returns (h, c) like torch.nn.LSTMCell; a loss on h alone reaches the kernels as dc = None (zero)."""
+    torch.manual_seed(0)
+    S, I, H = 4, 3, 5
+    for name, cell in (("lstm_cell", torch.nn.LSTMCell(I, H)), ("gru_cell", torch.nn.GRUCell(I, H))):
+        cell = cell.double()
+        X, h0, c0 = (torch.randn(S, n, dtype=torch.float64) for n in (I, H, H))
+        weights = [p.detach().clone().requires_grad_() for p in (cell.weight_ih, cell.weight_hh, cell.bias_ih,
+                                                                  cell.bias_hh)]
+        state = (h0, c0) if name == "lstm_cell" else (h0,)
+        ours = function(name).apply(X, *state, *weights)
+        theirs = cell(X, state if name == "lstm_cell" else h0)
+        h, ref = (ours[0], theirs[0]) if name == "lstm_cell" else (ours, theirs)
+        torch.testing.assert_close(h, ref, rtol=1e-12, atol=1e-12)
+        (h ** 2).sum().backward()
+        (ref ** 2).sum().backward()
+        for w, p in zip(weights, (cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)):
+            torch.testing.assert_close(w.grad, p.grad, rtol=1e-10, atol=1e-12)

@@ -26,6 +26,25 @@ def test_every_user_forward_has_a_reference():
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", [n for n in USER_MODULES if len(load_user_forward(n).outputs) > 1])
+def test_an_omitted_upstream_counts_as_zero(name, backend, user_kernels):
+    """Several outputs: the gradients with one upstream given and the others omitted (None) are autograd's
+    through that output alone."""
+    forward = load_user_forward(name)
+    kernels = Kernels(name, backend, loaded=user_kernels(name, backend))
+    rng = np.random.default_rng(3)
+    sizes = sizes_for(forward, rng)
+    arrays = draw(forward, sizes, rng)
+    for kept in range(len(forward.outputs)):
+        upstream = [rng.standard_normal(extents.shape(o.tensor.dims, sizes)) if n == kept else None
+                    for n, o in enumerate(forward.outputs)]
+        _, grads = run_kernels(kernels, arrays, dict(kernels.SCALARS), upstream, backend)
+        _, ref = autograd_reference(REFERENCES[name], forward, arrays, dict(kernels.SCALARS), upstream)
+        for g in ref:
+            assert_close(grads[g], ref[g], f"{name} {g} (only output {kept})")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name", USER_MODULES)
 def test_user_forward_matches_an_independent_pytorch_module(name, backend, user_kernels):
     forward = load_user_forward(name)
@@ -35,8 +54,10 @@ def test_user_forward_matches_an_independent_pytorch_module(name, backend, user_
         rng = np.random.default_rng(seed)
         sizes = sizes_for(forward, rng)
         arrays = draw(forward, sizes, rng)
-        out_shape = extents.shape(forward.out.tensor.dims, sizes)
-        upstream = rng.standard_normal(out_shape) if out_shape else 0.8
+        shapes = [extents.shape(o.tensor.dims, sizes) for o in forward.outputs]
+        upstream = [rng.standard_normal(shape) if shape else 0.8 for shape in shapes]
+        if len(shapes) == 1:
+            upstream = upstream[0]
         y, grads = run_kernels(kernels, arrays, scalars, upstream, backend)
         ref_y, ref_grads = autograd_reference(REFERENCES[name], forward, arrays, scalars, upstream)
         assert_close(y, ref_y, f"{name} forward (seed {seed})")

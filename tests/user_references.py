@@ -577,3 +577,18 @@ REFERENCES = {
     "pooled_logsumexp": pooled_logsumexp,
     "scalar_select_branches": scalar_select_branches,
 }
+
+
+def pool_of_conv(*, X, W, b):
+    return F.max_pool1d(F.conv1d(X, W, b), 2, 2)
+
+
+def mean_and_var(*, X):
+    var, mean = torch.var_mean(X, dim=1, unbiased=False)
+    return mean, var
+
+
+def linear_tanh(*, X, W, b):
+    return torch.tanh(F.linear(X, W, b))
+
+REFERENCES.update(pool_of_conv=pool_of_conv, mean_and_var=mean_and_var, linear_tanh=linear_tanh)
