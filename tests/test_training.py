@@ -166,14 +166,14 @@ def test_an_output_path_that_is_a_file_is_refused_in_one_line(module, tmp_path):
     assert (tmp_path / "file").read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 
-@pytest.mark.parametrize("module", ["runtime.train", "runtime.train_cnn"])
+@pytest.mark.parametrize("module", ["runtime.train", "runtime.train_cnn", "runtime.train_rnn"])
 def test_both_learning_rate_spellings_are_accepted(module, tmp_path):
     for flag in ("--lr", "--learning_rate"):
         r = cli(module, flag, "-1", "--out", str(tmp_path / "out"))
         assert r.returncode == 2 and "must be a positive number, got -1.0" in r.stderr, r.stderr
 
 
-@pytest.mark.parametrize("module", ["runtime.train", "runtime.train_cnn"])
+@pytest.mark.parametrize("module", ["runtime.train", "runtime.train_cnn", "runtime.train_rnn"])
 def test_resume_of_a_folder_without_a_checkpoint_is_one_line(module, tmp_path):
     r = cli(module, "--resume", str(tmp_path))
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "no checkpoint.npz" in r.stderr

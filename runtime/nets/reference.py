@@ -1,5 +1,6 @@
-"""The ConvNet in torch.nn trained by autograd and torch.optim, behind the interface the Trainer steps
-(``--backend autograd``: the baseline the generated kernels are measured against, same weights, same batches)."""
+"""A network in torch.nn (the ConvNet's twin, the recurrent network's) trained by autograd and torch.optim, behind
+the interface the Trainer steps (``--backend autograd``: the baseline the generated kernels are measured against,
+same weights, same batches)."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,13 +12,15 @@ class Reference:
 
     rank, world_size = 0, 1
 
-    def __init__(self, net, optimizer: str, lr: float):
+    def __init__(self, net, optimizer: str, lr: float, copy=None):
+        """``copy(net, device)``: the torch.nn module with ``net``'s weights (default: the ConvNet's)."""
         import torch
 
-        from runtime.nets.torch_convnet import torch_copy
+        if copy is None:
+            from runtime.nets.torch_convnet import torch_copy as copy
 
         self.torch, self.backend = torch, net.backend
-        self.model = torch_copy(net, device=net.backend.device)
+        self.model = copy(net, device=net.backend.device)
         make = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}[optimizer]
         self.optimizer = _Optimizer(make(self.model.parameters(), lr=lr), self.model)
 
