@@ -6,6 +6,8 @@
     h_sj = (1 − z_sj) n_sj + z_sj h0_sj
 
 The input and hidden pre-activations stay apart (the reset gate scales the hidden one alone, as PyTorch).
+1 − z is written σ(−u) (``keep``), not computed from z: where the update gate saturates (z → 1), 1 − z
+cancels to nothing while σ(−u) keeps its digits, and so do the gradients that read it.
 """
 import sympy as sp
 
@@ -30,5 +32,6 @@ A = forward.let("A", (s, u), Sum(X[s, k] * W_ih[u, k], k) + b_ih[u])
 B = forward.let("B", (s, u), Sum(h0[s, m] * W_hh[u, m], m) + b_hh[u])
 r = forward.let("r", (s, j), sigmoid(A[s, j] + B[s, j]))
 z = forward.let("z", (s, j), sigmoid(A[s, H + j] + B[s, H + j]))
+keep = forward.let("keep", (s, j), sigmoid(-(A[s, H + j] + B[s, H + j])), latex=r"\bar{z}")
 n = forward.let("n", (s, j), sp.tanh(A[s, 2 * H + j] + r[s, j] * B[s, 2 * H + j]))
-forward.output("h", (s, j), (1 - z[s, j]) * n[s, j] + z[s, j] * h0[s, j])
+forward.output("h", (s, j), keep[s, j] * n[s, j] + z[s, j] * h0[s, j])

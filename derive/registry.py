@@ -32,12 +32,18 @@ MODULES = (
     "gru_cell",
 )
 
+# The modules whose second order is derived too (the kernel <name>_hvp: Hessian-vector products, double backward).
+# softmax_cross_entropy_labels is not: its gradient reads the labels as a one-hot delta δ(q, y_p), which a forward
+# may not read as a value.
+SECOND_ORDER = tuple(n for n in MODULES if n != "softmax_cross_entropy_labels")
+
 
 def load(name: str):
     """The ``Forward`` of a registered module."""
     module = importlib.import_module(f"derive.{name}")
     forward = module.forward
     forward.source = f"derive/{name}.py"
+    forward.order = 2 if name in SECOND_ORDER else 1
     return forward
 
 

@@ -168,22 +168,19 @@ class Problem:
     symbols: list            # every input symbol (arguments, upstream, scalars)
     results: dict            # (name, index) -> exact expression
     arguments: dict          # name -> {index: symbol}
-    upstream: dict           # index -> symbol (a loss: {(): dL})
+    upstream: dict           # (output, index) -> symbol, one per element of every output (a loss: {(L, ()): dL})
     scalars: dict            # name -> symbol
 
 
 def problem(forward, sizes) -> Problem:
     values, _ = explicit(forward, sizes)
     out = forward.out.tensor.name
+    outputs = [o.tensor.name for o in forward.outputs]
     scalars = {s.name: s.symbol for s in forward.scalars.values()}
-    if forward.scalar_output:
-        dL = sp.Symbol(f"d{out}", real=True)
-        upstream = {(): dL}
-        objective = dL * values[out][()]
-    else:
-        upstream = {ix: sp.Symbol(f"d{out}_{'_'.join(map(str, ix))}", real=True) for ix in values[out]}
-        objective = sum(upstream[ix] * v for ix, v in values[out].items())
-    results = {(out, ix): v for ix, v in values[out].items()}
+    upstream = {(o, ix): sp.Symbol(f"d{o}_{'_'.join(map(str, ix))}" if ix else f"d{o}", real=True)
+                for o in outputs for ix in values[o]}
+    objective = sum(sym * values[o][ix] for (o, ix), sym in upstream.items())
+    results = {(o, ix): v for o in outputs for ix, v in values[o].items()}
     for t in forward.differentiable:
         for ix, sym in values[t.name].items():
             if forward.jacobian:  # every ∂Y_i/∂X_j, at index i + j

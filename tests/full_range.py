@@ -127,27 +127,33 @@ def _labels(forward, sizes) -> dict:
     return out
 
 
+def _upstreams(k, upstream, wrap, scalar) -> tuple:
+    """The backward's first arguments: ``upstream`` (one array or number, or a dict by output for several)."""
+    if not k.UPSTREAMS:
+        return ()
+    each = upstream if isinstance(upstream, dict) else {k.OUTPUTS[0]: upstream}
+    return tuple(scalar(each[o]) if np.ndim(each[o]) == 0 else wrap(each[o]) for o in k.OUTPUTS)
+
+
 def run(module, name: str, arrays: dict, upstream, dtype, backend):
-    """{(name, index): value} for the output and every gradient of kernel module ``module``, in ``dtype``."""
+    """{(name, index): value} for the outputs and every gradient of kernel module ``module``, in ``dtype``.
+    ``upstream``: an array (a number for a loss), or with several outputs a dict of them by output."""
     k = module
     if backend == "numpy":
-        wrap = lambda a: _values(a, dtype)
-        up = dtype(upstream) if np.ndim(upstream) == 0 else wrap(upstream)
+        wrap, scalar = (lambda a: _values(a, dtype)), dtype
     else:
         torch = _torch()
-        wrap = lambda a: torch.as_tensor(_values(a, dtype))
-        up = float(upstream) if np.ndim(upstream) == 0 else wrap(upstream)
+        wrap, scalar = (lambda a: torch.as_tensor(_values(a, dtype))), float
     fwd, bwd = getattr(k, f"{name}_forward"), getattr(k, f"{name}_backward")
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
         outs = fwd(*[wrap(arrays[n]) for n in k.ARGUMENTS], **k.SCALARS)
         outs = outs if len(k.RETURNS) > 1 else (outs,)
         env = {**{n: wrap(a) for n, a in arrays.items()}, **dict(zip(k.RETURNS, outs))}
-        first = () if not k.UPSTREAMS else (up,)
-        grads = bwd(*first, **{n: env[n] for n in k.SAVED}, **k.SCALARS)
+        grads = bwd(*_upstreams(k, upstream, wrap, scalar), **{n: env[n] for n in k.SAVED}, **k.SCALARS)
         grads = grads if len(k.GRADIENTS) > 1 else (grads,)
     got = {}
-    for n, v in [(k.RETURNS[0], outs[0]), *zip(k.GRADIENTS, grads)]:
+    for n, v in [*zip(k.OUTPUTS, outs), *zip(k.GRADIENTS, grads)]:
         v = v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v)
         for ix in np.ndindex(v.shape):
             got[(n, ix)] = v[ix]
@@ -207,7 +213,7 @@ def saved_sensitivity(module, name: str, arrays: dict, upstream, delta: float = 
         outs = getattr(k, f"{name}_forward")(*[_values(arrays[n], np.float64) for n in k.ARGUMENTS],
                                              **k.SCALARS)
     env = {**arrays, **dict(zip(k.RETURNS, outs if len(k.RETURNS) > 1 else (outs,)))}
-    first = () if not k.UPSTREAMS else (upstream,)
+    first = _upstreams(k, upstream, lambda a: a, float)
 
     def backward(changed):
         g = getattr(k, f"{name}_backward")(*first, **{n: changed.get(n, env[n]) for n in k.SAVED}, **k.SCALARS)
@@ -271,9 +277,11 @@ def elementwise(subject, dtype, backends=("numpy", "torch")) -> Worst:
             for name, sym in prob.scalars.items():
                 point[sym] = float(dtype(f.scalars[name].default))
             exact = ref.evaluate(point)
+            ones = {o.tensor.name: np.ones(extents.shape(o.tensor.dims, sizes)) if o.tensor.dims else 1.0
+                    for o in f.outputs}
             for backend in backends:
-                got = run(subject.kernels[backend], subject.name, arrays, 1.0 if not f.out.tensor.dims
-                          else np.ones(extents.shape(f.out.tensor.dims, sizes)), dtype, backend)
+                got = run(subject.kernels[backend], subject.name, arrays, ones if len(ones) > 1 else
+                          ones[f.out.tensor.name], dtype, backend)
                 judge(got, exact, dtype, worst, f"{backend} {t.name}={float(x):.6g}")
     return worst
 
@@ -300,8 +308,10 @@ def scaled(subject, dtype, backends=("numpy", "torch")) -> Worst:
             pattern[t.name] = rng.uniform(0.5, 2.0, shape)
         else:
             pattern[t.name] = rng.choice([-1.0, 1.0], shape) * rng.uniform(0.5, 2.0, shape)
-    out_shape = extents.shape(f.out.tensor.dims, sizes)
-    upstream = rng.choice([-1.0, 1.0], out_shape) * rng.uniform(0.5, 2.0, out_shape) if out_shape else 0.75
+    upstream = {}
+    for o in f.outputs:
+        shape = extents.shape(o.tensor.dims, sizes)
+        upstream[o.tensor.name] = rng.choice([-1.0, 1.0], shape) * rng.uniform(0.5, 2.0, shape) if shape else 0.75
     worst = Worst()
     for scale in scales(dtype):
         arrays = {n: (a * scale if t.role == "input" else a)
@@ -311,16 +321,17 @@ def scaled(subject, dtype, backends=("numpy", "torch")) -> Worst:
         for n, syms in prob.arguments.items():
             for ix, sym in syms.items():
                 point[sym] = float(arrays[n][ix])
-        up = np.asarray(upstream, dtype=dtype).astype(np.float64)
-        for ix, sym in prob.upstream.items():
-            point[sym] = float(up[ix]) if out_shape else float(up)
+        up = {o: np.asarray(u, dtype=dtype).astype(np.float64) for o, u in upstream.items()}
+        for (o, ix), sym in prob.upstream.items():
+            point[sym] = float(up[o][ix])
+        up = up if len(up) > 1 else {o: u if u.ndim else float(u) for o, u in up.items()}[f.out.tensor.name]
         for name, sym in prob.scalars.items():
             point[sym] = float(dtype(f.scalars[name].default))
         exact = ref.evaluate(point)
-        saved = saved_sensitivity(subject.kernels["numpy"], subject.name, arrays, up if out_shape else float(up))
+        saved = saved_sensitivity(subject.kernels["numpy"], subject.name, arrays, up)
         with_saved = {key: (r, bound + mpmath.mpf(saved.get(key, 0.0))) for key, (r, bound) in exact.items()}
         for backend in backends:
-            got = run(subject.kernels[backend], subject.name, arrays, up if out_shape else float(up), dtype, backend)
+            got = run(subject.kernels[backend], subject.name, arrays, up, dtype, backend)
             judge(got, with_saved, dtype, worst, f"{backend} scale {scale:.0e}")
     return worst
 

@@ -256,19 +256,30 @@ def test_a_module_past_its_time_budget_is_refused_in_one_line(monkeypatch):
     assert "\n" not in str(e.value)
 
 
-def test_a_second_output_is_refused_in_one_line():
-    """Two ``forward.output`` calls derived the last one alone, silently dropping the first's gradient."""
+def test_what_several_outputs_may_not_do_is_refused_in_one_line():
+    """Several outputs derive (tests/user_forwards/mean_and_var.py, the built-in cells); a forward without one, a
+    let after the last (no output reads it) and a full Jacobian of two outputs are refused at check."""
     from derive.engine.checks import check_forward
 
-    f = Forward("two_outputs", "")
-    S, D = f.dims("S D")
-    s, j = f.indices(s=S, j=D)
-    X = f.input("X", S, D)
-    f.output("H", (s, j), sp.tanh(X[s, j]))
-    f.output("C", (s, j), sp.exp(X[s, j]))
-    with pytest.raises(DeriveError, match=r"^two_outputs: check: H_sj = tanh\(X_sj\): a forward has one output, "
-                                          r"and this is one of 2"):
-        check_forward(f)
+    def forward(*defs, jacobian=False):
+        f = Forward("outs", "")
+        S, D = f.dims("S D")
+        s, j = f.indices(s=S, j=D)
+        X = f.input("X", S, D)
+        for kind, name in defs:
+            getattr(f, kind)(name, (s, j), sp.tanh(X[s, j]))
+        f.jacobian = jacobian
+        return f
+
+    cases = [(forward(("let", "H")), r"^outs: check: H_sj = tanh\(X_sj\): the forward declares no output"),
+             (forward(("output", "H"), ("let", "C")), r"^outs: check: C_sj = tanh\(X_sj\): this let comes after the "
+                                                       r"last output, so no output reads it"),
+             (forward(("output", "H"), ("output", "C"), jacobian=True),
+              r"^outs: check: C_sj = tanh\(X_sj\): the full Jacobian \(jacobian = True\) is derived for one output")]
+    for f, message in cases:
+        with pytest.raises(DeriveError, match=message):
+            check_forward(f)
+    check_forward(forward(("output", "H"), ("output", "C")))
 
 
 def test_a_window_wholly_in_the_padding_is_named_as_such():

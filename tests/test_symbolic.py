@@ -60,10 +60,18 @@ def check_against_brute_force(b, name):
     if forward.scalar_output:
         objective = values[out.tensor.name][()]
         upstream = {}
-    else:
-        upstream = {ix: sp.Symbol(f"dY_{'_'.join(map(str, ix))}", real=True) for ix in values[out.tensor.name]}
-        values[str(b.derivation.upstream.label)] = upstream
-        objective = sum(upstream[ix] * v for ix, v in values[out.tensor.name].items())
+    else:   # one upstream per output: the objective is Σ over the outputs of dY·Y
+        upstream, objective = {}, 0
+        for o, base in zip(forward.outputs, b.derivation.upstreams):
+            name_ = str(base.label)
+            table = {ix: sp.Symbol(f"{name_}_{'_'.join(map(str, ix))}", real=True) for ix in values[o.tensor.name]}
+            values[name_] = table
+            upstream.update({(name_, ix): sym for ix, sym in table.items()})
+            objective += sum(table[ix] * v for ix, v in values[o.tensor.name].items())
+    # The shared lets' gradients, in the order derived (the tensors' gradients read them).
+    for a in b.derivation.adjoints:
+        values[a.name] = {ix: evaluate(a.expr, dict(zip(a.indices, map(sp.Integer, ix))))
+                          for ix in values[a.tensor.name]}
     rng = random.Random(name)
     symbols = sorted(set().union(*[set(v.values()) for k, v in values.items()
                                    if k in {t.name for t in forward.arguments}] + [set(upstream.values())]), key=str)

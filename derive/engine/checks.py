@@ -48,7 +48,9 @@ def check_forward(forward) -> None:
     dimension_names = dims  # ``dims`` is rebound per tensor below
     names = set(forward.tensors) | set(forward.scalars)
     # The kernels also name each gradient d<tensor>, the upstream gradient d<output> and the flags need_d<input>.
-    made = {f"d{n}" for n in forward.tensors} | {f"need_d{n}" for n in forward.tensors}
+    made = {forward.gradient_name(n) for n in forward.tensors} | {forward.upstream_name(o.tensor.name)
+                                                                   for o in forward.outputs}
+    made |= {f"need_{forward.gradient_name(n)}" for n in forward.tensors}
     for name in sorted((names - forward.lifted) | dims):
         if not name.isidentifier():
             raise DeriveError(forward.name, "check", name, "a name must be a Python identifier")

@@ -92,15 +92,16 @@ class Derivation:
         return self.upstreams[0] if len(self.upstreams) == 1 else None
 
 
-def gradient_name(tensor_name: str) -> str:
-    return "d" + tensor_name
-
-
 def _free_indices(forward, tensor):
     taken = set().union(*[index_names(d.expr) | {str(i.label) for i in d.indices} for d in forward.definitions])
     # Nor a letter a hyper-parameter is written as (the padding p).
     taken |= set(forward.scalars) | set(forward.latex.values())
-    names = [n for n in (forward.gradient_indices or GRADIENT_INDEX_NAMES) if n not in taken]
+    letters = forward.gradient_indices or GRADIENT_INDEX_NAMES
+    names = [n for n in letters if n not in taken]
+    k = 1
+    while len(names) < len(tensor.dims):   # every letter taken (a second-order forward): p1, q1, …
+        names += [f"{n}{k}" for n in letters if f"{n}{k}" not in taken]
+        k += 1
     return tuple(sp.Idx(n, dim) for n, dim in zip(names, tensor.dims))
 
 
@@ -135,8 +136,15 @@ def shared_lets(forward) -> list:
     """The lets on the paths of two or more differentiable tensors (an LSTM's gate pre-activations, a linear map
     before its activation): each gets a gradient of its own, computed once, which every tensor behind it reads
     (``dX = Σ_r dz_sr W_rq``), instead of each tensor's gradient chaining through its Jacobian again."""
-    return [d for d in forward.intermediates if d.tensor.role == "intermediate"
+    return [d for d in forward.intermediates if d.tensor.role == "intermediate" and not _exponential_sum(d.expr)
             and sum(depends_on(forward, d.tensor.name, t.base) for t in forward.differentiable) >= 2]
+
+
+def _exponential_sum(expr) -> bool:
+    """A sum of exponentials (a softmax's normaliser Z = Σ e^A): the kernels keep it shifted by its maximum, and
+    that shift must meet the e^A it scales in one expression (e^{A − m}/Z'). A gradient of its own would hold
+    e^{−m} apart from e^A, which overflows: such a let is chained through instead."""
+    return any(s.function.has(sp.exp) for s in expr.atoms(sp.Sum))
 
 
 def upstream_bases(forward) -> list:
@@ -144,7 +152,7 @@ def upstream_bases(forward) -> list:
     scalar one's upstream is a scalar too (its bare base)."""
     if forward.scalar_output or forward.jacobian:
         return []
-    return [sp.IndexedBase(gradient_name(o.tensor.name), shape=o.tensor.dims or None, real=True)
+    return [sp.IndexedBase(forward.upstream_name(o.tensor.name), shape=o.tensor.dims or None, real=True)
             for o in forward.outputs]
 
 
@@ -173,7 +181,7 @@ def _derive_one(forward, t, sinks, opaque=frozenset()):
         grad = sp.IndexedBase(f"d{out.tensor.name}_d{t.name}", shape=out.tensor.dims + t.dims, real=True)
         lhs = grad[out.indices + free]
     else:
-        grad = sp.IndexedBase(gradient_name(t.name), shape=t.dims, real=True)
+        grad = sp.IndexedBase(forward.gradient_name(t.name), shape=t.dims, real=True)
         lhs = element(grad, free)
     # Each sink with its upstream (none: a single loss, or the Jacobian) that reaches t other than through a
     # shared let (whose own gradient counts that path).
@@ -219,7 +227,7 @@ def _derive_one(forward, t, sinks, opaque=frozenset()):
         record("chain rule through the intermediates", each(chain))
 
     ys = ",".join(o.tensor.name for o, _ in outputs)
-    with stage(name, "differentiate", f"{gradient_name(t.name)} = d{ys}/d{t.name}"):
+    with stage(name, "differentiate", f"{forward.gradient_name(t.name)} = d{ys}/d{t.name}"):
         expr = require_finite(name, "differentiate", lhs, record("differentiate", each(lambda o: diff.total(o.expr))))
     with stage(name, "sift", expr):
         expr = require_finite(name, "sift", lhs, record("sift the Kronecker deltas", sift(expr)))

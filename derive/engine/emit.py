@@ -18,7 +18,8 @@ from . import budget
 from .derivation import Derivation, derive
 from .errors import DeriveError, stage
 from .backends import BACKENDS
-from .kernel import Kernel, kernels
+from .kernel import Kernel, hvp_kernel, kernels
+from .second import second_order
 from .latex import index_latex, matrix_notation
 from .lower import lower_kernel
 from .render import Renderer, imports
@@ -64,6 +65,9 @@ class Built:
     kernels: list
     # Rewrites of the numerics pass whose budget ran out: "what: why".
     notes: list = field(default_factory=list)
+    # The second order (forward.order == 2): its derivation and the kernel <name>_hvp.
+    second: Derivation | None = None
+    hvp: Kernel | None = None
 
     @property
     def backward(self) -> Kernel:
@@ -71,7 +75,8 @@ class Built:
 
 
 def build(forward) -> Built:
-    """Derive and lower one module within ``budget.MODULE_SECONDS`` (past them, one line names the stage)."""
+    """Derive and lower one module within ``budget.MODULE_SECONDS`` (past them, one line names the stage), and
+    its second order (``forward.order == 2``) within as many again."""
     try:
         with budget.cpu_limit(budget.MODULE_SECONDS):
             d = derive(forward)
@@ -82,7 +87,26 @@ def build(forward) -> Built:
         raise DeriveError(forward.name, "differentiate", _output_line(forward),
                           f"ran past the budget of {budget.MODULE_SECONDS:g} s of CPU for one module (the forward is "
                           "too large for the engine's rewrites: split it into lets or modules)") from None
-    return Built(forward, d, ks, [f"{what}: {why}" for what, why in budget.collect()])
+    built = Built(forward, d, ks, [f"{what}: {why}" for what, why in budget.collect()])
+    if forward.order == 2:
+        built.second, built.hvp = _second(forward, d)
+        built.notes += [f"{what}: {why}" for what, why in budget.collect()]
+    return built
+
+
+def _second(forward, derivation):
+    """The second-order derivation and its kernel, or one line naming the stage where it stopped."""
+    try:
+        with budget.cpu_limit(budget.MODULE_SECONDS):
+            with stage(forward.name, "second order", "the backward as a forward"):
+                second = second_order(derivation)
+            d2 = derive(second)
+            budget.collect()
+            with stage(forward.name, "lower", f"{forward.name}_hvp"):
+                return d2, hvp_kernel(d2)
+    except budget.ModuleOutOfTime:
+        raise DeriveError(forward.name, "differentiate", f"the second order of {forward.name}",
+                          f"ran past the budget of {budget.MODULE_SECONDS:g} s of CPU") from None
 
 
 def _output_line(forward) -> str:
@@ -101,7 +125,7 @@ def _signature(kernel: Kernel) -> str:
     """Forward: the arguments positionally. Backward: the upstream gradient, then what it reads, by keyword."""
     keywords = [f"{s.name}={s.default!r}" for s in kernel.scalars]
     keywords += [f"{flag}=True" for flag in kernel.optional.values()]
-    if kernel.name.endswith("_backward"):
+    if kernel.differentiates:
         keywords.append("into=None")
         if kernel.omissible:   # several outputs: each upstream may be omitted, meaning zero
             first = [f"{u.name}=None" for u in kernel.upstreams]
@@ -128,7 +152,7 @@ def kernel_context(kernel: Kernel, renderer: Renderer, module: str = "") -> dict
             "code": code,
             "guard": s.guard,
         })
-    if kernel.name.endswith("_backward"):
+    if kernel.differentiates:
         last = kernel.results[-1]
         summary = (f"Gradients {', '.join(kernel.results)} (each the shape of what it differentiates).\n\n"
                    f"    into={{'{last}': (array, alpha), ...}} adds alpha * {last} to that array in place instead\n"
@@ -167,14 +191,21 @@ def metadata(built: Built) -> list:
         ("OPTIONAL", repr(dict(bwd.optional))),
         ("VARIANTS", repr(variants)),
         ("INDICES", repr(tuple(a.name for a in bwd.arguments if a.index))),
-    ]
+    ] + ([] if built.hvp is None else [
+        # <name>_hvp(*HVP_DIRECTIONS, **HVP_ARGUMENTS, **scalars) -> HVP_RESULTS: the directions of the gradients,
+        # the first-order arguments and upstreams, the products with the Hessian (and the upstreams' terms).
+        ("HVP_DIRECTIONS", repr(tuple(u.name for u in built.hvp.upstreams))),
+        ("HVP_ARGUMENTS", repr(tuple(a.name for a in built.hvp.arguments))),
+        ("HVP_RESULTS", repr(tuple(built.hvp.results))),
+        ("HVP_OPTIONAL", repr(dict(built.hvp.optional))),
+    ])
 
 
 def render_kernels(env, built: Built, backend) -> tuple:
     """The kernel file of one module in one backend, and its kernels' contexts (the DERIVATIONS show their lines)."""
     f = built.forward
     renderer = Renderer(backend)
-    contexts = [kernel_context(k, renderer, f.name) for k in built.kernels]
+    contexts = [kernel_context(k, renderer, f.name) for k in built.kernels + ([built.hvp] if built.hvp else [])]
     text = env.get_template("kernel.py.j2").render(
         header=header(f.source),
         title=f.name,
@@ -203,19 +234,10 @@ def module_context(built: Built, emitted: list) -> dict:
     """``emitted``: the rendered NumPy kernels' contexts; each gradient shows the lines its statements emitted."""
     f = built.forward
     names = f.latex
-    backward = next(c for c in emitted if c["name"] == built.backward.name)
     gradients = []
-    for g in built.derivation.gradients:
-        gradients.append({
-            "symbol": index_latex(g.lhs, names),
-            "lemmas": [_eq(lhs, value, names, "&=") for lhs, _, value in built.derivation.lemmas[g.name]],
-            "steps": [{"reason": s.reason, "latex": _eq(s.lhs, s.rhs, names)} for s in g.steps],
-            "matrix": matrix_notation(g.lhs, g.expr, names),
-            # Rewrites whose budget ran out: the steps kept the form they had.
-            "notes": list(g.notes),
-            "code": [line for st in backward["statements"] if st["serves"] == g.name
-                     for line in st["code"].split("\n")],
-        })
+    order = [(built.derivation, built.backward)] + ([(built.second, built.hvp)] if built.hvp else [])
+    for derivation, kernel in order:
+        gradients += _gradient_contexts(derivation, next(c for c in emitted if c["name"] == kernel.name), names)
     return {
         "title": f.name,
         "anchor": f.name,
@@ -227,6 +249,24 @@ def module_context(built: Built, emitted: list) -> dict:
         "gradients": gradients,
         "notes": list(built.notes),
     }
+
+
+def _gradient_contexts(derivation, backward: dict, names: dict) -> list:
+    """Each gradient of ``derivation`` (its shared lets' first) with its steps, lemmas and the lines of code
+    ``backward`` (a rendered kernel's context) emitted for it."""
+    gradients = []
+    for g in derivation.adjoints + derivation.gradients:
+        gradients.append({
+            "symbol": index_latex(g.lhs, names),
+            "lemmas": [_eq(lhs, value, names, "&=") for lhs, _, value in derivation.lemmas[g.name]],
+            "steps": [{"reason": s.reason, "latex": _eq(s.lhs, s.rhs, names)} for s in g.steps],
+            "matrix": matrix_notation(g.lhs, g.expr, names),
+            # Rewrites whose budget ran out: the steps kept the form they had.
+            "notes": list(g.notes),
+            "code": [line for st in backward["statements"] if st["serves"] == g.name
+                     for line in st["code"].split("\n")],
+        })
+    return gradients
 
 
 # -- files ------------------------------------------------------------------------------

@@ -190,7 +190,11 @@ def _rewrite(e, temporary):
         log_pq = {L: tuple(map(rescale, pair)) for L, pair in log_pq.items()}
 
     t = sp.Dummy("t", positive=True)
-    near_one = cf.expm1(-sp.Abs(u))
+    # |u| with u's numerical content outside the |·| (2|A + B r|, not |2A + 2B r|): SymPy distributes 2 over a
+    # sum, and 2B can overflow where B, and 2|A + B r| → exp(−inf) = 0, do not.
+    content, primitive = u.as_content_primitive()
+    size = content * sp.Abs(primitive) if content.is_positive else sp.Abs(u)
+    near_one = cf.expm1(-size)
 
     def at_t(poly):
         return sp.Poly(poly.as_expr().xreplace({w: t}), t)
@@ -225,7 +229,7 @@ def _rewrite(e, temporary):
     pos, neg = one_side(True), one_side(False)
     same = sp.expand(pos - neg) == 0
     # t = exp(−|u|) is computed once, as an array of its own, so t² is a square, not another exp.
-    tt = temporary(sp.exp(-sp.Abs(u)))
+    tt = temporary(sp.exp(-size))
     pos, neg = (_tidy(x, t).xreplace({t: tt}) for x in (pos, neg))
     # The sign of u is the sign of u without its positive constant factors (√2/√π (x + 0.04 x³) > 0 ⇔ x + 0.04 x³ > 0).
     sign = sp.Mul(*[f for f in sp.Mul.make_args(u) if _has_tensor(f) or not f.is_positive])

@@ -93,6 +93,11 @@ class AtMax(sp.Function):
     def value(self):
         return self.args[0]
 
+    def _eval_derivative(self, x):
+        # The arg-max is locally constant (a tie is a set of measure zero): the derivative is taken at it.
+        inner = sp.diff(self.value, x)
+        return sp.S.Zero if inner == 0 else AtMax(inner, self.body, *self.over)
+
     @property
     def body(self):
         return self.args[1]
@@ -177,6 +182,11 @@ class Kernel:
     # A forward: statement name -> the name of its window arg-max, returned beside it. A backward: the
     # canonical form of a window maximum (``canonical``) -> the saved arg-max it may route gradients through.
     arg_maxima: dict = field(default_factory=dict)
+
+    @property
+    def differentiates(self) -> bool:
+        """A backward (or second-order) kernel: its upstreams first, ``into``, gradients returned."""
+        return self.name.endswith(("_backward", "_hvp"))
 
     @property
     def omissible(self) -> bool:

@@ -155,7 +155,7 @@ def upstream_arrays(derivation) -> list:
     forward = derivation.forward
     if forward.jacobian:
         return []
-    return [Array(f"d{o.tensor.name}", o.tensor.dims) for o in forward.outputs]
+    return [Array(forward.upstream_name(o.tensor.name), o.tensor.dims) for o in forward.outputs]
 
 
 def backward_kernel(derivation, forward_statements, context: Context) -> Kernel:
@@ -261,3 +261,25 @@ def share_arg_maxima(forward: Kernel, backward: Kernel, taken: set):
             forward.results.append(name)
             backward.arguments.append(Array(name, tuple(extent(i) for i in source.indices), index=True))
             backward.arg_maxima[key] = name
+
+
+def hvp_kernel(derivation) -> Kernel:
+    """``<m>_hvp``: the backward of ``derivation`` (of a second-order forward, ``second.second_order``) with the
+    lets it reads computed first, so that it takes the first-order arguments and upstreams alone:
+
+        <m>_hvp(*HVP_DIRECTIONS, **{n: arrays[n] for n in HVP_ARGUMENTS}, **scalars) -> HVP_RESULTS
+    """
+    forward = derivation.forward
+    name = f"{forward.name}_hvp"
+    outputs = {o.tensor.name for o in forward.outputs}
+    context = Context(names=_names(forward), true_values=outputs)
+    statements = _numerics(forward, name, [Statement(d.lhs, d.expr) for d in forward.definitions], context)
+    backward = backward_kernel(derivation, statements, context)
+    computed = {st.name for st in statements}
+    read = [a.name for a in backward.arguments if a.name in computed]
+    taken = _names(forward) | {st.name for st in backward.statements} | {a.name for a in backward.arguments} | {
+        u.name for u in backward.upstreams}
+    lets = _finish(forward, name, statements, read, taken)
+    args = [Array(t.name, t.dims, of=t.of) for t in forward.arguments]
+    return validate(Kernel(name, args, list(forward.scalars.values()), lets + backward.statements, backward.results,
+                           backward.optional, backward.upstreams, None, dict(forward.derived)), forward.name)

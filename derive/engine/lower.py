@@ -892,7 +892,7 @@ class LoweredKernel:
 
 def lower_kernel(kernel, caps, module: str = "") -> LoweredKernel:
     """Every statement of ``kernel`` lowered for a backend with capabilities ``caps``."""
-    backward = kernel.name.endswith("_backward")
+    backward = kernel.differentiates
     arrays = [a for a in kernel.given() if a.dims and not a.index and a.of is None]
     deferrable = recognise.deferrable(kernel.statements, kernel.results) if backward else ()
     taken = {a.name for a in kernel.arguments} | {s.name for s in kernel.statements} | {

@@ -146,6 +146,18 @@ class Forward:
     derived: dict = field(default_factory=dict)
     # Intermediates the engine made itself (``_z1``: a sum inside a select, lifted out of it).
     lifted: set = field(default_factory=set)
+    # Names other than d<name> for an output's upstream gradient and a tensor's gradient (a second-order forward:
+    # the directions vX of the gradients dX, the products hX).
+    upstream_names: dict = field(default_factory=dict)
+    gradient_names: dict = field(default_factory=dict)
+    # 2: derive the second order too, the kernel <name>_hvp (python -m derive --order 2; registry.SECOND_ORDER).
+    order: int = 1
+
+    def upstream_name(self, output: str) -> str:
+        return self.upstream_names.get(output, f"d{output}")
+
+    def gradient_name(self, tensor: str) -> str:
+        return self.gradient_names.get(tensor, f"d{tensor}")
 
     def __post_init__(self):
         self.doc = self.doc or ""   # a forward file without a docstring passes __doc__ = None

@@ -431,7 +431,10 @@ def _scale_uses(rhs, scaled):
         rhs = rhs.replace(lambda e, q=qbase: isinstance(e, sp.Indexed) and e.base == q, swap)
 
     def factor(add):
-        held = [m for m in scales if add.has(m)]
+        # Only a scale read at indices free here: m[p] inside Σ_p (a second-order gradient's Σ_p dY vX/√(ε + σ²_p))
+        # cannot leave that sum.
+        free = free_indices(add)
+        held = [m for m in scales if add.has(m) and set(getattr(m, "indices", ())) <= free]
         if len(held) != 1:
             return add
         # Scale down only (M = max(m, 1)): for m ≤ 1 the other terms (ε) dominate whatever underflows, and

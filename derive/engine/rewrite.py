@@ -202,7 +202,32 @@ def simplify_elementwise(expr, forward=None):
     # the value does not: log(a^b) = b log a and log(ab) = log a + log b, where SymPy can prove a, b > 0, take
     # that back (no force: a sign it cannot prove stays folded).
     new = sp.expand_log(new, deep=True)
+    alt = _with_plain_arguments(new)
+    if alt is not None:
+        new = alt
     return new if sp.count_ops(new) <= sp.count_ops(expr) else expr
+
+
+# Functions whose identities (1 − tanh² u = 1/cosh² u) SymPy's simplify finds for a symbol u but not for a sum
+# (tanh(A + B r)): tried again with each compound argument a symbol of its own.
+HYPERBOLIC = (sp.tanh, sp.cosh, sp.sinh, sp.sin, sp.cos)
+
+
+def _with_plain_arguments(expr):
+    """``simplify`` with every compound argument of a hyperbolic or trigonometric function replaced by a
+    symbol, then put back; None when there is none, or that does not make the expression smaller, or runs out
+    of budget."""
+    arguments = sorted({f.args[0] for f in expr.atoms(*HYPERBOLIC) if not f.args[0].is_Symbol},
+                       key=sp.default_sort_key)
+    if not arguments:
+        return None
+    plain = {a: sp.Dummy("u", real=True) for a in arguments}
+    new = budget.attempt(sp.simplify, expr.xreplace({f: f.func(plain[f.args[0]]) for f in expr.atoms(*HYPERBOLIC)
+                                                     if f.args[0] in plain}), "simplify the elementwise expression")
+    if new is None:
+        return None
+    new = new.xreplace({d: a for a, d in plain.items()})
+    return new if sp.count_ops(new) < sp.count_ops(expr) else None
 
 
 def reexpress_intermediates(expr, forward):

@@ -239,7 +239,23 @@ def pull_out_of_atmax(expr):
 def sum_over(body, k, outer=frozenset()):
     """Σ_k body, in normal form, with deltas sifted."""
     body = pull_deltas_out_of_piecewise(body)
-    return sp.Add(*[_sift_term(t, k, outer) for t in _terms(body)])
+    return sp.Add(*[_into_atmax(t, k, outer) or _sift_term(t, k, outer) for t in _terms(body)])
+
+
+def _into_atmax(term, k, outer):
+    """Σ_k AtMax(g, f, i…)·r = AtMax(Σ_k g·r, f, i…) where g holds a delta in k at the maximised indices (a
+    pool's arg-max route, δ(σh + i − p, k), which cannot leave the AtMax) and neither r nor f depends on what
+    the other varies over: the delta then sifts inside (the value of r at the arg-max). None otherwise."""
+    factors = sp.Mul.make_args(term)
+    routed = [a for a in factors if isinstance(a, AtMax) and k not in a.body.free_symbols
+              and any(k in d.free_symbols and d.free_symbols & set(a.over) for d in a.value.atoms(sp.KroneckerDelta))]
+    if len(routed) != 1:
+        return None
+    a = routed[0]
+    rest = sp.Mul(*[f for f in factors if f is not a])
+    if rest.free_symbols & set(a.over):
+        return None
+    return AtMax(sum_over(a.value * rest, k, outer), a.body, *a.over)
 
 
 def sift(expr, outer=frozenset()):

@@ -205,7 +205,7 @@ class Verifier:
                     out = fn(*args, **kwargs)
             except Exception as e:
                 self.fail(kernel, self.statement_of(backend, e), f"raises {type(e).__name__}: {e}")
-        kernel_ir = next(k for k in self.built.kernels if k.name == kernel)
+        kernel_ir = next(k for k in self.built.kernels + [self.built.hvp] if k is not None and k.name == kernel)
         results = [trace.locals.get(r) for r in kernel_ir.results]
         if any(v is not None and not np.all(np.isfinite(_numpy(v))) for v in results):
             # Name the first statement whose value is not finite.
@@ -277,19 +277,27 @@ class Verifier:
         arrays = draw(self.forward, rng, self._sizes)
         numpy_module = self.load("numpy")
         m = numpy_module
-        dims = {f"d{o.tensor.name}": o.tensor.dims for o in self.forward.outputs}
+        dims = {self.forward.upstream_name(o.tensor.name): o.tensor.dims for o in self.forward.outputs}
         upstreams = []
         for u in m.UPSTREAMS:
             shape = extents_.shape(dims[u], self._sizes)
             upstreams.append(rng.standard_normal(shape) if shape else 0.75)
         outs, grads = self.run("numpy", m, arrays, upstreams, lambda a: a)
         self.check_gradients(m, arrays, upstreams, outs, grads)
+        hvp = self.check_hvp(m, arrays, upstreams) if hasattr(m, "HVP_DIRECTIONS") else {}
         torch = _torch()
         if torch is None:
             return ["torch is not installed: the Torch kernels were not run"]
         torch_module = self.load("torch")
         touts, tgrads = self.run("torch", torch_module, arrays, upstreams,
                                  lambda a: torch.as_tensor(_as_float(a)))
+        if hvp:
+            got = self.products("torch", torch_module, arrays, upstreams, hvp["directions"],
+                                lambda a: torch.as_tensor(_as_float(a)))
+            for n, a in hvp["products"].items():
+                if not _close(a, got[n], BACKENDS_TOLERANCE):
+                    self.fail(f"{self.name}_hvp", f"{n} = ...",
+                              f"the Torch and NumPy kernels disagree (max difference {_diff(a, got[n]):.2e})")
         for kind, a, b in (("forward", outs, touts), ("backward", grads, tgrads)):
             for n in a:
                 if n in m.INDICES:   # positions (a pool's arg-max) in each backend's own representation
@@ -298,6 +306,39 @@ class Verifier:
                     self.fail(f"{self.name}_{kind}", f"{n} = ...",
                               f"the Torch and NumPy kernels disagree (max difference {_diff(a[n], b[n]):.2e})")
         return []
+
+    def products(self, backend, m, arrays, upstreams, directions, wrap) -> dict:
+        """The results of ``<m>_hvp`` along ``directions`` (one per gradient), by name, as float64 arrays."""
+        values = {**arrays, **dict(zip(m.UPSTREAMS, upstreams))}
+        args = {n: wrap(values[n]) if np.ndim(values[n]) else values[n] for n in m.HVP_ARGUMENTS}
+        out = self.call(backend, m, f"{self.name}_hvp", *[wrap(v) for v in directions], **args, **self.scalars)
+        out = _as_tuple(out, m.HVP_RESULTS)
+        return {n: _numpy(v) for n, v in zip(m.HVP_RESULTS, out)}
+
+    def check_hvp(self, m, arrays, upstreams) -> dict:
+        """``<m>_hvp`` against central differences of the backward: for random directions v of the gradients and w
+        of what they depend on (the differentiable arguments and the upstreams), Σ <h, w> must be the derivative
+        along w of Σ <v, gradients>. Returns the directions and the products, for the Torch kernels to match."""
+        rng = np.random.default_rng(2)
+        values = {**arrays, **dict(zip(m.UPSTREAMS, upstreams))}
+        _, grads = self.run("numpy", m, arrays, upstreams, lambda a: a)
+        directions = [rng.standard_normal(np.shape(grads[g])) for g in m.GRADIENTS]
+        products = self.products("numpy", m, arrays, upstreams, directions, lambda a: a)
+        wrt = {n[1:]: n for n in m.HVP_RESULTS}   # hX -> X, hdY -> dY
+        w = {n: rng.standard_normal(np.shape(values[n])) for n in wrt}
+
+        def along(eps):
+            moved = {n: (np.asarray(v, dtype=np.float64) + eps * w[n] if n in w else v) for n, v in values.items()}
+            _, g = self.run("numpy", m, {n: moved[n] for n in arrays}, [moved[u] for u in m.UPSTREAMS], lambda a: a)
+            return sum(float(np.sum(v * g[name])) for v, name in zip(directions, m.GRADIENTS))
+
+        h = 1e-6
+        numeric = (along(h) - along(-h)) / (2 * h)
+        analytic = sum(float(np.sum(products[r] * w[n])) for n, r in wrt.items())
+        if not _close(analytic, numeric, GRADIENT_TOLERANCE):
+            self.fail(f"{self.name}_hvp", "", f"disagrees with central differences of the backward along a random "
+                      f"direction ({analytic:.10g} vs {numeric:.10g})")
+        return {"directions": directions, "products": products}
 
     def check_gradients(self, m, arrays, upstreams, outs, grads):
         fwd = getattr(m, f"{self.name}_forward")

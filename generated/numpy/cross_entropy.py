@@ -31,6 +31,10 @@ GRADIENTS = ('dX',)
 OPTIONAL = {}
 VARIANTS = {}
 INDICES = ()
+HVP_DIRECTIONS = ('vX',)
+HVP_ARGUMENTS = ('X', 'T', 'dL')
+HVP_RESULTS = ('hX', 'hdL')
+HVP_OPTIONAL = {}
 
 
 def cross_entropy_forward(X, T):
@@ -55,3 +59,20 @@ def cross_entropy_backward(dL=1.0, *, X, T, into=None):
     if into:
         dX, = _accumulate(into, {'dX': dX})
     return dX
+
+
+def cross_entropy_hvp(vX, *, X, T, dL, into=None):
+    """Gradients hX, hdL (each the shape of what it differentiates).
+
+    into={'hdL': (array, alpha), ...} adds alpha * hdL to that array in place instead
+    (None is returned in its place): SGD without a gradient array, or accumulation.
+    """
+    S = vX.shape[0]
+    vX, X, T = _floats(vX, X, T)
+    # hX_ru = T_ru*vX_ru*dL/(S*X_ru**2)
+    hX = T*vX*dL/(S*X**2)
+    # hdL = -Σ_pq T_pq*vX_pq/X_pq/S
+    hdL = -(T*vX/X).sum()/S
+    if into:
+        hX, hdL = _accumulate(into, {'hX': hX, 'hdL': hdL})
+    return hX, hdL

@@ -9,10 +9,12 @@ A GRU cell, as torch.nn.GRUCell: gates in PyTorch's order r, z, n.
     h_sj = (1 − z_sj) n_sj + z_sj h0_sj
 
 The input and hidden pre-activations stay apart (the reset gate scales the hidden one alone, as PyTorch).
+1 − z is written σ(−u) (``keep``), not computed from z: where the update gate saturates (z → 1), 1 − z
+cancels to nothing while σ(−u) keeps its digits, and so do the gradients that read it.
 """
 import numpy as np
 
-from ._helpers import _accumulate, _floats, _grid_view, _matmul, _mesh, _product
+from ._helpers import _accumulate, _floats, _grid_view, _matmul, _mesh, _product, _putmask, _zeros
 
 # Calling convention, the same for every module (nothing to inspect):
 #   outs = <module>_forward(*[arrays[n] for n in ARGUMENTS], **scalars)          -> RETURNS, in order
@@ -29,17 +31,21 @@ CONSTS = ()
 LABELS = ()
 ARGUMENTS = ('X', 'h0', 'W_ih', 'W_hh', 'b_ih', 'b_hh')
 SCALARS = {}
-RETURNS = ('h', 'A', 'B', 'r', 'z', 'n')
+RETURNS = ('h', 'A', 'B', 'r', 'z', 'keep', 'n')
 UPSTREAMS = ('dh',)
-SAVED = ('X', 'h0', 'W_ih', 'W_hh', 'A', 'B', 'r', 'z', 'n')
+SAVED = ('X', 'h0', 'W_ih', 'W_hh', 'A', 'B', 'r', 'z', 'keep', 'n')
 GRADIENTS = ('dX', 'dh0', 'dW_ih', 'dW_hh', 'db_ih', 'db_hh')
 OPTIONAL = {'dX': 'need_dX', 'dh0': 'need_dh0'}
 VARIANTS = {}
 INDICES = ()
+HVP_DIRECTIONS = ('vX', 'vh0', 'vW_ih', 'vW_hh', 'vb_ih', 'vb_hh')
+HVP_ARGUMENTS = ('X', 'h0', 'W_ih', 'W_hh', 'b_ih', 'b_hh', 'dh')
+HVP_RESULTS = ('hX', 'hh0', 'hW_ih', 'hW_hh', 'hb_ih', 'hb_hh', 'hdh')
+HVP_OPTIONAL = {'hX': 'need_hX', 'hh0': 'need_hh0', 'hdh': 'need_hdh'}
 
 
 def gru_cell_forward(X, h0, W_ih, W_hh, b_ih, b_hh):
-    """Forward pass; returns h, A, B, r, z, n."""
+    """Forward pass; returns h, A, B, r, z, keep, n."""
     S = X.shape[0]
     H = h0.shape[1]
     X, h0, W_ih, W_hh, b_ih, b_hh = _floats(X, h0, W_ih, W_hh, b_ih, b_hh)
@@ -77,25 +83,30 @@ def gru_cell_forward(X, h0, W_ih, W_hh, b_ih, b_hh):
     tmp4 = 1/(1 + z_exp)
     # z_sj = (tmp4_sj*z_exp_sj if tmp1_sj < 0 else tmp4_sj)
     z = np.where(tmp1 < 0, z_exp*tmp4, tmp4)
+    # keep_exp_sj = z_exp_sj
+    keep_exp = z_exp
+    # tmp5_sj = 1/(keep_exp_sj + 1)
+    tmp5 = 1/(1 + keep_exp)
+    # keep_sj = (keep_exp_sj*tmp5_sj if tmp1_sj > 0 else tmp5_sj)
+    keep = np.where(tmp1 > 0, keep_exp*tmp5, tmp5)
     # n_sj = tanh(A[s, 2*H + j] + B[s, 2*H + j]*r_sj)
     n = _grid_view(B, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H))*r
     n += _grid_view(A, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H))
     np.tanh(n, out=n)
-    # h_sj = (1 - z_sj)*n_sj + h0_sj*z_sj
-    h = 1 - z
-    h *= n
-    h += h0*z
-    return h, A, B, r, z, n
+    # h_sj = h0_sj*z_sj + keep_sj*n_sj
+    h = h0*z
+    h += keep*n
+    return h, A, B, r, z, keep, n
 
 
-def gru_cell_backward(dh, *, X, h0, W_ih, W_hh, A, B, r, z, n, need_dX=True, need_dh0=True, into=None):
+def gru_cell_backward(dh, *, X, h0, W_ih, W_hh, A, B, r, z, keep, n, need_dX=True, need_dh0=True, into=None):
     """Gradients dX, dh0, dW_ih, dW_hh, db_ih, db_hh (each the shape of what it differentiates).
 
     into={'db_hh': (array, alpha), ...} adds alpha * db_hh to that array in place instead
     (None is returned in its place): SGD without a gradient array, or accumulation.
     """
     S, H = dh.shape
-    dh, X, h0, W_ih, W_hh, A, B, r, z, n = _floats(dh, X, h0, W_ih, W_hh, A, B, r, z, n)
+    dh, X, h0, W_ih, W_hh, A, B, r, z, keep, n = _floats(dh, X, h0, W_ih, W_hh, A, B, r, z, keep, n)
     if W_ih.shape[0] != 3*H:
         raise ValueError(f"gru_cell_backward: axis 0 of W_ih has {W_ih.shape[0]} elements, but 3*H = {3*H} for H={H}")
     if W_hh.shape[0] != 3*H:
@@ -104,17 +115,17 @@ def gru_cell_backward(dh, *, X, h0, W_ih, W_hh, A, B, r, z, n, need_dX=True, nee
         raise ValueError(f"gru_cell_backward: axis 1 of A has {A.shape[1]} elements, but 3*H = {3*H} for H={H}")
     if B.shape[1] != 3*H:
         raise ValueError(f"gru_cell_backward: axis 1 of B has {B.shape[1]} elements, but 3*H = {3*H} for H={H}")
-    # dn_pq = (1 - z_pq)*dh_pq
-    dn = 1 - z
-    dn *= dh
-    # dz_pq = (h0_pq - n_pq)*dh_pq
-    dz = h0 - n
-    dz *= dh
-    # dr_exp_pq = exp(-|2*A[p, 2*H + q] + 2*B[p, 2*H + q]*r_pq|)
-    dr_exp = 2*_grid_view(A, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H))
-    dr_exp += 2*_grid_view(B, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H))*r
+    # dn_pq = dh_pq*keep_pq
+    dn = dh*keep
+    # dkeep_pq = dh_pq*n_pq
+    dkeep = dh*n
+    # dz_pq = dh_pq*h0_pq
+    dz = dh*h0
+    # dr_exp_pq = exp(-2*|A[p, 2*H + q] + B[p, 2*H + q]*r_pq|)
+    dr_exp = _grid_view(B, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H))*r
+    dr_exp += _grid_view(A, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H))
     np.abs(dr_exp, out=dr_exp)
-    dr_exp *= -1
+    dr_exp *= -2
     np.exp(dr_exp, out=dr_exp)
     # dr_pq = 4*B[p, 2*H + q]*dn_pq*dr_exp_pq/(dr_exp_pq + 1)**2
     dr = 4*dr_exp*_grid_view(B, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H))*dn/(1 + dr_exp)**2
@@ -126,24 +137,34 @@ def gru_cell_backward(dh, *, X, h0, W_ih, W_hh, A, B, r, z, n, need_dX=True, nee
     dB_exp = tmp2
     # dB_exp2_pq = tmp2_pq
     dB_exp2 = tmp2
-    # tmp1_pq = exp(-|2*A_pq + 2*B_pq*r[p, q - 2*H]|)
-    tmp1 = 2*A
-    tmp1 += 2*B*_grid_view(r, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))
+    # dB_exp3_pq = tmp2_pq
+    dB_exp3 = tmp2
+    # tmp1_pq = exp(-2*|A_pq + B_pq*r[p, q - 2*H]|)
+    tmp1 = B*_grid_view(r, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))
+    tmp1 += A
     np.abs(tmp1, out=tmp1)
-    tmp1 *= -1
+    tmp1 *= -2
     np.exp(tmp1, out=tmp1)
-    # dB_exp3_pq = tmp1_pq
-    dB_exp3 = tmp1
-    # dB_pq = dB_exp_pq*dr_pq/(dB_exp_pq + 1)**2 + dB_exp2_pq*dz[p, q - H]/(dB_exp2_pq + 1)**2 - ((-2*[q - 2*H ∈ 0..H - 1] - 2)*dB_exp3_pq + ([q - 2*H ∈ 0..H - 1] - 1)*dB_exp3_pq**2 + [q - 2*H ∈ 0..H - 1] - 1)*dn[p, q - 2*H]*r[p, q - 2*H]/(dB_exp3_pq + 1)**2
-    dB = dB_exp*_grid_view(dr, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 3*H))/(1 + dB_exp)**2 + dB_exp2*_grid_view(dz, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H))/(1 + dB_exp2)**2 - (dB_exp3**2*(np.where((_mesh((3*H,), dh)[0] - 2*H >= 0) & (_mesh((3*H,), dh)[0] - 2*H <= H - 1), dh.dtype.type(1), 0) - 1) + dB_exp3*(np.where((_mesh((3*H,), dh)[0] - 2*H >= 0) & (_mesh((3*H,), dh)[0] - 2*H <= H - 1), dh.dtype.type(-2), 0) - 2) + np.where((_mesh((3*H,), dh)[0] - 2*H >= 0) & (_mesh((3*H,), dh)[0] - 2*H <= H - 1), dh.dtype.type(1), 0) - 1)*_grid_view(dn, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))*_grid_view(r, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))/(1 + dB_exp3)**2
+    # dB_exp4_pq = tmp1_pq
+    dB_exp4 = tmp1
+    # dB_pq = 4*dB_exp4_pq*dn[p, q - 2*H]*r[p, q - 2*H]/(dB_exp4_pq + 1)**2 + dB_exp3_pq*dz[p, q - H]/(dB_exp3_pq + 1)**2 + dB_exp2_pq*dr_pq/(dB_exp2_pq + 1)**2 - dB_exp_pq*dkeep[p, q - H]/(dB_exp_pq + 1)**2
+    dB = dB_exp2*_grid_view(dr, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 3*H))/(1 + dB_exp2)**2
+    dB += dB_exp3*_grid_view(dz, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H))/(1 + dB_exp3)**2
+    dB += 4*dB_exp4*_grid_view(dn, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))*_grid_view(r, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))/(1 + dB_exp4)**2
+    dB -= dB_exp*_grid_view(dkeep, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H))/(1 + dB_exp)**2
     # dA_exp_pq = tmp1_pq
     dA_exp = tmp1
     # dA_exp2_pq = tmp2_pq
     dA_exp2 = tmp2
     # dA_exp3_pq = tmp2_pq
     dA_exp3 = tmp2
-    # dA_pq = dA_exp3_pq*dz[p, q - H]/(dA_exp3_pq + 1)**2 + dA_exp2_pq*dr_pq/(dA_exp2_pq + 1)**2 - ((-2*[q - 2*H ∈ 0..H - 1] - 2)*dA_exp_pq + ([q - 2*H ∈ 0..H - 1] - 1)*dA_exp_pq**2 + [q - 2*H ∈ 0..H - 1] - 1)*dn[p, q - 2*H]/(dA_exp_pq + 1)**2
-    dA = dA_exp2*_grid_view(dr, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 3*H))/(1 + dA_exp2)**2 + dA_exp3*_grid_view(dz, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H))/(1 + dA_exp3)**2 - (dA_exp**2*(np.where((_mesh((3*H,), dh)[0] - 2*H >= 0) & (_mesh((3*H,), dh)[0] - 2*H <= H - 1), dh.dtype.type(1), 0) - 1) + dA_exp*(np.where((_mesh((3*H,), dh)[0] - 2*H >= 0) & (_mesh((3*H,), dh)[0] - 2*H <= H - 1), dh.dtype.type(-2), 0) - 2) + np.where((_mesh((3*H,), dh)[0] - 2*H >= 0) & (_mesh((3*H,), dh)[0] - 2*H <= H - 1), dh.dtype.type(1), 0) - 1)*_grid_view(dn, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))/(1 + dA_exp)**2
+    # dA_exp4_pq = tmp2_pq
+    dA_exp4 = tmp2
+    # dA_pq = 4*dA_exp_pq*dn[p, q - 2*H]/(dA_exp_pq + 1)**2 + dA_exp4_pq*dz[p, q - H]/(dA_exp4_pq + 1)**2 + dA_exp3_pq*dr_pq/(dA_exp3_pq + 1)**2 - dA_exp2_pq*dkeep[p, q - H]/(dA_exp2_pq + 1)**2
+    dA = dA_exp3*_grid_view(dr, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 3*H))/(1 + dA_exp3)**2
+    dA += dA_exp4*_grid_view(dz, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H))/(1 + dA_exp4)**2
+    dA += 4*dA_exp*_grid_view(dn, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))/(1 + dA_exp)**2
+    dA -= dA_exp2*_grid_view(dkeep, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H))/(1 + dA_exp2)**2
     dX = None
     if need_dX:
         # dX_pq = Σ_u W_ih_uq*dA_pu
@@ -164,3 +185,324 @@ def gru_cell_backward(dh, *, X, h0, W_ih, W_hh, A, B, r, z, n, need_dX=True, nee
     if into:
         dX, dh0, dW_ih, dW_hh, db_ih, db_hh = _accumulate(into, {'dX': dX, 'dh0': dh0, 'dW_ih': dW_ih, 'dW_hh': dW_hh, 'db_ih': db_ih, 'db_hh': db_hh})
     return dX, dh0, dW_ih, dW_hh, db_ih, db_hh
+
+
+def gru_cell_hvp(vX=None, vh0=None, vW_ih=None, vW_hh=None, vb_ih=None, vb_hh=None, *, X, h0, W_ih, W_hh, b_ih, b_hh, dh, need_hX=True, need_hh0=True, need_hdh=True, into=None):
+    """Gradients hX, hh0, hW_ih, hW_hh, hb_ih, hb_hh, hdh (each the shape of what it differentiates).
+
+    into={'hdh': (array, alpha), ...} adds alpha * hdh to that array in place instead
+    (None is returned in its place): SGD without a gradient array, or accumulation.
+    """
+    S, I = X.shape
+    H = h0.shape[1]
+    if vX is None:
+        vX = _zeros(X, (S, I))
+    if vh0 is None:
+        vh0 = _zeros(X, (S, H))
+    if vW_ih is None:
+        vW_ih = _zeros(X, (3*H, I))
+    if vW_hh is None:
+        vW_hh = _zeros(X, (3*H, H))
+    if vb_ih is None:
+        vb_ih = _zeros(X, (3*H,))
+    if vb_hh is None:
+        vb_hh = _zeros(X, (3*H,))
+    X, h0, W_ih, W_hh, b_ih, b_hh, dh, vX, vh0, vW_ih, vW_hh, vb_ih, vb_hh = _floats(X, h0, W_ih, W_hh, b_ih, b_hh, dh, vX, vh0, vW_ih, vW_hh, vb_ih, vb_hh)
+    if W_ih.shape[0] != 3*H:
+        raise ValueError(f"gru_cell_hvp: axis 0 of W_ih has {W_ih.shape[0]} elements, but 3*H = {3*H} for H={H}")
+    if W_hh.shape[0] != 3*H:
+        raise ValueError(f"gru_cell_hvp: axis 0 of W_hh has {W_hh.shape[0]} elements, but 3*H = {3*H} for H={H}")
+    if b_ih.shape[0] != 3*H:
+        raise ValueError(f"gru_cell_hvp: axis 0 of b_ih has {b_ih.shape[0]} elements, but 3*H = {3*H} for H={H}")
+    if b_hh.shape[0] != 3*H:
+        raise ValueError(f"gru_cell_hvp: axis 0 of b_hh has {b_hh.shape[0]} elements, but 3*H = {3*H} for H={H}")
+    if vW_ih.shape[0] != 3*H:
+        raise ValueError(f"gru_cell_hvp: axis 0 of vW_ih has {vW_ih.shape[0]} elements, but 3*H = {3*H} for H={H}")
+    if vW_hh.shape[0] != 3*H:
+        raise ValueError(f"gru_cell_hvp: axis 0 of vW_hh has {vW_hh.shape[0]} elements, but 3*H = {3*H} for H={H}")
+    if vb_ih.shape[0] != 3*H:
+        raise ValueError(f"gru_cell_hvp: axis 0 of vb_ih has {vb_ih.shape[0]} elements, but 3*H = {3*H} for H={H}")
+    if vb_hh.shape[0] != 3*H:
+        raise ValueError(f"gru_cell_hvp: axis 0 of vb_hh has {vb_hh.shape[0]} elements, but 3*H = {3*H} for H={H}")
+    # A_su = b_ih_u + Σ_k W_ih_uk*X_sk
+    A = _matmul(X, W_ih.T)
+    A += b_ih
+    # B_su = b_hh_u + Σ_m W_hh_um*h0_sm
+    B = _matmul(h0, W_hh.T)
+    B += b_hh
+    # tmp38_sj = A_sj + B_sj
+    tmp38 = _grid_view(A, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, H)) + _grid_view(B, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, H))
+    # r_exp_sj = exp(-|tmp38_sj|)
+    r_exp = np.abs(tmp38)
+    r_exp *= -1
+    np.exp(r_exp, out=r_exp)
+    # tmp39_sj = 1/(r_exp_sj + 1)
+    tmp39 = 1/(1 + r_exp)
+    # r_sj = (r_exp_sj*tmp39_sj if tmp38_sj < 0 else tmp39_sj)
+    r = np.where(tmp38 < 0, r_exp*tmp39, tmp39)
+    # tmp37_sj = A[s, H + j] + B[s, H + j]
+    tmp37 = _grid_view(A, (((1, 0), 0, 1), ((0, 1), H, 1),), (S, H)) + _grid_view(B, (((1, 0), 0, 1), ((0, 1), H, 1),), (S, H))
+    # z_exp_sj = exp(-|tmp37_sj|)
+    z_exp = np.abs(tmp37)
+    z_exp *= -1
+    np.exp(z_exp, out=z_exp)
+    # tmp40_sj = 1/(z_exp_sj + 1)
+    tmp40 = 1/(1 + z_exp)
+    # z_sj = (tmp40_sj*z_exp_sj if tmp37_sj < 0 else tmp40_sj)
+    z = np.where(tmp37 < 0, z_exp*tmp40, tmp40)
+    # keep_exp_sj = z_exp_sj
+    keep_exp = z_exp
+    # tmp41_sj = 1/(keep_exp_sj + 1)
+    tmp41 = 1/(1 + keep_exp)
+    # keep_sj = (keep_exp_sj*tmp41_sj if tmp37_sj > 0 else tmp41_sj)
+    keep = np.where(tmp37 > 0, keep_exp*tmp41, tmp41)
+    # tmp36_sj = A[s, 2*H + j] + B[s, 2*H + j]*r_sj
+    tmp36 = _grid_view(B, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H))*r
+    tmp36 += _grid_view(A, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H))
+    # n_sj = tanh(tmp36_sj)
+    n = np.tanh(tmp36)
+    # dn_pq = dh_pq*keep_pq
+    dn = dh*keep
+    # dkeep_pq = dh_pq*n_pq
+    dkeep = dh*n
+    # dz_pq = dh_pq*h0_pq
+    dz = dh*h0
+    # dr_exp_pq = exp(-2*|tmp36_pq|)
+    dr_exp = np.abs(tmp36)
+    dr_exp *= -2
+    np.exp(dr_exp, out=dr_exp)
+    # dr_pq = 4*B[p, 2*H + q]*dn_pq*dr_exp_pq/(dr_exp_pq + 1)**2
+    dr = 4*dr_exp*_grid_view(B, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H))*dn/(1 + dr_exp)**2
+    # dB_exp_pq = exp(-|A_pq + B_pq|)
+    dB_exp = np.abs(A + B)
+    dB_exp *= -1
+    np.exp(dB_exp, out=dB_exp)
+    # dB_exp2_pq = dB_exp_pq
+    dB_exp2 = dB_exp
+    # dB_exp3_pq = dB_exp_pq
+    dB_exp3 = dB_exp
+    # dB_exp4_pq = exp(-2*|A_pq + B_pq*r[p, q - 2*H]|)
+    dB_exp4 = B*_grid_view(r, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))
+    dB_exp4 += A
+    np.abs(dB_exp4, out=dB_exp4)
+    dB_exp4 *= -2
+    np.exp(dB_exp4, out=dB_exp4)
+    # dB_pq = 4*dB_exp4_pq*dn[p, q - 2*H]*r[p, q - 2*H]/(dB_exp4_pq + 1)**2 + dB_exp3_pq*dz[p, q - H]/(dB_exp3_pq + 1)**2 + dB_exp2_pq*dr_pq/(dB_exp2_pq + 1)**2 - dB_exp_pq*dkeep[p, q - H]/(dB_exp_pq + 1)**2
+    dB = dB_exp2*_grid_view(dr, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 3*H))/(1 + dB_exp2)**2
+    dB += dB_exp3*_grid_view(dz, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H))/(1 + dB_exp3)**2
+    dB += 4*dB_exp4*_grid_view(dn, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))*_grid_view(r, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))/(1 + dB_exp4)**2
+    dB -= dB_exp*_grid_view(dkeep, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H))/(1 + dB_exp)**2
+    # dA_exp_pq = dB_exp4_pq
+    dA_exp = dB_exp4
+    # dA_exp2_pq = dB_exp_pq
+    dA_exp2 = dB_exp
+    # dA_exp3_pq = dB_exp_pq
+    dA_exp3 = dB_exp
+    # dA_exp4_pq = dB_exp_pq
+    dA_exp4 = dB_exp
+    # dA_pq = 4*dA_exp_pq*dn[p, q - 2*H]/(dA_exp_pq + 1)**2 + dA_exp4_pq*dz[p, q - H]/(dA_exp4_pq + 1)**2 + dA_exp3_pq*dr_pq/(dA_exp3_pq + 1)**2 - dA_exp2_pq*dkeep[p, q - H]/(dA_exp2_pq + 1)**2
+    dA = dA_exp3*_grid_view(dr, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 3*H))/(1 + dA_exp3)**2
+    dA += dA_exp4*_grid_view(dz, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H))/(1 + dA_exp4)**2
+    dA += 4*dA_exp*_grid_view(dn, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))/(1 + dA_exp)**2
+    dA -= dA_exp2*_grid_view(dkeep, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H))/(1 + dA_exp2)**2
+    # dA_bar_rv = vb_ih_v + Σ_q W_ih_vq*vX_rq + Σ_q X_rq*vW_ih_vq
+    dA_bar = _matmul(vX, W_ih.T)
+    dA_bar += vb_ih
+    dA_bar += _matmul(X, vW_ih.T)
+    # dB_bar_rv = vb_hh_v + Σ_q1 W_hh_v,q1*vh0_r,q1 + Σ_q2 h0_r,q2*vW_hh_v,q2
+    dB_bar = _matmul(vh0, W_hh.T)
+    dB_bar += vb_hh
+    dB_bar += _matmul(h0, vW_hh.T)
+    # dr_bar_exp_rv = exp(-|A_rv + B_rv|)
+    dr_bar_exp = np.abs(_grid_view(A, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, H)) + _grid_view(B, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, H)))
+    dr_bar_exp *= -1
+    np.exp(dr_bar_exp, out=dr_bar_exp)
+    # dr_bar_rv = (dA_bar_rv + dB_bar_rv)*dr_bar_exp_rv/(dr_bar_exp_rv + 1)**2
+    dr_bar = _grid_view(dA_bar, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, H)) + _grid_view(dB_bar, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, H))
+    dr_bar /= (1 + dr_bar_exp)**2
+    dr_bar *= dr_bar_exp
+    # tmp22_rv = exp(-|A[r, H + v] + B[r, H + v]|)
+    tmp22 = np.abs(_grid_view(A, (((1, 0), 0, 1), ((0, 1), H, 1),), (S, H)) + _grid_view(B, (((1, 0), 0, 1), ((0, 1), H, 1),), (S, H)))
+    tmp22 *= -1
+    np.exp(tmp22, out=tmp22)
+    # dz_bar_exp_rv = tmp22_rv
+    dz_bar_exp = tmp22
+    # tmp28_rv = dA_bar[r, H + v] + dB_bar[r, H + v]
+    tmp28 = _grid_view(dA_bar, (((1, 0), 0, 1), ((0, 1), H, 1),), (S, H)) + _grid_view(dB_bar, (((1, 0), 0, 1), ((0, 1), H, 1),), (S, H))
+    # dz_bar_rv = [H + v ∈ 0..3*H - 1]*dz_bar_exp_rv*tmp28_rv/(dz_bar_exp_rv + 1)**2
+    dz_bar = np.where((H + _mesh((H,), X)[0] >= 0) & (H + _mesh((H,), X)[0] <= 3*H - 1), dz_bar_exp*tmp28/(1 + dz_bar_exp)**2, 0)
+    # dkeep_bar_exp_rv = tmp22_rv
+    dkeep_bar_exp = tmp22
+    # dkeep_bar_rv = -[H + v ∈ 0..3*H - 1]*dkeep_bar_exp_rv*tmp28_rv/(dkeep_bar_exp_rv + 1)**2
+    dkeep_bar = np.where((H + _mesh((H,), X)[0] >= 0) & (H + _mesh((H,), X)[0] <= 3*H - 1), -dkeep_bar_exp*tmp28/(1 + dkeep_bar_exp)**2, 0)
+    # tmp9_rv = exp(-2*|A[r, 2*H + v] + B[r, 2*H + v]*r_rv|)
+    tmp9 = _grid_view(B, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H))*r
+    tmp9 += _grid_view(A, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H))
+    np.abs(tmp9, out=tmp9)
+    tmp9 *= -2
+    np.exp(tmp9, out=tmp9)
+    # dn_bar_exp_rv = tmp9_rv
+    dn_bar_exp = tmp9
+    # dn_bar_rv = 4*([2*H + v ∈ 0..3*H - 1]*dA_bar[r, 2*H + v] + [2*H + v ∈ 0..3*H - 1]*dB_bar[r, 2*H + v]*r_rv + B[r, 2*H + v]*dr_bar_rv)*dn_bar_exp_rv/(dn_bar_exp_rv + 1)**2
+    dn_bar = 4*(_grid_view(B, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H))*dr_bar + np.where((2*H + _mesh((H,), X)[0] >= 0) & (2*H + _mesh((H,), X)[0] <= 3*H - 1), _grid_view(dA_bar, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H)), 0) + np.where((2*H + _mesh((H,), X)[0] >= 0) & (2*H + _mesh((H,), X)[0] <= 3*H - 1), _grid_view(dB_bar, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H))*r, 0))*dn_bar_exp/(1 + dn_bar_exp)**2
+    # n_bar_rv = dh_rv*dkeep_bar_rv
+    n_bar = dh*dkeep_bar
+    # keep_bar_rv = dh_rv*dn_bar_rv
+    keep_bar = dh*dn_bar
+    # z_bar_rv = dh_rv*vh0_rv
+    z_bar = dh*vh0
+    # r_bar_exp_rv = tmp9_rv
+    r_bar_exp = tmp9
+    # tmp3_rv = -2*[2*H + v ∈ 0..3*H - 1]*B[r, 2*H + v]*dB_bar[r, 2*H + v]*dn_rv*r_rv
+    tmp3 = np.where((2*H + _mesh((H,), X)[0] >= 0) & (2*H + _mesh((H,), X)[0] <= 3*H - 1), -2*_grid_view(B, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H))*_grid_view(dB_bar, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H))*dn*r, 0)
+    # tmp4_rv = 2*[2*H + v ∈ 0..3*H - 1]*B[r, 2*H + v]*dB_bar[r, 2*H + v]*dn_rv*r_rv
+    tmp4 = np.where((2*H + _mesh((H,), X)[0] >= 0) & (2*H + _mesh((H,), X)[0] <= 3*H - 1), 2*_grid_view(B, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H))*_grid_view(dB_bar, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H))*dn*r, 0)
+    # tmp5_rv = -2*[2*H + v ∈ 0..3*H - 1]*B[r, 2*H + v]*dA_bar[r, 2*H + v]*dn_rv
+    tmp5 = np.where((2*H + _mesh((H,), X)[0] >= 0) & (2*H + _mesh((H,), X)[0] <= 3*H - 1), -2*_grid_view(B, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H))*_grid_view(dA_bar, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H))*dn, 0)
+    # tmp6_rv = 2*[2*H + v ∈ 0..3*H - 1]*B[r, 2*H + v]*dA_bar[r, 2*H + v]*dn_rv
+    tmp6 = np.where((2*H + _mesh((H,), X)[0] >= 0) & (2*H + _mesh((H,), X)[0] <= 3*H - 1), 2*_grid_view(B, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H))*_grid_view(dA_bar, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H))*dn, 0)
+    # tmp15_rv = -[2*H + v ∈ 0..3*H - 1]*dB_bar[r, 2*H + v]*dn_rv
+    tmp15 = np.where((2*H + _mesh((H,), X)[0] >= 0) & (2*H + _mesh((H,), X)[0] <= 3*H - 1), -_grid_view(dB_bar, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H))*dn, 0)
+    # tmp32_rv = B[r, 2*H + v]**2
+    tmp32 = _grid_view(B, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H))**2
+    # tmp17_rv = -2*dn_rv*dr_bar_rv*tmp32_rv
+    tmp17 = -2*dn*dr_bar*tmp32
+    # tmp18_rv = [2*H + v ∈ 0..3*H - 1]*dB_bar[r, 2*H + v]*dn_rv
+    tmp18 = np.where((2*H + _mesh((H,), X)[0] >= 0) & (2*H + _mesh((H,), X)[0] <= 3*H - 1), _grid_view(dB_bar, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H))*dn, 0)
+    # tmp19_rv = 2*dn_rv*dr_bar_rv*tmp32_rv
+    tmp19 = 2*dn*dr_bar*tmp32
+    # tmp29_rv = -B[r, 2*H + v]*n_bar_rv
+    tmp29 = -_grid_view(B, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H))*n_bar
+    # tmp31_rv = B[r, 2*H + v]*n_bar_rv
+    tmp31 = _grid_view(B, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H))*n_bar
+    # tmp35_rv = (r_bar_exp_rv + 1)**(-3)
+    tmp35 = (1 + r_bar_exp)**(-3)
+    # r_bar_rv = (-4*((tmp15_rv + tmp19_rv + tmp29_rv + tmp4_rv + tmp6_rv)*r_bar_exp_rv + tmp15_rv + tmp17_rv + tmp29_rv + tmp3_rv + tmp5_rv)*r_bar_exp_rv*tmp35_rv if 2*A[r, 2*H + v] + 2*B[r, 2*H + v]*r_rv < 0 else 4*((tmp18_rv + tmp19_rv + tmp31_rv + tmp4_rv + tmp6_rv)*r_bar_exp_rv + tmp17_rv + tmp18_rv + tmp31_rv + tmp3_rv + tmp5_rv)*r_bar_exp_rv*tmp35_rv)
+    r_bar = tmp18 + tmp19 + tmp31 + tmp4 + tmp6
+    r_bar *= r_bar_exp
+    r_bar += tmp17
+    r_bar += tmp18
+    r_bar += tmp3
+    r_bar += tmp31
+    r_bar += tmp5
+    r_bar *= r_bar_exp
+    r_bar *= tmp35
+    r_bar *= 4
+    _putmask(r_bar, (2*_grid_view(A, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H)) + 2*_grid_view(B, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H))*r) < 0, -4*((tmp15 + tmp19 + tmp29 + tmp4 + tmp6)*r_bar_exp + tmp15 + tmp17 + tmp29 + tmp3 + tmp5)*r_bar_exp*tmp35)
+    # tmp30_rv = A_rv + B_rv
+    tmp30 = A + B
+    # tmp27_rv = |tmp30_rv|
+    tmp27 = np.abs(tmp30)
+    # tmp23_rv = exp(-tmp27_rv)
+    tmp23 = np.exp(-tmp27)
+    # B_bar_exp_rv = tmp23_rv
+    B_bar_exp = tmp23
+    # B_bar_exp2_rv = tmp23_rv
+    B_bar_exp2 = tmp23
+    # B_bar_exp3_rv = tmp23_rv
+    B_bar_exp3 = tmp23
+    # tmp16_rv = A_rv + B_rv*r[r, v - 2*H]
+    tmp16 = B*_grid_view(r, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))
+    tmp16 += A
+    # tmp13_rv = |tmp16_rv|
+    tmp13 = np.abs(tmp16)
+    # tmp10_rv = -2*tmp13_rv
+    tmp10 = -2*tmp13
+    # tmp7_rv = exp(tmp10_rv)
+    tmp7 = np.exp(tmp10)
+    # B_bar_exp4_rv = tmp7_rv
+    B_bar_exp4 = tmp7
+    # tmp20_rv = exp(-tmp27_rv/2)
+    tmp20 = np.exp(-tmp27/2)
+    # B_bar_exp5_rv = tmp20_rv
+    B_bar_exp5 = tmp20
+    # tmp11_rv = exp(-tmp13_rv)
+    tmp11 = np.exp(-tmp13)
+    # B_bar_exp6_rv = tmp11_rv
+    B_bar_exp6 = tmp11
+    # B_bar_exp7_rv = tmp20_rv
+    B_bar_exp7 = tmp20
+    # B_bar_exp8_rv = tmp11_rv
+    B_bar_exp8 = tmp11
+    # B_bar_exp9_rv = tmp7_rv
+    B_bar_exp9 = tmp7
+    # tmp25_rv = tmp30_rv/2
+    tmp25 = tmp30/2
+    # tmp2_rv = -(dr_rv + dz[r, v - H] - dkeep[r, v - H])*sinh(tmp25_rv)*cosh(tmp16_rv)**3
+    tmp2 = np.cosh(tmp16)**3
+    tmp2 *= _grid_view(dr, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 3*H)) + _grid_view(dz, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H)) - _grid_view(dkeep, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H))
+    tmp2 *= np.sinh(tmp25)
+    tmp2 *= -1
+    # tmp14_rv = sinh(tmp16_rv)
+    tmp14 = np.sinh(tmp16)
+    # tmp21_rv = cosh(tmp25_rv)**3
+    tmp21 = np.cosh(tmp25)**3
+    # tmp1_rv = tmp2_rv - 8*dn[r, v - 2*H]*r[r, v - 2*H]*tmp14_rv*tmp21_rv
+    tmp1 = -8*_grid_view(dn, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))*_grid_view(r, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))*tmp14*tmp21
+    tmp1 += tmp2
+    # tmp26_rv = 2*B_rv*r[r, v - 2*H]
+    tmp26 = 2*B*_grid_view(r, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))
+    # tmp12_rv = 2*A_rv + tmp26_rv
+    tmp12 = 2*A
+    tmp12 += tmp26
+    # tmp24_rv = -2*B_rv*r[r, v - 2*H]
+    tmp24 = -2*B*_grid_view(r, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))
+    # tmp33_rv = (B_bar_exp9_rv + 1)**(-3)
+    tmp33 = (1 + B_bar_exp9)**(-3)
+    # B_bar_rv = 16*(tmp2_rv - 8*dn[r, v - 2*H]*r[r, v - 2*H]**2*tmp14_rv*tmp21_rv)*B_bar_exp5_rv**3*B_bar_exp6_rv**3*dB_bar_rv/((B_bar_exp5_rv**2 + 1)**3*(B_bar_exp6_rv**2 + 1)**3) + (-4*((tmp26_rv - 1)*B_bar_exp9_rv + tmp24_rv - 1)*[v - 2*H ∈ 0..H - 1]*B_bar_exp9_rv*dn[r, v - 2*H]*dr_bar[r, v - 2*H]*tmp33_rv if tmp12_rv < 0 else 4*((tmp26_rv + 1)*B_bar_exp9_rv + tmp24_rv + 1)*[v - 2*H ∈ 0..H - 1]*B_bar_exp9_rv*dn[r, v - 2*H]*dr_bar[r, v - 2*H]*tmp33_rv) + 16*B_bar_exp7_rv**3*B_bar_exp8_rv**3*dA_bar_rv*tmp1_rv/((B_bar_exp7_rv**2 + 1)**3*(B_bar_exp8_rv**2 + 1)**3) + 4*B_bar_exp4_rv*n_bar[r, v - 2*H]*r[r, v - 2*H]/(B_bar_exp4_rv + 1)**2 + B_bar_exp3_rv*z_bar[r, v - H]/(B_bar_exp3_rv + 1)**2 + B_bar_exp2_rv*r_bar_rv/(B_bar_exp2_rv + 1)**2 - B_bar_exp_rv*keep_bar[r, v - H]/(B_bar_exp_rv + 1)**2
+    B_bar = B_bar_exp2*_grid_view(r_bar, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 3*H))/(1 + B_bar_exp2)**2 + B_bar_exp3*_grid_view(z_bar, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H))/(1 + B_bar_exp3)**2 + 4*B_bar_exp4*_grid_view(n_bar, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))*_grid_view(r, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))/(1 + B_bar_exp4)**2 + 16*B_bar_exp5**3*B_bar_exp6**3*(tmp2 - 8*_grid_view(r, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))**2*_grid_view(dn, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))*tmp14*tmp21)*dB_bar/((1 + B_bar_exp5**2)**3*(1 + B_bar_exp6**2)**3) + 16*B_bar_exp7**3*B_bar_exp8**3*dA_bar*tmp1/((1 + B_bar_exp7**2)**3*(1 + B_bar_exp8**2)**3) + np.where(tmp12 < 0, np.where((_mesh((3*H,), X)[0] - 2*H >= 0) & (_mesh((3*H,), X)[0] - 2*H <= H - 1), -4*((tmp26 - 1)*B_bar_exp9 + tmp24 - 1)*B_bar_exp9*_grid_view(dn, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))*_grid_view(dr_bar, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))*tmp33, 0), np.where((_mesh((3*H,), X)[0] - 2*H >= 0) & (_mesh((3*H,), X)[0] - 2*H <= H - 1), 4*(1 + (1 + tmp26)*B_bar_exp9 + tmp24)*B_bar_exp9*_grid_view(dn, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))*_grid_view(dr_bar, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))*tmp33, 0)) - B_bar_exp*_grid_view(keep_bar, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H))/(1 + B_bar_exp)**2
+    # A_bar_exp_rv = tmp7_rv
+    A_bar_exp = tmp7
+    # A_bar_exp2_rv = tmp23_rv
+    A_bar_exp2 = tmp23
+    # A_bar_exp3_rv = tmp23_rv
+    A_bar_exp3 = tmp23
+    # A_bar_exp4_rv = tmp23_rv
+    A_bar_exp4 = tmp23
+    # A_bar_exp5_rv = tmp20_rv
+    A_bar_exp5 = tmp20
+    # A_bar_exp6_rv = tmp11_rv
+    A_bar_exp6 = tmp11
+    # A_bar_exp7_rv = tmp20_rv
+    A_bar_exp7 = tmp20
+    # A_bar_exp8_rv = tmp11_rv
+    A_bar_exp8 = tmp11
+    # A_bar_exp9_rv = tmp7_rv
+    A_bar_exp9 = tmp7
+    # tmp8_rv = expm1(tmp10_rv)
+    tmp8 = np.expm1(tmp10)
+    # tmp34_rv = (A_bar_exp9_rv + 1)**(-3)
+    tmp34 = (1 + A_bar_exp9)**(-3)
+    # A_bar_rv = 16*(tmp2_rv - 8*dn[r, v - 2*H]*tmp14_rv*tmp21_rv)*A_bar_exp5_rv**3*A_bar_exp6_rv**3*dA_bar_rv/((A_bar_exp5_rv**2 + 1)**3*(A_bar_exp6_rv**2 + 1)**3) + (-8*[v - 2*H ∈ 0..H - 1]*A_bar_exp9_rv*B_rv*dn[r, v - 2*H]*dr_bar[r, v - 2*H]*tmp34_rv*tmp8_rv if tmp12_rv < 0 else 8*[v - 2*H ∈ 0..H - 1]*A_bar_exp9_rv*B_rv*dn[r, v - 2*H]*dr_bar[r, v - 2*H]*tmp34_rv*tmp8_rv) + 4*A_bar_exp_rv*n_bar[r, v - 2*H]/(A_bar_exp_rv + 1)**2 + 16*A_bar_exp7_rv**3*A_bar_exp8_rv**3*dB_bar_rv*tmp1_rv/((A_bar_exp7_rv**2 + 1)**3*(A_bar_exp8_rv**2 + 1)**3) + A_bar_exp4_rv*z_bar[r, v - H]/(A_bar_exp4_rv + 1)**2 + A_bar_exp3_rv*r_bar_rv/(A_bar_exp3_rv + 1)**2 - A_bar_exp2_rv*keep_bar[r, v - H]/(A_bar_exp2_rv + 1)**2
+    A_bar = A_bar_exp3*_grid_view(r_bar, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 3*H))/(1 + A_bar_exp3)**2 + A_bar_exp4*_grid_view(z_bar, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H))/(1 + A_bar_exp4)**2 + 4*A_bar_exp*_grid_view(n_bar, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))/(1 + A_bar_exp)**2 + 16*A_bar_exp5**3*A_bar_exp6**3*(tmp2 - 8*_grid_view(dn, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))*tmp14*tmp21)*dA_bar/((1 + A_bar_exp5**2)**3*(1 + A_bar_exp6**2)**3) + 16*A_bar_exp7**3*A_bar_exp8**3*dB_bar*tmp1/((1 + A_bar_exp7**2)**3*(1 + A_bar_exp8**2)**3) + np.where(tmp12 < 0, np.where((_mesh((3*H,), X)[0] - 2*H >= 0) & (_mesh((3*H,), X)[0] - 2*H <= H - 1), -8*A_bar_exp9*B*_grid_view(dn, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))*_grid_view(dr_bar, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))*tmp34*tmp8, 0), np.where((_mesh((3*H,), X)[0] - 2*H >= 0) & (_mesh((3*H,), X)[0] - 2*H <= H - 1), 8*A_bar_exp9*B*_grid_view(dn, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))*_grid_view(dr_bar, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))*tmp34*tmp8, 0)) - A_bar_exp2*_grid_view(keep_bar, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H))/(1 + A_bar_exp2)**2
+    hX = None
+    if need_hX:
+        # hX_rv = Σ_u A_bar_ru*W_ih_uv + Σ_p1 dA_r,p1*vW_ih_p1,v
+        hX = _matmul(A_bar, W_ih)
+        hX += _matmul(dA, vW_ih)
+    hh0 = None
+    if need_hh0:
+        # hh0_rv = dh_rv*dz_bar_rv + Σ_u B_bar_ru*W_hh_uv + Σ_p2 dB_r,p2*vW_hh_p2,v
+        hh0 = dh*dz_bar
+        hh0 += _matmul(B_bar, W_hh)
+        hh0 += _matmul(dB, vW_hh)
+    # hW_ih_rv = Σ_s A_bar_sr*X_sv + Σ_p dA_pr*vX_pv
+    hW_ih = _matmul(A_bar.T, X)
+    hW_ih += _matmul(dA.T, vX)
+    # hW_hh_rv = Σ_s B_bar_sr*h0_sv + Σ_p dB_pr*vh0_pv
+    hW_hh = _matmul(B_bar.T, h0)
+    hW_hh += _matmul(dB.T, vh0)
+    # hb_ih_r = Σ_s A_bar_sr
+    hb_ih = A_bar.sum(axis=0)
+    # hb_hh_r = Σ_s B_bar_sr
+    hb_hh = B_bar.sum(axis=0)
+    hdh = None
+    if need_hdh:
+        # hdh_rv = dkeep_bar_rv*n_rv + dn_bar_rv*keep_rv + dz_bar_rv*h0_rv + vh0_rv*z_rv
+        hdh = dkeep_bar*n
+        hdh += dn_bar*keep
+        hdh += dz_bar*h0
+        hdh += vh0*z
+    if into:
+        hX, hh0, hW_ih, hW_hh, hb_ih, hb_hh, hdh = _accumulate(into, {'hX': hX, 'hh0': hh0, 'hW_ih': hW_ih, 'hW_hh': hW_hh, 'hb_ih': hb_ih, 'hb_hh': hb_hh, 'hdh': hdh})
+    return hX, hh0, hW_ih, hW_hh, hb_ih, hb_hh, hdh

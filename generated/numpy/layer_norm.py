@@ -10,7 +10,7 @@ Layer normalisation over the feature axis, with a gain and a bias per feature.
 """
 import numpy as np
 
-from ._helpers import _accumulate, _floats
+from ._helpers import _accumulate, _floats, _zeros
 
 # Calling convention, the same for every module (nothing to inspect):
 #   outs = <module>_forward(*[arrays[n] for n in ARGUMENTS], **scalars)          -> RETURNS, in order
@@ -34,6 +34,10 @@ GRADIENTS = ('dX', 'dgamma', 'dbeta')
 OPTIONAL = {'dX': 'need_dX'}
 VARIANTS = {}
 INDICES = ()
+HVP_DIRECTIONS = ('vX', 'vgamma', 'vbeta')
+HVP_ARGUMENTS = ('X', 'gamma', 'beta', 'dY')
+HVP_RESULTS = ('hX', 'hgamma', 'hbeta', 'hdY')
+HVP_OPTIONAL = {'hX': 'need_hX', 'hdY': 'need_hdY'}
 
 
 def layer_norm_forward(X, gamma, beta, *, eps=1e-05):
@@ -84,3 +88,163 @@ def layer_norm_backward(dY, *, gamma, var_scale, var_scaled, Xhat, eps=1e-05, ne
     if into:
         dX, dgamma, dbeta = _accumulate(into, {'dX': dX, 'dgamma': dgamma, 'dbeta': dbeta})
     return dX, dgamma, dbeta
+
+
+def layer_norm_hvp(vX=None, vgamma=None, vbeta=None, *, X, gamma, beta, dY, eps=1e-05, need_hX=True, need_hdY=True, into=None):
+    """Gradients hX, hgamma, hbeta, hdY (each the shape of what it differentiates).
+
+    into={'hdY': (array, alpha), ...} adds alpha * hdY to that array in place instead
+    (None is returned in its place): SGD without a gradient array, or accumulation.
+    """
+    S, D = X.shape
+    if vX is None:
+        vX = _zeros(X, (S, D))
+    if vgamma is None:
+        vgamma = _zeros(X, (D,))
+    if vbeta is None:
+        vbeta = _zeros(X, (D,))
+    X, gamma, beta, dY, vX, vgamma, vbeta = _floats(X, gamma, beta, dY, vX, vgamma, vbeta)
+    # mean_s = Σ_j X_sj/D
+    mean = X.sum(axis=1)
+    mean /= D
+    # tmp24_sj = X_sj - mean_s
+    tmp24 = X - mean[:, None]
+    # var_absmax_s = max_j |tmp24_sj|
+    var_absmax = np.abs(tmp24).max(axis=1)
+    # var_scale_s = (var_absmax_s if var_absmax_s > 0 else 1)
+    var_scale = np.where(var_absmax > 0, var_absmax, 1)
+    # var_ratio_sj = tmp24_sj/var_scale_s
+    var_ratio = tmp24/var_scale[:, None]
+    # var_scaled_s = Σ_j var_ratio_sj**2/D
+    var_scaled = (var_ratio**2).sum(axis=1)
+    var_scaled /= D
+    # Xhat_sj = tmp24_sj/(√(eps/max(1, var_scale_s)**2 + var_scaled_s*min(1, var_scale_s)**2)*max(1, var_scale_s))
+    Xhat = tmp24/(np.sqrt(eps/np.maximum(var_scale, 1)**2 + np.minimum(var_scale, 1)**2*var_scaled)*np.maximum(var_scale, 1))[:, None]
+    # tmp16_r = max(1, var_scale_r)**2
+    tmp16 = np.maximum(var_scale, 1)**2
+    tmp17 = None
+    if need_hX:
+        # tmp17_r = max(1, var_scale_r)**4
+        tmp17 = np.maximum(var_scale, 1)**4
+    # tmp18_r = min(1, var_scale_r)**2
+    tmp18 = np.minimum(var_scale, 1)**2
+    tmp19 = None
+    if need_hX:
+        # tmp19_r = min(1, var_scale_r)**4
+        tmp19 = np.minimum(var_scale, 1)**4
+    tmp21 = None
+    if need_hX:
+        # tmp21_r = var_scale_r**4
+        tmp21 = var_scale**4
+    tmp22 = None
+    if need_hX:
+        # tmp22_r = var_scaled_r**2
+        tmp22 = var_scaled**2
+    tmp23 = None
+    if need_hX:
+        # tmp23_r = var_scaled_r**3
+        tmp23 = var_scaled**3
+    tmp1 = None
+    if need_hX:
+        # tmp1_r = 1/(D**2*eps**3*tmp16_r + 3*D**2*eps**2*tmp17_r*tmp18_r*var_scaled_r + D**2*eps*tmp16_r*tmp21_r*tmp22_r + 2*D**2*eps*tmp19_r*tmp22_r*max(1, var_scale_r)**6 + D**2*tmp17_r*tmp18_r*tmp21_r*tmp23_r)
+        tmp1 = 1/(eps**3*D**2*tmp16 + eps*D**2*tmp16*tmp21*tmp22 + D**2*tmp17*tmp18*tmp21*tmp23 + 2*eps*D**2*np.maximum(var_scale, 1)**6*tmp19*tmp22 + 3*eps**2*D**2*var_scaled*tmp17*tmp18)
+    # tmp13_r = max(1, var_scale_r)**(-2)
+    tmp13 = np.maximum(var_scale, 1)**(-2)
+    tmp2 = None
+    if need_hX:
+        # tmp2_r = 1/(D**2*eps**3*tmp13_r + 3*D**2*eps**2*tmp18_r*var_scaled_r + D**2*eps*tmp13_r*tmp21_r*tmp22_r + 2*D**2*eps*tmp16_r*tmp19_r*tmp22_r + D**2*tmp18_r*tmp21_r*tmp23_r)
+        tmp2 = 1/(eps**3*D**2*tmp13 + D**2*tmp18*tmp21*tmp23 + 3*eps**2*D**2*var_scaled*tmp18 + eps*D**2*tmp13*tmp21*tmp22 + 2*eps*D**2*tmp16*tmp19*tmp22)
+    tmp3 = None
+    if need_hX:
+        # tmp3_r = 1/(D**2*eps**3 + 3*D**2*eps**2*tmp16_r*tmp18_r*var_scaled_r + 2*D**2*eps*tmp17_r*tmp19_r*tmp22_r + D**2*eps*tmp21_r*tmp22_r + D**2*tmp16_r*tmp18_r*tmp21_r*tmp23_r)
+        tmp3 = 1/(eps**3*D**2 + eps*D**2*tmp21*tmp22 + D**2*tmp16*tmp18*tmp21*tmp23 + 2*eps*D**2*tmp17*tmp19*tmp22 + 3*eps**2*D**2*var_scaled*tmp16*tmp18)
+    # tmp4_r = 1/√(eps*tmp13_r + tmp18_r*var_scaled_r)
+    tmp4 = 1/np.sqrt(eps*tmp13 + var_scaled*tmp18)
+    tmp5 = None
+    if need_hX:
+        # tmp5_r = Σ_q dY_rq*gamma_q*vX_rq
+        tmp5 = np.einsum('q,rq,rq->r', gamma, dY, vX)
+    tmp9 = None
+    if need_hX:
+        # tmp9_rj = Xhat_rj*dY_rj*gamma_j
+        tmp9 = Xhat*dY*gamma
+    tmp6 = None
+    if need_hX:
+        # tmp6_r = Σ_j tmp9_rj
+        tmp6 = tmp9.sum(axis=1)
+    tmp7 = None
+    if need_hX:
+        # tmp7_r = Σ_h tmp9_rh
+        tmp7 = tmp9.sum(axis=1)
+    # tmp8_r = Σ_q Xhat_rq*vX_rq
+    tmp8 = np.einsum('rq,rq->r', Xhat, vX)
+    tmp14 = None
+    if need_hX:
+        # tmp14_rh = dY_rh*gamma_h
+        tmp14 = dY*gamma
+    tmp10 = None
+    if need_hX:
+        # tmp10_r = Σ_h tmp14_rh
+        tmp10 = tmp14.sum(axis=1)
+    tmp11 = None
+    if need_hX:
+        # tmp11_r = Σ_j tmp14_rj
+        tmp11 = tmp14.sum(axis=1)
+    # tmp12_r = Σ_q vX_rq
+    tmp12 = vX.sum(axis=1)
+    # tmp15_r = max(1, var_scale_r)**(-3)
+    tmp15 = np.maximum(var_scale, 1)**(-3)
+    hX = None
+    if need_hX:
+        # hX_ru = (eps**2*Xhat_ru*tmp11_r*tmp12_r*tmp1_r + 2*eps**2*Xhat_ru*tmp1_r*tmp6_r*tmp8_r + eps**2*Xhat_ru*tmp1_r*tmp7_r*tmp8_r + eps**2*tmp10_r*tmp1_r*tmp8_r + eps**2*tmp12_r*tmp1_r*tmp6_r + 2*eps*Xhat_ru*tmp11_r*tmp12_r*tmp18_r*tmp3_r*var_scaled_r + 4*eps*Xhat_ru*tmp18_r*tmp3_r*tmp6_r*tmp8_r*var_scaled_r + 2*eps*Xhat_ru*tmp18_r*tmp3_r*tmp7_r*tmp8_r*var_scaled_r + 2*eps*tmp10_r*tmp18_r*tmp3_r*tmp8_r*var_scaled_r + 2*eps*tmp12_r*tmp18_r*tmp3_r*tmp6_r*var_scaled_r + Xhat_ru*tmp11_r*tmp12_r*tmp1_r*tmp21_r*tmp22_r + Xhat_ru*tmp19_r*tmp22_r*tmp2_r*tmp6_r*tmp8_r + Xhat_ru*tmp19_r*tmp22_r*tmp2_r*tmp7_r*tmp8_r + Xhat_ru*tmp1_r*tmp21_r*tmp22_r*tmp6_r*tmp8_r + dY_ru*tmp15_r*tmp4_r*vgamma_u + tmp10_r*tmp1_r*tmp21_r*tmp22_r*tmp8_r + tmp12_r*tmp1_r*tmp21_r*tmp22_r*tmp6_r - D*eps**2*Xhat_ru*tmp1_r*tmp5_r - D*eps**2*dY_ru*gamma_u*tmp1_r*tmp8_r - D*eps**2*tmp1_r*tmp6_r*vX_ru - 2*D*eps*Xhat_ru*tmp18_r*tmp3_r*tmp5_r*var_scaled_r - 2*D*eps*dY_ru*gamma_u*tmp18_r*tmp3_r*tmp8_r*var_scaled_r - 2*D*eps*tmp18_r*tmp3_r*tmp6_r*vX_ru*var_scaled_r - D*Xhat_ru*tmp1_r*tmp21_r*tmp22_r*tmp5_r - D*dY_ru*gamma_u*tmp1_r*tmp21_r*tmp22_r*tmp8_r - D*tmp1_r*tmp21_r*tmp22_r*tmp6_r*vX_ru - Xhat_ru*tmp15_r*tmp4_r*Σ_p1 Xhat_r,p1*dY_r,p1*vgamma_p1/D - tmp15_r*tmp4_r*Σ_p1 dY_r,p1*vgamma_p1/D)*tmp16_r
+        hX = dY*tmp15[:, None]*tmp4[:, None]*vgamma
+        hX += (eps**2*tmp1*tmp10*tmp8)[:, None]
+        hX += (eps**2*tmp1*tmp12*tmp6)[:, None]
+        hX += eps**2*Xhat*(tmp1*tmp11*tmp12)[:, None]
+        hX += eps**2*Xhat*(tmp1*tmp7*tmp8)[:, None]
+        hX += (tmp1*tmp10*tmp21*tmp22*tmp8)[:, None]
+        hX += (tmp1*tmp12*tmp21*tmp22*tmp6)[:, None]
+        hX += 2*eps**2*Xhat*(tmp1*tmp6*tmp8)[:, None]
+        hX += Xhat*(tmp1*tmp11*tmp12*tmp21*tmp22)[:, None]
+        hX += Xhat*(tmp1*tmp21*tmp22*tmp6*tmp8)[:, None]
+        hX += Xhat*(tmp19*tmp2*tmp22*tmp6*tmp8)[:, None]
+        hX += Xhat*(tmp19*tmp2*tmp22*tmp7*tmp8)[:, None]
+        hX += (2*eps*var_scaled*tmp10*tmp18*tmp3*tmp8)[:, None]
+        hX += (2*eps*var_scaled*tmp12*tmp18*tmp3*tmp6)[:, None]
+        hX += 2*eps*Xhat*(var_scaled*tmp11*tmp12*tmp18*tmp3)[:, None]
+        hX += 2*eps*Xhat*(var_scaled*tmp18*tmp3*tmp7*tmp8)[:, None]
+        hX += 4*eps*Xhat*(var_scaled*tmp18*tmp3*tmp6*tmp8)[:, None]
+        hX -= (tmp15*tmp4*(dY @ vgamma)/D)[:, None]
+        hX -= D*eps**2*Xhat*(tmp1*tmp5)[:, None]
+        hX -= D*eps**2*vX*(tmp1*tmp6)[:, None]
+        hX -= Xhat*(tmp15*tmp4*np.einsum('b,ab,ab->a', vgamma, Xhat, dY))[:, None]/D
+        hX -= D*eps**2*dY*gamma*tmp1[:, None]*tmp8[:, None]
+        hX -= D*Xhat*(tmp1*tmp21*tmp22*tmp5)[:, None]
+        hX -= D*vX*(tmp1*tmp21*tmp22*tmp6)[:, None]
+        hX -= D*dY*gamma*tmp1[:, None]*tmp21[:, None]*tmp22[:, None]*tmp8[:, None]
+        hX -= 2*eps*D*Xhat*(var_scaled*tmp18*tmp3*tmp5)[:, None]
+        hX -= 2*eps*D*vX*(var_scaled*tmp18*tmp3*tmp6)[:, None]
+        hX -= 2*eps*D*dY*var_scaled[:, None]*gamma*tmp18[:, None]*tmp3[:, None]*tmp8[:, None]
+        hX *= tmp16[:, None]
+    # tmp20_p = 1/max(1, var_scale_p)
+    tmp20 = 1/np.maximum(var_scale, 1)
+    # hgamma_r = (D*Σ_p dY_pr*tmp20_p*tmp4_p*vX_pr - Σ_pq dY_pr*tmp20_p*tmp4_p*vX_pq - Σ_pq Xhat_pq*Xhat_pr*dY_pr*tmp20_p*tmp4_p*vX_pq)/D
+    hgamma = np.einsum('p,p,pr,pr->r', tmp20, tmp4, dY, vX)
+    hgamma *= D
+    hgamma -= np.einsum('p,p,pr,pq->r', tmp20, tmp4, dY, vX)
+    hgamma -= np.einsum('p,p,pq,pr,pr,pq->r', tmp20, tmp4, Xhat, Xhat, dY, vX)
+    hgamma /= D
+    # hbeta_r = 0
+    hbeta = np.full((D,), 0, dtype=X.dtype)
+    hdY = None
+    if need_hdY:
+        # hdY_ru = (Xhat_ru*tmp13_r*vgamma_u + gamma_u*tmp15_r*tmp4_r*vX_ru + tmp13_r*vbeta_u - Xhat_ru*gamma_u*tmp15_r*tmp4_r*tmp8_r/D - gamma_u*tmp12_r*tmp15_r*tmp4_r/D)*tmp16_r
+        hdY = tmp13[:, None]*vbeta
+        hdY += Xhat*tmp13[:, None]*vgamma
+        hdY += vX*gamma*tmp15[:, None]*tmp4[:, None]
+        hdY -= gamma*tmp12[:, None]*tmp15[:, None]*tmp4[:, None]/D
+        hdY -= Xhat*gamma*tmp15[:, None]*tmp4[:, None]*tmp8[:, None]/D
+        hdY *= tmp16[:, None]
+    if into:
+        hX, hgamma, hbeta, hdY = _accumulate(into, {'hX': hX, 'hgamma': hgamma, 'hbeta': hbeta, 'hdY': hdY})
+    return hX, hgamma, hbeta, hdY

@@ -32,6 +32,10 @@ GRADIENTS = ('dX',)
 OPTIONAL = {}
 VARIANTS = {}
 INDICES = ()
+HVP_DIRECTIONS = ('vX',)
+HVP_ARGUMENTS = ('X', 'dY')
+HVP_RESULTS = ('hX', 'hdY')
+HVP_OPTIONAL = {}
 
 
 def leaky_relu_forward(X, *, negative_slope=0.01):
@@ -57,3 +61,21 @@ def leaky_relu_backward(dY, *, X, negative_slope=0.01, into=None):
     if into:
         dX, = _accumulate(into, {'dX': dX})
     return dX
+
+
+def leaky_relu_hvp(vX, *, X, dY, negative_slope=0.01, into=None):
+    """Gradients hX, hdY (each the shape of what it differentiates).
+
+    into={'hdY': (array, alpha), ...} adds alpha * hdY to that array in place instead
+    (None is returned in its place): SGD without a gradient array, or accumulation.
+    """
+    S, D = vX.shape
+    vX, X, dY = _floats(vX, X, dY)
+    # hX_ru = 0
+    hX = np.full((S, D), 0, dtype=vX.dtype)
+    # hdY_ru = (vX_ru if X_ru > 0 else negative_slope*vX_ru)
+    hdY = negative_slope*vX
+    _putmask(hdY, X > 0, vX)
+    if into:
+        hX, hdY = _accumulate(into, {'hX': hX, 'hdY': hdY})
+    return hX, hdY

@@ -7,7 +7,7 @@ Linear layer, batch first: Y = X Wᵀ + b.
 """
 import numpy as np
 
-from ._helpers import _accumulate, _floats, _matmul, _product
+from ._helpers import _accumulate, _floats, _matmul, _product, _zeros
 
 # Calling convention, the same for every module (nothing to inspect):
 #   outs = <module>_forward(*[arrays[n] for n in ARGUMENTS], **scalars)          -> RETURNS, in order
@@ -31,6 +31,10 @@ GRADIENTS = ('dX', 'dW', 'db')
 OPTIONAL = {'dX': 'need_dX'}
 VARIANTS = {}
 INDICES = ()
+HVP_DIRECTIONS = ('vX', 'vW', 'vb')
+HVP_ARGUMENTS = ('X', 'W', 'b', 'dY')
+HVP_RESULTS = ('hX', 'hW', 'hb', 'hdY')
+HVP_OPTIONAL = {'hX': 'need_hX', 'hdY': 'need_hdY'}
 
 
 def linear_forward(X, W, b):
@@ -60,3 +64,37 @@ def linear_backward(dY, *, X, W, need_dX=True, into=None):
     if into:
         dX, dW, db = _accumulate(into, {'dX': dX, 'dW': dW, 'db': db})
     return dX, dW, db
+
+
+def linear_hvp(vX=None, vW=None, vb=None, *, X, W, b, dY, need_hX=True, need_hdY=True, into=None):
+    """Gradients hX, hW, hb, hdY (each the shape of what it differentiates).
+
+    into={'hdY': (array, alpha), ...} adds alpha * hdY to that array in place instead
+    (None is returned in its place): SGD without a gradient array, or accumulation.
+    """
+    S, M = X.shape
+    N = W.shape[0]
+    if vX is None:
+        vX = _zeros(X, (S, M))
+    if vW is None:
+        vW = _zeros(X, (N, M))
+    if vb is None:
+        vb = _zeros(X, (N,))
+    X, W, b, dY, vX, vW, vb = _floats(X, W, b, dY, vX, vW, vb)
+    hX = None
+    if need_hX:
+        # hX_ru = Σ_p1 dY_r,p1*vW_p1,u
+        hX = _product(into, 'hX', dY, vW)
+    # hW_ru = Σ_p dY_pr*vX_pu
+    hW = _product(into, 'hW', dY.T, vX)
+    # hb_r = 0
+    hb = np.full((N,), 0, dtype=X.dtype)
+    hdY = None
+    if need_hdY:
+        # hdY_ru = vb_u + Σ_q W_uq*vX_rq + Σ_q X_rq*vW_uq
+        hdY = _matmul(vX, W.T)
+        hdY += vb
+        hdY += _matmul(X, vW.T)
+    if into:
+        hX, hW, hb, hdY = _accumulate(into, {'hX': hX, 'hW': hW, 'hb': hb, 'hdY': hdY})
+    return hX, hW, hb, hdY

@@ -14,7 +14,7 @@ are products with it.
 """
 import numpy as np
 
-from ._helpers import _accumulate, _floats, _grid_view, _matmul, _product, _zeros
+from ._helpers import _accumulate, _floats, _grid_view, _matmul, _mesh, _product, _putmask, _zeros
 
 # Calling convention, the same for every module (nothing to inspect):
 #   outs = <module>_forward(*[arrays[n] for n in ARGUMENTS], **scalars)          -> RETURNS, in order
@@ -38,6 +38,10 @@ GRADIENTS = ('dX', 'dh0', 'dc0', 'dW_ih', 'dW_hh', 'db_ih', 'db_hh')
 OPTIONAL = {'dX': 'need_dX', 'dh0': 'need_dh0', 'dc0': 'need_dc0'}
 VARIANTS = {}
 INDICES = ()
+HVP_DIRECTIONS = ('vX', 'vh0', 'vc0', 'vW_ih', 'vW_hh', 'vb_ih', 'vb_hh')
+HVP_ARGUMENTS = ('X', 'h0', 'c0', 'W_ih', 'W_hh', 'b_ih', 'b_hh', 'dh', 'dc')
+HVP_RESULTS = ('hX', 'hh0', 'hc0', 'hW_ih', 'hW_hh', 'hb_ih', 'hb_hh', 'hdh', 'hdc')
+HVP_OPTIONAL = {'hX': 'need_hX', 'hh0': 'need_hh0', 'hc0': 'need_hc0', 'hdh': 'need_hdh', 'hdc': 'need_hdc'}
 
 
 def lstm_cell_forward(X, h0, c0, W_ih, W_hh, b_ih, b_hh):
@@ -174,3 +178,363 @@ def lstm_cell_backward(dh=None, dc=None, *, X, h0, c0, W_ih, W_hh, A, i, f, g, o
     if into:
         dX, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh = _accumulate(into, {'dX': dX, 'dh0': dh0, 'dc0': dc0, 'dW_ih': dW_ih, 'dW_hh': dW_hh, 'db_ih': db_ih, 'db_hh': db_hh})
     return dX, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh
+
+
+def lstm_cell_hvp(vX=None, vh0=None, vc0=None, vW_ih=None, vW_hh=None, vb_ih=None, vb_hh=None, *, X, h0, c0, W_ih, W_hh, b_ih, b_hh, dh, dc, need_hX=True, need_hh0=True, need_hc0=True, need_hdh=True, need_hdc=True, into=None):
+    """Gradients hX, hh0, hc0, hW_ih, hW_hh, hb_ih, hb_hh, hdh, hdc (each the shape of what it differentiates).
+
+    into={'hdc': (array, alpha), ...} adds alpha * hdc to that array in place instead
+    (None is returned in its place): SGD without a gradient array, or accumulation.
+    """
+    S, I = X.shape
+    H = h0.shape[1]
+    if vX is None:
+        vX = _zeros(X, (S, I))
+    if vh0 is None:
+        vh0 = _zeros(X, (S, H))
+    if vc0 is None:
+        vc0 = _zeros(X, (S, H))
+    if vW_ih is None:
+        vW_ih = _zeros(X, (4*H, I))
+    if vW_hh is None:
+        vW_hh = _zeros(X, (4*H, H))
+    if vb_ih is None:
+        vb_ih = _zeros(X, (4*H,))
+    if vb_hh is None:
+        vb_hh = _zeros(X, (4*H,))
+    X, h0, c0, W_ih, W_hh, b_ih, b_hh, dh, dc, vX, vh0, vc0, vW_ih, vW_hh, vb_ih, vb_hh = _floats(X, h0, c0, W_ih, W_hh, b_ih, b_hh, dh, dc, vX, vh0, vc0, vW_ih, vW_hh, vb_ih, vb_hh)
+    if W_ih.shape[0] != 4*H:
+        raise ValueError(f"lstm_cell_hvp: axis 0 of W_ih has {W_ih.shape[0]} elements, but 4*H = {4*H} for H={H}")
+    if W_hh.shape[0] != 4*H:
+        raise ValueError(f"lstm_cell_hvp: axis 0 of W_hh has {W_hh.shape[0]} elements, but 4*H = {4*H} for H={H}")
+    if b_ih.shape[0] != 4*H:
+        raise ValueError(f"lstm_cell_hvp: axis 0 of b_ih has {b_ih.shape[0]} elements, but 4*H = {4*H} for H={H}")
+    if b_hh.shape[0] != 4*H:
+        raise ValueError(f"lstm_cell_hvp: axis 0 of b_hh has {b_hh.shape[0]} elements, but 4*H = {4*H} for H={H}")
+    if vW_ih.shape[0] != 4*H:
+        raise ValueError(f"lstm_cell_hvp: axis 0 of vW_ih has {vW_ih.shape[0]} elements, but 4*H = {4*H} for H={H}")
+    if vW_hh.shape[0] != 4*H:
+        raise ValueError(f"lstm_cell_hvp: axis 0 of vW_hh has {vW_hh.shape[0]} elements, but 4*H = {4*H} for H={H}")
+    if vb_ih.shape[0] != 4*H:
+        raise ValueError(f"lstm_cell_hvp: axis 0 of vb_ih has {vb_ih.shape[0]} elements, but 4*H = {4*H} for H={H}")
+    if vb_hh.shape[0] != 4*H:
+        raise ValueError(f"lstm_cell_hvp: axis 0 of vb_hh has {vb_hh.shape[0]} elements, but 4*H = {4*H} for H={H}")
+    # A_sr = b_hh_r + b_ih_r + Σ_m W_hh_rm*h0_sm + Σ_k W_ih_rk*X_sk
+    A = _matmul(h0, W_hh.T)
+    A += b_hh
+    A += b_ih
+    A += _matmul(X, W_ih.T)
+    # i_exp_sj = exp(-|A_sj|)
+    i_exp = np.abs(_grid_view(A, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, H)))
+    i_exp *= -1
+    np.exp(i_exp, out=i_exp)
+    # tmp34_sj = 1/(i_exp_sj + 1)
+    tmp34 = 1/(1 + i_exp)
+    # i_sj = (i_exp_sj*tmp34_sj if A_sj < 0 else tmp34_sj)
+    i = np.where(_grid_view(A, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, H)) < 0, i_exp*tmp34, tmp34)
+    # f_exp_sj = exp(-|A[s, H + j]|)
+    f_exp = np.abs(_grid_view(A, (((1, 0), 0, 1), ((0, 1), H, 1),), (S, H)))
+    f_exp *= -1
+    np.exp(f_exp, out=f_exp)
+    # tmp35_sj = 1/(f_exp_sj + 1)
+    tmp35 = 1/(1 + f_exp)
+    # f_sj = (f_exp_sj*tmp35_sj if A[s, H + j] < 0 else tmp35_sj)
+    f = np.where(_grid_view(A, (((1, 0), 0, 1), ((0, 1), H, 1),), (S, H)) < 0, f_exp*tmp35, tmp35)
+    # g_sj = tanh(A[s, 2*H + j])
+    g = np.tanh(_grid_view(A, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H)))
+    # o_exp_sj = exp(-|A[s, 3*H + j]|)
+    o_exp = np.abs(_grid_view(A, (((1, 0), 0, 1), ((0, 1), 3*H, 1),), (S, H)))
+    o_exp *= -1
+    np.exp(o_exp, out=o_exp)
+    # tmp36_sj = 1/(o_exp_sj + 1)
+    tmp36 = 1/(1 + o_exp)
+    # o_sj = (o_exp_sj*tmp36_sj if A[s, 3*H + j] < 0 else tmp36_sj)
+    o = np.where(_grid_view(A, (((1, 0), 0, 1), ((0, 1), 3*H, 1),), (S, H)) < 0, o_exp*tmp36, tmp36)
+    # cell_sj = c0_sj*f_sj + g_sj*i_sj
+    cell = c0*f
+    cell += g*i
+    # c_sj = cell_sj
+    c = cell
+    # dcell_exp_pq = exp(-2*|c_pq|)
+    dcell_exp = np.abs(c)
+    dcell_exp *= -2
+    np.exp(dcell_exp, out=dcell_exp)
+    # dcell_pq = ((2*dc_pq + 4*dh_pq*o_pq)*dcell_exp_pq + dc_pq*dcell_exp_pq**2 + dc_pq)/(dcell_exp_pq + 1)**2
+    dcell = dcell_exp**2
+    dcell *= dc
+    dcell += (2*dc + 4*dh*o)*dcell_exp
+    dcell += dc
+    dcell /= (1 + dcell_exp)**2
+    # do_pq = tanh(c_pq)*dh_pq
+    do = np.tanh(c)
+    do *= dh
+    # dg_pq = dcell_pq*i_pq
+    dg = dcell*i
+    # df_pq = c0_pq*dcell_pq
+    df = c0*dcell
+    # di_pq = dcell_pq*g_pq
+    di = dcell*g
+    # dA_exp_pq = exp(-|A_pq|)
+    dA_exp = np.abs(A)
+    dA_exp *= -1
+    np.exp(dA_exp, out=dA_exp)
+    # tmp37_pq = dA_exp_pq**2
+    tmp37 = dA_exp**2
+    # dA_pq = ((df[p, q - H] + di_pq + do[p, q - 3*H])*dA_exp_pq**4 + (2*df[p, q - H] + 8*dg[p, q - 2*H] + 2*di_pq + 2*do[p, q - 3*H])*tmp37_pq + 4*dA_exp_pq**3*dg[p, q - 2*H] + 4*dA_exp_pq*dg[p, q - 2*H] + df[p, q - H] + di_pq + do[p, q - 3*H])*dA_exp_pq/((dA_exp_pq + 1)**2*(tmp37_pq + 1)**2)
+    dA = dA_exp**4
+    dA *= _grid_view(df, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 4*H)) + _grid_view(di, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 4*H)) + _grid_view(do, (((1, 0), 0, 1), ((0, 1), -3*H, 1),), (S, 4*H))
+    dA += (2*_grid_view(df, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 4*H)) + 2*_grid_view(di, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 4*H)) + 2*_grid_view(do, (((1, 0), 0, 1), ((0, 1), -3*H, 1),), (S, 4*H)) + 8*_grid_view(dg, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 4*H)))*tmp37
+    dA += 4*dA_exp**3*_grid_view(dg, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 4*H))
+    dA += 4*dA_exp*_grid_view(dg, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 4*H))
+    dA += _grid_view(df, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 4*H))
+    dA += _grid_view(di, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 4*H))
+    dA += _grid_view(do, (((1, 0), 0, 1), ((0, 1), -3*H, 1),), (S, 4*H))
+    dA /= (1 + dA_exp)**2
+    dA /= (1 + tmp37)**2
+    dA *= dA_exp
+    # dA_bar_uv = vb_hh_v + vb_ih_v + Σ_q1 W_hh_v,q1*vh0_u,q1 + Σ_q W_ih_vq*vX_uq + Σ_q X_uq*vW_ih_vq + Σ_q3 h0_u,q3*vW_hh_v,q3
+    dA_bar = _matmul(vh0, W_hh.T)
+    dA_bar += vb_hh
+    dA_bar += vb_ih
+    dA_bar += _matmul(vX, W_ih.T)
+    dA_bar += _matmul(X, vW_ih.T)
+    dA_bar += _matmul(h0, vW_hh.T)
+    # di_bar_exp_uv = exp(-|A_uv|)
+    di_bar_exp = np.abs(_grid_view(A, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, H)))
+    di_bar_exp *= -1
+    np.exp(di_bar_exp, out=di_bar_exp)
+    # di_bar_uv = dA_bar_uv*di_bar_exp_uv/(di_bar_exp_uv + 1)**2
+    di_bar = di_bar_exp*_grid_view(dA_bar, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, H))/(1 + di_bar_exp)**2
+    # df_bar_exp_uv = exp(-|A[u, H + v]|)
+    df_bar_exp = np.abs(_grid_view(A, (((1, 0), 0, 1), ((0, 1), H, 1),), (S, H)))
+    df_bar_exp *= -1
+    np.exp(df_bar_exp, out=df_bar_exp)
+    # df_bar_uv = [H + v ∈ 0..4*H - 1]*dA_bar[u, H + v]*df_bar_exp_uv/(df_bar_exp_uv + 1)**2
+    df_bar = np.where((H + _mesh((H,), X)[0] >= 0) & (H + _mesh((H,), X)[0] <= 4*H - 1), df_bar_exp*_grid_view(dA_bar, (((1, 0), 0, 1), ((0, 1), H, 1),), (S, H))/(1 + df_bar_exp)**2, 0)
+    # dg_bar_exp_uv = exp(-2*|A[u, 2*H + v]|)
+    dg_bar_exp = np.abs(_grid_view(A, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H)))
+    dg_bar_exp *= -2
+    np.exp(dg_bar_exp, out=dg_bar_exp)
+    # dg_bar_uv = 4*[2*H + v ∈ 0..4*H - 1]*dA_bar[u, 2*H + v]*dg_bar_exp_uv/(dg_bar_exp_uv + 1)**2
+    dg_bar = np.where((2*H + _mesh((H,), X)[0] >= 0) & (2*H + _mesh((H,), X)[0] <= 4*H - 1), 4*dg_bar_exp*_grid_view(dA_bar, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H))/(1 + dg_bar_exp)**2, 0)
+    # do_bar_exp_uv = exp(-|A[u, 3*H + v]|)
+    do_bar_exp = np.abs(_grid_view(A, (((1, 0), 0, 1), ((0, 1), 3*H, 1),), (S, H)))
+    do_bar_exp *= -1
+    np.exp(do_bar_exp, out=do_bar_exp)
+    # do_bar_uv = [3*H + v ∈ 0..4*H - 1]*dA_bar[u, 3*H + v]*do_bar_exp_uv/(do_bar_exp_uv + 1)**2
+    do_bar = np.where((3*H + _mesh((H,), X)[0] >= 0) & (3*H + _mesh((H,), X)[0] <= 4*H - 1), do_bar_exp*_grid_view(dA_bar, (((1, 0), 0, 1), ((0, 1), 3*H, 1),), (S, H))/(1 + do_bar_exp)**2, 0)
+    # dcell_bar_uv = c0_uv*df_bar_uv + dg_bar_uv*i_uv + di_bar_uv*g_uv + f_uv*vc0_uv
+    dcell_bar = c0*df_bar
+    dcell_bar += dg_bar*i
+    dcell_bar += di_bar*g
+    dcell_bar += f*vc0
+    # tmp22_uv = exp(-2*|c_uv|)
+    tmp22 = np.abs(c)
+    tmp22 *= -2
+    np.exp(tmp22, out=tmp22)
+    # c_bar_exp_uv = tmp22_uv
+    c_bar_exp = tmp22
+    # tmp20_uv = -2*dcell_bar_uv*o_uv
+    tmp20 = -2*dcell_bar*o
+    # tmp23_uv = 2*dcell_bar_uv*o_uv
+    tmp23 = 2*dcell_bar*o
+    # tmp25_uv = (c_bar_exp_uv + 1)**(-3)
+    tmp25 = (1 + c_bar_exp)**(-3)
+    # c_bar_uv = (-4*((tmp23_uv - do_bar_uv)*c_bar_exp_uv + tmp20_uv - do_bar_uv)*c_bar_exp_uv*dh_uv*tmp25_uv if c_uv < 0 else 4*((do_bar_uv + tmp23_uv)*c_bar_exp_uv + do_bar_uv + tmp20_uv)*c_bar_exp_uv*dh_uv*tmp25_uv)
+    c_bar = do_bar + tmp23
+    c_bar *= c_bar_exp
+    c_bar += do_bar
+    c_bar += tmp20
+    c_bar *= c_bar_exp
+    c_bar *= dh
+    c_bar *= tmp25
+    c_bar *= 4
+    _putmask(c_bar, c < 0, -4*((tmp23 - do_bar)*c_bar_exp + tmp20 - do_bar)*c_bar_exp*dh*tmp25)
+    # cell_bar_uv = c_bar_uv
+    cell_bar = c_bar
+    # o_bar_exp_uv = tmp22_uv
+    o_bar_exp = tmp22
+    # o_bar_uv = 4*dcell_bar_uv*dh_uv*o_bar_exp_uv/(o_bar_exp_uv + 1)**2
+    o_bar = 4*o_bar_exp*dcell_bar*dh/(1 + o_bar_exp)**2
+    # g_bar_uv = cell_bar_uv*i_uv + dcell_uv*di_bar_uv
+    g_bar = cell_bar*i
+    g_bar += dcell*di_bar
+    # f_bar_uv = c0_uv*cell_bar_uv + dcell_uv*vc0_uv
+    f_bar = c0*cell_bar
+    f_bar += dcell*vc0
+    # i_bar_uv = cell_bar_uv*g_uv + dcell_uv*dg_bar_uv
+    i_bar = cell_bar*g
+    i_bar += dcell*dg_bar
+    # A_bar_exp_uv = exp(-|A_uv|)
+    A_bar_exp = np.abs(A)
+    A_bar_exp *= -1
+    np.exp(A_bar_exp, out=A_bar_exp)
+    # tmp8_uv = 3*dA_bar_uv*do[u, v - 3*H]
+    tmp8 = 3*dA_bar*_grid_view(do, (((1, 0), 0, 1), ((0, 1), -3*H, 1),), (S, 4*H))
+    # tmp11_uv = 3*dA_bar_uv*df[u, v - H]
+    tmp11 = 3*dA_bar*_grid_view(df, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 4*H))
+    # tmp15_uv = 3*dA_bar_uv*di_uv
+    tmp15 = 3*dA_bar*_grid_view(di, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 4*H))
+    # tmp1_uv = 24*dA_bar_uv*dg[u, v - 2*H] + 3*f_bar[u, v - H] + 12*g_bar[u, v - 2*H] + 3*i_bar_uv + 3*o_bar[u, v - 3*H] + tmp11_uv + tmp15_uv + tmp8_uv
+    tmp1 = 3*_grid_view(f_bar, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 4*H))
+    tmp1 += 3*_grid_view(i_bar, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 4*H))
+    tmp1 += 3*_grid_view(o_bar, (((1, 0), 0, 1), ((0, 1), -3*H, 1),), (S, 4*H))
+    tmp1 += 12*_grid_view(g_bar, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 4*H))
+    tmp1 += 24*dA_bar*_grid_view(dg, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 4*H))
+    tmp1 += tmp11
+    tmp1 += tmp15
+    tmp1 += tmp8
+    # tmp2_uv = 3*f_bar[u, v - H] + 16*g_bar[u, v - 2*H] + 3*i_bar_uv + 3*o_bar[u, v - 3*H] + tmp11_uv + tmp15_uv + tmp8_uv - 16*dA_bar_uv*dg[u, v - 2*H]
+    tmp2 = 3*_grid_view(f_bar, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 4*H))
+    tmp2 += 3*_grid_view(i_bar, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 4*H))
+    tmp2 += 3*_grid_view(o_bar, (((1, 0), 0, 1), ((0, 1), -3*H, 1),), (S, 4*H))
+    tmp2 += 16*_grid_view(g_bar, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 4*H))
+    tmp2 += tmp11
+    tmp2 += tmp15
+    tmp2 += tmp8
+    tmp2 -= 16*dA_bar*_grid_view(dg, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 4*H))
+    # tmp7_uv = -3*dA_bar_uv*do[u, v - 3*H]
+    tmp7 = -3*dA_bar*_grid_view(do, (((1, 0), 0, 1), ((0, 1), -3*H, 1),), (S, 4*H))
+    # tmp9_uv = -3*dA_bar_uv*df[u, v - H]
+    tmp9 = -3*dA_bar*_grid_view(df, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 4*H))
+    # tmp12_uv = -3*dA_bar_uv*di_uv
+    tmp12 = -3*dA_bar*_grid_view(di, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 4*H))
+    # tmp3_uv = 16*dA_bar_uv*dg[u, v - 2*H] + 3*f_bar[u, v - H] + 16*g_bar[u, v - 2*H] + 3*i_bar_uv + 3*o_bar[u, v - 3*H] + tmp12_uv + tmp7_uv + tmp9_uv
+    tmp3 = 3*_grid_view(f_bar, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 4*H))
+    tmp3 += 3*_grid_view(i_bar, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 4*H))
+    tmp3 += 3*_grid_view(o_bar, (((1, 0), 0, 1), ((0, 1), -3*H, 1),), (S, 4*H))
+    tmp3 += 16*_grid_view(g_bar, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 4*H))
+    tmp3 += 16*dA_bar*_grid_view(dg, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 4*H))
+    tmp3 += tmp12
+    tmp3 += tmp7
+    tmp3 += tmp9
+    # tmp4_uv = 3*f_bar[u, v - H] + 12*g_bar[u, v - 2*H] + 3*i_bar_uv + 3*o_bar[u, v - 3*H] + tmp12_uv + tmp7_uv + tmp9_uv - 24*dA_bar_uv*dg[u, v - 2*H]
+    tmp4 = 3*_grid_view(f_bar, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 4*H))
+    tmp4 += 3*_grid_view(i_bar, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 4*H))
+    tmp4 += 3*_grid_view(o_bar, (((1, 0), 0, 1), ((0, 1), -3*H, 1),), (S, 4*H))
+    tmp4 += 12*_grid_view(g_bar, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 4*H))
+    tmp4 += tmp12
+    tmp4 += tmp7
+    tmp4 += tmp9
+    tmp4 -= 24*dA_bar*_grid_view(dg, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 4*H))
+    # tmp13_uv = dA_bar_uv*do[u, v - 3*H]
+    tmp13 = dA_bar*_grid_view(do, (((1, 0), 0, 1), ((0, 1), -3*H, 1),), (S, 4*H))
+    # tmp16_uv = dA_bar_uv*df[u, v - H]
+    tmp16 = dA_bar*_grid_view(df, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 4*H))
+    # tmp19_uv = dA_bar_uv*di_uv
+    tmp19 = dA_bar*_grid_view(di, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 4*H))
+    # tmp5_uv = f_bar[u, v - H] + 4*g_bar[u, v - 2*H] + i_bar_uv + o_bar[u, v - 3*H] + tmp13_uv + tmp16_uv + tmp19_uv - 8*dA_bar_uv*dg[u, v - 2*H]
+    tmp5 = 4*_grid_view(g_bar, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 4*H))
+    tmp5 += _grid_view(f_bar, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 4*H))
+    tmp5 += _grid_view(i_bar, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 4*H))
+    tmp5 += _grid_view(o_bar, (((1, 0), 0, 1), ((0, 1), -3*H, 1),), (S, 4*H))
+    tmp5 += tmp13
+    tmp5 += tmp16
+    tmp5 += tmp19
+    tmp5 -= 8*dA_bar*_grid_view(dg, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 4*H))
+    # tmp10_uv = -dA_bar_uv*do[u, v - 3*H]
+    tmp10 = -dA_bar*_grid_view(do, (((1, 0), 0, 1), ((0, 1), -3*H, 1),), (S, 4*H))
+    # tmp14_uv = -dA_bar_uv*df[u, v - H]
+    tmp14 = -dA_bar*_grid_view(df, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 4*H))
+    # tmp17_uv = -dA_bar_uv*di_uv
+    tmp17 = -dA_bar*_grid_view(di, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 4*H))
+    # tmp6_uv = 8*dA_bar_uv*dg[u, v - 2*H] + f_bar[u, v - H] + 4*g_bar[u, v - 2*H] + i_bar_uv + o_bar[u, v - 3*H] + tmp10_uv + tmp14_uv + tmp17_uv
+    tmp6 = 4*_grid_view(g_bar, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 4*H))
+    tmp6 += 8*dA_bar*_grid_view(dg, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 4*H))
+    tmp6 += _grid_view(f_bar, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 4*H))
+    tmp6 += _grid_view(i_bar, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 4*H))
+    tmp6 += _grid_view(o_bar, (((1, 0), 0, 1), ((0, 1), -3*H, 1),), (S, 4*H))
+    tmp6 += tmp10
+    tmp6 += tmp14
+    tmp6 += tmp17
+    # tmp27_uv = A_bar_exp_uv**2
+    tmp27 = A_bar_exp**2
+    # tmp21_uv = (tmp27_uv + 1)**(-3)
+    tmp21 = (1 + tmp27)**(-3)
+    # tmp24_uv = (A_bar_exp_uv + 1)**(-3)
+    tmp24 = (1 + A_bar_exp)**(-3)
+    # tmp28_uv = A_bar_exp_uv**3
+    tmp28 = A_bar_exp**3
+    # tmp29_uv = A_bar_exp_uv**4
+    tmp29 = A_bar_exp**4
+    # tmp30_uv = A_bar_exp_uv**5
+    tmp30 = A_bar_exp**5
+    # tmp31_uv = A_bar_exp_uv**6
+    tmp31 = A_bar_exp**6
+    # tmp32_uv = A_bar_exp_uv**7
+    tmp32 = A_bar_exp**7
+    # A_bar_uv = (((f_bar[u, v - H] + i_bar_uv + o_bar[u, v - 3*H] + tmp10_uv + tmp14_uv + tmp17_uv)*tmp32_uv + A_bar_exp_uv*tmp6_uv + f_bar[u, v - H] + i_bar_uv + o_bar[u, v - 3*H] + tmp13_uv + tmp16_uv + tmp19_uv + tmp1_uv*tmp27_uv + tmp28_uv*tmp3_uv + tmp29_uv*tmp2_uv + tmp30_uv*tmp4_uv + tmp31_uv*tmp5_uv)*A_bar_exp_uv*tmp21_uv*tmp24_uv if A_uv < 0 else ((f_bar[u, v - H] + i_bar_uv + o_bar[u, v - 3*H] + tmp13_uv + tmp16_uv + tmp19_uv)*tmp32_uv + A_bar_exp_uv*tmp5_uv + f_bar[u, v - H] + i_bar_uv + o_bar[u, v - 3*H] + tmp10_uv + tmp14_uv + tmp17_uv + tmp1_uv*tmp30_uv + tmp27_uv*tmp4_uv + tmp28_uv*tmp2_uv + tmp29_uv*tmp3_uv + tmp31_uv*tmp6_uv)*A_bar_exp_uv*tmp21_uv*tmp24_uv)
+    A_bar = _grid_view(f_bar, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 4*H)) + _grid_view(i_bar, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 4*H)) + _grid_view(o_bar, (((1, 0), 0, 1), ((0, 1), -3*H, 1),), (S, 4*H)) + tmp13 + tmp16 + tmp19
+    A_bar *= tmp32
+    A_bar += A_bar_exp*tmp5
+    A_bar += tmp1*tmp30
+    A_bar += tmp2*tmp28
+    A_bar += tmp27*tmp4
+    A_bar += tmp29*tmp3
+    A_bar += tmp31*tmp6
+    A_bar += _grid_view(f_bar, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 4*H))
+    A_bar += _grid_view(i_bar, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 4*H))
+    A_bar += _grid_view(o_bar, (((1, 0), 0, 1), ((0, 1), -3*H, 1),), (S, 4*H))
+    A_bar += tmp10
+    A_bar += tmp14
+    A_bar += tmp17
+    A_bar *= A_bar_exp
+    A_bar *= tmp21
+    A_bar *= tmp24
+    _putmask(A_bar, A < 0, ((_grid_view(f_bar, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 4*H)) + _grid_view(i_bar, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 4*H)) + _grid_view(o_bar, (((1, 0), 0, 1), ((0, 1), -3*H, 1),), (S, 4*H)) + tmp10 + tmp14 + tmp17)*tmp32 + A_bar_exp*tmp6 + tmp1*tmp27 + tmp2*tmp29 + tmp28*tmp3 + tmp30*tmp4 + tmp31*tmp5 + _grid_view(f_bar, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 4*H)) + _grid_view(i_bar, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 4*H)) + _grid_view(o_bar, (((1, 0), 0, 1), ((0, 1), -3*H, 1),), (S, 4*H)) + tmp13 + tmp16 + tmp19)*A_bar_exp*tmp21*tmp24)
+    hX = None
+    if need_hX:
+        # hX_uv = Σ_r A_bar_ur*W_ih_rv + Σ_p1 dA_u,p1*vW_ih_p1,v
+        hX = _matmul(A_bar, W_ih)
+        hX += _matmul(dA, vW_ih)
+    hh0 = None
+    if need_hh0:
+        # hh0_uv = Σ_r A_bar_ur*W_hh_rv + Σ_p2 dA_u,p2*vW_hh_p2,v
+        hh0 = _matmul(A_bar, W_hh)
+        hh0 += _matmul(dA, vW_hh)
+    hc0 = None
+    if need_hc0:
+        # hc0_uv = cell_bar_uv*f_uv + dcell_uv*df_bar_uv
+        hc0 = cell_bar*f
+        hc0 += dcell*df_bar
+    # hW_ih_uv = Σ_s A_bar_su*X_sv + Σ_p dA_pu*vX_pv
+    hW_ih = _matmul(A_bar.T, X)
+    hW_ih += _matmul(dA.T, vX)
+    # hW_hh_uv = Σ_s A_bar_su*h0_sv + Σ_p dA_pu*vh0_pv
+    hW_hh = _matmul(A_bar.T, h0)
+    hW_hh += _matmul(dA.T, vh0)
+    # hb_ih_u = Σ_s A_bar_su
+    hb_ih = A_bar.sum(axis=0)
+    hdh_exp = None
+    if need_hdh:
+        # hdh_exp_uv = tmp22_uv
+        hdh_exp = tmp22
+    tmp18 = None
+    if need_hdh:
+        # tmp18_uv = 4*dcell_bar_uv*hdh_exp_uv*o_uv
+        tmp18 = 4*hdh_exp*dcell_bar*o
+    tmp26 = None
+    if need_hdh:
+        # tmp26_uv = (hdh_exp_uv + 1)**(-2)
+        tmp26 = (1 + hdh_exp)**(-2)
+    tmp33 = None
+    if need_hdh:
+        # tmp33_uv = hdh_exp_uv**2
+        tmp33 = hdh_exp**2
+    hdh = None
+    if need_hdh:
+        # hdh_uv = ((do_bar_uv*tmp33_uv + tmp18_uv - do_bar_uv)*tmp26_uv if c_uv < 0 else (do_bar_uv + tmp18_uv - do_bar_uv*tmp33_uv)*tmp26_uv)
+        hdh = -do_bar*tmp33
+        hdh += do_bar
+        hdh += tmp18
+        hdh *= tmp26
+        _putmask(hdh, c < 0, (do_bar*tmp33 + tmp18 - do_bar)*tmp26)
+    hdc = None
+    if need_hdc:
+        # hdc_uv = dcell_bar_uv
+        hdc = dcell_bar
+    # hb_hh_u = hb_ih_u
+    hb_hh = hb_ih
+    if into:
+        hX, hh0, hc0, hW_ih, hW_hh, hb_ih, hb_hh, hdh, hdc = _accumulate(into, {'hX': hX, 'hh0': hh0, 'hc0': hc0, 'hW_ih': hW_ih, 'hW_hh': hW_hh, 'hb_ih': hb_ih, 'hb_hh': hb_hh, 'hdh': hdh, 'hdc': hdc})
+    return hX, hh0, hc0, hW_ih, hW_hh, hb_ih, hb_hh, hdh, hdc

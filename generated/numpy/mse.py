@@ -31,6 +31,10 @@ GRADIENTS = ('dX',)
 OPTIONAL = {}
 VARIANTS = {}
 INDICES = ()
+HVP_DIRECTIONS = ('vX',)
+HVP_ARGUMENTS = ('X', 'T', 'dL')
+HVP_RESULTS = ('hX', 'hdL')
+HVP_OPTIONAL = {}
 
 
 def mse_forward(X, T):
@@ -66,3 +70,20 @@ def mse_backward(dL=1.0, *, X, T, into=None):
     if into:
         dX, = _accumulate(into, {'dX': dX})
     return dX
+
+
+def mse_hvp(vX, *, X, T, dL, into=None):
+    """Gradients hX, hdL (each the shape of what it differentiates).
+
+    into={'hdL': (array, alpha), ...} adds alpha * hdL to that array in place instead
+    (None is returned in its place): SGD without a gradient array, or accumulation.
+    """
+    S = vX.shape[0]
+    vX, X, T = _floats(vX, X, T)
+    # hX_ru = vX_ru*dL/S
+    hX = vX*dL/S
+    # hdL = (Σ_pq X_pq*vX_pq - Σ_pq T_pq*vX_pq)/S
+    hdL = (np.einsum('pq,pq->', X, vX) - np.einsum('pq,pq->', T, vX))/S
+    if into:
+        hX, hdL = _accumulate(into, {'hX': hX, 'hdL': hdL})
+    return hX, hdL

@@ -34,6 +34,10 @@ GRADIENTS = ('dX',)
 OPTIONAL = {}
 VARIANTS = {}
 INDICES = ()
+HVP_DIRECTIONS = ('vX',)
+HVP_ARGUMENTS = ('X', 'dY')
+HVP_RESULTS = ('hX', 'hdY')
+HVP_OPTIONAL = {}
 
 
 def relu_forward(X):
@@ -56,3 +60,20 @@ def relu_backward(dY, *, X, into=None):
     if into:
         dX, = _accumulate(into, {'dX': dX})
     return dX
+
+
+def relu_hvp(vX, *, X, dY, into=None):
+    """Gradients hX, hdY (each the shape of what it differentiates).
+
+    into={'hdY': (array, alpha), ...} adds alpha * hdY to that array in place instead
+    (None is returned in its place): SGD without a gradient array, or accumulation.
+    """
+    S, D = vX.shape
+    vX, X, dY = _floats(vX, X, dY)
+    # hX_ru = 0
+    hX = np.full((S, D), 0, dtype=vX.dtype)
+    # hdY_ru = (vX_ru if X_ru > 0 else 0)
+    hdY = _masked(vX, X, 0)
+    if into:
+        hX, hdY = _accumulate(into, {'hX': hX, 'hdY': hdY})
+    return hX, hdY

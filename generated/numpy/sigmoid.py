@@ -7,7 +7,7 @@ Logistic sigmoid, elementwise.
 """
 import numpy as np
 
-from ._helpers import _accumulate, _floats
+from ._helpers import _accumulate, _floats, _putmask
 
 # Calling convention, the same for every module (nothing to inspect):
 #   outs = <module>_forward(*[arrays[n] for n in ARGUMENTS], **scalars)          -> RETURNS, in order
@@ -31,6 +31,10 @@ GRADIENTS = ('dX',)
 OPTIONAL = {}
 VARIANTS = {}
 INDICES = ()
+HVP_DIRECTIONS = ('vX',)
+HVP_ARGUMENTS = ('X', 'dY')
+HVP_RESULTS = ('hX', 'hdY')
+HVP_OPTIONAL = {}
 
 
 def sigmoid_forward(X):
@@ -63,3 +67,33 @@ def sigmoid_backward(dY, *, X, into=None):
     if into:
         dX, = _accumulate(into, {'dX': dX})
     return dX
+
+
+def sigmoid_hvp(vX, *, X, dY, into=None):
+    """Gradients hX, hdY (each the shape of what it differentiates).
+
+    into={'hdY': (array, alpha), ...} adds alpha * hdY to that array in place instead
+    (None is returned in its place): SGD without a gradient array, or accumulation.
+    """
+    vX, X, dY = _floats(vX, X, dY)
+    # tmp4_ru = -|X_ru|
+    tmp4 = np.abs(X)
+    tmp4 *= -1
+    # tmp1_ru = exp(tmp4_ru)
+    tmp1 = np.exp(tmp4)
+    # hX_exp_ru = tmp1_ru
+    hX_exp = tmp1
+    # tmp2_ru = expm1(tmp4_ru)
+    tmp2 = np.expm1(tmp4)
+    # tmp3_ru = (hX_exp_ru + 1)**(-3)
+    tmp3 = (1 + hX_exp)**(-3)
+    # hX_ru = (-dY_ru*hX_exp_ru*tmp2_ru*tmp3_ru*vX_ru if X_ru < 0 else dY_ru*hX_exp_ru*tmp2_ru*tmp3_ru*vX_ru)
+    hX = hX_exp*dY*tmp2*tmp3*vX
+    _putmask(hX, X < 0, -hX_exp*dY*tmp2*tmp3*vX)
+    # hdY_exp_ru = tmp1_ru
+    hdY_exp = tmp1
+    # hdY_ru = hdY_exp_ru*vX_ru/(hdY_exp_ru + 1)**2
+    hdY = hdY_exp*vX/(1 + hdY_exp)**2
+    if into:
+        hX, hdY = _accumulate(into, {'hX': hX, 'hdY': hdY})
+    return hX, hdY

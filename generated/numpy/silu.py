@@ -31,6 +31,10 @@ GRADIENTS = ('dX',)
 OPTIONAL = {}
 VARIANTS = {}
 INDICES = ()
+HVP_DIRECTIONS = ('vX',)
+HVP_ARGUMENTS = ('X', 'dY')
+HVP_RESULTS = ('hX', 'hdY')
+HVP_OPTIONAL = {}
 
 
 def silu_forward(X):
@@ -71,3 +75,44 @@ def silu_backward(dY, *, X, into=None):
     if into:
         dX, = _accumulate(into, {'dX': dX})
     return dX
+
+
+def silu_hvp(vX, *, X, dY, into=None):
+    """Gradients hX, hdY (each the shape of what it differentiates).
+
+    into={'hdY': (array, alpha), ...} adds alpha * hdY to that array in place instead
+    (None is returned in its place): SGD without a gradient array, or accumulation.
+    """
+    vX, X, dY = _floats(vX, X, dY)
+    # tmp1_ru = exp(-|X_ru|)
+    tmp1 = np.abs(X)
+    tmp1 *= -1
+    np.exp(tmp1, out=tmp1)
+    # hX_exp_ru = tmp1_ru
+    hX_exp = tmp1
+    # tmp2_ru = (hX_exp_ru + 1)**(-3)
+    tmp2 = (1 + hX_exp)**(-3)
+    # hX_ru = (-((X_ru - 2)*hX_exp_ru - X_ru - 2)*dY_ru*hX_exp_ru*tmp2_ru*vX_ru if X_ru < 0 else ((X_ru + 2)*hX_exp_ru + 2 - X_ru)*dY_ru*hX_exp_ru*tmp2_ru*vX_ru)
+    hX = 2 + X
+    hX *= hX_exp
+    hX += 2
+    hX -= X
+    hX *= hX_exp
+    hX *= dY
+    hX *= tmp2
+    hX *= vX
+    _putmask(hX, X < 0, -((X - 2)*hX_exp - 2 - X)*hX_exp*dY*tmp2*vX)
+    # hdY_exp_ru = tmp1_ru
+    hdY_exp = tmp1
+    # tmp3_ru = (hdY_exp_ru + 1)**(-2)
+    tmp3 = (1 + hdY_exp)**(-2)
+    # hdY_ru = ((X_ru + hdY_exp_ru + 1)*hdY_exp_ru*tmp3_ru*vX_ru if X_ru < 0 else ((X_ru + 1)*hdY_exp_ru + 1)*tmp3_ru*vX_ru)
+    hdY = 1 + X
+    hdY *= hdY_exp
+    hdY += 1
+    hdY *= tmp3
+    hdY *= vX
+    _putmask(hdY, X < 0, (1 + hdY_exp + X)*hdY_exp*tmp3*vX)
+    if into:
+        hX, hdY = _accumulate(into, {'hX': hX, 'hdY': hdY})
+    return hX, hdY

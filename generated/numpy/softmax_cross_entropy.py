@@ -34,6 +34,10 @@ GRADIENTS = ('dX',)
 OPTIONAL = {}
 VARIANTS = {}
 INDICES = ()
+HVP_DIRECTIONS = ('vX',)
+HVP_ARGUMENTS = ('X', 'T', 'dL')
+HVP_RESULTS = ('hX', 'hdL')
+HVP_OPTIONAL = {}
 
 
 def softmax_cross_entropy_forward(X, T):
@@ -68,3 +72,33 @@ def softmax_cross_entropy_backward(dL=1.0, *, T, P, into=None):
     if into:
         dX, = _accumulate(into, {'dX': dX})
     return dX
+
+
+def softmax_cross_entropy_hvp(vX, *, X, T, dL, into=None):
+    """Gradients hX, hdL (each the shape of what it differentiates).
+
+    into={'hdL': (array, alpha), ...} adds alpha * hdL to that array in place instead
+    (None is returned in its place): SGD without a gradient array, or accumulation.
+    """
+    S = vX.shape[0]
+    vX, X, T = _floats(vX, X, T)
+    # Z_max_s = max_k X_sk
+    Z_max = X.max(axis=1)
+    # tmp2_sk = exp(X_sk - Z_max_s)
+    tmp2 = np.exp(X - Z_max[:, None])
+    # Z_s = Σ_k tmp2_sk
+    Z = tmp2.sum(axis=1)
+    # P_sc = tmp2_sc/Z_s
+    P = tmp2/Z[:, None]
+    # tmp1_rq = P_rq*vX_rq
+    tmp1 = P*vX
+    # hX_ru = (vX_ru - Σ_q tmp1_rq)*P_ru*dL/S
+    hX = vX - tmp1.sum(axis=1)[:, None]
+    hX *= P
+    hX *= dL
+    hX /= S
+    # hdL = (Σ_pq tmp1_pq - Σ_pq T_pq*vX_pq)/S
+    hdL = (tmp1.sum() - np.einsum('pq,pq->', T, vX))/S
+    if into:
+        hX, hdL = _accumulate(into, {'hX': hX, 'hdL': hdL})
+    return hX, hdL

@@ -31,6 +31,10 @@ GRADIENTS = ('dX',)
 OPTIONAL = {}
 VARIANTS = {}
 INDICES = ()
+HVP_DIRECTIONS = ('vX',)
+HVP_ARGUMENTS = ('X', 'dY')
+HVP_RESULTS = ('hX', 'hdY')
+HVP_OPTIONAL = {}
 
 
 def softplus_forward(X):
@@ -65,3 +69,30 @@ def softplus_backward(dY, *, X, into=None):
     if into:
         dX, = _accumulate(into, {'dX': dX})
     return dX
+
+
+def softplus_hvp(vX, *, X, dY, into=None):
+    """Gradients hX, hdY (each the shape of what it differentiates).
+
+    into={'hdY': (array, alpha), ...} adds alpha * hdY to that array in place instead
+    (None is returned in its place): SGD without a gradient array, or accumulation.
+    """
+    vX, X, dY = _floats(vX, X, dY)
+    # tmp1_ru = exp(-|X_ru|)
+    tmp1 = np.abs(X)
+    tmp1 *= -1
+    np.exp(tmp1, out=tmp1)
+    # hX_exp_ru = tmp1_ru
+    hX_exp = tmp1
+    # hX_ru = dY_ru*hX_exp_ru*vX_ru/(hX_exp_ru + 1)**2
+    hX = hX_exp*dY*vX/(1 + hX_exp)**2
+    # hdY_exp_ru = tmp1_ru
+    hdY_exp = tmp1
+    # tmp2_ru = 1/(hdY_exp_ru + 1)
+    tmp2 = 1/(1 + hdY_exp)
+    # hdY_ru = (tmp2_ru*vX_ru if X_ru > 0 else hdY_exp_ru*tmp2_ru*vX_ru)
+    hdY = hdY_exp*tmp2*vX
+    _putmask(hdY, X > 0, tmp2*vX)
+    if into:
+        hX, hdY = _accumulate(into, {'hX': hX, 'hdY': hdY})
+    return hX, hdY

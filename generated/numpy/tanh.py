@@ -7,7 +7,7 @@ Hyperbolic tangent, elementwise.
 """
 import numpy as np
 
-from ._helpers import _accumulate, _floats
+from ._helpers import _accumulate, _floats, _putmask
 
 # Calling convention, the same for every module (nothing to inspect):
 #   outs = <module>_forward(*[arrays[n] for n in ARGUMENTS], **scalars)          -> RETURNS, in order
@@ -31,6 +31,10 @@ GRADIENTS = ('dX',)
 OPTIONAL = {}
 VARIANTS = {}
 INDICES = ()
+HVP_DIRECTIONS = ('vX',)
+HVP_ARGUMENTS = ('X', 'dY')
+HVP_RESULTS = ('hX', 'hdY')
+HVP_OPTIONAL = {}
 
 
 def tanh_forward(X):
@@ -57,3 +61,33 @@ def tanh_backward(dY, *, X, into=None):
     if into:
         dX, = _accumulate(into, {'dX': dX})
     return dX
+
+
+def tanh_hvp(vX, *, X, dY, into=None):
+    """Gradients hX, hdY (each the shape of what it differentiates).
+
+    into={'hdY': (array, alpha), ...} adds alpha * hdY to that array in place instead
+    (None is returned in its place): SGD without a gradient array, or accumulation.
+    """
+    vX, X, dY = _floats(vX, X, dY)
+    # tmp3_ru = -2*|X_ru|
+    tmp3 = np.abs(X)
+    tmp3 *= -2
+    # tmp1_ru = exp(tmp3_ru)
+    tmp1 = np.exp(tmp3)
+    # hX_exp_ru = tmp1_ru
+    hX_exp = tmp1
+    # tmp2_ru = expm1(tmp3_ru)
+    tmp2 = np.expm1(tmp3)
+    # tmp4_ru = (hX_exp_ru + 1)**(-3)
+    tmp4 = (1 + hX_exp)**(-3)
+    # hX_ru = (-8*dY_ru*hX_exp_ru*tmp2_ru*tmp4_ru*vX_ru if X_ru < 0 else 8*dY_ru*hX_exp_ru*tmp2_ru*tmp4_ru*vX_ru)
+    hX = 8*hX_exp*dY*tmp2*tmp4*vX
+    _putmask(hX, X < 0, -8*hX_exp*dY*tmp2*tmp4*vX)
+    # hdY_exp_ru = tmp1_ru
+    hdY_exp = tmp1
+    # hdY_ru = 4*hdY_exp_ru*vX_ru/(hdY_exp_ru + 1)**2
+    hdY = 4*hdY_exp*vX/(1 + hdY_exp)**2
+    if into:
+        hX, hdY = _accumulate(into, {'hX': hX, 'hdY': hdY})
+    return hX, hdY

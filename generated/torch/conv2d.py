@@ -13,7 +13,7 @@
 import numbers
 import torch
 
-from ._helpers import _accumulate, _correlate, _correlate_transposed, _correlate_weight, _floats
+from ._helpers import _accumulate, _correlate, _correlate_transposed, _correlate_weight, _floats, _grid_view, _mesh, _zeros
 
 # Calling convention, the same for every module (nothing to inspect):
 #   outs = <module>_forward(*[arrays[n] for n in ARGUMENTS], **scalars)          -> RETURNS, in order
@@ -37,6 +37,10 @@ GRADIENTS = ('dX', 'dW', 'db')
 OPTIONAL = {'dX': 'need_dX'}
 VARIANTS = {}
 INDICES = ()
+HVP_DIRECTIONS = ('vX', 'vW', 'vb')
+HVP_ARGUMENTS = ('X', 'W', 'b', 'dY')
+HVP_RESULTS = ('hX', 'hW', 'hb', 'hdY')
+HVP_OPTIONAL = {'hX': 'need_hX', 'hdY': 'need_hdY'}
 
 
 def conv2d_forward(X, W, b, *, stride=1, padding=0):
@@ -93,3 +97,49 @@ def conv2d_backward(dY, *, X, W, stride=1, padding=0, need_dX=True, into=None):
     if into:
         dX, dW, db = _accumulate(into, {'dX': dX, 'dW': dW, 'db': db})
     return dX, dW, db
+
+
+def conv2d_hvp(vX=None, vW=None, vb=None, *, X, W, b, dY, stride=1, padding=0, need_hX=True, need_hdY=True, into=None):
+    """Gradients hX, hW, hb, hdY (each the shape of what it differentiates).
+
+    into={'hdY': (array, alpha), ...} adds alpha * hdY to that array in place instead
+    (None is returned in its place): SGD without a gradient array, or accumulation.
+    """
+    S, C, Hi, Wi = X.shape
+    O = W.shape[0]
+    KH = W.shape[2]
+    KW = W.shape[3]
+    Ho = dY.shape[2]
+    Wo = dY.shape[3]
+    if vX is None:
+        vX = _zeros(X, (S, C, Hi, Wi))
+    if vW is None:
+        vW = _zeros(X, (O, C, KH, KW))
+    if vb is None:
+        vb = _zeros(X, (O,))
+    X, W, b, dY, vX, vW, vb = _floats(X, W, b, dY, vX, vW, vb)
+    if not isinstance(stride, numbers.Integral) or stride < 1:
+        raise ValueError(f"conv2d_hvp: stride must be an integer >= 1, got {stride!r}")
+    if not isinstance(padding, numbers.Integral) or padding < 0:
+        raise ValueError(f"conv2d_hvp: padding must be an integer >= 0, got {padding!r}")
+    if Ho != 1 + (Hi + 2*padding - KH)//(stride):
+        raise ValueError(f"conv2d_hvp: Ho is {Ho} in the arrays given, but Ho = floor((Hi + 2*padding - KH)/stride) + 1 = {1 + (Hi + 2*padding - KH)//(stride)} for Hi={Hi}, KH={KH}, padding={padding}, stride={stride}")
+    if Wo != 1 + (Wi + 2*padding - KW)//(stride):
+        raise ValueError(f"conv2d_hvp: Wo is {Wo} in the arrays given, but Wo = floor((Wi + 2*padding - KW)/stride) + 1 = {1 + (Wi + 2*padding - KW)//(stride)} for KW={KW}, Wi={Wi}, padding={padding}, stride={stride}")
+    hX = None
+    if need_hX:
+        # hX_x,y,z,p1 = Σ_hwq1 dY[x, q1, Ho - h - 1, Wo - w - 1]*vW[q1, y, padding + z - stride*(Ho - h - 1), padding + p1 - stride*(Wo - w - 1)]
+        hX = _correlate_transposed(vW.permute(1, 0, 2, 3), dY.permute(1, 0, 2, 3), (1, 1), (stride, stride), (padding, padding), (Hi, Wi)).permute(1, 0, 2, 3)
+    # hW_x,y,z,p1 = [KH - z - 1 ∈ 0..KH - 1]*[KW - p1 - 1 ∈ 0..KW - 1]*Σ_quv dY[q, x, (padding + u - z)/stride, (padding + v - p1)/stride]*vX_qyuv
+    hW = torch.where((((KH - 1 - _mesh((KH,), X)[0] >= 0) & (KH - 1 - _mesh((KH,), X)[0] <= KH - 1))[:, None]) & (((KW - 1 - _mesh((KW,), X)[0] >= 0) & (KW - 1 - _mesh((KW,), X)[0] <= KW - 1))), torch.einsum('acdefg,ebfg->abcd', _grid_view(dY, (((0, 0, 0, 1, 0, 0), 0, 1), ((1, 0, 0, 0, 0, 0), 0, 1), ((0, 1, 0, 0, 1, 0), 1 + padding - KH, stride), ((0, 0, 1, 0, 0, 1), 1 + padding - KW, stride),), (O, KH, KW, S, Hi, Wi)).flip((1, 2)), vX), 0)
+    # hb_x = 0
+    hb = torch.as_tensor(0, dtype=X.dtype, device=X.device).expand((O,)).clone()
+    hdY = None
+    if need_hdY:
+        # hdY_x,y,z,p1 = vb_y + Σ_ijr W_yrij*vX[x, r, stride*z + i - padding, stride*p1 + j - padding] + Σ_ru1v1 X[x, r, stride*z + u1 - padding, stride*p1 + v1 - padding]*vW_y,r,u1,v1
+        hdY = _correlate(vX, W, None, (stride, stride), (1, 1), (-padding, -padding), (1, 1), (Ho, Wo))
+        hdY += vb[:, None, None]
+        hdY += _correlate(X, vW, None, (stride, stride), (1, 1), (-padding, -padding), (1, 1), (Ho, Wo))
+    if into:
+        hX, hW, hb, hdY = _accumulate(into, {'hX': hX, 'hW': hW, 'hb': hb, 'hdY': hdY})
+    return hX, hW, hb, hdY

@@ -32,6 +32,10 @@ GRADIENTS = ('dX',)
 OPTIONAL = {}
 VARIANTS = {}
 INDICES = ()
+HVP_DIRECTIONS = ('vX',)
+HVP_ARGUMENTS = ('X', 'dY')
+HVP_RESULTS = ('hX', 'hdY')
+HVP_OPTIONAL = {}
 
 
 def elu_forward(X, *, alpha=1.0):
@@ -58,3 +62,24 @@ def elu_backward(dY, *, X, alpha=1.0, into=None):
     if into:
         dX, = _accumulate(into, {'dX': dX})
     return dX
+
+
+def elu_hvp(vX, *, X, dY, alpha=1.0, into=None):
+    """Gradients hX, hdY (each the shape of what it differentiates).
+
+    into={'hdY': (array, alpha), ...} adds alpha * hdY to that array in place instead
+    (None is returned in its place): SGD without a gradient array, or accumulation.
+    """
+    vX, X, dY = _floats(vX, X, dY)
+    # tmp1_ru = exp(min(0, X_ru))
+    tmp1 = torch.clamp(X, max=0)
+    torch.exp(tmp1, out=tmp1)
+    # hX_ru = (0 if X_ru > 0 else alpha*dY_ru*tmp1_ru*vX_ru)
+    hX = alpha*dY*tmp1*vX
+    hX.masked_fill_(X > 0, 0)
+    # hdY_ru = (vX_ru if X_ru > 0 else alpha*tmp1_ru*vX_ru)
+    hdY = alpha*tmp1*vX
+    torch.where(X > 0, vX, hdY, out=hdY)
+    if into:
+        hX, hdY = _accumulate(into, {'hX': hX, 'hdY': hdY})
+    return hX, hdY

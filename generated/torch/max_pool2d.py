@@ -10,10 +10,11 @@
 
 The gradient goes to the first maximum of each window in row-major order, as in PyTorch.
 """
+import math
 import numbers
 import torch
 
-from ._helpers import _accumulate, _floats, _max_pool, _max_pool_scatter
+from ._helpers import _accumulate, _at_max, _floats, _grid_view, _max_pool, _max_pool_scatter
 
 # Calling convention, the same for every module (nothing to inspect):
 #   outs = <module>_forward(*[arrays[n] for n in ARGUMENTS], **scalars)          -> RETURNS, in order
@@ -37,6 +38,10 @@ GRADIENTS = ('dX',)
 OPTIONAL = {}
 VARIANTS = {}
 INDICES = ('Y_argmax',)
+HVP_DIRECTIONS = ('vX',)
+HVP_ARGUMENTS = ('X', 'dY')
+HVP_RESULTS = ('hX', 'hdY')
+HVP_OPTIONAL = {}
 
 
 def max_pool2d_forward(X, *, kernel_size=2, stride=2, padding=0):
@@ -87,3 +92,32 @@ def max_pool2d_backward(dY, *, X, Y_argmax, kernel_size=2, stride=2, padding=0, 
     if into:
         dX, = _accumulate(into, {'dX': dX})
     return dX
+
+
+def max_pool2d_hvp(vX, *, X, dY, kernel_size=2, stride=2, padding=0, into=None):
+    """Gradients hX, hdY (each the shape of what it differentiates).
+
+    into={'hdY': (array, alpha), ...} adds alpha * hdY to that array in place instead
+    (None is returned in its place): SGD without a gradient array, or accumulation.
+    """
+    S, C, Hi, Wi = vX.shape
+    Ho = dY.shape[2]
+    Wo = dY.shape[3]
+    vX, X, dY = _floats(vX, X, dY)
+    if not isinstance(kernel_size, numbers.Integral) or kernel_size < 1:
+        raise ValueError(f"max_pool2d_hvp: kernel_size must be an integer >= 1, got {kernel_size!r}")
+    if not isinstance(stride, numbers.Integral) or stride < 1:
+        raise ValueError(f"max_pool2d_hvp: stride must be an integer >= 1, got {stride!r}")
+    if not isinstance(padding, numbers.Integral) or padding < 0:
+        raise ValueError(f"max_pool2d_hvp: padding must be an integer >= 0, got {padding!r}")
+    if Ho != 1 + (Hi + 2*padding - kernel_size)//(stride):
+        raise ValueError(f"max_pool2d_hvp: Ho is {Ho} in the arrays given, but Ho = floor((Hi + 2*padding - kernel_size)/stride) + 1 = {1 + (Hi + 2*padding - kernel_size)//(stride)} for Hi={Hi}, kernel_size={kernel_size}, padding={padding}, stride={stride}")
+    if Wo != 1 + (Wi + 2*padding - kernel_size)//(stride):
+        raise ValueError(f"max_pool2d_hvp: Wo is {Wo} in the arrays given, but Wo = floor((Wi + 2*padding - kernel_size)/stride) + 1 = {1 + (Wi + 2*padding - kernel_size)//(stride)} for Wi={Wi}, kernel_size={kernel_size}, padding={padding}, stride={stride}")
+    # hX_x,y,z,p1 = 0
+    hX = torch.as_tensor(0, dtype=vX.dtype, device=vX.device).expand((S, C, Hi, Wi)).clone()
+    # hdY_x,y,z,p1 = (vX[x, y, stride*z + i - padding, stride*p1 + j - padding] at i,j = argmax X[x, y, stride*z + i - padding, stride*p1 + j - padding])
+    hdY = _at_max(_grid_view(vX, (((1, 0, 0, 0, 0, 0), 0, 1), ((0, 1, 0, 0, 0, 0), 0, 1), ((0, 0, stride, 0, 1, 0), -padding, 1), ((0, 0, 0, stride, 0, 1), -padding, 1),), (S, C, Ho, Wo, kernel_size, kernel_size)), _grid_view(X, (((1, 0, 0, 0, 0, 0), 0, 1), ((0, 1, 0, 0, 0, 0), 0, 1), ((0, 0, stride, 0, 1, 0), -padding, 1), ((0, 0, 0, stride, 0, 1), -padding, 1),), (S, C, Ho, Wo, kernel_size, kernel_size), fill=-math.inf), 2)
+    if into:
+        hX, hdY = _accumulate(into, {'hX': hX, 'hdY': hdY})
+    return hX, hdY

@@ -32,6 +32,10 @@ GRADIENTS = ('dX',)
 OPTIONAL = {}
 VARIANTS = {}
 INDICES = ()
+HVP_DIRECTIONS = ('vX',)
+HVP_ARGUMENTS = ('X', 'dY')
+HVP_RESULTS = ('hX', 'hdY')
+HVP_OPTIONAL = {}
 
 
 def softmax_forward(X):
@@ -61,3 +65,40 @@ def softmax_backward(dY, *, Y, into=None):
     if into:
         dX, = _accumulate(into, {'dX': dX})
     return dX
+
+
+def softmax_hvp(vX, *, X, dY, into=None):
+    """Gradients hX, hdY (each the shape of what it differentiates).
+
+    into={'hdY': (array, alpha), ...} adds alpha * hdY to that array in place instead
+    (None is returned in its place): SGD without a gradient array, or accumulation.
+    """
+    vX, X, dY = _floats(vX, X, dY)
+    # Z_max_s = max_k X_sk
+    Z_max = X.amax(dim=1)
+    # tmp4_sk = exp(X_sk - Z_max_s)
+    tmp4 = torch.exp(X - Z_max[:, None])
+    # Z_s = Σ_k tmp4_sk
+    Z = tmp4.sum(dim=1)
+    # Y_sc = tmp4_sc/Z_s
+    Y = tmp4/Z[:, None]
+    # tmp1_r = Σ_q Y_rq*vX_rq
+    tmp1 = (Y*vX).sum(dim=1)
+    # tmp3_rc = Y_rc*dY_rc
+    tmp3 = Y*dY
+    # tmp2_r = Σ_c tmp3_rc
+    tmp2 = tmp3.sum(dim=1)
+    # hX_ru = (dY_ru*vX_ru + tmp1_r*tmp2_r + tmp1_r*Σ_b tmp3_rb - dY_ru*tmp1_r - tmp2_r*vX_ru - Σ_q Y_rq*dY_rq*vX_rq)*Y_ru
+    hX = dY*vX
+    hX += (tmp1*tmp2)[:, None]
+    hX += (tmp1*tmp3.sum(dim=1))[:, None]
+    hX -= (Y*dY*vX).sum(dim=1)[:, None]
+    hX -= dY*tmp1[:, None]
+    hX -= vX*tmp2[:, None]
+    hX *= Y
+    # hdY_ru = (vX_ru - tmp1_r)*Y_ru
+    hdY = vX - tmp1[:, None]
+    hdY *= Y
+    if into:
+        hX, hdY = _accumulate(into, {'hX': hX, 'hdY': hdY})
+    return hX, hdY

@@ -1,0 +1,77 @@
+"""Second order: every module's ``<name>_hvp`` against PyTorch's double backward, both backends, float64.
+
+For a layer, ``hvp(v)`` is the gradient of Σ_T <v_T, dT> with respect to the arguments and the upstream dY
+(what ``torch.autograd.grad(grads, inputs, v)`` gives for ``grads`` made with ``create_graph=True``); for a
+loss, ``hX`` is the Hessian–vector product ``(∇²L) v`` (``torch.autograd.functional.hvp``).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from derive import registry
+from runtime.kernels.calling import Kernels
+from tests.conftest import BACKENDS, as_tensor
+from tests.test_kernels import REFERENCE, Case, as_tuple, close
+
+MODULES = [n for n in registry.SECOND_ORDER if n in REFERENCE]
+
+
+def products(case, directions):
+    """(hvp results by name) of the generated kernels at ``case``, along ``directions`` (by gradient name)."""
+    k = case.mod
+    env = case.kernels.forward({n: case.tensor(a) for n, a in case.arrays.items()}, **case.scalars)
+    upstream = case.upstream()
+    ups = dict(zip(k.UPSTREAMS, [upstream] if not isinstance(upstream, dict) else [upstream[u] for u in k.UPSTREAMS]))
+    values = {**env, **ups}
+    out = getattr(k, f"{case.name}_hvp")(*[case.tensor(directions[g]) for g in k.GRADIENTS],
+                                         **{n: values[n] for n in k.HVP_ARGUMENTS}, **case.scalars)
+    return {n: case.numpy(v) for n, v in zip(k.HVP_RESULTS, as_tuple(out))}
+
+
+def double_backward(case, reference, directions):
+    """PyTorch: the gradient of Σ <v, dT> (dT by autograd with create_graph) by the arguments and upstreams."""
+    xs = {n: as_tensor(a, requires_grad=n in case.wrt) for n, a in case.arrays.items()}
+    ys = as_tuple(reference(**xs, **case.scalars))
+    if case.dY is None:
+        ups = {f"d{case.outputs[0]}": torch.tensor(1.0, dtype=torch.float64, requires_grad=True)}
+        outs = [ys[0] * ups[f"d{case.outputs[0]}"]]
+        grads = torch.autograd.grad(outs, [xs[n] for n in case.wrt], create_graph=True)
+    else:
+        ups = {f"d{n}": torch.tensor(case.dY[n], requires_grad=True) for n in case.outputs}
+        grads = torch.autograd.grad(ys, [xs[n] for n in case.wrt], [ups[f"d{n}"] for n in case.outputs],
+                                    create_graph=True)
+    wrt = {**{n: xs[n] for n in case.wrt}, **ups}
+    v = [torch.tensor(directions[f"d{n}"]) for n in case.wrt]
+    second = torch.autograd.grad(grads, list(wrt.values()), v, allow_unused=True)
+    return {f"h{n}": (g.detach().numpy() if g is not None else np.zeros(np.shape(wrt[n].detach())))
+            for n, g in zip(wrt, second)}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", MODULES)
+def test_hvp_matches_pytorch_double_backward(name, backend):
+    for seed in range(2):
+        case = Case(name, backend, "random", seed)
+        if name.startswith("batch_norm") and case.arrays["X"].size == case.arrays["X"].shape[1]:
+            continue  # PyTorch's batch norm refuses one value per feature in training mode
+        rng = np.random.default_rng(100 + seed)
+        directions = {f"d{n}": rng.standard_normal(case.arrays[n].shape) for n in case.wrt}
+        got = products(case, directions)
+        want = double_backward(case, REFERENCE[name], directions)
+        assert set(got) == set(want)
+        for n in want:
+            close(got[n], want[n], 1e-9)
+
+
+@pytest.mark.parametrize("name", [n for n in MODULES if registry.load(n).scalar_output])
+def test_a_loss_hvp_is_the_hessian_times_v(name):
+    """torch.autograd.functional.hvp of the loss as a function of its input X."""
+    case = Case(name, "torch", "random", seed=3)
+    v = np.random.default_rng(7).standard_normal(case.arrays["X"].shape)
+    got = products(case, {"dX": v})["hX"]
+    others = {n: as_tensor(a) for n, a in case.arrays.items() if n != "X"}
+    _, want = torch.autograd.functional.hvp(lambda X: REFERENCE[name](X=X, **others, **case.scalars),
+                                            as_tensor(case.arrays["X"]), torch.tensor(v))
+    close(got, want.numpy(), 1e-10)
