@@ -5,6 +5,7 @@
     python -m derive show MODULE            print one module's derivation, step by step (MODULE or FILE.py)
     python -m derive examples               print the course's index-gymnastics examples, step by step
     python -m derive FILE.py ... --out DIR  derive the forward in each FILE.py (anywhere on disk) into DIR
+    python -m derive FILE.py --order 2 --out DIR   and its second order: the kernel <name>_hvp (double backward)
 
 Every kernel file is imported and run on random inputs (against central
 differences of its own forward, and NumPy against Torch) before anything is
@@ -136,6 +137,8 @@ def run(args) -> int:
         if len(args.target) != 2:
             raise UsageError("usage: python -m derive show MODULE")
         return show(args.target[1])
+    if args.order != 1 and not (args.target and args.target[0].endswith(".py")):
+        raise UsageError("--order 2 applies to FILE.py targets (the built-ins take theirs from registry.SECOND_ORDER)")
     if args.target == ["examples"]:
         from derive import examples
         for f in examples.forwards():
@@ -149,6 +152,8 @@ def run(args) -> int:
         _output_folder(args.out, args.check)
         kept = read_fragments(args.out)
         forwards = [registry.load_path(Path(t)) for t in args.target]
+        for f in forwards:
+            f.order = args.order
         seen = {}
         for f in forwards:
             if f.name in seen:
@@ -184,6 +189,8 @@ def main(argv=None) -> int:
     p.add_argument("target", nargs="*", help="show MODULE | examples | FILE.py (default: every registered module)")
     p.add_argument("--out", type=Path, help="output folder (default: generated/)")
     p.add_argument("--check", action="store_true", help="fail if the output folder is stale")
+    p.add_argument("--order", type=int, choices=(1, 2), default=1,
+                   help="2: also the second order of each FILE.py, the kernel <name>_hvp (built-ins: registry.SECOND_ORDER)")
     p.add_argument("--debug", action="store_true", help="print the traceback of an error")
     try:
         args = p.parse_args(argv)

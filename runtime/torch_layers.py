@@ -48,27 +48,30 @@ def _function(name: str, folder: str | None, bound: tuple) -> type:
         f" (its scalars are bound by function({name!r}, {', '.join(f'{s}=…' for s in scalars)}))" if scalars else "")
 
     outputs = tuple(k.OUTPUTS)
+    second = _backward_function(name, k, args, scalars, differentiable)
 
     def forward(ctx, *values):
         if len(values) != len(args):
             raise TypeError(f"{usage}; {len(values)} given")
         env = k.forward(dict(zip(args, values)), **scalars)
-        ctx.save_for_backward(*[env[n] for n in k.SAVED])
+        # The arguments themselves, so that the backward can be differentiated again (double backward).
+        ctx.save_for_backward(*values, *[env[n] for n in k.SAVED if n not in args])
+        ctx.shapes = {n: env[n].shape for n in outputs}
         # An output autograd passes no gradient for comes as None, which the kernels read as zero.
         ctx.set_materialize_grads(False)
         return env[outputs[0]] if len(outputs) == 1 else tuple(env[n] for n in outputs)
 
     def backward(ctx, *upstream):
-        needs = dict(zip(args, ctx.needs_input_grad))
-        flags = {flag: needs[differentiable[g]] for g, flag in k.OPTIONAL.items()}
-        if len(outputs) > 1:
-            upstream = dict(zip(k.UPSTREAMS, upstream))
-        elif upstream[0] is None:
+        if all(u is None for u in upstream):
             return (None,) * len(args)
-        else:   # a loss's upstream gradient is the scalar dL: the kernel multiplies by it
-            upstream = upstream[0]
-        grads = k.backward(upstream, dict(zip(k.SAVED, ctx.saved_tensors)), **scalars, **flags)
-        by_arg = {differentiable[g]: v for g, v in grads.items()}
+        saved = ctx.saved_tensors
+        values, extra = saved[:len(args)], saved[len(args):]
+        if torch.is_grad_enabled():   # create_graph: an omitted upstream becomes zeros autograd can follow
+            like = next(u for u in upstream if u is not None)
+            upstream = tuple(u if u is not None else like.new_zeros(ctx.shapes[o]) for u, o in zip(upstream, outputs))
+        needs = dict(zip(args, ctx.needs_input_grad))
+        grads = second.apply(needs, *values, *upstream, *extra)
+        by_arg = dict(zip([differentiable[g] for g in k.GRADIENTS], grads))
         return tuple(by_arg.get(a) if needs[a] else None for a in args)
 
     # Named when made, so that autograd's node is too (grad_fn=<LayerNormFunctionBackward>).
@@ -76,6 +79,43 @@ def _function(name: str, folder: str | None, bound: tuple) -> type:
                    {"forward": staticmethod(forward), "backward": staticmethod(backward)})
     Derived.ARGUMENTS, Derived.SCALARS = args, dict(scalars)
     return Derived
+
+
+def _backward_function(name: str, k, args: tuple, scalars: dict, differentiable: dict) -> type:
+    """The backward of a derived module as an autograd Function of the arguments and upstreams (and what the
+    forward saved): its forward is ``<name>_backward``; its backward, ``<name>_hvp`` of modules derived to the
+    second order (``python -m derive --order 2``; the built-ins in registry.SECOND_ORDER): double backward."""
+    hvp = getattr(k.k, f"{name}_hvp", None)
+    extra = tuple(n for n in k.SAVED if n not in args)
+    ups = tuple(k.UPSTREAMS)
+
+    def forward(ctx, needs, *inputs):
+        values = dict(zip(args + ups + extra, inputs))
+        flags = {flag: needs[differentiable[g]] for g, flag in k.OPTIONAL.items()}
+        upstream = {u: values[u] for u in ups} if len(ups) > 1 else values[ups[0]]
+        grads = k.backward(upstream, {n: values[n] for n in k.SAVED}, **scalars, **flags)
+        ctx.save_for_backward(*inputs)
+        ctx.needs = needs
+        ctx.set_materialize_grads(False)
+        return tuple(grads[g] if grads[g] is not None else torch.zeros(()) for g in k.GRADIENTS)
+
+    def backward(ctx, *directions):
+        if all(v is None for v in directions):
+            return (None,) * (1 + len(args) + len(ups) + len(extra))
+        if hvp is None:
+            raise RuntimeError(f"{name}: double backward needs the module's second order, the kernel {name}_hvp "
+                               f"(derive it with python -m derive FILE.py --order 2)")
+        values = dict(zip(args + ups + extra, ctx.saved_tensors))
+        wanted = dict(zip(args + ups, ctx.needs_input_grad[1:]))
+        flags = {flag: wanted[r[1:]] for r, flag in k.HVP_OPTIONAL.items()}
+        if len(directions) == 1 and directions[0] is None:
+            return (None,) * (1 + len(args) + len(ups) + len(extra))
+        out = hvp(*directions, **{n: values[n] for n in k.HVP_ARGUMENTS}, **scalars, **flags)
+        out = dict(zip(k.HVP_RESULTS, out if len(k.HVP_RESULTS) > 1 else (out,)))
+        return (None, *[out.get(f"h{n}") if wanted[n] else None for n in args + ups], *([None] * len(extra)))
+
+    return type("".join(w.title() for w in name.split("_")) + "Backward", (torch.autograd.Function,),
+                {"forward": staticmethod(forward), "backward": staticmethod(backward)})
 
 
 class DerivedLayer(torch.nn.Module):

@@ -75,3 +75,29 @@ def test_a_loss_hvp_is_the_hessian_times_v(name):
     _, want = torch.autograd.functional.hvp(lambda X: REFERENCE[name](X=X, **others, **case.scalars),
                                             as_tensor(case.arrays["X"]), torch.tensor(v))
     close(got, want.numpy(), 1e-10)
+
+
+@pytest.mark.parametrize("name", registry.SECOND_ORDER)
+def test_drop_in_layers_pass_gradgradcheck(name):
+    """Double backward through the derived layer: its backward is an autograd Function whose backward is _hvp."""
+    from runtime.torch_layers import function
+    from tests.conftest import draw, kernels_of, sizes_for
+
+    forward = registry.load(name)
+    k = kernels_of(name, "torch")
+    rng = np.random.default_rng(0)
+    sizes = sizes_for(forward, rng, batch=2, feature=3)
+    arrays = draw(forward, sizes, rng)
+    values = [as_tensor(arrays[n], requires_grad=n not in k.CONSTS) for n in k.ARGUMENTS]
+    assert torch.autograd.gradgradcheck(function(name).apply, values, eps=1e-6, atol=1e-6)
+
+
+def test_double_backward_without_a_second_order_is_one_line():
+    from runtime.torch_layers import function
+
+    X = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    y = torch.tensor([0, 2, 1])
+    (g,) = torch.autograd.grad(function("softmax_cross_entropy_labels").apply(X, y), X, create_graph=True)
+    with pytest.raises(RuntimeError, match=r"^softmax_cross_entropy_labels: double backward needs the module's "
+                                           r"second order, the kernel softmax_cross_entropy_labels_hvp"):
+        g.sum().backward()
