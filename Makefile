@@ -5,7 +5,7 @@ DATA    ?= data
 SHARED  ?= ../shared
 
 .DEFAULT_GOAL := help
-.PHONY: help venv derive check-generated latex examples test fuzz data train train-cnn compare-bn bench bench-cnn clean
+.PHONY: help venv derive check-generated latex examples test fuzz data train train-cnn train-rnn hessian compare-bn bench bench-cnn clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -58,6 +58,12 @@ train: $(SETUP) data  ## train the default MLP on CIFAR-10: make train ARGS="--e
 
 train-cnn: $(SETUP) data  ## train the course's ConvNet (small VGG, Adam) on CIFAR-10: make train-cnn ARGS="--backend torch"
 	$(PYTHON) -m runtime.train_cnn --data_dir $(DATA) $(ARGS)
+
+train-rnn: $(SETUP)  ## an LSTM (or GRU) over the derived cells on the palindrome task: make train-rnn ARGS="--model_type gru --input_length 20"
+	$(PYTHON) -m runtime.train_rnn $(ARGS)
+
+hessian: $(SETUP)  ## the top eigenvalue of a trained MLP's loss Hessian: make hessian ARGS="--run runs/mlp_..."
+	$(PYTHON) -m runtime.hessian $(ARGS)
 
 compare-bn: $(SETUP) data  ## the course's batch-norm experiment
 	$(PYTHON) -m runtime.compare_batch_norm --data_dir $(DATA)

@@ -154,7 +154,12 @@ def kernel_context(kernel: Kernel, renderer: Renderer, module: str = "") -> dict
         })
     if kernel.differentiates:
         last = kernel.results[-1]
-        summary = (f"Gradients {', '.join(kernel.results)} (each the shape of what it differentiates).\n\n"
+        what = (f"Second order along the directions {', '.join(u.name for u in kernel.upstreams)} of the gradients: "
+                f"{', '.join(kernel.results)},\n    each the derivative of Σ <direction, gradient> by what it is named after "
+                f"(the Hessian times v;\n    for an upstream, its term in double backward), the shape of that."
+                if kernel.name.endswith("_hvp") else
+                f"Gradients {', '.join(kernel.results)} (each the shape of what it differentiates).")
+        summary = (f"{what}\n\n"
                    f"    into={{'{last}': (array, alpha), ...}} adds alpha * {last} to that array in place instead\n"
                    f"    (None is returned in its place): SGD without a gradient array, or accumulation.\n    ")
     else:

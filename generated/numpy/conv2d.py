@@ -100,7 +100,9 @@ def conv2d_backward(dY, *, X, W, stride=1, padding=0, need_dX=True, into=None):
 
 
 def conv2d_hvp(vX=None, vW=None, vb=None, *, X, W, b, dY, stride=1, padding=0, need_hX=True, need_hdY=True, into=None):
-    """Gradients hX, hW, hb, hdY (each the shape of what it differentiates).
+    """Second order along the directions vX, vW, vb of the gradients: hX, hW, hb, hdY,
+    each the derivative of Σ <direction, gradient> by what it is named after (the Hessian times v;
+    for an upstream, its term in double backward), the shape of that.
 
     into={'hdY': (array, alpha), ...} adds alpha * hdY to that array in place instead
     (None is returned in its place): SGD without a gradient array, or accumulation.

@@ -64,7 +64,9 @@ def leaky_relu_backward(dY, *, X, negative_slope=0.01, into=None):
 
 
 def leaky_relu_hvp(vX, *, X, dY, negative_slope=0.01, into=None):
-    """Gradients hX, hdY (each the shape of what it differentiates).
+    """Second order along the directions vX of the gradients: hX, hdY,
+    each the derivative of Σ <direction, gradient> by what it is named after (the Hessian times v;
+    for an upstream, its term in double backward), the shape of that.
 
     into={'hdY': (array, alpha), ...} adds alpha * hdY to that array in place instead
     (None is returned in its place): SGD without a gradient array, or accumulation.

@@ -65,7 +65,9 @@ def elu_backward(dY, *, X, alpha=1.0, into=None):
 
 
 def elu_hvp(vX, *, X, dY, alpha=1.0, into=None):
-    """Gradients hX, hdY (each the shape of what it differentiates).
+    """Second order along the directions vX of the gradients: hX, hdY,
+    each the derivative of Σ <direction, gradient> by what it is named after (the Hessian times v;
+    for an upstream, its term in double backward), the shape of that.
 
     into={'hdY': (array, alpha), ...} adds alpha * hdY to that array in place instead
     (None is returned in its place): SGD without a gradient array, or accumulation.

@@ -178,7 +178,9 @@ def gru_cell_backward(dh, *, X, h0, W_ih, W_hh, A, B, r, z, keep, n, need_dX=Tru
 
 
 def gru_cell_hvp(vX=None, vh0=None, vW_ih=None, vW_hh=None, vb_ih=None, vb_hh=None, *, X, h0, W_ih, W_hh, b_ih, b_hh, dh, need_hX=True, need_hh0=True, need_hdh=True, into=None):
-    """Gradients hX, hh0, hW_ih, hW_hh, hb_ih, hb_hh, hdh (each the shape of what it differentiates).
+    """Second order along the directions vX, vh0, vW_ih, vW_hh, vb_ih, vb_hh of the gradients: hX, hh0, hW_ih, hW_hh, hb_ih, hb_hh, hdh,
+    each the derivative of Σ <direction, gradient> by what it is named after (the Hessian times v;
+    for an upstream, its term in double backward), the shape of that.
 
     into={'hdh': (array, alpha), ...} adds alpha * hdh to that array in place instead
     (None is returned in its place): SGD without a gradient array, or accumulation.

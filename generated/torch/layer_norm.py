@@ -88,7 +88,9 @@ def layer_norm_backward(dY, *, gamma, var_scale, var_scaled, Xhat, eps=1e-05, ne
 
 
 def layer_norm_hvp(vX=None, vgamma=None, vbeta=None, *, X, gamma, beta, dY, eps=1e-05, need_hX=True, need_hdY=True, into=None):
-    """Gradients hX, hgamma, hbeta, hdY (each the shape of what it differentiates).
+    """Second order along the directions vX, vgamma, vbeta of the gradients: hX, hgamma, hbeta, hdY,
+    each the derivative of Σ <direction, gradient> by what it is named after (the Hessian times v;
+    for an upstream, its term in double backward), the shape of that.
 
     into={'hdY': (array, alpha), ...} adds alpha * hdY to that array in place instead
     (None is returned in its place): SGD without a gradient array, or accumulation.

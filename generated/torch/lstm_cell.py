@@ -170,7 +170,9 @@ def lstm_cell_backward(dh=None, dc=None, *, X, h0, c0, W_ih, W_hh, A, i, f, g, o
 
 
 def lstm_cell_hvp(vX=None, vh0=None, vc0=None, vW_ih=None, vW_hh=None, vb_ih=None, vb_hh=None, *, X, h0, c0, W_ih, W_hh, b_ih, b_hh, dh, dc, need_hX=True, need_hh0=True, need_hc0=True, need_hdh=True, need_hdc=True, into=None):
-    """Gradients hX, hh0, hc0, hW_ih, hW_hh, hb_ih, hb_hh, hdh, hdc (each the shape of what it differentiates).
+    """Second order along the directions vX, vh0, vc0, vW_ih, vW_hh, vb_ih, vb_hh of the gradients: hX, hh0, hc0, hW_ih, hW_hh, hb_ih, hb_hh, hdh, hdc,
+    each the derivative of Σ <direction, gradient> by what it is named after (the Hessian times v;
+    for an upstream, its term in double backward), the shape of that.
 
     into={'hdc': (array, alpha), ...} adds alpha * hdc to that array in place instead
     (None is returned in its place): SGD without a gradient array, or accumulation.

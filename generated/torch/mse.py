@@ -72,7 +72,9 @@ def mse_backward(dL=1.0, *, X, T, into=None):
 
 
 def mse_hvp(vX, *, X, T, dL, into=None):
-    """Gradients hX, hdL (each the shape of what it differentiates).
+    """Second order along the directions vX of the gradients: hX, hdL,
+    each the derivative of Σ <direction, gradient> by what it is named after (the Hessian times v;
+    for an upstream, its term in double backward), the shape of that.
 
     into={'hdL': (array, alpha), ...} adds alpha * hdL to that array in place instead
     (None is returned in its place): SGD without a gradient array, or accumulation.
