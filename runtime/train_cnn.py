@@ -19,16 +19,16 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from runtime.nets.convnet import ConvNet
-from runtime.training import cli, distributed, plots
+from runtime.training import cli, distributed
 from runtime.training.cli import CLIError, Parser
 from runtime.training.data import N_CLASSES, load
 from runtime.training.optim import OPTIMIZERS
 from runtime.training.outputs import Outputs, check_folder, resumed
+from runtime.training.stepping import resume_metrics, train_by_steps
 from runtime.training.trainer import Trainer
 
 IMAGE = (3, 32, 32)
@@ -119,19 +119,11 @@ def run(cfg: CNNConfig, data=None, progress=True, log=print, resume=False, dist=
     """Train for cfg.max_steps; evaluate, save and plot every cfg.eval_freq steps. Returns the metrics.
 
     ``resume``: continue the run in ``cfg.out`` from its checkpoint. ``trainer``: one made by ``trainer_for``."""
-    from tqdm import tqdm
-
     dist = dist or distributed.Single()
     data = data if data is not None else load(cfg.data_dir, recipe=ConvNet.DATA_RECIPE)
     trainer = trainer or trainer_for(cfg, data, dist)
     out = Outputs(Path(cfg.out), writer=dist.rank == 0)
-    metrics = {"config": asdict(cfg), "evaluations": []}
-    if resume:
-        state, _, metrics = out.resume()
-        trainer.load_state_dict(state)
-        metrics["config"]["max_steps"] = cfg.max_steps
-        # Records past the checkpoint (written after it, by a run that then failed to save) are made again.
-        metrics["evaluations"] = [e for e in metrics["evaluations"] if e["step"] <= trainer.step_count]
+    metrics = resume_metrics(out, trainer, cfg) if resume else {"config": asdict(cfg), "evaluations": []}
     out.start()
     b = trainer.backend
     log(f"{b}{' torch.nn + autograd' if cfg.backend == 'autograd' else ''}: ConvNet (small VGG), {cfg.optimizer} lr "
@@ -139,43 +131,8 @@ def run(cfg: CNNConfig, data=None, progress=True, log=print, resume=False, dist=
         f"{f', {dist.world_size} processes' if dist.world_size > 1 else ''} -> {cfg.out}"
         f"{f' (resumed at step {trainer.step_count})' if resume else ''}")
     title = f"ConvNet, {cfg.optimizer} lr {cfg.learning_rate:g} ({cfg.backend}, {b.device or 'cpu'})"
-
-    def draw(folder):
-        if metrics["evaluations"]:
-            plots.step_curve(metrics["evaluations"], "train_loss", folder / "loss.png", title, "training loss")
-            plots.step_curve(metrics["evaluations"], "test_accuracy", folder / "accuracy.png", title, "test accuracy")
-
-    def save(state=True):
-        if state:
-            out.save(trainer.state_dict(), {**asdict(cfg), "step": trainer.step_count})
-        out.metrics(metrics)
-        out.plot(draw)
-
-    start = time.perf_counter() - (metrics["evaluations"][-1]["seconds"] if metrics["evaluations"] else 0.0)
-    quiet = not progress or dist.rank
-    with trainer.interrupts_between_steps(), cli.stopping(save, out, trainer, "ConvNet"), \
-            tqdm(total=cfg.max_steps, initial=trainer.step_count, desc="train_cnn", disable=quiet,
-                 file=sys.stderr) as bar:
-        while True:
-            # An evaluation is due at every eval_freq-th step and the last; one a stop interrupted is made
-            # first on resuming (the losses since the previous one are in the checkpoint).
-            if trainer.window.steps and (trainer.step_count % cfg.eval_freq == 0 or trainer.step_count == cfg.max_steps):
-                with tqdm(total=len(data.test.y), desc="test", leave=False, disable=quiet, file=sys.stderr) as ev:
-                    accuracy = trainer.accuracy("test", progress=ev)
-                record = {"step": trainer.step_count, "train_loss": trainer.report("the evaluation")["train_loss"],
-                          "test_accuracy": accuracy, "seconds": time.perf_counter() - start}
-                metrics["evaluations"].append(record)
-                save()  # after every evaluation, before saying so: nothing is lost on a stop
-                if not dist.rank:
-                    bar.write(f"step {record['step']:5d}: loss {record['train_loss']:.4f}  test acc "
-                              f"{record['test_accuracy']:.4f}  ({record['seconds']:.0f} s)")
-            if trainer.step_count >= cfg.max_steps:
-                break
-            trainer.train(min(cfg.eval_freq - trainer.step_count % cfg.eval_freq, cfg.max_steps - trainer.step_count),
-                          bar)
-    last = metrics["evaluations"][-1]
-    log(f"test accuracy {last['test_accuracy']:.4f} after {last['step']} steps ({last['seconds']:.0f} s)")
-    return metrics
+    return train_by_steps(cfg, trainer, out, metrics, what="ConvNet", desc="train_cnn", title=title,
+                          progress=progress, dist=dist, log=log)
 
 
 def main(argv=None) -> int:
