@@ -299,3 +299,19 @@ def test_a_window_wholly_in_the_padding_is_named_as_such():
         b = build(f)
         verify([b], render_all([b], source="padded_past_window.py"))
     assert "\n" not in str(e.value)
+
+
+def test_a_recurrence_inside_one_forward_is_refused_in_one_line():
+    """h_t = tanh(w h_{t−1} + x_t) in one forward: the definition reads itself (a cell is derived, and run over time
+    by the runtime)."""
+    from derive.engine.checks import check_forward
+
+    f = Forward("recur", "")
+    S, T = f.dims("S T")
+    s, t = f.indices(s=S, t=T)
+    X = f.input("X", S, T)
+    w = f.param("w", 1)
+    f.output("h", (s, t), sp.tanh(w[0] * sp.IndexedBase("h")[s, t - 1] + X[s, t]))
+    with pytest.raises(DeriveError, match=r"^recur: check: h_st = .*: h reads itself \(a recurrence inside one "
+                                          r"forward is not expressible"):
+        check_forward(f)

@@ -75,6 +75,9 @@ def check_forward(forward) -> None:
             fail("an index repeats on the left-hand side")
         for e in sorted(d.expr.atoms(sp.Indexed), key=str):
             name = str(e.base.label)
+            if name == d.tensor.name:
+                fail(f"{name} reads itself (a recurrence inside one forward is not expressible: derive one step, "
+                     "a cell, and run it over time, as runtime/nets/recurrent.py does)")
             if name not in defined:
                 later = name in forward.tensors
                 fail(f"{name} is {'defined only after this line' if later else 'not declared'}")
