@@ -8,7 +8,9 @@
     mine = DerivedLayer("prelu", kernels="my_kernels", a=torch.full((4,), 0.25))   # python -m derive ... --out my_kernels
 
 Scalars are bound when the function is made because ``Function.apply`` takes no keywords. Nothing here
-differentiates: ``backward`` calls ``<module>_backward`` of the kernels with what ``forward`` saved.
+differentiates: ``backward`` calls ``<module>_backward`` of the kernels with what ``forward`` saved, through an
+autograd Function whose own backward is ``<module>_hvp`` (modules derived to the second order), so that a
+gradient made with ``create_graph=True`` can be differentiated again.
 """
 from __future__ import annotations
 
@@ -107,12 +109,10 @@ def _backward_function(name: str, k, args: tuple, scalars: dict, differentiable:
                                f"(derive it with python -m derive FILE.py --order 2)")
         values = dict(zip(args + ups + extra, ctx.saved_tensors))
         wanted = dict(zip(args + ups, ctx.needs_input_grad[1:]))
-        flags = {flag: wanted[r[1:]] for r, flag in k.HVP_OPTIONAL.items()}
-        if len(directions) == 1 and directions[0] is None:
-            return (None,) * (1 + len(args) + len(ups) + len(extra))
+        flags = {flag: wanted[k.HVP_WRT[r]] for r, flag in k.HVP_OPTIONAL.items()}
         out = hvp(*directions, **{n: values[n] for n in k.HVP_ARGUMENTS}, **scalars, **flags)
-        out = dict(zip(k.HVP_RESULTS, out if len(k.HVP_RESULTS) > 1 else (out,)))
-        return (None, *[out.get(f"h{n}") if wanted[n] else None for n in args + ups], *([None] * len(extra)))
+        by = {k.HVP_WRT[r]: v for r, v in zip(k.HVP_RESULTS, out if len(k.HVP_RESULTS) > 1 else (out,))}
+        return (None, *[by.get(n) if wanted[n] else None for n in args + ups], *([None] * len(extra)))
 
     return type("".join(w.title() for w in name.split("_")) + "Backward", (torch.autograd.Function,),
                 {"forward": staticmethod(forward), "backward": staticmethod(backward)})

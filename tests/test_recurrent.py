@@ -11,6 +11,7 @@ import torch
 
 from runtime.kernels.backend import Backend
 from runtime.nets.recurrent import RecurrentNetwork
+from runtime.nets.torch_recurrent import torch_copy
 from runtime.training.optim import Adam
 from runtime.training.cli import Stopped
 from runtime.training.palindromes import palindromes
@@ -26,14 +27,10 @@ def test_twenty_adam_steps_match_torch_nn(cell, backend):
     b = Backend(backend, "cpu", "float64")
     net = RecurrentNetwork(cell, C, H, C, backend=b, seed=1)
     opt = Adam(net, 1e-2)
-    rnn = TORCH_CELLS[cell](C, H, batch_first=True).double()
-    head = torch.nn.Linear(H, C).double()
-    with torch.no_grad():
-        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-            getattr(rnn, f"{name}_l0").copy_(torch.as_tensor(b.to_numpy(net.cell.params[name])))
-        head.weight.copy_(torch.as_tensor(b.to_numpy(net.head.params["weight"])))
-        head.bias.copy_(torch.as_tensor(b.to_numpy(net.head.params["bias"]))[0])
-    ref_opt = torch.optim.Adam([*rnn.parameters(), *head.parameters()], lr=1e-2)
+    twin = torch_copy(net)   # what --backend autograd trains: nn.LSTM / nn.GRU and nn.Linear, net's weights
+    assert isinstance(twin.rnn, TORCH_CELLS[cell])
+    rnn = twin.rnn
+    ref_opt = torch.optim.Adam(twin.parameters(), lr=1e-2)
     rng = np.random.default_rng(0)
     for step in range(20):
         x, y = palindromes(rng, S, T)
@@ -42,8 +39,7 @@ def test_twenty_adam_steps_match_torch_nn(cell, backend):
         loss = net.loss.forward(logits, b.asarray(y))
         net.backward(net.loss.backward(logits, b.asarray(y)))
         opt.step()
-        out, _ = rnn(torch.as_tensor(onehot))
-        ref_loss = torch.nn.functional.cross_entropy(head(out[:, -1]), torch.as_tensor(y))
+        ref_loss = torch.nn.functional.cross_entropy(twin(torch.as_tensor(onehot)), torch.as_tensor(y))
         ref_opt.zero_grad()
         ref_loss.backward()
         ref_opt.step()
@@ -94,3 +90,24 @@ def test_the_command_line_trains_and_refuses_bad_input_in_one_line(tmp_path):
     for args in (["--out", str(tmp_path / "file")], ["--input_length", "1"], ["--model_type", "rnn"]):
         r = run(*args)
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
+
+
+def test_truncation_keeps_the_last_steps_gradient():
+    """truncate=T is every step; truncate=k < T drops the earlier steps' part (a different gradient); < 1 is refused."""
+    rng = np.random.default_rng(5)
+    x, y = palindromes(rng, 4, 6)
+    onehot = np.eye(10)[x]
+
+    def grads(truncate):
+        net = RecurrentNetwork("lstm_cell", 10, 5, 10, backend=Backend("numpy", "cpu", "float64"), seed=2,
+                               truncate=truncate)
+        logits = net.forward(onehot)
+        net.loss.forward(logits, y)
+        net.backward(net.loss.backward(logits, y))
+        return {k: v.copy() for k, v in net.cell.grads.items()}
+    whole, all_steps, last = grads(None), grads(5), grads(1)
+    for k in whole:
+        np.testing.assert_array_equal(whole[k], all_steps[k])
+        assert not np.allclose(whole[k], last[k])
+    with pytest.raises(ValueError, match="truncate must be at least 1"):
+        RecurrentNetwork("gru_cell", 10, 5, 10, truncate=0)

@@ -62,7 +62,7 @@ def test_hvp_matches_pytorch_double_backward(name, backend):
         want = double_backward(case, REFERENCE[name], directions)
         assert set(got) == set(want)
         for n in want:
-            close(got[n], want[n], 1e-9)
+            close(got[n], want[n])
 
 
 @pytest.mark.parametrize("name", [n for n in MODULES if registry.load(n).scalar_output])
@@ -101,3 +101,20 @@ def test_double_backward_without_a_second_order_is_one_line():
     with pytest.raises(RuntimeError, match=r"^softmax_cross_entropy_labels: double backward needs the module's "
                                            r"second order, the kernel softmax_cross_entropy_labels_hvp"):
         g.sum().backward()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_omitted_upstream_of_a_module_with_several_outputs_is_zero_in_its_hvp_too(backend):
+    """lstm_cell's backward takes dh and dc, either None; its _hvp takes them as arguments the same way."""
+    case = Case("lstm_cell", backend, "random", seed=4)
+    k = case.mod
+    env = case.kernels.forward({n: case.tensor(a) for n, a in case.arrays.items()}, **case.scalars)
+    rng = np.random.default_rng(9)
+    directions = [case.tensor(rng.standard_normal(case.arrays[n].shape)) for n in case.wrt]
+    args = {n: env[n] for n in k.HVP_ARGUMENTS if n in env}
+    dh = case.tensor(case.dY["h"])
+    omitted = as_tuple(getattr(k, "lstm_cell_hvp")(*directions, **args, dh=dh, dc=None))
+    zeros = as_tuple(getattr(k, "lstm_cell_hvp")(*directions, **args, dh=dh,
+                                                 dc=case.tensor(np.zeros_like(case.dY["c"]))))
+    for a, b in zip(omitted, zeros):
+        close(case.numpy(a), case.numpy(b), 0)

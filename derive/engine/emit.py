@@ -95,18 +95,23 @@ def build(forward) -> Built:
 
 
 def _second(forward, derivation):
-    """The second-order derivation and its kernel, or one line naming the stage where it stopped."""
+    """The second-order derivation and its kernel, or one line naming the stage where it stopped (the module
+    named ``<name>, second order``: the expression is then one of the gradients, the forward of that order)."""
     try:
         with budget.cpu_limit(budget.MODULE_SECONDS):
-            with stage(forward.name, "second order", "the backward as a forward"):
+            with stage(forward.name, "differentiate", "the backward read as a forward"):
                 second = second_order(derivation)
             d2 = derive(second)
             budget.collect()
             with stage(forward.name, "lower", f"{forward.name}_hvp"):
                 return d2, hvp_kernel(d2)
     except budget.ModuleOutOfTime:
-        raise DeriveError(forward.name, "differentiate", f"the second order of {forward.name}",
+        raise DeriveError(f"{forward.name}, second order", "differentiate", f"the gradients of {forward.name}",
                           f"ran past the budget of {budget.MODULE_SECONDS:g} s of CPU") from None
+    except DeriveError as e:
+        if e.module != forward.name:
+            raise
+        raise DeriveError(f"{forward.name}, second order", e.stage, e.expression, e.problem) from None
 
 
 def _output_line(forward) -> str:
@@ -132,7 +137,7 @@ def _signature(kernel: Kernel) -> str:
         else:
             default = f"={kernel.upstream_default!r}" if kernel.upstream_default is not None else ""
             first = [u.name + default for u in kernel.upstreams]
-        rest = [a.name for a in kernel.arguments] + keywords
+        rest = [a.name + ("=None" if a.name in kernel.zero_arguments else "") for a in kernel.arguments] + keywords
         return ", ".join(first + (["*"] + rest if rest else []))
     return ", ".join([a.name for a in kernel.arguments] + (["*"] + keywords if keywords else []))
 
@@ -202,6 +207,8 @@ def metadata(built: Built) -> list:
         ("HVP_DIRECTIONS", repr(tuple(u.name for u in built.hvp.upstreams))),
         ("HVP_ARGUMENTS", repr(tuple(a.name for a in built.hvp.arguments))),
         ("HVP_RESULTS", repr(tuple(built.hvp.results))),
+        # each result -> what it is the derivative by (an argument, or an upstream)
+        ("HVP_WRT", repr({g.name: g.tensor.name for g in built.second.gradients})),
         ("HVP_OPTIONAL", repr(dict(built.hvp.optional))),
     ])
 

@@ -31,7 +31,7 @@ class DeriveError(ValueError):
         text = " ".join(text.split())
         if len(text) > MAX_EXPRESSION:
             text = text[:MAX_EXPRESSION - 1] + "…"
-        self.module, self.stage, self.problem = module, stage, problem
+        self.module, self.stage, self.expression, self.problem = module, stage, text, problem
         super().__init__(" ".join(f"{module}: {stage}: {text}: {problem}".split()))
 
 

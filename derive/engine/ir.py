@@ -179,6 +179,9 @@ class Kernel:
     upstream_default: float | None = None
     # Output extents derived from the reads (``Ho``): symbol -> formula in the other dimensions.
     extents: dict = field(default_factory=dict)
+    # Arguments that may be None, meaning zeros of their shape (a second-order kernel's upstreams dY of a module
+    # with several outputs, as its backward takes them).
+    zero_arguments: tuple = ()
     # A forward: statement name -> the name of its window arg-max, returned beside it. A backward: the
     # canonical form of a window maximum (``canonical``) -> the saved arg-max it may route gradients through.
     arg_maxima: dict = field(default_factory=dict)
@@ -196,7 +199,9 @@ class Kernel:
     def given(self) -> list:
         """The arrays a caller passes, in the order sizes are read from them: the upstreams first, unless they
         may be omitted (then every size they carry is also carried by an argument, and read from it)."""
-        return self.arguments + self.upstreams if self.omissible else self.upstreams + self.arguments
+        zero = [a for a in self.arguments if a.name in self.zero_arguments]
+        rest = [a for a in self.arguments if a.name not in self.zero_arguments]
+        return (rest + self.upstreams if self.omissible else self.upstreams + rest) + zero
 
     def dims(self) -> list:
         """Each dimension symbol with the first argument and axis that carries it."""

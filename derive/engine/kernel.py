@@ -141,8 +141,10 @@ def _reuse(gradients, optional=()):
             return g.base[tuple(m[wilds[i]] for i in g.indices)]
 
         for other in gradients:
-            # Not one that g already reads (two equal gradients, db_ih = db_hh: the second reads the first).
-            if other is not g and other.name not in {str(b.label) for b in exprs[g.name].atoms(sp.IndexedBase)}:
+            # Not one equal to g as a whole (db_hh = db_ih would return one array twice: an in-place update of one
+            # gradient would change the other), nor one g already reads.
+            if other is not g and other.expr != g.expr and other.name not in {
+                    str(b.label) for b in exprs[g.name].atoms(sp.IndexedBase)}:
                 exprs[other.name] = exprs[other.name].replace(is_match, make)
     # A gradient that uses another is computed after it.
     order = sorted(gradients, key=lambda g: any(o.name in indexed_bases(exprs[g.name]) for o in gradients))
@@ -281,5 +283,9 @@ def hvp_kernel(derivation) -> Kernel:
         u.name for u in backward.upstreams}
     lets = _finish(forward, name, statements, read, taken)
     args = [Array(t.name, t.dims, of=t.of) for t in forward.arguments]
-    return validate(Kernel(name, args, list(forward.scalars.values()), lets + backward.statements, backward.results,
-                           backward.optional, backward.upstreams, None, dict(forward.derived)), forward.name)
+    kernel = Kernel(name, args, list(forward.scalars.values()), lets + backward.statements, backward.results,
+                    backward.optional, backward.upstreams, None, dict(forward.derived))
+    # The first order's upstreams, which its backward lets the caller omit when there are several: here too.
+    firsts = [n for n in forward.upstream_inputs if n in {a.name for a in args}]
+    kernel.zero_arguments = tuple(firsts) if len(firsts) > 1 else ()
+    return validate(kernel, forward.name)

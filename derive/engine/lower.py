@@ -907,6 +907,7 @@ def lower_kernel(kernel, caps, module: str = "") -> LoweredKernel:
     used = set().union(*[symbols(i) for s in statements for i in s.instructions])
     # Upstreams the caller may omit are zero arrays of their output's shape, made from the sizes the others give.
     zeros = [ZeroUpstream(u.name, low.like, u.dims) for u in kernel.upstreams] if kernel.omissible else []
+    zeros += [ZeroUpstream(a.name, low.like, a.dims) for a in kernel.arguments if a.name in kernel.zero_arguments]
     used |= {x for z in zeros for d in z.shape for x in sp.sympify(d).free_symbols}
     given = [(a.name, a.dims) for a in kernel.given()]
     plain, solved, checked = extents.axis_sizes(given, {s.symbol for s in kernel.scalars}, set(kernel.extents))

@@ -152,6 +152,8 @@ class Forward:
     gradient_names: dict = field(default_factory=dict)
     # 2: derive the second order too, the kernel <name>_hvp (python -m derive --order 2; registry.SECOND_ORDER).
     order: int = 1
+    # A second-order forward: its inputs that are the first order's upstreams (dY; dh, dc), in order.
+    upstream_inputs: tuple = ()
 
     def upstream_name(self, output: str) -> str:
         return self.upstream_names.get(output, f"d{output}")

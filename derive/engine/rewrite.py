@@ -210,19 +210,19 @@ def simplify_elementwise(expr, forward=None):
 
 # Functions whose identities (1 − tanh² u = 1/cosh² u) SymPy's simplify finds for a symbol u but not for a sum
 # (tanh(A + B r)): tried again with each compound argument a symbol of its own.
-HYPERBOLIC = (sp.tanh, sp.cosh, sp.sinh, sp.sin, sp.cos)
+SIMPLIFIED_BY_SYMBOL = (sp.tanh, sp.cosh, sp.sinh, sp.sin, sp.cos)
 
 
 def _with_plain_arguments(expr):
     """``simplify`` with every compound argument of a hyperbolic or trigonometric function replaced by a
     symbol, then put back; None when there is none, or that does not make the expression smaller, or runs out
     of budget."""
-    arguments = sorted({f.args[0] for f in expr.atoms(*HYPERBOLIC) if not f.args[0].is_Symbol},
+    arguments = sorted({f.args[0] for f in expr.atoms(*SIMPLIFIED_BY_SYMBOL) if not f.args[0].is_Symbol},
                        key=sp.default_sort_key)
     if not arguments:
         return None
     plain = {a: sp.Dummy("u", real=True) for a in arguments}
-    new = budget.attempt(sp.simplify, expr.xreplace({f: f.func(plain[f.args[0]]) for f in expr.atoms(*HYPERBOLIC)
+    new = budget.attempt(sp.simplify, expr.xreplace({f: f.func(plain[f.args[0]]) for f in expr.atoms(*SIMPLIFIED_BY_SYMBOL)
                                                      if f.args[0] in plain}), "simplify the elementwise expression")
     if new is None:
         return None

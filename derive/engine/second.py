@@ -41,6 +41,7 @@ def second_order(derivation) -> Forward:
     if f.scalar_output and not f.jacobian:
         scale = sp.IndexedBase(f.upstream_name(f.out.tensor.name), real=True)   # dL, a scalar
         upstreams = [scale]
+    g.upstream_inputs = tuple(str(b.label) for b in upstreams)
     for base in upstreams:
         name = str(base.label)
         dims = tuple(base.shape) if base.shape else ()

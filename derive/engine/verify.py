@@ -324,7 +324,7 @@ class Verifier:
         _, grads = self.run("numpy", m, arrays, upstreams, lambda a: a)
         directions = [rng.standard_normal(np.shape(grads[g])) for g in m.GRADIENTS]
         products = self.products("numpy", m, arrays, upstreams, directions, lambda a: a)
-        wrt = {n[1:]: n for n in m.HVP_RESULTS}   # hX -> X, hdY -> dY
+        wrt = {by: r for r, by in m.HVP_WRT.items()}   # X -> hX, dY -> hdY
         w = {n: rng.standard_normal(np.shape(values[n])) for n in wrt}
 
         def along(eps):

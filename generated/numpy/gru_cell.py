@@ -41,6 +41,7 @@ INDICES = ()
 HVP_DIRECTIONS = ('vX', 'vh0', 'vW_ih', 'vW_hh', 'vb_ih', 'vb_hh')
 HVP_ARGUMENTS = ('X', 'h0', 'W_ih', 'W_hh', 'b_ih', 'b_hh', 'dh')
 HVP_RESULTS = ('hX', 'hh0', 'hW_ih', 'hW_hh', 'hb_ih', 'hb_hh', 'hdh')
+HVP_WRT = {'hX': 'X', 'hh0': 'h0', 'hW_ih': 'W_ih', 'hW_hh': 'W_hh', 'hb_ih': 'b_ih', 'hb_hh': 'b_hh', 'hdh': 'dh'}
 HVP_OPTIONAL = {'hX': 'need_hX', 'hh0': 'need_hh0', 'hdh': 'need_hdh'}
 
 

@@ -41,6 +41,7 @@ INDICES = ()
 HVP_DIRECTIONS = ('vX', 'vh0', 'vc0', 'vW_ih', 'vW_hh', 'vb_ih', 'vb_hh')
 HVP_ARGUMENTS = ('X', 'h0', 'c0', 'W_ih', 'W_hh', 'b_ih', 'b_hh', 'dh', 'dc')
 HVP_RESULTS = ('hX', 'hh0', 'hc0', 'hW_ih', 'hW_hh', 'hb_ih', 'hb_hh', 'hdh', 'hdc')
+HVP_WRT = {'hX': 'X', 'hh0': 'h0', 'hc0': 'c0', 'hW_ih': 'W_ih', 'hW_hh': 'W_hh', 'hb_ih': 'b_ih', 'hb_hh': 'b_hh', 'hdh': 'dh', 'hdc': 'dc'}
 HVP_OPTIONAL = {'hX': 'need_hX', 'hh0': 'need_hh0', 'hc0': 'need_hc0', 'hdh': 'need_hdh', 'hdc': 'need_hdc'}
 
 
@@ -141,19 +142,19 @@ def lstm_cell_backward(dh=None, dc=None, *, X, h0, c0, W_ih, W_hh, A, i, f, g, o
     dA_exp = np.abs(A)
     dA_exp *= -1
     np.exp(dA_exp, out=dA_exp)
-    # tmp1_pq = dA_exp_pq**2
-    tmp1 = dA_exp**2
-    # dA_pq = ((df[p, q - H] + di_pq + do[p, q - 3*H])*dA_exp_pq**4 + (2*df[p, q - H] + 8*dg[p, q - 2*H] + 2*di_pq + 2*do[p, q - 3*H])*tmp1_pq + 4*dA_exp_pq**3*dg[p, q - 2*H] + 4*dA_exp_pq*dg[p, q - 2*H] + df[p, q - H] + di_pq + do[p, q - 3*H])*dA_exp_pq/((dA_exp_pq + 1)**2*(tmp1_pq + 1)**2)
+    # tmp2_pq = dA_exp_pq**2
+    tmp2 = dA_exp**2
+    # dA_pq = ((df[p, q - H] + di_pq + do[p, q - 3*H])*dA_exp_pq**4 + (2*df[p, q - H] + 8*dg[p, q - 2*H] + 2*di_pq + 2*do[p, q - 3*H])*tmp2_pq + 4*dA_exp_pq**3*dg[p, q - 2*H] + 4*dA_exp_pq*dg[p, q - 2*H] + df[p, q - H] + di_pq + do[p, q - 3*H])*dA_exp_pq/((dA_exp_pq + 1)**2*(tmp2_pq + 1)**2)
     dA = dA_exp**4
     dA *= _grid_view(df, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 4*H)) + _grid_view(di, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 4*H)) + _grid_view(do, (((1, 0), 0, 1), ((0, 1), -3*H, 1),), (S, 4*H))
-    dA += (2*_grid_view(df, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 4*H)) + 2*_grid_view(di, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 4*H)) + 2*_grid_view(do, (((1, 0), 0, 1), ((0, 1), -3*H, 1),), (S, 4*H)) + 8*_grid_view(dg, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 4*H)))*tmp1
+    dA += (2*_grid_view(df, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 4*H)) + 2*_grid_view(di, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 4*H)) + 2*_grid_view(do, (((1, 0), 0, 1), ((0, 1), -3*H, 1),), (S, 4*H)) + 8*_grid_view(dg, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 4*H)))*tmp2
     dA += 4*dA_exp**3*_grid_view(dg, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 4*H))
     dA += 4*dA_exp*_grid_view(dg, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 4*H))
     dA += _grid_view(df, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 4*H))
     dA += _grid_view(di, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 4*H))
     dA += _grid_view(do, (((1, 0), 0, 1), ((0, 1), -3*H, 1),), (S, 4*H))
     dA /= (1 + dA_exp)**2
-    dA /= (1 + tmp1)**2
+    dA /= (1 + tmp2)**2
     dA *= dA_exp
     dX = None
     if need_dX:
@@ -171,16 +172,18 @@ def lstm_cell_backward(dh=None, dc=None, *, X, h0, c0, W_ih, W_hh, A, i, f, g, o
     dW_ih = _product(into, 'dW_ih', dA.T, X)
     # dW_hh_pq = Σ_s dA_sp*h0_sq
     dW_hh = _product(into, 'dW_hh', dA.T, h0)
-    # db_ih_p = Σ_s dA_sp
-    db_ih = dA.sum(axis=0)
-    # db_hh_p = db_ih_p
-    db_hh = db_ih
+    # tmp1_p = Σ_s dA_sp
+    tmp1 = dA.sum(axis=0)
+    # db_ih_p = tmp1_p
+    db_ih = tmp1
+    # db_hh_p = tmp1_p
+    db_hh = tmp1
     if into:
         dX, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh = _accumulate(into, {'dX': dX, 'dh0': dh0, 'dc0': dc0, 'dW_ih': dW_ih, 'dW_hh': dW_hh, 'db_ih': db_ih, 'db_hh': db_hh})
     return dX, dh0, dc0, dW_ih, dW_hh, db_ih, db_hh
 
 
-def lstm_cell_hvp(vX=None, vh0=None, vc0=None, vW_ih=None, vW_hh=None, vb_ih=None, vb_hh=None, *, X, h0, c0, W_ih, W_hh, b_ih, b_hh, dh, dc, need_hX=True, need_hh0=True, need_hc0=True, need_hdh=True, need_hdc=True, into=None):
+def lstm_cell_hvp(vX=None, vh0=None, vc0=None, vW_ih=None, vW_hh=None, vb_ih=None, vb_hh=None, *, X, h0, c0, W_ih, W_hh, b_ih, b_hh, dh=None, dc=None, need_hX=True, need_hh0=True, need_hc0=True, need_hdh=True, need_hdc=True, into=None):
     """Second order along the directions vX, vh0, vc0, vW_ih, vW_hh, vb_ih, vb_hh of the gradients: hX, hh0, hc0, hW_ih, hW_hh, hb_ih, hb_hh, hdh, hdc,
     each the derivative of Σ <direction, gradient> by what it is named after (the Hessian times v;
     for an upstream, its term in double backward), the shape of that.
@@ -204,7 +207,11 @@ def lstm_cell_hvp(vX=None, vh0=None, vc0=None, vW_ih=None, vW_hh=None, vb_ih=Non
         vb_ih = _zeros(X, (4*H,))
     if vb_hh is None:
         vb_hh = _zeros(X, (4*H,))
-    X, h0, c0, W_ih, W_hh, b_ih, b_hh, dh, dc, vX, vh0, vc0, vW_ih, vW_hh, vb_ih, vb_hh = _floats(X, h0, c0, W_ih, W_hh, b_ih, b_hh, dh, dc, vX, vh0, vc0, vW_ih, vW_hh, vb_ih, vb_hh)
+    if dh is None:
+        dh = _zeros(X, (S, H))
+    if dc is None:
+        dc = _zeros(X, (S, H))
+    X, h0, c0, W_ih, W_hh, b_ih, b_hh, vX, vh0, vc0, vW_ih, vW_hh, vb_ih, vb_hh, dh, dc = _floats(X, h0, c0, W_ih, W_hh, b_ih, b_hh, vX, vh0, vc0, vW_ih, vW_hh, vb_ih, vb_hh, dh, dc)
     if W_ih.shape[0] != 4*H:
         raise ValueError(f"lstm_cell_hvp: axis 0 of W_ih has {W_ih.shape[0]} elements, but 4*H = {4*H} for H={H}")
     if W_hh.shape[0] != 4*H:
@@ -230,28 +237,28 @@ def lstm_cell_hvp(vX=None, vh0=None, vc0=None, vW_ih=None, vW_hh=None, vb_ih=Non
     i_exp = np.abs(_grid_view(A, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, H)))
     i_exp *= -1
     np.exp(i_exp, out=i_exp)
-    # tmp34_sj = 1/(i_exp_sj + 1)
-    tmp34 = 1/(1 + i_exp)
-    # i_sj = (i_exp_sj*tmp34_sj if A_sj < 0 else tmp34_sj)
-    i = np.where(_grid_view(A, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, H)) < 0, i_exp*tmp34, tmp34)
+    # tmp35_sj = 1/(i_exp_sj + 1)
+    tmp35 = 1/(1 + i_exp)
+    # i_sj = (i_exp_sj*tmp35_sj if A_sj < 0 else tmp35_sj)
+    i = np.where(_grid_view(A, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, H)) < 0, i_exp*tmp35, tmp35)
     # f_exp_sj = exp(-|A[s, H + j]|)
     f_exp = np.abs(_grid_view(A, (((1, 0), 0, 1), ((0, 1), H, 1),), (S, H)))
     f_exp *= -1
     np.exp(f_exp, out=f_exp)
-    # tmp35_sj = 1/(f_exp_sj + 1)
-    tmp35 = 1/(1 + f_exp)
-    # f_sj = (f_exp_sj*tmp35_sj if A[s, H + j] < 0 else tmp35_sj)
-    f = np.where(_grid_view(A, (((1, 0), 0, 1), ((0, 1), H, 1),), (S, H)) < 0, f_exp*tmp35, tmp35)
+    # tmp36_sj = 1/(f_exp_sj + 1)
+    tmp36 = 1/(1 + f_exp)
+    # f_sj = (f_exp_sj*tmp36_sj if A[s, H + j] < 0 else tmp36_sj)
+    f = np.where(_grid_view(A, (((1, 0), 0, 1), ((0, 1), H, 1),), (S, H)) < 0, f_exp*tmp36, tmp36)
     # g_sj = tanh(A[s, 2*H + j])
     g = np.tanh(_grid_view(A, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H)))
     # o_exp_sj = exp(-|A[s, 3*H + j]|)
     o_exp = np.abs(_grid_view(A, (((1, 0), 0, 1), ((0, 1), 3*H, 1),), (S, H)))
     o_exp *= -1
     np.exp(o_exp, out=o_exp)
-    # tmp36_sj = 1/(o_exp_sj + 1)
-    tmp36 = 1/(1 + o_exp)
-    # o_sj = (o_exp_sj*tmp36_sj if A[s, 3*H + j] < 0 else tmp36_sj)
-    o = np.where(_grid_view(A, (((1, 0), 0, 1), ((0, 1), 3*H, 1),), (S, H)) < 0, o_exp*tmp36, tmp36)
+    # tmp37_sj = 1/(o_exp_sj + 1)
+    tmp37 = 1/(1 + o_exp)
+    # o_sj = (o_exp_sj*tmp37_sj if A[s, 3*H + j] < 0 else tmp37_sj)
+    o = np.where(_grid_view(A, (((1, 0), 0, 1), ((0, 1), 3*H, 1),), (S, H)) < 0, o_exp*tmp37, tmp37)
     # cell_sj = c0_sj*f_sj + g_sj*i_sj
     cell = c0*f
     cell += g*i
@@ -280,19 +287,19 @@ def lstm_cell_hvp(vX=None, vh0=None, vc0=None, vW_ih=None, vW_hh=None, vb_ih=Non
     dA_exp = np.abs(A)
     dA_exp *= -1
     np.exp(dA_exp, out=dA_exp)
-    # tmp37_pq = dA_exp_pq**2
-    tmp37 = dA_exp**2
-    # dA_pq = ((df[p, q - H] + di_pq + do[p, q - 3*H])*dA_exp_pq**4 + (2*df[p, q - H] + 8*dg[p, q - 2*H] + 2*di_pq + 2*do[p, q - 3*H])*tmp37_pq + 4*dA_exp_pq**3*dg[p, q - 2*H] + 4*dA_exp_pq*dg[p, q - 2*H] + df[p, q - H] + di_pq + do[p, q - 3*H])*dA_exp_pq/((dA_exp_pq + 1)**2*(tmp37_pq + 1)**2)
+    # tmp38_pq = dA_exp_pq**2
+    tmp38 = dA_exp**2
+    # dA_pq = ((df[p, q - H] + di_pq + do[p, q - 3*H])*dA_exp_pq**4 + (2*df[p, q - H] + 8*dg[p, q - 2*H] + 2*di_pq + 2*do[p, q - 3*H])*tmp38_pq + 4*dA_exp_pq**3*dg[p, q - 2*H] + 4*dA_exp_pq*dg[p, q - 2*H] + df[p, q - H] + di_pq + do[p, q - 3*H])*dA_exp_pq/((dA_exp_pq + 1)**2*(tmp38_pq + 1)**2)
     dA = dA_exp**4
     dA *= _grid_view(df, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 4*H)) + _grid_view(di, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 4*H)) + _grid_view(do, (((1, 0), 0, 1), ((0, 1), -3*H, 1),), (S, 4*H))
-    dA += (2*_grid_view(df, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 4*H)) + 2*_grid_view(di, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 4*H)) + 2*_grid_view(do, (((1, 0), 0, 1), ((0, 1), -3*H, 1),), (S, 4*H)) + 8*_grid_view(dg, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 4*H)))*tmp37
+    dA += (2*_grid_view(df, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 4*H)) + 2*_grid_view(di, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 4*H)) + 2*_grid_view(do, (((1, 0), 0, 1), ((0, 1), -3*H, 1),), (S, 4*H)) + 8*_grid_view(dg, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 4*H)))*tmp38
     dA += 4*dA_exp**3*_grid_view(dg, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 4*H))
     dA += 4*dA_exp*_grid_view(dg, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 4*H))
     dA += _grid_view(df, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 4*H))
     dA += _grid_view(di, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 4*H))
     dA += _grid_view(do, (((1, 0), 0, 1), ((0, 1), -3*H, 1),), (S, 4*H))
     dA /= (1 + dA_exp)**2
-    dA /= (1 + tmp37)**2
+    dA /= (1 + tmp38)**2
     dA *= dA_exp
     # dA_bar_uv = vb_hh_v + vb_ih_v + Σ_q1 W_hh_v,q1*vh0_u,q1 + Σ_q W_ih_vq*vX_uq + Σ_q X_uq*vW_ih_vq + Σ_q3 h0_u,q3*vW_hh_v,q3
     dA_bar = _matmul(vh0, W_hh.T)
@@ -330,32 +337,32 @@ def lstm_cell_hvp(vX=None, vh0=None, vc0=None, vW_ih=None, vW_hh=None, vb_ih=Non
     dcell_bar += dg_bar*i
     dcell_bar += di_bar*g
     dcell_bar += f*vc0
-    # tmp22_uv = exp(-2*|c_uv|)
-    tmp22 = np.abs(c)
-    tmp22 *= -2
-    np.exp(tmp22, out=tmp22)
-    # c_bar_exp_uv = tmp22_uv
-    c_bar_exp = tmp22
+    # tmp23_uv = exp(-2*|c_uv|)
+    tmp23 = np.abs(c)
+    tmp23 *= -2
+    np.exp(tmp23, out=tmp23)
+    # c_bar_exp_uv = tmp23_uv
+    c_bar_exp = tmp23
     # tmp20_uv = -2*dcell_bar_uv*o_uv
     tmp20 = -2*dcell_bar*o
-    # tmp23_uv = 2*dcell_bar_uv*o_uv
-    tmp23 = 2*dcell_bar*o
-    # tmp25_uv = (c_bar_exp_uv + 1)**(-3)
-    tmp25 = (1 + c_bar_exp)**(-3)
-    # c_bar_uv = (-4*((tmp23_uv - do_bar_uv)*c_bar_exp_uv + tmp20_uv - do_bar_uv)*c_bar_exp_uv*dh_uv*tmp25_uv if c_uv < 0 else 4*((do_bar_uv + tmp23_uv)*c_bar_exp_uv + do_bar_uv + tmp20_uv)*c_bar_exp_uv*dh_uv*tmp25_uv)
-    c_bar = do_bar + tmp23
+    # tmp24_uv = 2*dcell_bar_uv*o_uv
+    tmp24 = 2*dcell_bar*o
+    # tmp26_uv = (c_bar_exp_uv + 1)**(-3)
+    tmp26 = (1 + c_bar_exp)**(-3)
+    # c_bar_uv = (-4*((tmp24_uv - do_bar_uv)*c_bar_exp_uv + tmp20_uv - do_bar_uv)*c_bar_exp_uv*dh_uv*tmp26_uv if c_uv < 0 else 4*((do_bar_uv + tmp24_uv)*c_bar_exp_uv + do_bar_uv + tmp20_uv)*c_bar_exp_uv*dh_uv*tmp26_uv)
+    c_bar = do_bar + tmp24
     c_bar *= c_bar_exp
     c_bar += do_bar
     c_bar += tmp20
     c_bar *= c_bar_exp
     c_bar *= dh
-    c_bar *= tmp25
+    c_bar *= tmp26
     c_bar *= 4
-    _putmask(c_bar, c < 0, -4*((tmp23 - do_bar)*c_bar_exp + tmp20 - do_bar)*c_bar_exp*dh*tmp25)
+    _putmask(c_bar, c < 0, -4*((tmp24 - do_bar)*c_bar_exp + tmp20 - do_bar)*c_bar_exp*dh*tmp26)
     # cell_bar_uv = c_bar_uv
     cell_bar = c_bar
-    # o_bar_exp_uv = tmp22_uv
-    o_bar_exp = tmp22
+    # o_bar_exp_uv = tmp23_uv
+    o_bar_exp = tmp23
     # o_bar_uv = 4*dcell_bar_uv*dh_uv*o_bar_exp_uv/(o_bar_exp_uv + 1)**2
     o_bar = 4*o_bar_exp*dcell_bar*dh/(1 + o_bar_exp)**2
     # g_bar_uv = cell_bar_uv*i_uv + dcell_uv*di_bar_uv
@@ -449,31 +456,31 @@ def lstm_cell_hvp(vX=None, vh0=None, vc0=None, vW_ih=None, vW_hh=None, vb_ih=Non
     tmp6 += tmp10
     tmp6 += tmp14
     tmp6 += tmp17
-    # tmp27_uv = A_bar_exp_uv**2
-    tmp27 = A_bar_exp**2
-    # tmp21_uv = (tmp27_uv + 1)**(-3)
-    tmp21 = (1 + tmp27)**(-3)
-    # tmp24_uv = (A_bar_exp_uv + 1)**(-3)
-    tmp24 = (1 + A_bar_exp)**(-3)
-    # tmp28_uv = A_bar_exp_uv**3
-    tmp28 = A_bar_exp**3
-    # tmp29_uv = A_bar_exp_uv**4
-    tmp29 = A_bar_exp**4
-    # tmp30_uv = A_bar_exp_uv**5
-    tmp30 = A_bar_exp**5
-    # tmp31_uv = A_bar_exp_uv**6
-    tmp31 = A_bar_exp**6
-    # tmp32_uv = A_bar_exp_uv**7
-    tmp32 = A_bar_exp**7
-    # A_bar_uv = (((f_bar[u, v - H] + i_bar_uv + o_bar[u, v - 3*H] + tmp10_uv + tmp14_uv + tmp17_uv)*tmp32_uv + A_bar_exp_uv*tmp6_uv + f_bar[u, v - H] + i_bar_uv + o_bar[u, v - 3*H] + tmp13_uv + tmp16_uv + tmp19_uv + tmp1_uv*tmp27_uv + tmp28_uv*tmp3_uv + tmp29_uv*tmp2_uv + tmp30_uv*tmp4_uv + tmp31_uv*tmp5_uv)*A_bar_exp_uv*tmp21_uv*tmp24_uv if A_uv < 0 else ((f_bar[u, v - H] + i_bar_uv + o_bar[u, v - 3*H] + tmp13_uv + tmp16_uv + tmp19_uv)*tmp32_uv + A_bar_exp_uv*tmp5_uv + f_bar[u, v - H] + i_bar_uv + o_bar[u, v - 3*H] + tmp10_uv + tmp14_uv + tmp17_uv + tmp1_uv*tmp30_uv + tmp27_uv*tmp4_uv + tmp28_uv*tmp2_uv + tmp29_uv*tmp3_uv + tmp31_uv*tmp6_uv)*A_bar_exp_uv*tmp21_uv*tmp24_uv)
+    # tmp28_uv = A_bar_exp_uv**2
+    tmp28 = A_bar_exp**2
+    # tmp21_uv = (tmp28_uv + 1)**(-3)
+    tmp21 = (1 + tmp28)**(-3)
+    # tmp25_uv = (A_bar_exp_uv + 1)**(-3)
+    tmp25 = (1 + A_bar_exp)**(-3)
+    # tmp29_uv = A_bar_exp_uv**3
+    tmp29 = A_bar_exp**3
+    # tmp30_uv = A_bar_exp_uv**4
+    tmp30 = A_bar_exp**4
+    # tmp31_uv = A_bar_exp_uv**5
+    tmp31 = A_bar_exp**5
+    # tmp32_uv = A_bar_exp_uv**6
+    tmp32 = A_bar_exp**6
+    # tmp33_uv = A_bar_exp_uv**7
+    tmp33 = A_bar_exp**7
+    # A_bar_uv = (((f_bar[u, v - H] + i_bar_uv + o_bar[u, v - 3*H] + tmp10_uv + tmp14_uv + tmp17_uv)*tmp33_uv + A_bar_exp_uv*tmp6_uv + f_bar[u, v - H] + i_bar_uv + o_bar[u, v - 3*H] + tmp13_uv + tmp16_uv + tmp19_uv + tmp1_uv*tmp28_uv + tmp29_uv*tmp3_uv + tmp2_uv*tmp30_uv + tmp31_uv*tmp4_uv + tmp32_uv*tmp5_uv)*A_bar_exp_uv*tmp21_uv*tmp25_uv if A_uv < 0 else ((f_bar[u, v - H] + i_bar_uv + o_bar[u, v - 3*H] + tmp13_uv + tmp16_uv + tmp19_uv)*tmp33_uv + A_bar_exp_uv*tmp5_uv + f_bar[u, v - H] + i_bar_uv + o_bar[u, v - 3*H] + tmp10_uv + tmp14_uv + tmp17_uv + tmp1_uv*tmp31_uv + tmp28_uv*tmp4_uv + tmp29_uv*tmp2_uv + tmp30_uv*tmp3_uv + tmp32_uv*tmp6_uv)*A_bar_exp_uv*tmp21_uv*tmp25_uv)
     A_bar = _grid_view(f_bar, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 4*H)) + _grid_view(i_bar, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 4*H)) + _grid_view(o_bar, (((1, 0), 0, 1), ((0, 1), -3*H, 1),), (S, 4*H)) + tmp13 + tmp16 + tmp19
-    A_bar *= tmp32
+    A_bar *= tmp33
     A_bar += A_bar_exp*tmp5
-    A_bar += tmp1*tmp30
-    A_bar += tmp2*tmp28
-    A_bar += tmp27*tmp4
-    A_bar += tmp29*tmp3
-    A_bar += tmp31*tmp6
+    A_bar += tmp1*tmp31
+    A_bar += tmp2*tmp29
+    A_bar += tmp28*tmp4
+    A_bar += tmp3*tmp30
+    A_bar += tmp32*tmp6
     A_bar += _grid_view(f_bar, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 4*H))
     A_bar += _grid_view(i_bar, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 4*H))
     A_bar += _grid_view(o_bar, (((1, 0), 0, 1), ((0, 1), -3*H, 1),), (S, 4*H))
@@ -482,8 +489,8 @@ def lstm_cell_hvp(vX=None, vh0=None, vc0=None, vW_ih=None, vW_hh=None, vb_ih=Non
     A_bar += tmp17
     A_bar *= A_bar_exp
     A_bar *= tmp21
-    A_bar *= tmp24
-    _putmask(A_bar, A < 0, ((_grid_view(f_bar, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 4*H)) + _grid_view(i_bar, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 4*H)) + _grid_view(o_bar, (((1, 0), 0, 1), ((0, 1), -3*H, 1),), (S, 4*H)) + tmp10 + tmp14 + tmp17)*tmp32 + A_bar_exp*tmp6 + tmp1*tmp27 + tmp2*tmp29 + tmp28*tmp3 + tmp30*tmp4 + tmp31*tmp5 + _grid_view(f_bar, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 4*H)) + _grid_view(i_bar, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 4*H)) + _grid_view(o_bar, (((1, 0), 0, 1), ((0, 1), -3*H, 1),), (S, 4*H)) + tmp13 + tmp16 + tmp19)*A_bar_exp*tmp21*tmp24)
+    A_bar *= tmp25
+    _putmask(A_bar, A < 0, ((_grid_view(f_bar, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 4*H)) + _grid_view(i_bar, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 4*H)) + _grid_view(o_bar, (((1, 0), 0, 1), ((0, 1), -3*H, 1),), (S, 4*H)) + tmp10 + tmp14 + tmp17)*tmp33 + A_bar_exp*tmp6 + tmp1*tmp28 + tmp2*tmp30 + tmp29*tmp3 + tmp31*tmp4 + tmp32*tmp5 + _grid_view(f_bar, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 4*H)) + _grid_view(i_bar, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 4*H)) + _grid_view(o_bar, (((1, 0), 0, 1), ((0, 1), -3*H, 1),), (S, 4*H)) + tmp13 + tmp16 + tmp19)*A_bar_exp*tmp21*tmp25)
     hX = None
     if need_hX:
         # hX_uv = Σ_r A_bar_ur*W_ih_rv + Σ_p1 dA_u,p1*vW_ih_p1,v
@@ -505,38 +512,40 @@ def lstm_cell_hvp(vX=None, vh0=None, vc0=None, vW_ih=None, vW_hh=None, vb_ih=Non
     # hW_hh_uv = Σ_s A_bar_su*h0_sv + Σ_p dA_pu*vh0_pv
     hW_hh = _matmul(A_bar.T, h0)
     hW_hh += _matmul(dA.T, vh0)
-    # hb_ih_u = Σ_s A_bar_su
-    hb_ih = A_bar.sum(axis=0)
+    # tmp22_u = Σ_s A_bar_su
+    tmp22 = A_bar.sum(axis=0)
+    # hb_ih_u = tmp22_u
+    hb_ih = tmp22
+    # hb_hh_u = tmp22_u
+    hb_hh = tmp22
     hdh_exp = None
     if need_hdh:
-        # hdh_exp_uv = tmp22_uv
-        hdh_exp = tmp22
+        # hdh_exp_uv = tmp23_uv
+        hdh_exp = tmp23
     tmp18 = None
     if need_hdh:
         # tmp18_uv = 4*dcell_bar_uv*hdh_exp_uv*o_uv
         tmp18 = 4*hdh_exp*dcell_bar*o
-    tmp26 = None
+    tmp27 = None
     if need_hdh:
-        # tmp26_uv = (hdh_exp_uv + 1)**(-2)
-        tmp26 = (1 + hdh_exp)**(-2)
-    tmp33 = None
+        # tmp27_uv = (hdh_exp_uv + 1)**(-2)
+        tmp27 = (1 + hdh_exp)**(-2)
+    tmp34 = None
     if need_hdh:
-        # tmp33_uv = hdh_exp_uv**2
-        tmp33 = hdh_exp**2
+        # tmp34_uv = hdh_exp_uv**2
+        tmp34 = hdh_exp**2
     hdh = None
     if need_hdh:
-        # hdh_uv = ((do_bar_uv*tmp33_uv + tmp18_uv - do_bar_uv)*tmp26_uv if c_uv < 0 else (do_bar_uv + tmp18_uv - do_bar_uv*tmp33_uv)*tmp26_uv)
-        hdh = -do_bar*tmp33
+        # hdh_uv = ((do_bar_uv*tmp34_uv + tmp18_uv - do_bar_uv)*tmp27_uv if c_uv < 0 else (do_bar_uv + tmp18_uv - do_bar_uv*tmp34_uv)*tmp27_uv)
+        hdh = -do_bar*tmp34
         hdh += do_bar
         hdh += tmp18
-        hdh *= tmp26
-        _putmask(hdh, c < 0, (do_bar*tmp33 + tmp18 - do_bar)*tmp26)
+        hdh *= tmp27
+        _putmask(hdh, c < 0, (do_bar*tmp34 + tmp18 - do_bar)*tmp27)
     hdc = None
     if need_hdc:
         # hdc_uv = dcell_bar_uv
         hdc = dcell_bar
-    # hb_hh_u = hb_ih_u
-    hb_hh = hb_ih
     if into:
         hX, hh0, hc0, hW_ih, hW_hh, hb_ih, hb_hh, hdh, hdc = _accumulate(into, {'hX': hX, 'hh0': hh0, 'hc0': hc0, 'hW_ih': hW_ih, 'hW_hh': hW_hh, 'hb_ih': hb_ih, 'hb_hh': hb_hh, 'hdh': hdh, 'hdc': hdc})
     return hX, hh0, hc0, hW_ih, hW_hh, hb_ih, hb_hh, hdh, hdc

@@ -34,6 +34,7 @@ INDICES = ()
 HVP_DIRECTIONS = ('vX',)
 HVP_ARGUMENTS = ('X', 'T', 'dL')
 HVP_RESULTS = ('hX', 'hdL')
+HVP_WRT = {'hX': 'X', 'hdL': 'dL'}
 HVP_OPTIONAL = {}
 
 

@@ -39,6 +39,7 @@ INDICES = ()
 HVP_DIRECTIONS = ('vX', 'vgamma', 'vbeta')
 HVP_ARGUMENTS = ('X', 'gamma', 'beta', 'dY')
 HVP_RESULTS = ('hX', 'hgamma', 'hbeta', 'hdY')
+HVP_WRT = {'hX': 'X', 'hgamma': 'gamma', 'hbeta': 'beta', 'hdY': 'dY'}
 HVP_OPTIONAL = {'hX': 'need_hX', 'hdY': 'need_hdY'}
 
 

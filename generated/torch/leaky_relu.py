@@ -35,6 +35,7 @@ INDICES = ()
 HVP_DIRECTIONS = ('vX',)
 HVP_ARGUMENTS = ('X', 'dY')
 HVP_RESULTS = ('hX', 'hdY')
+HVP_WRT = {'hX': 'X', 'hdY': 'dY'}
 HVP_OPTIONAL = {}
 
 

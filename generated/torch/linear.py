@@ -34,6 +34,7 @@ INDICES = ()
 HVP_DIRECTIONS = ('vX', 'vW', 'vb')
 HVP_ARGUMENTS = ('X', 'W', 'b', 'dY')
 HVP_RESULTS = ('hX', 'hW', 'hb', 'hdY')
+HVP_WRT = {'hX': 'X', 'hW': 'W', 'hb': 'b', 'hdY': 'dY'}
 HVP_OPTIONAL = {'hX': 'need_hX', 'hdY': 'need_hdY'}
 
 

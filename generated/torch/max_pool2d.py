@@ -41,6 +41,7 @@ INDICES = ('Y_argmax',)
 HVP_DIRECTIONS = ('vX',)
 HVP_ARGUMENTS = ('X', 'dY')
 HVP_RESULTS = ('hX', 'hdY')
+HVP_WRT = {'hX': 'X', 'hdY': 'dY'}
 HVP_OPTIONAL = {}
 
 

@@ -27,6 +27,8 @@ class RecurrentModule(Module):
     def __init__(self, cell, input_size, hidden_size, backend=None, rng=None, truncate=None):
         if cell not in CELLS:
             raise ValueError(f"unknown cell {cell!r} ({', '.join(CELLS)})")
+        if truncate is not None and truncate < 1:
+            raise ValueError(f"truncate must be at least 1 step (or None: every step), got {truncate}")
         self.kernel = cell
         super().__init__(backend)
         rng = rng or np.random.default_rng()
