@@ -118,3 +118,64 @@ def test_an_omitted_upstream_of_a_module_with_several_outputs_is_zero_in_its_hvp
                                                  dc=case.tensor(np.zeros_like(case.dY["c"]))))
     for a, b in zip(omitted, zeros):
         close(case.numpy(a), case.numpy(b), 0)
+
+
+# User forwards (tests/user_forwards/) derived with --order 2: activations, losses, a gate, a norm, a pooled
+# convolution, several outputs, a shared let.
+USER_SECOND = ["prelu", "gelu_tanh", "mish", "huber", "bce_logits", "rms_norm_scale", "glu_half", "pool_of_conv",
+               "mean_and_var", "linear_tanh", "softmax_temperature", "cosine_sim"]
+
+
+@pytest.fixture(scope="module")
+def second_order_kernels(tmp_path_factory):
+    import subprocess
+    import sys
+
+    from tests.conftest import USER_FORWARDS
+
+    out = tmp_path_factory.mktemp("order2")
+    r = subprocess.run([sys.executable, "-m", "derive", *[str(USER_FORWARDS / f"{n}.py") for n in USER_SECOND],
+                        "--order", "2", "--out", str(out)], capture_output=True, text=True, timeout=1200)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", USER_SECOND)
+def test_user_forwards_hvp_matches_pytorch_double_backward(name, backend, second_order_kernels):
+    from runtime.kernels.calling import load_file
+    from tests.conftest import draw, load_user_forward, sizes_for
+    from tests.user_references import REFERENCES
+
+    forward = load_user_forward(name)
+    k = load_file(second_order_kernels / backend / f"{name}.py")
+    kernels = Kernels(name, backend, loaded=k)
+    wrap = (lambda a: a) if backend == "numpy" else as_tensor
+    unwrap = lambda v: v if isinstance(v, np.ndarray) or np.isscalar(v) else v.detach().numpy()
+    rng = np.random.default_rng(1)
+    sizes = sizes_for(forward, rng)
+    arrays = draw(forward, sizes, rng)
+    scalars = dict(k.SCALARS)
+    wrt = [t.name for t in forward.differentiable]
+    outs = [o.tensor.name for o in forward.outputs]
+    env = kernels.forward({n: wrap(a) for n, a in arrays.items()}, **scalars)
+    # One upstream per output (a loss: its dL, an argument of the second order as well).
+    ups = {f"d{o}": rng.standard_normal(np.shape(unwrap(env[o]))) if np.ndim(unwrap(env[o])) else 0.8 for o in outs}
+    values = {**env, **{u: wrap(x) if np.ndim(x) else x for u, x in ups.items()}}
+    v = {n: rng.standard_normal(arrays[n].shape) for n in wrt}
+    got = getattr(k, f"{name}_hvp")(*[wrap(v[n]) for n in wrt], **{n: values[n] for n in k.HVP_ARGUMENTS}, **scalars)
+    got = {r: unwrap(g) for r, g in zip(k.HVP_RESULTS, as_tuple(got))}
+    # PyTorch: gradients with create_graph through the independent reference, then their derivative along v.
+    xs = {n: as_tensor(a, requires_grad=n in wrt) for n, a in arrays.items()}
+    ys = as_tuple(REFERENCES[name](**xs, **scalars))
+    up_t = {u: torch.tensor(float(x) if np.ndim(x) == 0 else x, dtype=torch.float64, requires_grad=True)
+            for u, x in ups.items()}
+    # Σ over the outputs of <upstream, output>, differentiated with create_graph (scalar outputs times their dL).
+    objective = sum((y * up_t[f"d{o}"]).sum() for y, o in zip(ys, outs))
+    grads = torch.autograd.grad(objective, [xs[n] for n in wrt], create_graph=True)
+    by = {**{n: xs[n] for n in wrt}, **up_t}
+    second = torch.autograd.grad(grads, list(by.values()), [torch.tensor(v[n]) for n in wrt], allow_unused=True)
+    for n, g in zip(by, second):
+        want = g.detach().numpy() if g is not None else np.zeros(np.shape(by[n].detach()))
+        r = next(r for r, w in k.HVP_WRT.items() if w == n)
+        close(got[r], want)
