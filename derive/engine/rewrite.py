@@ -18,6 +18,8 @@ SymPy's solve, factor, cancel, simplify and together run under a budget
 """
 from __future__ import annotations
 
+import functools
+
 import sympy as sp
 
 from . import budget
@@ -115,8 +117,10 @@ def tidy(expr, forward):
     return apply_assumptions(fold(sift(expr), forward), forward)
 
 
+@functools.lru_cache(maxsize=4096)
 def _elementwise_inverse(d, x_base):
-    """Solve ``d`` for ``x_base[d.indices]`` when d depends on X elementwise, once, with one solution."""
+    """Solve ``d`` for ``x_base[d.indices]`` when d depends on X elementwise, once, with one solution. Kept per
+    (definition, tensor): every gradient of a module asks again (the LSTM's second order: nineteen times)."""
     if d.tensor.base == x_base:
         return None
     uses = [e for e in d.expr.atoms(sp.Indexed) if e.base == x_base]
