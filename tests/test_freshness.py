@@ -1,9 +1,6 @@
 """generated/ is exactly what the derivations produce (on any hash seed: tests/test_determinism.py)."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from derive import registry
