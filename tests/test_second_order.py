@@ -123,7 +123,7 @@ def test_an_omitted_upstream_of_a_module_with_several_outputs_is_zero_in_its_hvp
 # User forwards (tests/user_forwards/) derived with --order 2: activations, losses, a gate, a norm, a pooled
 # convolution, several outputs, a shared let.
 USER_SECOND = ["prelu", "gelu_tanh", "mish", "huber", "bce_logits", "rms_norm_scale", "glu_half", "pool_of_conv",
-               "mean_and_var", "linear_tanh", "softmax_temperature", "cosine_sim"]
+               "mean_and_var", "linear_tanh", "softmax_temperature", "cosine_sim", "act_reg"]
 
 
 @pytest.fixture(scope="module")

@@ -242,8 +242,9 @@ def check_steps(forward, derivation):
             table[ix] = sp.Symbol(f"{a.name}_{'_'.join(map(str, ix))}", real=True)
             point.at[table[ix]] = sp.N(sp.diff(held, sym).xreplace(point.unheld).xreplace(point.at).doit(), 30)
     point._numbers = None
+    shared = {a.name for a in derivation.adjoints}
     for g in derivation.adjoints + derivation.gradients:
-        adjoint = g.tensor.role == "intermediate"
+        adjoint = g.name in shared   # a let's gradient, or a shared output's (its upstream and the later outputs')
         checked = 0
         for binding in _bindings(g.indices, point.sizes):
             lhs = g.lhs.xreplace(binding)

@@ -592,3 +592,11 @@ def linear_tanh(*, X, W, b):
     return torch.tanh(F.linear(X, W, b))
 
 REFERENCES.update(pool_of_conv=pool_of_conv, mean_and_var=mean_and_var, linear_tanh=linear_tanh)
+
+
+def act_reg(*, X, W):
+    Y = torch.tanh(X @ W.T)
+    return Y, (Y ** 2).sum()
+
+
+REFERENCES.update(act_reg=act_reg)

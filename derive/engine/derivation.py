@@ -111,15 +111,17 @@ def derive(forward) -> Derivation:
     with stage(forward.name, "check", "the forward"):
         check_forward(forward)
     upstreams = upstream_bases(forward)
-    sinks = list(zip(forward.outputs, upstreams or [None]))
     shared = [] if forward.jacobian else shared_lets(forward)
     opaque = {d.tensor.name for d in shared}
+    # A shared output's own upstream enters its gradient (below), not the others' as a sink of its own.
+    sinks = [(o, u) for o, u in zip(forward.outputs, upstreams or [None]) if o.tensor.name not in opaque]
     adjoints, gradients, lemmas = [], [], {}
     # Reverse mode through the shared lets: each one's gradient once, from the outputs and the shared lets after
     # it (those already derived), then every tensor's from the outputs and all of them.
+    own = dict(zip([o.tensor.name for o in forward.outputs], upstreams or [None] * len(forward.outputs)))
     for d in reversed(shared):
         computed = [(m, g.base) for m, g in zip(reversed(shared), adjoints)]
-        g, steps_of_lemmas = _derive_one(forward, d.tensor, sinks + computed, opaque)
+        g, steps_of_lemmas = _derive_one(forward, d.tensor, sinks + computed, opaque, own.get(d.tensor.name))
         check_derivative(forward, g)
         adjoints.append(g)
         lemmas[g.name] = steps_of_lemmas
@@ -134,9 +136,14 @@ def derive(forward) -> Derivation:
 
 def shared_lets(forward) -> list:
     """The lets on the paths of two or more differentiable tensors (an LSTM's gate pre-activations, a linear map
-    before its activation): each gets a gradient of its own, computed once, which every tensor behind it reads
-    (``dX = Σ_r dz_sr W_rq``), instead of each tensor's gradient chaining through its Jacobian again."""
-    return [d for d in forward.intermediates if d.tensor.role == "intermediate" and not _exponential_sum(d.expr)
+    before its activation), and the outputs a later output reads that are: each gets a gradient of its own,
+    computed once, which every tensor behind it reads (``dX = Σ_r dz_sr W_rq``), instead of each tensor's gradient
+    chaining through its Jacobian again. An output's gradient is its upstream plus what the later ones add
+    (``d<Y>_total``)."""
+    read = {str(b.label) for d in forward.definitions for b in d.expr.atoms(sp.IndexedBase)}
+    return [d for d in forward.intermediates
+            if (d.tensor.role == "intermediate" or d.tensor.name in read and not forward.scalar_output)
+            and not _exponential_sum(d.expr)
             and sum(depends_on(forward, d.tensor.name, t.base) for t in forward.differentiable) >= 2]
 
 
@@ -169,11 +176,11 @@ RULES = (
 )
 
 
-def _derive_one(forward, t, sinks, opaque=frozenset()):
+def _derive_one(forward, t, sinks, opaque=frozenset(), upstream=None):
     """The gradient of ``t`` (a differentiable tensor, or a shared let) from ``sinks``: the definitions whose
     upstream gradient is known (each output with its upstream, each shared let after ``t`` with its gradient),
     chaining through every other let; the shared lets (``opaque``) are held fixed, their paths counted once
-    through their own gradients."""
+    through their own gradients. ``upstream``: t's own, when t is an output (its gradient starts from it)."""
     out = forward.out
     free = _free_indices(forward, t)
     wrt = element(t.base, free)
@@ -213,8 +220,9 @@ def _derive_one(forward, t, sinks, opaque=frozenset()):
             steps.append(Step(reason, lhs, expr))
         return expr
 
+    direct = sp.S.Zero if upstream is None else element(upstream, free)
     if not forward.jacobian:
-        record("vector-Jacobian product", each(lambda o: Total(o.lhs, wrt)))
+        record("vector-Jacobian product", direct + each(lambda o: Total(o.lhs, wrt)))
 
     def chain(o):
         def link(d):
@@ -224,11 +232,11 @@ def _derive_one(forward, t, sinks, opaque=frozenset()):
         return Partial(o.lhs, wrt) + sum((link(d) for d in diff.chained(o.expr)), sp.S.Zero)
 
     if any(diff.chained(o.expr) for o, _ in outputs):
-        record("chain rule through the intermediates", each(chain))
+        record("chain rule through the intermediates", direct + each(chain))
 
     ys = ",".join(o.tensor.name for o, _ in outputs)
     with stage(name, "differentiate", f"{forward.gradient_name(t.name)} = d{ys}/d{t.name}"):
-        expr = require_finite(name, "differentiate", lhs, record("differentiate", each(lambda o: diff.total(o.expr))))
+        expr = require_finite(name, "differentiate", lhs, record("differentiate", direct + each(lambda o: diff.total(o.expr))))
     with stage(name, "sift", expr):
         expr = require_finite(name, "sift", lhs, record("sift the Kronecker deltas", sift(expr)))
     for reason, stage_name, rule in RULES:

@@ -159,6 +159,9 @@ class Forward:
         return self.upstream_names.get(output, f"d{output}")
 
     def gradient_name(self, tensor: str) -> str:
+        if tensor not in self.gradient_names and any(o.tensor.name == tensor for o in self.outputs):
+            # An output's upstream is d<Y>; its whole gradient (a later output reads it) is apart from that.
+            return f"{self.upstream_name(tensor)}_total"
         return self.gradient_names.get(tensor, f"d{tensor}")
 
     def __post_init__(self):
