@@ -14,7 +14,7 @@ def run_kernels(kernels, arrays, scalars, upstream, backend):
     and the output a tuple of them."""
     wrap = (lambda a: a) if backend == "numpy" else as_tensor
     env = kernels.forward({n: wrap(a) for n, a in arrays.items()}, **scalars)
-    lift = lambda u: u if u is None or np.ndim(u) == 0 else wrap(u)
+    lift = lambda u: u if u is None else float(u) if np.ndim(u) == 0 else wrap(u)   # a loss's dL: a number
     several = len(kernels.OUTPUTS) > 1
     up = {n: lift(u) for n, u in zip(kernels.UPSTREAMS, upstream)} if several else lift(upstream)
     grads = kernels.backward(up, env, **scalars)
