@@ -33,9 +33,7 @@ MODULES = (
 )
 
 # The modules whose second order is derived too (the kernel <name>_hvp: Hessian-vector products, double backward).
-# softmax_cross_entropy_labels is not: its gradient reads the labels as a one-hot delta δ(q, y_p), which a forward
-# may not read as a value.
-SECOND_ORDER = tuple(n for n in MODULES if n != "softmax_cross_entropy_labels")
+SECOND_ORDER = MODULES
 
 
 def load(name: str):

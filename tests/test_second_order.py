@@ -92,15 +92,17 @@ def test_drop_in_layers_pass_gradgradcheck(name):
     assert torch.autograd.gradgradcheck(function(name).apply, values, eps=1e-6, atol=1e-6)
 
 
-def test_double_backward_without_a_second_order_is_one_line():
+def test_double_backward_without_a_second_order_is_one_line(user_derived):
+    """A module derived to the first order alone (python -m derive FILE.py, no --order 2): its layers train, and a
+    second derivative through them is refused in one line."""
     from runtime.torch_layers import function
 
     X = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
-    y = torch.tensor([0, 2, 1])
-    (g,) = torch.autograd.grad(function("softmax_cross_entropy_labels").apply(X, y), X, create_graph=True)
-    with pytest.raises(RuntimeError, match=r"^softmax_cross_entropy_labels: double backward needs the module's "
-                                           r"second order, the kernel softmax_cross_entropy_labels_hvp"):
-        g.sum().backward()
+    a = torch.full((4,), 0.25, dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(function("prelu", kernels=user_derived).apply(X, a).sum(), X, create_graph=True)
+    with pytest.raises(RuntimeError, match=r"^prelu: double backward needs the module's second order, the kernel "
+                                           r"prelu_hvp \(derive it with python -m derive FILE.py --order 2\)$"):
+        (g ** 2).sum().backward()
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -123,7 +125,8 @@ def test_an_omitted_upstream_of_a_module_with_several_outputs_is_zero_in_its_hvp
 # User forwards (tests/user_forwards/) derived with --order 2: activations, losses, a gate, a norm, a pooled
 # convolution, several outputs, a shared let.
 USER_SECOND = ["prelu", "gelu_tanh", "mish", "huber", "bce_logits", "rms_norm_scale", "glu_half", "pool_of_conv",
-               "mean_and_var", "linear_tanh", "softmax_temperature", "cosine_sim", "act_reg"]
+               "mean_and_var", "linear_tanh", "softmax_temperature", "cosine_sim", "act_reg",
+               "onehot_pick"]
 
 
 @pytest.fixture(scope="module")

@@ -168,12 +168,15 @@ def _gather_problem(forward, e, axis, i, dim):
 
 
 def _value_reads(expr) -> list:
-    """The tensor reads of ``expr`` used as values: not those inside another read's indices."""
+    """The tensor reads of ``expr`` used as values: not those inside another read's indices, nor an index array
+    inside a delta (``δ(q, y_p)``, the one-hot row of a label: a gradient of a gather, read again at second order)."""
     out, stack = [], [expr]
     while stack:
         e = stack.pop()
         if isinstance(e, sp.Indexed):
             out.append(e)
+        elif isinstance(e, sp.KroneckerDelta):
+            stack += [a for a in e.args if not isinstance(a, sp.Indexed)]
         elif isinstance(e, sp.Basic):
             stack += e.args
     return out

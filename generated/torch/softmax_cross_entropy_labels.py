@@ -37,6 +37,11 @@ GRADIENTS = ('dX',)
 OPTIONAL = {}
 VARIANTS = {}
 INDICES = ()
+HVP_DIRECTIONS = ('vX',)
+HVP_ARGUMENTS = ('X', 'y', 'dL')
+HVP_RESULTS = ('hX', 'hdL')
+HVP_WRT = {'hX': 'X', 'hdL': 'dL'}
+HVP_OPTIONAL = {}
 
 
 def softmax_cross_entropy_labels_forward(X, y):
@@ -70,3 +75,33 @@ def softmax_cross_entropy_labels_backward(dL=1.0, *, X, y, Z_max, Z, into=None):
     if into:
         dX, = _accumulate(into, {'dX': dX})
     return dX
+
+
+def softmax_cross_entropy_labels_hvp(vX, *, X, y, dL, into=None):
+    """Second order along the directions vX of the gradients: hX, hdL,
+    each the derivative of Σ <direction, gradient> by what it is named after (the Hessian times v;
+    for an upstream, its term in double backward), the shape of that.
+
+    into={'hdL': (array, alpha), ...} adds alpha * hdL to that array in place instead
+    (None is returned in its place): SGD without a gradient array, or accumulation.
+    """
+    S, C = vX.shape
+    vX, X = _floats(vX, X)
+    y = _labels(y, C, 'softmax_cross_entropy_labels_hvp: y')
+    # Z_max_s = max_k X_sk
+    Z_max = X.amax(dim=1)
+    # Z_s = Σ_k exp(X_sk - Z_max_s)
+    Z = torch.exp(X - Z_max[:, None]).sum(dim=1)
+    # tmp1_rq = exp(X_rq - Z_max_r)
+    tmp1 = torch.exp(X - Z_max[:, None])
+    # hX_ru = (Z_r*vX_ru - Σ_q tmp1_rq*vX_rq)*tmp1_ru*dL/(S*Z_r**2)
+    hX = vX*Z[:, None]
+    hX -= (tmp1*vX).sum(dim=1)[:, None]
+    hX *= tmp1
+    hX *= dL
+    hX /= (S*Z**2)[:, None]
+    # hdL = (Σ_pq tmp1_pq*vX_pq/Z_p - Σ_p vX[p, y_p])/S
+    hdL = ((tmp1*vX/Z[:, None]).sum() - vX[_mesh((S,), vX)[0], y].sum())/S
+    if into:
+        hX, hdL = _accumulate(into, {'hX': hX, 'hdL': hdL})
+    return hX, hdL
