@@ -5,7 +5,7 @@ DATA    ?= data
 SHARED  ?= ../shared
 
 .DEFAULT_GOAL := help
-.PHONY: help venv derive check-generated latex examples test fuzz data train train-cnn train-rnn hessian compare-bn bench bench-cnn clean
+.PHONY: help venv derive check-generated latex examples test fuzz data train train-cnn train-rnn hessian compare-bn bench bench-cnn bench-cells clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -74,6 +74,9 @@ bench: $(SETUP) data  ## MLP seconds per epoch: generated runtimes vs a hand-wri
 
 bench-cnn: $(SETUP)  ## seconds per 100 ConvNet steps: generated runtimes vs torch.nn autograd (CPU; GPU when present)
 	$(PYTHON) -m benchmarks.cnn $(ARGS)
+
+bench-cells: $(SETUP)  ## one LSTM/GRU cell step, forward and backward: generated kernels vs torch.nn with autograd
+	$(PYTHON) -m benchmarks.cells $(ARGS)
 
 clean:  ## remove caches (not generated/, not data/)
 	rm -rf .pytest_cache $$(find . -name __pycache__ -not -path './$(VENV)/*')

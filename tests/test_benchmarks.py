@@ -85,3 +85,14 @@ def test_cnn_bench_reports_every_contender_and_a_summary():
     summary = next(line for line in lines if line.startswith("summary:"))
     assert re.fullmatch(r"summary: generated torch \d+\.\d+x autograd, generated numpy \d+\.\d+x autograd \(CPU\)",
                         summary), summary
+
+
+def test_cells_bench_reports_each_cell_against_autograd():
+    """Tiny settings: a row per cell and contender, its time and its ratio to torch.nn with autograd."""
+    r = subprocess.run([sys.executable, "-m", "benchmarks.cells", "--batch", "4", "--hidden", "3", "--rounds", "2",
+                        "--calls", "2"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    for cell in ("lstm_cell", "gru_cell"):
+        for contender in ("generated torch", "generated numpy", "autograd"):
+            row = next(line for line in r.stdout.splitlines() if line.startswith(f"{cell:10s} {contender}"))
+            assert re.search(r" \d+\.\d+ ms/step +\d+\.\d+x autograd$", row), row

@@ -196,6 +196,30 @@ def test_a_let_never_becomes_a_divisor(user_kernels, backend):
         np.testing.assert_allclose(np.asarray(grads["d" + name]), tensor.grad.numpy(), rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", ["gated_memory", "gated_memory_gain"])
+def test_a_finite_gradient_never_passes_through_an_infinite_partial_product(user_kernels, name, backend, dtype):
+    """σ(X Wᵀ) ⊙ C (⊙ γ) at C = the largest float, dY = 2, A = 0: dA = C dY σ′(0) = C/2 is finite, though C dY
+    is not. The gate's own gradient (C dY) is no array (one reader), and σ′ is multiplied in first, also where
+    the gain γ is laid out apart. (Autograd forms C dY and gives inf.)"""
+    k = user_kernels(name, backend)
+    big = np.finfo(dtype).max
+    given = {"X": [[0.0, 0.0]], "C": [[big]], "W": [[0.5, -0.5]], "gamma": [1.0]}
+    given = {n: np.array(given[n], dtype=dtype) for n in k.ARGUMENTS}
+    dY = np.array([[2.0]], dtype=dtype)
+    t = (lambda a: a) if backend == "numpy" else torch.from_numpy
+    outs = getattr(k, f"{name}_forward")(*[t(given[n]) for n in k.ARGUMENTS])
+    env = {**{n: t(a) for n, a in given.items()}, **dict(zip(k.RETURNS, outs))}
+    grads = dict(zip(k.GRADIENTS, getattr(k, f"{name}_backward")(t(dY), **{n: env[n] for n in k.SAVED})))
+    dA = big / 4 * dY[0, 0]   # σ′(0) = 1/4; powers of two, exact
+    np.testing.assert_array_equal(np.asarray(grads["dX"]), dA * given["W"])
+    np.testing.assert_array_equal(np.asarray(grads["dW"]), np.zeros_like(given["W"]))   # dA X with X = 0
+    np.testing.assert_array_equal(np.asarray(grads["dC"]), dY / 2)
+    if "dgamma" in grads:   # Σ_s f C dY = C: f = 1/2, saved by the forward, is known to be at most one
+        np.testing.assert_array_equal(np.asarray(grads["dgamma"]), given["C"][0] / 2 * dY[0, 0])
+
+
 def test_an_inner_budget_does_not_swallow_the_outer_one():
     def inner(e):
         return budget.attempt(lambda x: time.sleep(5), e, "inner", seconds=3.0)

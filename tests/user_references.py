@@ -90,6 +90,14 @@ def glu_gate(*, A, B):
     return F.glu(torch.cat([A, B], dim=-1), dim=-1)
 
 
+def gated_memory(*, X, C, W):
+    return torch.sigmoid(F.linear(X, W)) * C
+
+
+def gated_memory_gain(*, X, C, W, gamma):
+    return torch.sigmoid(F.linear(X, W)) * C * gamma
+
+
 def gated_linear(*, X, W, b, V, c):
     return F.linear(X, W, b) * torch.sigmoid(F.linear(X, V, c))
 
@@ -496,6 +504,8 @@ REFERENCES = {
     "hinge": hinge,
     "glu_gate": glu_gate,
     "gated_linear": gated_linear,
+    "gated_memory": gated_memory,
+    "gated_memory_gain": gated_memory_gain,
     "bilinear": bilinear,
     "cosine_sim": cosine_sim,
     "softmax_hw": softmax_hw,

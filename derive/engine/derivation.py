@@ -141,10 +141,21 @@ def shared_lets(forward) -> list:
     chaining through its Jacobian again. An output's gradient is its upstream plus what the later ones add
     (``d<Y>_total``)."""
     read = {str(b.label) for d in forward.definitions for b in d.expr.atoms(sp.IndexedBase)}
-    return [d for d in forward.intermediates
-            if (d.tensor.role == "intermediate" or d.tensor.name in read and not forward.scalar_output)
-            and not _exponential_sum(d.expr)
-            and sum(depends_on(forward, d.tensor.name, t.base) for t in forward.differentiable) >= 2]
+    shared = [d for d in forward.intermediates
+              if (d.tensor.role == "intermediate" or d.tensor.name in read and not forward.scalar_output)
+              and not _exponential_sum(d.expr)
+              and sum(depends_on(forward, d.tensor.name, t.base) for t in forward.differentiable) >= 2]
+    # A gradient of its own pays only where two or more gradients read it. An LSTM's forget gate f is read by
+    # the cell alone, so df would be read by dA alone: chained through instead, dA_f = dcell c0 σ′(A_f) stays
+    # one product (df = dcell c0 on its own overflows at the largest cell state, though dA_f is finite).
+    while True:
+        names = {d.tensor.name for d in shared}
+        behind = [d.tensor for d in shared] + list(forward.differentiable)
+        kept = [d for d in shared if sum(m.name != d.tensor.name and depends_on(
+            forward, d.tensor.name, m.base, names) for m in behind) >= 2]
+        if len(kept) == len(shared):
+            return shared
+        shared = kept
 
 
 def _exponential_sum(expr) -> bool:

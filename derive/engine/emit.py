@@ -142,9 +142,10 @@ def _signature(kernel: Kernel) -> str:
     return ", ".join([a.name for a in kernel.arguments] + (["*"] + keywords if keywords else []))
 
 
-def kernel_context(kernel: Kernel, renderer: Renderer, module: str = "") -> dict:
-    """One kernel lowered for the renderer's backend and rendered, line by line."""
-    lowered = lower_kernel(kernel, renderer.backend.caps, module)
+def kernel_context(kernel: Kernel, renderer: Renderer, module: str = "", forward: Kernel | None = None) -> dict:
+    """One kernel lowered for the renderer's backend and rendered, line by line (``forward``: the kernel whose
+    results it reads)."""
+    lowered = lower_kernel(kernel, renderer.backend.caps, module, forward)
     statements = []
     for s in lowered.statements:
         st = s.statement
@@ -217,7 +218,8 @@ def render_kernels(env, built: Built, backend) -> tuple:
     """The kernel file of one module in one backend, and its kernels' contexts (the DERIVATIONS show their lines)."""
     f = built.forward
     renderer = Renderer(backend)
-    contexts = [kernel_context(k, renderer, f.name) for k in built.kernels + ([built.hvp] if built.hvp else [])]
+    contexts = [kernel_context(k, renderer, f.name, built.kernels[0])
+                for k in built.kernels + ([built.hvp] if built.hvp else [])]
     text = env.get_template("kernel.py.j2").render(
         header=header(f.source),
         title=f.name,

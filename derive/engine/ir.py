@@ -125,6 +125,12 @@ class OnGrid(sp.Function):
 
     nargs = 2
 
+    def _eval_power(self, exp):
+        # [c]·[c] = [c]: chaining through a gate can multiply one bracket in twice.
+        if exp.is_Integer and exp > 0:
+            return self
+        return None
+
     def _latex(self, printer, exp=None):
         e, n = self.args
         return powered(r"\left[ %s \in \{0..%s\} \right]" % (printer._print(sp.together(e)), printer._print(n - 1)),

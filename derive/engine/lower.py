@@ -31,6 +31,7 @@ from .arrays import (Accumulate, AddMatMul, AddMul, ApplyInPlace, ArgMax, Assign
                      Promote, Reduce, ZeroUpstream, ScatterAdd, SelectInPlace, Shapes, Slot, Take, Typed, Update, Where,
                      WindowReduce, symbols)
 from .errors import PrintError, stage
+from .magnitudes import at_most_one, inlined, shrinking_first
 from .ir import (AtMax, MaxOver, MaxWithZeros, OnGrid, affine, extent, free_indices, gathered, gathers, natural_order,
                  shifted, window_key)
 from .text import index_text, positive_first
@@ -69,6 +70,8 @@ class Lowering:
         self.deferrable = set(deferrable)
         self._layout = ()
         self._fill = None
+        # Each statement's right-hand side, by name: what a later product's factors hold (``magnitudes``).
+        self.values = {}
 
     # -- layout ------------------------------------------------------------------
     def layout_of(self, e) -> tuple:
@@ -112,6 +115,11 @@ class Lowering:
     # -- statements ----------------------------------------------------------------
     def statement(self, st) -> list:
         """The instructions that compute one statement."""
+        steps = self._statement(st)
+        self.values[st.name] = st.rhs
+        return steps
+
+    def _statement(self, st) -> list:
         if st.rhs.has(AtMax):
             found = recognise.scatter(st)
             if found is not None:
@@ -168,7 +176,7 @@ class Lowering:
             rest = sp.Mul(*[a for a in e.args if a is not pieces[0]])
             return self._steps(sp.Piecewise(*[(rest * v, c) for v, c in pieces[0].args]), acc)
         if isinstance(e, (sp.Add, sp.Mul)):
-            args = positive_first(list(e.args)) if isinstance(e, sp.Add) else list(e.args)
+            args = positive_first(list(e.args)) if isinstance(e, sp.Add) else shrinking_first(e.args, self.values)
             for n, head in enumerate(args):
                 # A reciprocal never leads (1/b then times a may overflow where a/b does not), nor does a
                 # negated read (P − T is one operation as it is: −T then += P would be two).
@@ -296,6 +304,16 @@ class Lowering:
         def smaller(a):
             return _has_array(a) and self.layout_of(a) != target
 
+        def ordered(factors) -> list:
+            """The factors atomised, those at most one in magnitude first (``magnitudes``); a divisor of at least 1
+            among them divides first, in parentheses: (e/(1 + e)²) C dY, not e C dY/(1 + e)²."""
+            numbers = [f for f in factors if not _has_array(f)]   # a coefficient leads, as it reads
+            shrinking = [f for f in factors if f not in numbers and at_most_one(f, self.values)]
+            rest = [atomise(f) for f in factors if f not in numbers and f not in shrinking]
+            if rest and any(_is_reciprocal(f) for f in shrinking):
+                return numbers + [sp.Mul(*[atomise(f) for f in shrinking], evaluate=False), *rest]
+            return numbers + [atomise(f) for f in shrinking] + rest
+
         def atomise(a):
             if not _has_array(a):
                 return a
@@ -310,7 +328,7 @@ class Lowering:
                 small = [f for f in a.args if smaller(f)]
                 num = sp.Mul(*[f for f in small if not _is_reciprocal(f)])
                 den = sp.Mul(*[sp.Pow(f.base, -f.exp) for f in small if _is_reciprocal(f)])
-                factors = [atomise(f) for f in a.args if f not in small]
+                factors = ordered([f for f in a.args if f not in small])
                 for group, power in ((num, 1), (den, -1)):
                     if group == 1:
                         continue
@@ -318,7 +336,9 @@ class Lowering:
                     parts = [slot(group)] if smaller(group) else [slot(f) for f in sp.Mul.make_args(group)]
                     factors += [p if power == 1 else sp.Pow(p, -1, evaluate=False) for p in parts]
                 return sp.Mul(*factors, evaluate=False)
-            if isinstance(a, (sp.Add, sp.Mul, sp.Pow, sp.Function)):
+            if isinstance(a, sp.Mul):
+                return sp.Mul(*ordered(a.args), evaluate=False)
+            if isinstance(a, (sp.Add, sp.Pow, sp.Function)):
                 return a.func(*[atomise(x) for x in a.args], evaluate=False)
             raise PrintError(f"{index_text(a)} cannot be computed elementwise")
 
@@ -741,7 +761,9 @@ class Lowering:
             if route is not None:
                 return self.gather_scatter(route, target, bound)
             factors = sp.Mul.make_args(e.function)
-            reads = [f for f in factors if isinstance(f, sp.Indexed)]
+            # Those at most one in magnitude first: einsum multiplies its operands in order (Σ_s f C dY at the
+            # largest C is finite; C dY is not).
+            reads = shrinking_first([f for f in factors if isinstance(f, sp.Indexed)], self.values)
             same = len({frozenset(t.indices) for t in reads}) == 1 and not any(shifted(t) for t in reads)
             plain = all(isinstance(i, sp.Idx) for t in reads if not shifted(t) for i in t.indices)
             if len(reads) == len(factors) >= 2 and plain and (self.caps.einsum_products or not same):
@@ -890,8 +912,9 @@ class LoweredKernel:
     epilogue: list
 
 
-def lower_kernel(kernel, caps, module: str = "") -> LoweredKernel:
-    """Every statement of ``kernel`` lowered for a backend with capabilities ``caps``."""
+def lower_kernel(kernel, caps, module: str = "", forward=None) -> LoweredKernel:
+    """Every statement of ``kernel`` lowered for a backend with capabilities ``caps``; ``forward``, the kernel
+    whose results it reads (what each holds orders the factors of a product, ``magnitudes``)."""
     backward = kernel.differentiates
     arrays = [a for a in kernel.given() if a.dims and not a.index and a.of is None]
     deferrable = recognise.deferrable(kernel.statements, kernel.results) if backward else ()
@@ -900,6 +923,9 @@ def lower_kernel(kernel, caps, module: str = "") -> LoweredKernel:
     taken |= {u.name for u in kernel.upstreams}
     low = Lowering(caps, arrays[0].name if arrays else None, deferrable, kernel.extents, backward, kernel.arg_maxima,
                    taken)
+    if forward is not None and forward is not kernel:
+        saved = inlined(forward.statements)
+        low.values.update({a.name: saved[a.name] for a in kernel.arguments if a.name in saved})
     statements = []
     for st in kernel.statements:
         with stage(module or kernel.name, "print", f"{kernel.name}: {index_text(st.lhs)} = {index_text(st.rhs)}"):

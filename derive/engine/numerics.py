@@ -597,8 +597,13 @@ def _common_terms_out_of_piecewise(rhs):
 
 
 def _temporaries(st, out: list, context: Context):
-    """A maker of arrays computed just before ``st``: ``<name>_exp``, ``<name>_exp2``, …"""
+    """A maker of arrays computed just before ``st``: ``<name>_exp``, ``<name>_exp2``, … (one per value: the
+    four gates of an LSTM's dA read one e^{−|A|})."""
+    made = {}
+
     def make(value):
+        if value in made:
+            return made[value]
         name = f"{st.name}_exp"
         n = 1
         while name in context.names:
@@ -610,6 +615,7 @@ def _temporaries(st, out: list, context: Context):
         base = sp.IndexedBase(name, real=True)
         element_ = base[tuple(order)] if order else base
         out.append(Statement(element_, value, st.serves))
+        made[value] = element_
         return element_
 
     return make

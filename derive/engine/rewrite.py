@@ -166,6 +166,8 @@ def reexpress(expr, forward, x_base):
             new = expr.xreplace({x_base: swap(x_base)})
         else:
             new = expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base == x_base, swap)
+        if isinstance(inverse, sp.Indexed):
+            return new   # an output that is x itself (an LSTM's c = cell): a rename, never larger
         new = tidy(sp.expand(new, power_base=False, log=False), forward)
         if not new.has(sp.Sum):
             new = budget.attempt(lambda e: sp.factor(sp.cancel(e)), new, "cancel and factor") or new
@@ -254,7 +256,7 @@ def _positive_difference(expr):
 
 
 def by_upstream(expr, forward) -> list:
-    """The terms of a sum grouped by the upstream gradients they read: tensors ``forward`` does not declare
+    """The terms of a sum grouped by the upstream gradients they read, and where on them: tensors ``forward`` does not declare
     (``dY``, a shared let's ``dA``). Terms that read different ones cannot cancel one another, and one
     fraction over their common denominator only multiplies what may overflow (4 cosh²(x/2) · … / 4 cosh²(x/2)).
     One group (the whole expression) when there is no forward or no such split."""
@@ -262,9 +264,22 @@ def by_upstream(expr, forward) -> list:
         return [expr]
     groups = {}
     for term in expr.args:
-        foreign = frozenset(str(b.label) for b in term.atoms(sp.IndexedBase) if str(b.label) not in forward.tensors)
+        # By base and offset: an LSTM's dA reads dcell[p, q − H] in the forget block and dcell[p, q] in the
+        # input block, two blocks that never meet.
+        reads = term.atoms(sp.Indexed)
+        foreign = {(str(a.base.label), tuple(_offset(i) for i in a.indices)) for a in reads}
+        # A scalar upstream (dL beside other outputs, a scalar let's gradient) is a bare base.
+        foreign |= {(str(b.label), ()) for b in term.atoms(sp.IndexedBase) if b not in {a.base for a in reads}}
+        foreign = frozenset(f for f in foreign if f[0] not in forward.tensors)
         groups.setdefault(foreign, []).append(term)
     return [sp.Add(*terms) for terms in groups.values()]
+
+
+def _offset(index):
+    """What an index expression adds to its indices: −H for q − H, 0 for a plain index."""
+    if index.has(sp.Indexed):   # a gather (y[p]): where it reads is not known
+        return sp.S.Zero
+    return index.subs({i: 0 for i in index.atoms(sp.Idx)})
 
 
 def compact(expr, forward=None):

@@ -48,8 +48,8 @@ def silu_forward(X):
     # tmp1_sj = 1/(Y_exp_sj + 1)
     tmp1 = 1/(1 + Y_exp)
     # Y_sj = (X_sj*Y_exp_sj*tmp1_sj if X_sj < 0 else X_sj*tmp1_sj)
-    Y = X*tmp1
-    _putmask(Y, X < 0, Y_exp*X*tmp1)
+    Y = tmp1*X
+    _putmask(Y, X < 0, Y_exp*tmp1*X)
     return Y
 
 
@@ -70,9 +70,9 @@ def silu_backward(dY, *, X, into=None):
     dX = 1 + X
     dX *= dX_exp
     dX += 1
-    dX *= dY
     dX *= tmp1
-    _putmask(dX, X < 0, (1 + dX_exp + X)*dX_exp*dY*tmp1)
+    dX *= dY
+    _putmask(dX, X < 0, dX_exp*tmp1*(1 + dX_exp + X)*dY)
     if into:
         dX, = _accumulate(into, {'dX': dX})
     return dX
@@ -101,10 +101,10 @@ def silu_hvp(vX, *, X, dY, into=None):
     hX += 2
     hX -= X
     hX *= hX_exp
-    hX *= dY
     hX *= tmp2
+    hX *= dY
     hX *= vX
-    _putmask(hX, X < 0, -((X - 2)*hX_exp - 2 - X)*hX_exp*dY*tmp2*vX)
+    _putmask(hX, X < 0, -hX_exp*tmp2*(hX_exp*(X - 2) - 2 - X)*dY*vX)
     # hdY_exp_ru = tmp1_ru
     hdY_exp = tmp1
     # tmp3_ru = (hdY_exp_ru + 1)**(-2)
@@ -115,7 +115,7 @@ def silu_hvp(vX, *, X, dY, into=None):
     hdY += 1
     hdY *= tmp3
     hdY *= vX
-    _putmask(hdY, X < 0, (1 + hdY_exp + X)*hdY_exp*tmp3*vX)
+    _putmask(hdY, X < 0, hdY_exp*tmp3*(1 + hdY_exp + X)*vX)
     if into:
         hX, hdY = _accumulate(into, {'hX': hX, 'hdY': hdY})
     return hX, hdY

@@ -65,8 +65,8 @@ def softplus_backward(dY, *, X, into=None):
     # tmp1_pq = 1/(dX_exp_pq + 1)
     tmp1 = 1/(1 + dX_exp)
     # dX_pq = (dY_pq*tmp1_pq if X_pq > 0 else dX_exp_pq*dY_pq*tmp1_pq)
-    dX = dX_exp*dY*tmp1
-    _putmask(dX, X > 0, dY*tmp1)
+    dX = dX_exp*tmp1*dY
+    _putmask(dX, X > 0, tmp1*dY)
     if into:
         dX, = _accumulate(into, {'dX': dX})
     return dX
@@ -88,7 +88,7 @@ def softplus_hvp(vX, *, X, dY, into=None):
     # hX_exp_ru = tmp1_ru
     hX_exp = tmp1
     # hX_ru = dY_ru*hX_exp_ru*vX_ru/(hX_exp_ru + 1)**2
-    hX = hX_exp*dY*vX/(1 + hX_exp)**2
+    hX = (hX_exp/(1 + hX_exp)**2)*dY*vX
     # hdY_exp_ru = tmp1_ru
     hdY_exp = tmp1
     # tmp2_ru = 1/(hdY_exp_ru + 1)

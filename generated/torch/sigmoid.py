@@ -62,7 +62,7 @@ def sigmoid_backward(dY, *, X, into=None):
     dX_exp *= -1
     torch.exp(dX_exp, out=dX_exp)
     # dX_pq = dX_exp_pq*dY_pq/(dX_exp_pq + 1)**2
-    dX = dX_exp*dY/(1 + dX_exp)**2
+    dX = (dX_exp/(1 + dX_exp)**2)*dY
     if into:
         dX, = _accumulate(into, {'dX': dX})
     return dX
@@ -89,12 +89,12 @@ def sigmoid_hvp(vX, *, X, dY, into=None):
     # tmp3_ru = (hX_exp_ru + 1)**(-3)
     tmp3 = (1 + hX_exp)**(-3)
     # hX_ru = (-dY_ru*hX_exp_ru*tmp2_ru*tmp3_ru*vX_ru if X_ru < 0 else dY_ru*hX_exp_ru*tmp2_ru*tmp3_ru*vX_ru)
-    hX = hX_exp*dY*tmp2*tmp3*vX
-    torch.where(X < 0, -hX_exp*dY*tmp2*tmp3*vX, hX, out=hX)
+    hX = hX_exp*tmp3*dY*tmp2*vX
+    torch.where(X < 0, -hX_exp*tmp3*dY*tmp2*vX, hX, out=hX)
     # hdY_exp_ru = tmp1_ru
     hdY_exp = tmp1
     # hdY_ru = hdY_exp_ru*vX_ru/(hdY_exp_ru + 1)**2
-    hdY = hdY_exp*vX/(1 + hdY_exp)**2
+    hdY = (hdY_exp/(1 + hdY_exp)**2)*vX
     if into:
         hX, hdY = _accumulate(into, {'hX': hX, 'hdY': hdY})
     return hX, hdY
