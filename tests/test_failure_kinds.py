@@ -220,6 +220,76 @@ def test_a_finite_gradient_never_passes_through_an_infinite_partial_product(user
         np.testing.assert_array_equal(np.asarray(grads["dgamma"]), given["C"][0] / 2 * dY[0, 0])
 
 
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_what_an_exponential_rewrite_does_not_touch_stays_as_written(user_kernels, backend, dtype):
+    """T tanh(X) + (1 − T) X with T = σ(G) rounded to 1 and X large: written over e^{−2|X|}, the coefficient
+    (1 − T) X stays a product (X − T X cancels to 0): Y is T tanh X + 0 = 1, as PyTorch computes it."""
+    k = user_kernels("highway_mix", backend)
+    big = 3e7 if dtype == np.float32 else 1e17
+    X, G = (np.array(a, dtype=dtype) for a in ([[big, -big]], [[50.0, 50.0]]))
+    t = (lambda a: a) if backend == "numpy" else torch.from_numpy
+    Y = np.asarray(k.highway_mix_forward(t(X), t(G))[0])
+    T = torch.sigmoid(torch.from_numpy(G))
+    ref = (T * torch.tanh(torch.from_numpy(X)) + (1 - T) * torch.from_numpy(X)).numpy()
+    assert ref[0, 0] == 1 and ref[0, 1] == -1
+    np.testing.assert_array_equal(Y, ref)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_a_parameter_read_at_integer_indices_derives(user_kernels, backend):
+    """p of shape (2, H) read as p[0, j] and p[1, j]: dp = δ(0, p) Σ_s X dY + δ(1, p) Σ_s dY, a mask per row."""
+    k = user_kernels("peephole_rows", backend)
+    rng = np.random.default_rng(3)
+    X, p, dY = rng.standard_normal((4, 3)), rng.standard_normal((2, 3)), rng.standard_normal((4, 3))
+    t = (lambda a: a) if backend == "numpy" else torch.from_numpy
+    outs = k.peephole_rows_forward(t(X), t(p))
+    env = {"X": t(X), "p": t(p), **dict(zip(k.RETURNS, outs if isinstance(outs, tuple) else (outs,)))}
+    grads = dict(zip(k.GRADIENTS, k.peephole_rows_backward(t(dY), **{n: env[n] for n in k.SAVED})))
+    np.testing.assert_allclose(np.asarray(grads["dp"]), np.stack([(X * dY).sum(0), dY.sum(0)]), rtol=1e-13)
+
+
+def _gradients(k, name, given, upstream, backend):
+    """Forward then backward of a user kernel module on ``given`` (NumPy arrays): {gradient name: array}."""
+    t = (lambda a: a) if backend == "numpy" else torch.from_numpy
+    outs = getattr(k, f"{name}_forward")(*[t(given[n]) for n in k.ARGUMENTS])
+    env = {**{n: t(a) for n, a in given.items()}, **dict(zip(k.RETURNS, outs if isinstance(outs, tuple) else (outs,)))}
+    grads = getattr(k, f"{name}_backward")(t(upstream), **{n: env[n] for n in k.SAVED})
+    return {n: np.asarray(g) for n, g in zip(k.GRADIENTS, grads if isinstance(grads, tuple) else (grads,))}
+
+
+def _autograd(reference, given, upstream):
+    ts = {n: torch.tensor(a, requires_grad=True) for n, a in given.items()}
+    reference(**ts).backward(torch.tensor(upstream))
+    return {"d" + n: t.grad.numpy() for n, t in ts.items()}
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_contraction_inside_an_exponential_is_an_array_of_its_own(user_kernels, backend, dtype):
+    """σ(Σ_k X W) and tanh(Σ_k X W) written inline: their slopes are of the lifted contraction _z1, so a
+    saturated gate (a = ±1000) gives PyTorch's gradients, not NaN, and a huge G on a saturated sample adds its
+    true ~0 instead of cancelling two sums of 1e300 (or 1e30 in float32)."""
+    from tests.user_references import REFERENCES
+
+    big = 1e300 if dtype == np.float64 else 1e30
+    cases = {"sigmoid_of_contraction": {"X": [[1000.0, 0.5], [-1000.0, 0.25]], "h0": [[1.0, 2.0], [3.0, 4.0]],
+                                        "W": [[1.0, 0.0], [0.0, 1.0]]},
+             "tanh_of_contraction": {"X": [[400.0, 0.5], [0.3, -0.7]], "G": [big, 1.0],
+                                     "W": [[1.0, 0.0], [1.0, 0.5]]}}
+    for name, given in cases.items():
+        k = user_kernels(name, backend)
+        given = {n: np.array(a, dtype=dtype) for n, a in given.items()}
+        upstream = np.array([[1.0, -2.0], [0.5, 1.5]], dtype=dtype)
+        got = _gradients(k, name, given, upstream, backend)
+        want = _autograd(REFERENCES[name], {n: a.astype(np.float64) for n, a in given.items()},
+                         upstream.astype(np.float64))
+        for g in got:
+            assert np.isfinite(got[g]).all(), (name, g, got[g])
+            np.testing.assert_allclose(got[g], want[g], rtol=1e-5 if dtype == np.float32 else 1e-12,
+                                       atol=1e-30, err_msg=f"{name} {g}")
+
+
 def test_an_inner_budget_does_not_swallow_the_outer_one():
     def inner(e):
         return budget.attempt(lambda x: time.sleep(5), e, "inner", seconds=3.0)

@@ -98,6 +98,23 @@ def gated_memory_gain(*, X, C, W, gamma):
     return torch.sigmoid(F.linear(X, W)) * C * gamma
 
 
+def highway_mix(*, X, G):
+    T = torch.sigmoid(G)
+    return T * torch.tanh(X) + (1 - T) * X
+
+
+def peephole_rows(*, X, p):
+    return X * p[0] + p[1]
+
+
+def sigmoid_of_contraction(*, X, h0, W):
+    return h0 * torch.sigmoid(F.linear(X, W))
+
+
+def tanh_of_contraction(*, X, G, W):
+    return G[:, None] * torch.tanh(F.linear(X, W))
+
+
 def gated_linear(*, X, W, b, V, c):
     return F.linear(X, W, b) * torch.sigmoid(F.linear(X, V, c))
 
@@ -506,6 +523,10 @@ REFERENCES = {
     "gated_linear": gated_linear,
     "gated_memory": gated_memory,
     "gated_memory_gain": gated_memory_gain,
+    "highway_mix": highway_mix,
+    "peephole_rows": peephole_rows,
+    "sigmoid_of_contraction": sigmoid_of_contraction,
+    "tanh_of_contraction": tanh_of_contraction,
     "bilinear": bilinear,
     "cosine_sim": cosine_sim,
     "softmax_hw": softmax_hw,

@@ -166,6 +166,18 @@ def _rewrite(e, temporary):
     ew = e.xreplace({x: w ** k for x, k in powers.items()})
     if ew.has(*exps) or ew.has(sp.exp) and any(w in x.free_symbols for x in ew.atoms(sp.exp)):
         return None
+    # What does not involve w stays as written (a coefficient X (1 − T) of a highway's mix, not X − T X, which
+    # cancels where T → 1): each compound such sub-expression is one symbol to the polynomials below.
+    held = {}
+
+    def hold(x):
+        if w in x.free_symbols or x.is_Atom or isinstance(x, (sp.Indexed, sp.IndexedBase)):
+            return x.func(*[hold(a) for a in x.args]) if x.args and w in x.free_symbols else x
+        if not _has_tensor(x):
+            return x
+        return held.setdefault(x, sp.Dummy("c", real=True))
+
+    ew = hold(ew)
     # log(R(w)) atoms become placeholders, written per side below.
     logs = {x: sp.Dummy("L") for x in ew.atoms(sp.log) if w in x.free_symbols}
     body = ew.xreplace(logs)
@@ -230,7 +242,8 @@ def _rewrite(e, temporary):
     same = sp.expand(pos - neg) == 0
     # t = exp(−|u|) is computed once, as an array of its own, so t² is a square, not another exp.
     tt = temporary(sp.exp(-size))
-    pos, neg = (_tidy(x, t).xreplace({t: tt}) for x in (pos, neg))
+    back = {d: x for x, d in held.items()}
+    pos, neg = (_tidy(x, t).xreplace({t: tt, **back}) for x in (pos, neg))
     # The sign of u is the sign of u without its positive constant factors (√2/√π (x + 0.04 x³) > 0 ⇔ x + 0.04 x³ > 0).
     sign = sp.Mul(*[f for f in sp.Mul.make_args(u) if _has_tensor(f) or not f.is_positive])
     return neg if same else sp.Piecewise((pos, sign > 0), (neg, True))

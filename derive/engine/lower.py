@@ -434,13 +434,26 @@ class Lowering:
 
     def delta(self, e):
         i, j = e.args
-        if gathered(i) or gathered(j):   # δ(q, y_p): 1 where the index array holds q
-            target = self.layout_of(e)
+        target = self.layout_of(e)
+        if not (isinstance(i, sp.Idx) and isinstance(j, sp.Idx)) and (gathered(i) or gathered(j) or all(
+                k in target for k in (i - j).atoms(sp.Idx))):
+            # δ(q, y_p): 1 where the index array holds q; δ(0, p) (a parameter read at p[0, j]), δ(p, q + 1):
+            # 1 where the index expressions agree, over a mesh of the free indices.
             mesh = Mesh(self._shape(target), self.like)
-            sides = [Item(mesh, target.index(a)) if isinstance(a, sp.Idx) else self.operand(a, target) for a in (i, j)]
-            slots = (Slot("_0"), Slot("_1"))
-            return Where(Map(sp.Eq(*slots, evaluate=False), tuple(zip(slots, sides))), Typed(Number(sp.S.One), self.like),
-                         Number(sp.S.Zero))
+            slots = {}
+
+            def slot(key, op):
+                return slots.setdefault(key, (Slot(f"_{len(slots)}"), op))[0]
+
+            def side(a):
+                arrays = a.atoms(sp.Indexed)   # index arrays read (y_p), each an operand of its own
+                new = {r: slot(r, self.operand(r, target)) for r in arrays}
+                inside = set().union(*[r.atoms(sp.Idx) for r in arrays])
+                new.update({k: slot(k, Item(mesh, target.index(k))) for k in a.atoms(sp.Idx) - inside})
+                return a.xreplace(new)
+
+            cond = sp.Eq(side(i), side(j), evaluate=False)
+            return Where(Map(cond, tuple(slots.values())), Typed(Number(sp.S.One), self.like), Number(sp.S.Zero))
         if not (isinstance(i, sp.Idx) and isinstance(j, sp.Idx)):
             raise PrintError(f"{index_text(e)}: a delta of index expressions that no scatter routes")
         if i.upper != j.upper:

@@ -12,6 +12,7 @@ indices, elementwise functions and ``Piecewise``.
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import sympy as sp
@@ -220,6 +221,7 @@ class Forward:
             raise ValueError(f"{self.name}: tensor {name!r} declared twice")
         if latex:
             self.latex[name] = latex
+        dims = tuple(sp.sympify(d) for d in dims)   # a literal extent (p of shape (2, H)) is a SymPy integer
         domain = {"positive": True} if positive else {"real": True}
         t = Tensor(sp.IndexedBase(name, shape=dims or None, **domain), tuple(dims), role, _padding(padding, dims))
         self.tensors[name] = t
@@ -292,22 +294,48 @@ class Forward:
         selects = (sp.Max, sp.Min, sp.Abs, sp.sign, sp.Heaviside, sp.Piecewise)
 
         def lift(e):
-            if not isinstance(e, sp.Sum) or not e.function.has(*selects):
-                return e
-            free = sorted(free_indices(e), key=lambda i: (order.index(i) if i in order else len(order), str(i)))
-            n = sum(1 for d in self.tensors if d.startswith("_z")) + 1
-            name = f"_z{n}"
-            self.lifted.add(name)
-            self.latex[name] = rf"\zeta_{{{n}}}"
-            t = self._define(name, free, e, "intermediate")
-            return t[tuple(free)] if free else t.base
+            return self._lift(e, order) if isinstance(e, sp.Sum) and e.function.has(*selects) else e
 
         def inside(e):
             if isinstance(e, selects) and e.has(sp.Sum):
                 return e.func(*[a.replace(lambda x: isinstance(x, sp.Sum), lift) for a in e.args])
             return e
 
-        return expr.replace(lambda e: isinstance(e, selects) and e.has(sp.Sum), inside) if expr.has(*selects) else expr
+        expr = expr.replace(lambda e: isinstance(e, selects) and e.has(sp.Sum), inside) if expr.has(*selects) else expr
+        return self._lift_contractions(expr, order)
+
+    def _lift_contractions(self, expr, order):
+        """A contraction inside an exponential (a sigmoid or tanh of Σ_k X W written inline) becomes an
+        intermediate of the engine's own, as if the user had written the let: its gradient is one array read by
+        a matrix product, and the derivative of the function is of an array (1/cosh², e^{−|a|}/(1 + e^{−|a|})²),
+        which the numerics write without overflow or cancellation. An exponential sum (Σ e^x) stays inline."""
+        growing = (sp.exp, sp.cosh, sp.sinh, sp.tanh)
+
+        def lift(e):
+            return self._lift(e, order) if isinstance(e, sp.Sum) and not e.function.has(*growing) else e
+
+        def inside(e):
+            return e.func(*[a.replace(lambda x: isinstance(x, sp.Sum), lift) for a in e.args])
+
+        return expr.replace(lambda e: isinstance(e, growing) and e.args[0].has(sp.Sum), inside)
+
+    def _lift(self, e, order):
+        """The sum ``e`` as an intermediate of the engine's own (``_z1``), read at its free indices."""
+        free = sorted(free_indices(e), key=lambda i: (order.index(i) if i in order else len(order), str(i)))
+        # The same sum read at other indices (attention's Σ_d Q_sid K_sjd and, in its normaliser, Σ_d Q_sid K_sld)
+        # is the intermediate already made: one array, and one exponent for the shifts to agree on.
+        for d in self.definitions:
+            if d.tensor.name in self.lifted and len(d.indices) == len(free):
+                for at in itertools.permutations(free):
+                    if all(a.upper == b.upper for a, b in zip(d.indices, at)) and \
+                            d.expr.xreplace(dict(zip(d.indices, at))) == e:
+                        return d.tensor.base[at] if at else d.tensor.base
+        n = sum(1 for d in self.tensors if d.startswith("_z")) + 1
+        name = f"_z{n}"
+        self.lifted.add(name)
+        self.latex[name] = rf"\zeta_{{{n}}}"
+        t = self._define(name, free, e, "intermediate")
+        return t[tuple(free)] if free else t.base
 
     # -- queries --------------------------------------------------------
     @property
