@@ -223,11 +223,12 @@ def test_a_finite_gradient_never_passes_through_an_infinite_partial_product(user
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_what_an_exponential_rewrite_does_not_touch_stays_as_written(user_kernels, backend, dtype):
-    """T tanh(X) + (1 − T) X with T = σ(G) rounded to 1 and X large: written over e^{−2|X|}, the coefficient
-    (1 − T) X stays a product (X − T X cancels to 0): Y is T tanh X + 0 = 1, as PyTorch computes it."""
+    """T tanh(X) + (1 − T) X with T = σ(800) and X large: (1 − T) X = X e^{−800} is far below an ulp of 1, so
+    Y = ±1. Written over e^{−2|X|}, the coefficient (1 − T) X stays a product; expanded to X − T X it cancelled
+    against 1: (1 + X − X) = 0."""
     k = user_kernels("highway_mix", backend)
     big = 3e7 if dtype == np.float32 else 1e17
-    X, G = (np.array(a, dtype=dtype) for a in ([[big, -big]], [[50.0, 50.0]]))
+    X, G = (np.array(a, dtype=dtype) for a in ([[big, -big]], [[800.0, 800.0]]))
     t = (lambda a: a) if backend == "numpy" else torch.from_numpy
     Y = np.asarray(k.highway_mix_forward(t(X), t(G))[0])
     T = torch.sigmoid(torch.from_numpy(G))

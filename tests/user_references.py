@@ -115,6 +115,10 @@ def tanh_of_contraction(*, X, G, W):
     return G[:, None] * torch.tanh(F.linear(X, W))
 
 
+def chained_tanh_layers(*, X, W, V):
+    return torch.tanh(F.linear(torch.tanh(F.linear(X, W)), V))
+
+
 def gated_linear(*, X, W, b, V, c):
     return F.linear(X, W, b) * torch.sigmoid(F.linear(X, V, c))
 
@@ -527,6 +531,7 @@ REFERENCES = {
     "peephole_rows": peephole_rows,
     "sigmoid_of_contraction": sigmoid_of_contraction,
     "tanh_of_contraction": tanh_of_contraction,
+    "chained_tanh_layers": chained_tanh_layers,
     "bilinear": bilinear,
     "cosine_sim": cosine_sim,
     "softmax_hw": softmax_hw,

@@ -435,8 +435,10 @@ class Lowering:
     def delta(self, e):
         i, j = e.args
         target = self.layout_of(e)
-        if not (isinstance(i, sp.Idx) and isinstance(j, sp.Idx)) and (gathered(i) or gathered(j) or all(
-                k in target for k in (i - j).atoms(sp.Idx))):
+        # The indices the sides read outside their index arrays (p in δ(q, y_p + p) too): each a mesh axis.
+        bare = set().union(*[a.xreplace({r: sp.Dummy() for r in a.atoms(sp.Indexed)}).atoms(sp.Idx)
+                             for a in map(sp.sympify, (i, j))])
+        if not (isinstance(i, sp.Idx) and isinstance(j, sp.Idx)) and all(k in target for k in bare):
             # δ(q, y_p): 1 where the index array holds q; δ(0, p) (a parameter read at p[0, j]), δ(p, q + 1):
             # 1 where the index expressions agree, over a mesh of the free indices.
             mesh = Mesh(self._shape(target), self.like)
@@ -446,10 +448,9 @@ class Lowering:
                 return slots.setdefault(key, (Slot(f"_{len(slots)}"), op))[0]
 
             def side(a):
-                arrays = a.atoms(sp.Indexed)   # index arrays read (y_p), each an operand of its own
-                new = {r: slot(r, self.operand(r, target)) for r in arrays}
-                inside = set().union(*[r.atoms(sp.Idx) for r in arrays])
-                new.update({k: slot(k, Item(mesh, target.index(k))) for k in a.atoms(sp.Idx) - inside})
+                a = sp.sympify(a)
+                new = {r: slot(r, self.operand(r, target)) for r in a.atoms(sp.Indexed)}   # index arrays read (y_p)
+                new.update({k: slot(k, Item(mesh, target.index(k))) for k in a.atoms(sp.Idx) & bare})
                 return a.xreplace(new)
 
             cond = sp.Eq(side(i), side(j), evaluate=False)
@@ -777,11 +778,17 @@ class Lowering:
             # Those at most one in magnitude first: einsum multiplies its operands in order (Σ_s f C dY at the
             # largest C is finite; C dY is not).
             reads = shrinking_first([f for f in factors if isinstance(f, sp.Indexed)], self.values)
-            same = len({frozenset(t.indices) for t in reads}) == 1 and not any(shifted(t) for t in reads)
-            plain = all(isinstance(i, sp.Idx) for t in reads if not shifted(t) for i in t.indices)
-            if len(reads) == len(factors) >= 2 and plain and (self.caps.einsum_products or not same):
+            # A power of a plain read is an operand of its own, computed first: a square, or a reciprocal known to
+            # be at most one (a reciprocal first may overflow where the quotient does not).
+            powers = [f for f in factors if isinstance(f, sp.Pow) and isinstance(f.base, sp.Indexed)
+                      and f.exp.is_Integer and not shifted(f.base)
+                      and (f.exp > 0 or at_most_one(f, self.values))]
+            bases = reads + [f.base for f in powers]
+            same = len({frozenset(t.indices) for t in bases}) == 1 and not any(shifted(t) for t in bases)
+            plain = all(isinstance(i, sp.Idx) for t in bases if not shifted(t) for i in t.indices)
+            if len(bases) == len(factors) >= 2 and plain and (self.caps.einsum_products or not same):
                 self._layout = target + bound
-                return self.contract(e, reads, target)
+                return self.contract(e, reads + powers, target)
             self._layout = self._reduction_layout(e.function, target, bound)
             body = self.expr(e.function)
             have = self.layout_of(e.function)
@@ -798,17 +805,27 @@ class Lowering:
 
     def contract(self, e, reads, target):
         """Σ of a product of tensors: a matrix product (GEMM or GEMV), else einsum with our own subscripts."""
-        c = recognise.contraction(e, target)
+        c = recognise.contraction(e, target) if all(isinstance(t, sp.Indexed) for t in reads) else None
         if c is not None:
             return MatMul(*self._factors(c), c.kind)
-        tensors = [self.view(t) if shifted(t) else (Name(str(t.base.label)), tuple(t.indices)) for t in reads]
+        tensors = [(self._power(t), tuple(t.base.indices)) if isinstance(t, sp.Pow) else self.view(t)
+                   if shifted(t) else (Name(str(t.base.label)), tuple(t.indices)) for t in reads]
         letters = self._letters(tuple(i for _, ind in tensors for i in ind))
         subs = ",".join("".join(letters[i] for i in ind) for _, ind in tensors)
         out = "".join(letters[i] for i in target)
         # A contraction of strided windows (reads at index expressions over many axes) needs a BLAS path; a
         # product of plain arrays summed is one pass of einsum's own loop (3x faster than its BLAS path there).
-        big = any(shifted(t) and len(ind) > 3 for t, (_, ind) in zip(reads, tensors))
+        big = any(isinstance(t, sp.Indexed) and shifted(t) and len(ind) > 3 for t, (_, ind) in zip(reads, tensors))
         return Einsum(f"{subs}->{out}", tuple(op for op, _ in tensors), big)
+
+    def _power(self, t):
+        """A power of a plain read (``1/Z_si``) as an array in the read's own axis order."""
+        outer = self._layout
+        try:
+            self._layout = tuple(t.base.indices)
+            return self.expr(t)
+        finally:
+            self._layout = outer
 
     def _factors(self, c) -> tuple:
         """The two operands of a matrix product (``recognise.Contraction``), each in its own layout."""

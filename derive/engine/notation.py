@@ -121,6 +121,14 @@ def _padding(padding, dims):
     return tuple((sp.sympify(lo), sp.sympify(hi)) for lo, hi in pairs)
 
 
+def _fresh_lifted(taken: set) -> str:
+    """The first of _z1, _z2, … not in ``taken``: a name for an intermediate the engine makes."""
+    n = 1
+    while f"_z{n}" in taken:
+        n += 1
+    return f"_z{n}"
+
+
 @dataclass
 class Forward:
     """A module's forward pass in index notation, as data."""
@@ -330,10 +338,9 @@ class Forward:
                     if all(a.upper == b.upper for a, b in zip(d.indices, at)) and \
                             d.expr.xreplace(dict(zip(d.indices, at))) == e:
                         return d.tensor.base[at] if at else d.tensor.base
-        n = sum(1 for d in self.tensors if d.startswith("_z")) + 1
-        name = f"_z{n}"
+        name = _fresh_lifted(set(self.tensors))
         self.lifted.add(name)
-        self.latex[name] = rf"\zeta_{{{n}}}"
+        self.latex[name] = rf"\zeta_{{{name[2:]}}}"
         t = self._define(name, free, e, "intermediate")
         return t[tuple(free)] if free else t.base
 
@@ -391,10 +398,20 @@ class Forward:
         for t in second.arguments:
             if t.name != link:
                 f.tensors[t.name] = t
+        # Both forwards' own intermediates are _z1, _z2, …: the second's take the next names free.
+        lifted, latex, swap = set(self.lifted), {**self.latex, **second.latex}, {linked: new}
+        for n in sorted(second.lifted & (set(f.tensors) | lifted)):
+            fresh = _fresh_lifted(set(f.tensors) | set(second.tensors) | lifted)
+            t = second.tensors[n]
+            swap[t.base] = sp.IndexedBase(fresh, shape=t.base.shape, real=True)
+            lifted.add(fresh)
+            latex[fresh] = rf"\zeta_{{{fresh[2:]}}}"
         for d in second.definitions:
-            f.tensors[d.tensor.name] = d.tensor
-            f.definitions.append(Definition(d.tensor, d.indices, d.expr.xreplace({linked: new})))
+            base = swap.get(d.tensor.base, d.tensor.base)
+            t = d.tensor if base is d.tensor.base else Tensor(base, d.tensor.dims, d.tensor.role)
+            f.tensors[t.name] = t
+            f.definitions.append(Definition(t, d.indices, d.expr.xreplace(swap)))
         f.scalars = {**self.scalars, **second.scalars}
-        f.lifted = self.lifted | second.lifted
-        f.latex = {**self.latex, **second.latex}
+        f.lifted = lifted
+        f.latex = latex
         return f
