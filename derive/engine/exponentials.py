@@ -171,8 +171,13 @@ def _rewrite(e, temporary):
     held = {}
 
     def hold(x):
-        if w in x.free_symbols or x.is_Atom or isinstance(x, (sp.Indexed, sp.IndexedBase)):
-            return x.func(*[hold(a) for a in x.args]) if x.args and w in x.free_symbols else x
+        # A scalar tensor (dL) too: SymPy's Poly iterates an IndexedBase as a sequence (dL[0], dL[1], …).
+        if isinstance(x, sp.IndexedBase):
+            return held.setdefault(x, sp.Dummy("c", real=True))
+        if x.is_Atom or isinstance(x, sp.Indexed):
+            return x
+        if w in x.free_symbols:
+            return x.func(*[hold(a) for a in x.args])
         if not _has_tensor(x):
             return x
         return held.setdefault(x, sp.Dummy("c", real=True))
