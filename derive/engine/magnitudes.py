@@ -35,13 +35,19 @@ def _value(e, values, seen):
     return values.get(name), seen | {name}
 
 
-def nonnegative(e, values, seen=frozenset()) -> bool:
+def _known(e, values, seen, of_number, judge):
+    """``of_number(e)`` for a number, ``judge`` of what a temporary holds for a read of one; else None."""
     n = _number(e)
     if n is not None:
-        return bool(n >= 0)
+        return bool(of_number(n))
     inner, seen = _value(e, values, seen)
-    if inner is not None:
-        return nonnegative(inner, values, seen)
+    return judge(inner, values, seen) if inner is not None else None
+
+
+def nonnegative(e, values, seen=frozenset()) -> bool:
+    known = _known(e, values, seen, lambda n: n >= 0, nonnegative)
+    if known is not None:
+        return known
     if isinstance(e, (sp.Abs, sp.exp, sp.cosh, sp.erfc)):
         return True
     if isinstance(e, sp.Pow) and e.exp.is_number:
@@ -52,12 +58,9 @@ def nonnegative(e, values, seen=frozenset()) -> bool:
 
 
 def nonpositive(e, values, seen=frozenset()) -> bool:
-    n = _number(e)
-    if n is not None:
-        return bool(n <= 0)
-    inner, seen = _value(e, values, seen)
-    if inner is not None:
-        return nonpositive(inner, values, seen)
+    known = _known(e, values, seen, lambda n: n <= 0, nonpositive)
+    if known is not None:
+        return known
     if isinstance(e, sp.Mul):   # −2 |u|: one factor nonpositive, the others nonnegative
         signs = [nonpositive(a, values, seen) for a in e.args]
         return sum(signs) == 1 and all(s or nonnegative(a, values, seen) for a, s in zip(e.args, signs))
@@ -68,12 +71,9 @@ def nonpositive(e, values, seen=frozenset()) -> bool:
 
 def _at_least_one(e, values, seen) -> bool:
     """1 ≤ e: 1 plus what is nonnegative, cosh, or e to a nonnegative power."""
-    n = _number(e)
-    if n is not None:
-        return bool(n >= 1)
-    inner, seen = _value(e, values, seen)
-    if inner is not None:
-        return _at_least_one(inner, values, seen)
+    known = _known(e, values, seen, lambda n: n >= 1, _at_least_one)
+    if known is not None:
+        return known
     if isinstance(e, sp.cosh):
         return True
     if isinstance(e, sp.exp):
@@ -87,12 +87,9 @@ def _at_least_one(e, values, seen) -> bool:
 
 def at_most_one(e, values, seen=frozenset()) -> bool:
     """|e| ≤ 1, from its form (and the forms of the temporaries it reads)."""
-    n = _number(e)
-    if n is not None:
-        return bool(abs(n) <= 1)
-    inner, seen = _value(e, values, seen)
-    if inner is not None:
-        return at_most_one(inner, values, seen)
+    known = _known(e, values, seen, lambda n: abs(n) <= 1, at_most_one)
+    if known is not None:
+        return known
     if isinstance(e, _BOUNDED):
         return True
     if isinstance(e, sp.exp):

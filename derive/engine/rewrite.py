@@ -256,8 +256,8 @@ def _positive_difference(expr):
 
 
 def by_upstream(expr, forward) -> list:
-    """The terms of a sum grouped by the upstream gradients they read, and where on them: tensors ``forward`` does not declare
-    (``dY``, a shared let's ``dA``). Terms that read different ones cannot cancel one another, and one
+    """The terms of a sum grouped by the upstream gradients they read, and where on them: tensors ``forward``
+    does not declare (``dY``, a shared let's ``dA``). Terms that read different ones cannot cancel one another, and one
     fraction over their common denominator only multiplies what may overflow (4 cosh²(x/2) · … / 4 cosh²(x/2)).
     One group (the whole expression) when there is no forward or no such split."""
     if forward is None or not isinstance(expr, sp.Add):
