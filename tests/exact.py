@@ -27,9 +27,9 @@ from derive.engine.ir import AtMax, MaxOver, OnGrid
 from derive.engine.normal_forms import to_piecewise
 
 
-def small_sizes(forward, cycle=(2, 3), most=12) -> dict:
+def small_sizes(forward, cycle=(2, 3), most=12, integers="exercise") -> dict:
     """Sizes 2, 3, 2, … for the declared dimensions, shrunk until no argument has more than ``most``
-    elements (brute force grows fast with them), then ``concrete``."""
+    elements (brute force grows fast with them), then ``concrete`` (with ``integers``)."""
     dims = extents.free_dimensions(forward)
     sizes = dict(zip(dims, itertools.cycle(cycle)))
 
@@ -40,7 +40,7 @@ def small_sizes(forward, cycle=(2, 3), most=12) -> dict:
         big = max(forward.arguments, key=count)
         d = max((d for d in big.dims if d in sizes), key=lambda d: (sizes[d], str(d)))
         sizes[d] -= 1
-    return concrete(forward, sizes)
+    return concrete(forward, sizes, integers)
 
 
 def concrete(forward, sizes, integers="exercise"):
@@ -170,9 +170,13 @@ class Problem:
     arguments: dict          # name -> {index: symbol}
     upstream: dict           # (output, index) -> symbol, one per element of every output (a loss: {(L, ()): dL})
     scalars: dict            # name -> symbol
+    directions: dict = None  # second order: (gradient, index) -> symbol of the direction v along that gradient
 
 
-def problem(forward, sizes) -> Problem:
+def problem(forward, sizes, order: int = 1) -> Problem:
+    """The exact outputs and gradients (``order`` 1), or the second order alone (``order`` 2): for each
+    differentiable T and each upstream dY, ``hT = ∂/∂T Σ_S Σ v_S dS``, the derivative of the gradients along
+    directions v (one symbol per gradient element), what a module's ``_hvp`` computes."""
     values, _ = explicit(forward, sizes)
     out = forward.out.tensor.name
     outputs = [o.tensor.name for o in forward.outputs]
@@ -191,7 +195,16 @@ def problem(forward, sizes) -> Problem:
     arguments = {t.name: values[t.name] for t in forward.arguments if t.role != "index"}
     symbols = [s for t in forward.arguments if t.role != "index" for s in values[t.name].values()]
     symbols += list(upstream.values()) + list(scalars.values())
-    return Problem(symbols, results, arguments, upstream, scalars)
+    if order == 1:
+        return Problem(symbols, results, arguments, upstream, scalars)
+    assert not forward.jacobian, "a Jacobian module has no second order"
+    directions = {(f"d{t.name}", ix): sp.Symbol(f"v{t.name}_{'_'.join(map(str, ix))}", real=True)
+                  for t in forward.differentiable for ix in values[t.name]}
+    along = sum(v * results[key] for key, v in directions.items())
+    second = {(f"h{t.name}", ix): sp.diff(along, sym) for t in forward.differentiable
+              for ix, sym in values[t.name].items()}
+    second.update({(f"hd{o}", ix): sp.diff(along, sym) for (o, ix), sym in upstream.items()})
+    return Problem(symbols + list(directions.values()), second, arguments, upstream, scalars, directions)
 
 
 class Reference:

@@ -32,7 +32,8 @@ PyTorch. Elementwise losses (``1 − tanh²`` from a saved ``tanh``) are
 still caught by the elementwise sweep, which allows nothing for saved values.
 
 ``python -m tests.full_range`` prints the worst error per module and dtype
-(in units of that bound, and as a plain relative error).
+(in units of that bound, and as a plain relative error); ``--order 2`` the same for
+the second order, each registry module's ``_hvp`` (every upstream swept too).
 """
 from __future__ import annotations
 
@@ -48,9 +49,10 @@ import sympy as sp
 from derive import examples, registry
 from derive.engine import extents
 from derive.engine.verify import normalised_axes
-from tests.exact import Reference, concrete, labels, problem
+from tests.exact import Reference, concrete, labels, problem, small_sizes
 
 K = 16           # ulps, times the condition number
+SECOND_MOST = 6  # the scaled probe of the second order: at most this many elements per argument
 DTYPES = (np.float32, np.float64)
 
 
@@ -152,12 +154,33 @@ def run(module, name: str, arrays: dict, upstream, dtype, backend):
         env = {**{n: wrap(a) for n, a in arrays.items()}, **dict(zip(k.RETURNS, outs))}
         grads = bwd(*_upstreams(k, upstream, wrap, scalar), **{n: env[n] for n in k.SAVED}, **k.SCALARS)
         grads = grads if len(k.GRADIENTS) > 1 else (grads,)
+    return _elements([*zip(k.OUTPUTS, outs), *zip(k.GRADIENTS, grads)])
+
+
+def _elements(named) -> dict:
     got = {}
-    for n, v in [*zip(k.OUTPUTS, outs), *zip(k.GRADIENTS, grads)]:
+    for n, v in named:
         v = v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v)
         for ix in np.ndindex(v.shape):
             got[(n, ix)] = v[ix]
     return got
+
+
+def run_hvp(module, name: str, arrays: dict, upstream, directions: dict, dtype, backend):
+    """{(name, index): value} for every result of ``module``'s ``<name>_hvp`` (hT, hdY) in ``dtype``, along
+    ``directions`` (by gradient name, dT), at ``upstream`` (as for ``run``)."""
+    k = module
+    if backend == "numpy":
+        wrap, scalar = (lambda a: _values(a, dtype)), dtype
+    else:
+        torch = _torch()
+        wrap, scalar = (lambda a: torch.as_tensor(_values(a, dtype))), float
+    values = {**{n: wrap(a) for n, a in arrays.items()}, **dict(zip(k.UPSTREAMS, _upstreams(k, upstream, wrap, scalar)))}
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        out = getattr(k, f"{name}_hvp")(*[wrap(directions[g]) for g in k.GRADIENTS],
+                                        **{n: values[n] for n in k.HVP_ARGUMENTS}, **k.SCALARS)
+    return _elements(zip(k.HVP_RESULTS, out if len(k.HVP_RESULTS) > 1 else (out,)))
 
 
 # -- judging ---------------------------------------------------------------------------------------------
@@ -249,49 +272,65 @@ def _fixed(forward, t):
     return 0.6 if t.role == "param" else 0.7
 
 
-def elementwise(subject, dtype, backends=("numpy", "torch")) -> Worst:
-    """Every dimension of size 1; each input swept over the whole range of ``dtype``."""
+def elementwise(subject, dtype, backends=("numpy", "torch"), order=1) -> Worst:
+    """Every dimension of size 1; each input swept over the whole range of ``dtype`` (``order`` 2: the
+    ``_hvp`` kernel, each upstream swept too, every direction 1)."""
     f = subject.forward
     # Every dimension 1 where it can be (a pooling window needs its input at least as large).
     sizes = concrete(f, {d: 1 for d in extents.free_dimensions(f)}, "defaults")
-    prob = problem(f, sizes)
+    prob = problem(f, sizes, order)
     ref = Reference(prob)
     worst = Worst()
     values = grid(dtype)
-    swept = [t for t in f.arguments if t.role == "input"]
-    for t in swept:
+    swept = [t.name for t in f.arguments if t.role == "input"]
+    if order == 2:
+        swept += [o.tensor.name for o in f.outputs]   # an upstream, by its output
+    positive = {t.name for t in f.arguments if t.positive}
+    for name in swept:
         for x in values:
-            if t.positive and x <= 0:
+            if name in positive and x <= 0:
                 continue
             arrays, point = _labels(f, sizes), {}
             for a in f.arguments:
                 if a.role == "index":
                     continue
-                v = float(x) if a is t else _fixed(f, a)
+                v = float(x) if a.name == name else _fixed(f, a)
                 v = float(dtype(v))
                 arrays[a.name] = np.full(extents.shape(a.dims, sizes), v)
                 for sym in prob.arguments[a.name].values():
                     point[sym] = v
-            for sym in prob.upstream.values():
+            ups = {}
+            for o in f.outputs:
+                v = float(x) if o.tensor.name == name else 1.0
+                ups[o.tensor.name] = np.full(extents.shape(o.tensor.dims, sizes), v) if o.tensor.dims else v
+            for (o, _), sym in prob.upstream.items():
+                point[sym] = float(np.asarray(ups[o]).flat[0])
+            for sym in (prob.directions or {}).values():
                 point[sym] = 1.0
-            for name, sym in prob.scalars.items():
-                point[sym] = float(dtype(f.scalars[name].default))
+            for n, sym in prob.scalars.items():
+                point[sym] = float(dtype(f.scalars[n].default))
             exact = ref.evaluate(point)
-            ones = {o.tensor.name: np.ones(extents.shape(o.tensor.dims, sizes)) if o.tensor.dims else 1.0
-                    for o in f.outputs}
+            up = ups if len(ups) > 1 else ups[f.out.tensor.name]
             for backend in backends:
-                got = run(subject.kernels[backend], subject.name, arrays, ones if len(ones) > 1 else
-                          ones[f.out.tensor.name], dtype, backend)
-                judge(got, exact, dtype, worst, f"{backend} {t.name}={float(x):.6g}")
+                k = subject.kernels[backend]
+                if order == 1:
+                    got = run(k, subject.name, arrays, up, dtype, backend)
+                else:
+                    ones = {g: np.ones(np.shape(arrays[g[1:]])) for g in k.GRADIENTS}
+                    got = run_hvp(k, subject.name, arrays, up, ones, dtype, backend)
+                judge(got, exact, dtype, worst, f"{backend} {'order 2 ' if order == 2 else ''}{name}={float(x):.6g}")
     return worst
 
 
-def scaled(subject, dtype, backends=("numpy", "torch")) -> Worst:
-    """Small shapes; the inputs a fixed random pattern times 10^k across the range."""
+def scaled(subject, dtype, backends=("numpy", "torch"), order=1) -> Worst:
+    """Small shapes; the inputs a fixed random pattern times 10^k across the range (``order`` 2: the
+    ``_hvp`` kernel, along a fixed random pattern of directions)."""
     f = subject.forward
     dims = extents.free_dimensions(f)
     sizes = concrete(f, {d: n for d, n in zip(dims, [2, 3, 2, 3, 2, 3, 2])}, "defaults")
-    prob = problem(f, sizes)
+    if order == 2:   # second derivatives by brute force grow fast with the elements: fewer of them
+        sizes = small_sizes(f, most=SECOND_MOST, integers="defaults")
+    prob = problem(f, sizes, order)
     ref = Reference(prob)
     rng = np.random.default_rng(0)
     normalised = normalised_axes(f)
@@ -312,6 +351,9 @@ def scaled(subject, dtype, backends=("numpy", "torch")) -> Worst:
     for o in f.outputs:
         shape = extents.shape(o.tensor.dims, sizes)
         upstream[o.tensor.name] = rng.choice([-1.0, 1.0], shape) * rng.uniform(0.5, 2.0, shape) if shape else 0.75
+    directions = {f"d{t.name}": rng.choice([-1.0, 1.0], np.shape(pattern[t.name])) *
+                  rng.uniform(0.5, 2.0, np.shape(pattern[t.name])) for t in f.differentiable}
+    directions = {g: _values(_values(v, dtype), np.float64) for g, v in directions.items()}
     worst = Worst()
     for scale in scales(dtype):
         arrays = {n: (a * scale if t.role == "input" else a)
@@ -327,13 +369,35 @@ def scaled(subject, dtype, backends=("numpy", "torch")) -> Worst:
         up = up if len(up) > 1 else {o: u if u.ndim else float(u) for o, u in up.items()}[f.out.tensor.name]
         for name, sym in prob.scalars.items():
             point[sym] = float(dtype(f.scalars[name].default))
+        for (g, ix), sym in (prob.directions or {}).items():
+            point[sym] = float(directions[g][ix])
         exact = ref.evaluate(point)
+        if order == 2:   # the _hvp reads the arguments and upstreams alone: nothing saved to allow for
+            for backend in backends:
+                got = run_hvp(subject.kernels[backend], subject.name, arrays, up, directions, dtype, backend)
+                judge(got, exact, dtype, worst, f"{backend} order 2 scale {scale:.0e}")
+            continue
         saved = saved_sensitivity(subject.kernels["numpy"], subject.name, arrays, up)
         with_saved = {key: (r, bound + mpmath.mpf(saved.get(key, 0.0))) for key, (r, bound) in exact.items()}
         for backend in backends:
             got = run(subject.kernels[backend], subject.name, arrays, up, dtype, backend)
             judge(got, with_saved, dtype, worst, f"{backend} scale {scale:.0e}")
     return worst
+
+
+def report_second():  # pragma: no cover - a command-line summary
+    """The second order (each registry module's ``_hvp``): both probes, both dtypes."""
+    print(f"{'module':24} {'dtype':8} {'probe':12} {'judged':>7} {'no ref':>7} {'worst (u·cond)':>15} "
+          f"{'worst relative':>15}  (second order)")
+    for s in subjects():
+        if s.name not in registry.SECOND_ORDER:
+            continue
+        for dtype in DTYPES:
+            for probe in (elementwise, scaled):
+                w = probe(s, dtype, order=2)
+                flag = f"  FAIL ({len(w.failures)}: {w.failures[0]})" if w.failures else ""
+                print(f"{s.name:24} {dtype.__name__:8} {probe.__name__:12} {w.judged:7d} {w.unknown:7d} {w.units:15.2f} "
+                      f"{w.relative:15.2e}{flag}", flush=True)
 
 
 def report():  # pragma: no cover - a command-line summary
@@ -365,4 +429,5 @@ def report():  # pragma: no cover - a command-line summary
 
 
 if __name__ == "__main__":  # pragma: no cover
-    report()
+    import sys
+    report_second() if sys.argv[1:] == ["--order", "2"] else report()

@@ -105,3 +105,26 @@ def test_a_select_conditioned_on_an_inner_sums_index_stays_in_that_sum():
     for e in (outer, outer.xreplace({dY: sp.IndexedBase("G", real=True)})):
         assert isinstance(e, Sum) and not isinstance(e.function, sp.Piecewise)
         assert e.function.has(inner.func(inner.function, *inner.limits))
+
+
+def test_expanding_leaves_each_divisor_as_written():
+    """(ε + σ²)⁻² stays a power of ε + σ²: expanded to 1/(ε² + 2εσ² + σ⁴) it would no longer cancel against the
+    numerators (batch norm's second order grew var⁴ and var³ terms that overflow)."""
+    from derive.engine.rewrite import expand_over
+
+    a, b, c, eps, var = sp.symbols("a b c epsilon var", positive=True)
+    e = expand_over((a + b) * c / (eps + var) ** 2 + (a + b) ** 2 / (c * (eps + var)))
+    d = eps + var
+    assert e == a * c / d ** 2 + b * c / d ** 2 + a ** 2 / (c * d) + 2 * a * b / (c * d) + b ** 2 / (c * d)
+    assert sp.simplify(e * (eps + var) ** 2 - (a + b) * c - (a + b) ** 2 * (eps + var) / c) == 0
+
+
+def test_the_second_order_of_batch_norm_has_no_powers_of_the_variance_beyond_its_own():
+    """Its hvp divides by ε + σ² and its square root only: no expanded cube of the variance."""
+    from derive.engine.second import second_order
+
+    forward = registry.load("batch_norm")
+    forward.order = 1
+    hX = next(g for g in derive(second_order(derive(forward))).gradients if g.name == "hX")
+    powers = {p.exp for p in hX.expr.atoms(sp.Pow) if any(str(b.label) == "var" for b in p.base.atoms(sp.IndexedBase))}
+    assert powers and all(abs(x) <= 1 for x in powers), powers

@@ -13,6 +13,7 @@ reads structure through ``recognise.py``).
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import sympy as sp
@@ -256,6 +257,7 @@ def indexed_bases(expr) -> set:
         str(b.label) for b in expr.atoms(sp.IndexedBase) if not any(e.base == b for e in indexed)}
 
 
+@functools.lru_cache(maxsize=1 << 16)   # common subexpression elimination asks again for every node, every round
 def canonical(e):
     """``e`` with its free indices renamed by order of first appearance, and that order: two expressions
     that agree up to such a renaming (over the same ranges) have the same canonical form."""
@@ -264,8 +266,17 @@ def canonical(e):
     for node in sp.preorder_traversal(e):
         if isinstance(node, sp.Idx) and node in free and node not in order:
             order.append(node)
-    placeholders = {i: sp.Idx(f"_cse{n}", extent(i)) for n, i in enumerate(order)}
+    placeholders = {i: _placeholder(n, i) for n, i in enumerate(order)}
     return e.xreplace(placeholders), tuple(order)
+
+
+def _placeholder(n, i):
+    return sp.Idx(f"_cse{n}", extent(i))
+
+
+def from_canonical(e, order):
+    """A canonical form (or what was computed from it) back in the indices ``order`` that ``canonical`` gave."""
+    return e.xreplace({_placeholder(n, i): i for n, i in enumerate(order)})
 
 
 def window_key(body, over):

@@ -14,6 +14,7 @@ is not proved is False.
 from __future__ import annotations
 
 import sympy as sp
+from sympy.codegen import cfunctions as cf
 
 # Functions into [−1, 1] (atan is not: ±π/2).
 _BOUNDED = (sp.tanh, sp.sin, sp.cos, sp.erf)
@@ -93,6 +94,8 @@ def at_most_one(e, values, seen=frozenset()) -> bool:
     if isinstance(e, _BOUNDED):
         return True
     if isinstance(e, sp.exp):
+        return nonpositive(e.args[0], values, seen)
+    if isinstance(e, cf.expm1):   # e^u − 1 ∈ [−1, 0] for u ≤ 0
         return nonpositive(e.args[0], values, seen)
     if isinstance(e, sp.Abs):
         return at_most_one(e.args[0], values, seen)

@@ -163,6 +163,8 @@ class Forward:
     order: int = 1
     # A second-order forward: its inputs that are the first order's upstreams (dY; dh, dc), in order.
     upstream_inputs: tuple = ()
+    # A second-order forward: its lets that are the first order's gradients of shared lets (dA), linear in those.
+    adjoint_lets: tuple = ()
 
     def upstream_name(self, output: str) -> str:
         return self.upstream_names.get(output, f"d{output}")

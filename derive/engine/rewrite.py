@@ -23,6 +23,7 @@ import functools
 import sympy as sp
 
 from . import budget
+from .ir import canonical, from_canonical
 from .sifting import sift
 
 
@@ -152,11 +153,31 @@ def _elementwise_inverse(d, x_base):
     return sols[0].xreplace({y: element})
 
 
+def expand_over(expr):
+    """``expr`` expanded (products over sums, powers of sums) with each divisor left as written: 1/(ε + σ²)²
+    stays a power of ε + σ², not 1/(ε² + 2εσ² + σ⁴), so terms over the same divisor still combine and cancel."""
+    held = {}
+
+    def hold(p):
+        d = sp.Dummy("divisor")
+        held[d] = p
+        return d
+    def divisor(x):
+        return isinstance(x, sp.Pow) and x.exp.is_number and x.exp.is_negative and x.base.has(sp.Add)
+    out = sp.expand(expr.replace(divisor, hold), power_base=False, log=False)
+    while held.keys() & out.free_symbols:
+        out = out.xreplace(held)
+    return out
+
+
 def reexpress(expr, forward, x_base):
     """Write ``expr`` in the forward's outputs instead of the input ``x_base`` where that is simpler."""
     if x_base not in expr.atoms(sp.IndexedBase):
         return expr
+    size = functools.cache(lambda: sp.count_ops(compact(expr)))   # of the expression as given, once
     for d in reversed(forward.definitions):
+        if d.tensor.name in forward.adjoint_lets:
+            continue   # a gradient (dA in a second-order forward) is no saved quantity to write others in
         inverse = _elementwise_inverse(d, x_base)
         if inverse is None:
             continue
@@ -168,7 +189,7 @@ def reexpress(expr, forward, x_base):
             new = expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base == x_base, swap)
         if isinstance(inverse, sp.Indexed):
             return new   # an output that is x itself (an LSTM's c = cell): a rename, never larger
-        new = tidy(sp.expand(new, power_base=False, log=False), forward)
+        new = tidy(expand_over(new), forward)
         if not new.has(sp.Sum):
             new = budget.attempt(lambda e: sp.factor(sp.cancel(e)), new, "cancel and factor") or new
         if x_base in new.atoms(sp.IndexedBase) or complements(new, _outputs(forward)):
@@ -180,7 +201,7 @@ def reexpress(expr, forward, x_base):
         allowed = divisors(expr) | ({d.tensor.base} if x_base in divisors(expr) and alone else set())
         if not divisors(new) <= allowed:
             continue
-        if sp.count_ops(compact(new)) <= sp.count_ops(compact(expr)):
+        if sp.count_ops(compact(new)) <= size():
             return new
     return expr
 
@@ -201,7 +222,9 @@ def simplify_elementwise(expr, forward=None):
     groups = by_upstream(expr, forward)
     if len(groups) > 1:
         return sp.Add(*[simplify_elementwise(g) for g in groups])
-    new = budget.attempt(sp.simplify, expr, "simplify the elementwise expression")
+    if isinstance(expr, sp.Mul) and not any(isinstance(f.as_base_exp()[0], sp.Add) for f in expr.args):
+        return expr   # no sum among the factors (sinh(u) B dY / cosh³(u)): nothing to combine, seconds of SymPy's time
+    new = _simplified(expr)
     if new is None:
         return expr
     # simplify folds factors into logs (log(2/3)·(2/3)^x dY → log((2/3)^((2/3)^x dY))), which overflows where
@@ -212,6 +235,23 @@ def simplify_elementwise(expr, forward=None):
     if alt is not None:
         new = alt
     return new if sp.count_ops(new) <= sp.count_ops(expr) else expr
+
+
+_SIMPLIFIED = {}   # canonical form -> (its simplified form or None, the budget's notes on it)
+
+
+def _simplified(expr):
+    """``sp.simplify`` under the budget, once per expression up to a renaming of its indices: a second-order
+    forward's gradients (an LSTM's hX, hh0) share elementwise factors, each seconds of SymPy's time."""
+    form, order = canonical(expr)
+    key = form, budget.SIZE_FACTOR   # the budget in force decides whether it was tried
+    if key not in _SIMPLIFIED:
+        before = len(budget.exhausted)
+        new = budget.attempt(sp.simplify, form, "simplify the elementwise expression")
+        _SIMPLIFIED[key] = new, budget.exhausted[before:]
+    new, notes = _SIMPLIFIED[key]
+    budget.exhausted.extend(notes)
+    return None if new is None else from_canonical(new, order)
 
 
 # Functions whose identities (1 − tanh² u = 1/cosh² u) SymPy's simplify finds for a symbol u but not for a sum
@@ -257,11 +297,16 @@ def _positive_difference(expr):
 
 def by_upstream(expr, forward) -> list:
     """The terms of a sum grouped by the upstream gradients they read, and where on them: tensors ``forward``
-    does not declare (``dY``, a shared let's ``dA``). Terms that read different ones cannot cancel one another, and one
-    fraction over their common denominator only multiplies what may overflow (4 cosh²(x/2) · … / 4 cosh²(x/2)).
-    One group (the whole expression) when there is no forward or no such split."""
+    does not declare (``dY``, a shared let's ``dA``), and in a second-order forward the first order's gradients
+    of its shared lets (lets there). Terms that read different ones cannot cancel one another, and one fraction over
+    their common denominator only multiplies what may overflow (4 cosh²(x/2) · … / 4 cosh²(x/2)). One group (the
+    whole expression) when there is no forward or no such split.
+
+    A second-order forward's upstreams dY are not split on: its outputs dβ = Σ dY are read as lets beside them,
+    and (S dY − dβ) is 0 at one sample where S dY and dβ apart overflow."""
     if forward is None or not isinstance(expr, sp.Add):
         return [expr]
+    linear = set(forward.adjoint_lets)
     groups = {}
     for term in expr.args:
         # By base and offset: an LSTM's dA reads dcell[p, q − H] in the forget block and dcell[p, q] in the
@@ -270,7 +315,7 @@ def by_upstream(expr, forward) -> list:
         foreign = {(str(a.base.label), tuple(_offset(i) for i in a.indices)) for a in reads}
         # A scalar upstream (dL beside other outputs, a scalar let's gradient) is a bare base.
         foreign |= {(str(b.label), ()) for b in term.atoms(sp.IndexedBase) if b not in {a.base for a in reads}}
-        foreign = frozenset(f for f in foreign if f[0] not in forward.tensors)
+        foreign = frozenset(f for f in foreign if f[0] not in forward.tensors or f[0] in linear)
         groups.setdefault(foreign, []).append(term)
     return [sp.Add(*terms) for terms in groups.values()]
 
@@ -289,7 +334,11 @@ def compact(expr, forward=None):
         return expr
     groups = by_upstream(expr, forward)
     if len(groups) > 1:
-        return sp.Add(*[compact(g) for g in groups])
+        # Factors every group shares still come out (batch norm's second order: (S Σ dY v − dβ Σ v) / (S σ), whose
+        # difference is 0 at one sample, and finite where each product alone overflows).
+        each = sp.Add(*[compact(g) for g in groups])
+        shared = budget.attempt(sp.factor_terms, each, "collect into a compact form")
+        return each if shared is None or sp.count_ops(shared) > sp.count_ops(each) else _positive_difference(shared)
     new = budget.attempt(lambda e: sp.factor_terms(sp.together(e)), expr, "collect into a compact form")
     if new is None or sp.count_ops(new) > sp.count_ops(expr):
         new = expr

@@ -42,6 +42,7 @@ def second_order(derivation) -> Forward:
         scale = sp.IndexedBase(f.upstream_name(f.out.tensor.name), real=True)   # dL, a scalar
         upstreams = [scale]
     g.upstream_inputs = tuple(str(b.label) for b in upstreams)
+    g.adjoint_lets = tuple(str(a.base.label) for a in derivation.adjoints)
     for base in upstreams:
         name = str(base.label)
         dims = tuple(base.shape) if base.shape else ()

@@ -110,144 +110,84 @@ def layer_norm_hvp(vX=None, vgamma=None, vbeta=None, *, X, gamma, beta, dY, eps=
     # mean_s = Σ_j X_sj/D
     mean = X.sum(axis=1)
     mean /= D
-    # tmp24_sj = X_sj - mean_s
-    tmp24 = X - mean[:, None]
-    # var_absmax_s = max_j |tmp24_sj|
-    var_absmax = np.abs(tmp24).max(axis=1)
+    # tmp13_sj = X_sj - mean_s
+    tmp13 = X - mean[:, None]
+    # var_absmax_s = max_j |tmp13_sj|
+    var_absmax = np.abs(tmp13).max(axis=1)
     # var_scale_s = (var_absmax_s if var_absmax_s > 0 else 1)
     var_scale = np.where(var_absmax > 0, var_absmax, 1)
-    # var_ratio_sj = tmp24_sj/var_scale_s
-    var_ratio = tmp24/var_scale[:, None]
+    # var_ratio_sj = tmp13_sj/var_scale_s
+    var_ratio = tmp13/var_scale[:, None]
     # var_scaled_s = Σ_j var_ratio_sj**2/D
     var_scaled = (var_ratio**2).sum(axis=1)
     var_scaled /= D
-    # Xhat_sj = tmp24_sj/(√(eps/max(1, var_scale_s)**2 + var_scaled_s*min(1, var_scale_s)**2)*max(1, var_scale_s))
-    Xhat = tmp24/(np.sqrt(eps/np.maximum(var_scale, 1)**2 + np.minimum(var_scale, 1)**2*var_scaled)*np.maximum(var_scale, 1))[:, None]
-    # tmp16_r = max(1, var_scale_r)**2
-    tmp16 = np.maximum(var_scale, 1)**2
-    tmp17 = None
-    if need_hX:
-        # tmp17_r = max(1, var_scale_r)**4
-        tmp17 = np.maximum(var_scale, 1)**4
-    # tmp18_r = min(1, var_scale_r)**2
-    tmp18 = np.minimum(var_scale, 1)**2
-    tmp19 = None
-    if need_hX:
-        # tmp19_r = min(1, var_scale_r)**4
-        tmp19 = np.minimum(var_scale, 1)**4
-    tmp21 = None
-    if need_hX:
-        # tmp21_r = var_scale_r**4
-        tmp21 = var_scale**4
-    tmp22 = None
-    if need_hX:
-        # tmp22_r = var_scaled_r**2
-        tmp22 = var_scaled**2
-    tmp23 = None
-    if need_hX:
-        # tmp23_r = var_scaled_r**3
-        tmp23 = var_scaled**3
+    # Xhat_sj = tmp13_sj/(√(eps/max(1, var_scale_s)**2 + var_scaled_s*min(1, var_scale_s)**2)*max(1, var_scale_s))
+    Xhat = tmp13/(np.sqrt(eps/np.maximum(var_scale, 1)**2 + np.minimum(var_scale, 1)**2*var_scaled)*np.maximum(var_scale, 1))[:, None]
+    # tmp10_r = max(1, var_scale_r)**2
+    tmp10 = np.maximum(var_scale, 1)**2
+    # tmp11_r = min(1, var_scale_r)**2
+    tmp11 = np.minimum(var_scale, 1)**2
     tmp1 = None
     if need_hX:
-        # tmp1_r = 1/(D**2*eps**3*tmp16_r + 3*D**2*eps**2*tmp17_r*tmp18_r*var_scaled_r + D**2*eps*tmp16_r*tmp21_r*tmp22_r + 2*D**2*eps*tmp19_r*tmp22_r*max(1, var_scale_r)**6 + D**2*tmp17_r*tmp18_r*tmp21_r*tmp23_r)
-        tmp1 = 1/(eps**3*D**2*tmp16 + eps*D**2*tmp16*tmp21*tmp22 + D**2*tmp17*tmp18*tmp21*tmp23 + 2*eps*D**2*np.maximum(var_scale, 1)**6*tmp19*tmp22 + 3*eps**2*D**2*var_scaled*tmp17*tmp18)
-    # tmp13_r = max(1, var_scale_r)**(-2)
-    tmp13 = np.maximum(var_scale, 1)**(-2)
-    tmp2 = None
-    if need_hX:
-        # tmp2_r = 1/(D**2*eps**3*tmp13_r + 3*D**2*eps**2*tmp18_r*var_scaled_r + D**2*eps*tmp13_r*tmp21_r*tmp22_r + 2*D**2*eps*tmp16_r*tmp19_r*tmp22_r + D**2*tmp18_r*tmp21_r*tmp23_r)
-        tmp2 = 1/(eps**3*D**2*tmp13 + D**2*tmp18*tmp21*tmp23 + 3*eps**2*D**2*var_scaled*tmp18 + eps*D**2*tmp13*tmp21*tmp22 + 2*eps*D**2*tmp16*tmp19*tmp22)
-    tmp3 = None
-    if need_hX:
-        # tmp3_r = 1/(D**2*eps**3 + 3*D**2*eps**2*tmp16_r*tmp18_r*var_scaled_r + 2*D**2*eps*tmp17_r*tmp19_r*tmp22_r + D**2*eps*tmp21_r*tmp22_r + D**2*tmp16_r*tmp18_r*tmp21_r*tmp23_r)
-        tmp3 = 1/(eps**3*D**2 + eps*D**2*tmp21*tmp22 + D**2*tmp16*tmp18*tmp21*tmp23 + 2*eps*D**2*tmp17*tmp19*tmp22 + 3*eps**2*D**2*var_scaled*tmp16*tmp18)
-    # tmp4_r = 1/√(eps*tmp13_r + tmp18_r*var_scaled_r)
-    tmp4 = 1/np.sqrt(eps*tmp13 + var_scaled*tmp18)
+        # tmp1_r = 1/(D*eps*tmp10_r + D*tmp11_r*var_scaled_r*max(1, var_scale_r)**4)
+        tmp1 = 1/(eps*D*tmp10 + D*np.maximum(var_scale, 1)**4*var_scaled*tmp11)
+    # tmp7_r = max(1, var_scale_r)**(-2)
+    tmp7 = np.maximum(var_scale, 1)**(-2)
+    # tmp2_r = 1/√(eps*tmp7_r + tmp11_r*var_scaled_r)
+    tmp2 = 1/np.sqrt(eps*tmp7 + var_scaled*tmp11)
     tmp5 = None
     if need_hX:
-        # tmp5_r = Σ_q dY_rq*gamma_q*vX_rq
-        tmp5 = np.einsum('q,rq,rq->r', gamma, dY, vX)
-    tmp9 = None
+        # tmp5_rj = Xhat_rj*dY_rj*gamma_j
+        tmp5 = Xhat*dY*gamma
+    tmp3 = None
     if need_hX:
-        # tmp9_rj = Xhat_rj*dY_rj*gamma_j
-        tmp9 = Xhat*dY*gamma
-    tmp6 = None
+        # tmp3_r = Σ_j tmp5_rj
+        tmp3 = tmp5.sum(axis=1)
+    # tmp4_r = Σ_q Xhat_rq*vX_rq
+    tmp4 = np.einsum('rq,rq->r', Xhat, vX)
+    # tmp6_r = Σ_q vX_rq
+    tmp6 = vX.sum(axis=1)
+    tmp8 = None
     if need_hX:
-        # tmp6_r = Σ_j tmp9_rj
-        tmp6 = tmp9.sum(axis=1)
-    tmp7 = None
-    if need_hX:
-        # tmp7_r = Σ_h tmp9_rh
-        tmp7 = tmp9.sum(axis=1)
-    # tmp8_r = Σ_q Xhat_rq*vX_rq
-    tmp8 = np.einsum('rq,rq->r', Xhat, vX)
-    tmp14 = None
-    if need_hX:
-        # tmp14_rh = dY_rh*gamma_h
-        tmp14 = dY*gamma
-    tmp10 = None
-    if need_hX:
-        # tmp10_r = Σ_h tmp14_rh
-        tmp10 = tmp14.sum(axis=1)
-    tmp11 = None
-    if need_hX:
-        # tmp11_r = Σ_j tmp14_rj
-        tmp11 = tmp14.sum(axis=1)
-    # tmp12_r = Σ_q vX_rq
-    tmp12 = vX.sum(axis=1)
-    # tmp15_r = max(1, var_scale_r)**(-3)
-    tmp15 = np.maximum(var_scale, 1)**(-3)
+        # tmp8_rh = dY_rh*gamma_h
+        tmp8 = dY*gamma
+    # tmp9_r = max(1, var_scale_r)**(-3)
+    tmp9 = np.maximum(var_scale, 1)**(-3)
     hX = None
     if need_hX:
-        # hX_ru = (eps**2*Xhat_ru*tmp11_r*tmp12_r*tmp1_r + 2*eps**2*Xhat_ru*tmp1_r*tmp6_r*tmp8_r + eps**2*Xhat_ru*tmp1_r*tmp7_r*tmp8_r + eps**2*tmp10_r*tmp1_r*tmp8_r + eps**2*tmp12_r*tmp1_r*tmp6_r + 2*eps*Xhat_ru*tmp11_r*tmp12_r*tmp18_r*tmp3_r*var_scaled_r + 4*eps*Xhat_ru*tmp18_r*tmp3_r*tmp6_r*tmp8_r*var_scaled_r + 2*eps*Xhat_ru*tmp18_r*tmp3_r*tmp7_r*tmp8_r*var_scaled_r + 2*eps*tmp10_r*tmp18_r*tmp3_r*tmp8_r*var_scaled_r + 2*eps*tmp12_r*tmp18_r*tmp3_r*tmp6_r*var_scaled_r + Xhat_ru*tmp11_r*tmp12_r*tmp1_r*tmp21_r*tmp22_r + Xhat_ru*tmp19_r*tmp22_r*tmp2_r*tmp6_r*tmp8_r + Xhat_ru*tmp19_r*tmp22_r*tmp2_r*tmp7_r*tmp8_r + Xhat_ru*tmp1_r*tmp21_r*tmp22_r*tmp6_r*tmp8_r + dY_ru*tmp15_r*tmp4_r*vgamma_u + tmp10_r*tmp1_r*tmp21_r*tmp22_r*tmp8_r + tmp12_r*tmp1_r*tmp21_r*tmp22_r*tmp6_r - D*eps**2*Xhat_ru*tmp1_r*tmp5_r - D*eps**2*dY_ru*gamma_u*tmp1_r*tmp8_r - D*eps**2*tmp1_r*tmp6_r*vX_ru - 2*D*eps*Xhat_ru*tmp18_r*tmp3_r*tmp5_r*var_scaled_r - 2*D*eps*dY_ru*gamma_u*tmp18_r*tmp3_r*tmp8_r*var_scaled_r - 2*D*eps*tmp18_r*tmp3_r*tmp6_r*vX_ru*var_scaled_r - D*Xhat_ru*tmp1_r*tmp21_r*tmp22_r*tmp5_r - D*dY_ru*gamma_u*tmp1_r*tmp21_r*tmp22_r*tmp8_r - D*tmp1_r*tmp21_r*tmp22_r*tmp6_r*vX_ru - Xhat_ru*tmp15_r*tmp4_r*Σ_p1 Xhat_r,p1*dY_r,p1*vgamma_p1/D - tmp15_r*tmp4_r*Σ_p1 dY_r,p1*vgamma_p1/D)*tmp16_r
-        hX = dY*tmp15[:, None]*tmp4[:, None]*vgamma
-        hX += (eps**2*tmp1*tmp10*tmp8)[:, None]
-        hX += (eps**2*tmp1*tmp12*tmp6)[:, None]
-        hX += eps**2*Xhat*(tmp1*tmp11*tmp12)[:, None]
-        hX += eps**2*Xhat*(tmp1*tmp7*tmp8)[:, None]
-        hX += (tmp1*tmp10*tmp21*tmp22*tmp8)[:, None]
-        hX += (tmp1*tmp12*tmp21*tmp22*tmp6)[:, None]
-        hX += 2*eps**2*Xhat*(tmp1*tmp6*tmp8)[:, None]
-        hX += Xhat*(tmp1*tmp11*tmp12*tmp21*tmp22)[:, None]
-        hX += Xhat*(tmp1*tmp21*tmp22*tmp6*tmp8)[:, None]
-        hX += Xhat*(tmp19*tmp2*tmp22*tmp6*tmp8)[:, None]
-        hX += Xhat*(tmp19*tmp2*tmp22*tmp7*tmp8)[:, None]
-        hX += (2*eps*var_scaled*tmp10*tmp18*tmp3*tmp8)[:, None]
-        hX += (2*eps*var_scaled*tmp12*tmp18*tmp3*tmp6)[:, None]
-        hX += 2*eps*Xhat*(var_scaled*tmp11*tmp12*tmp18*tmp3)[:, None]
-        hX += 2*eps*Xhat*(var_scaled*tmp18*tmp3*tmp7*tmp8)[:, None]
-        hX += 4*eps*Xhat*(var_scaled*tmp18*tmp3*tmp6*tmp8)[:, None]
-        hX -= (tmp15*tmp4*(dY @ vgamma)/D)[:, None]
-        hX -= D*eps**2*Xhat*(tmp1*tmp5)[:, None]
-        hX -= D*eps**2*vX*(tmp1*tmp6)[:, None]
-        hX -= Xhat*(tmp15*tmp4*np.einsum('b,ab,ab->a', vgamma, Xhat, dY))[:, None]/D
-        hX -= D*eps**2*dY*gamma*tmp1[:, None]*tmp8[:, None]
-        hX -= D*Xhat*(tmp1*tmp21*tmp22*tmp5)[:, None]
-        hX -= D*vX*(tmp1*tmp21*tmp22*tmp6)[:, None]
-        hX -= D*dY*gamma*tmp1[:, None]*tmp21[:, None]*tmp22[:, None]*tmp8[:, None]
-        hX -= 2*eps*D*Xhat*(var_scaled*tmp18*tmp3*tmp5)[:, None]
-        hX -= 2*eps*D*vX*(var_scaled*tmp18*tmp3*tmp6)[:, None]
-        hX -= 2*eps*D*dY*var_scaled[:, None]*gamma*tmp18[:, None]*tmp3[:, None]*tmp8[:, None]
-        hX *= tmp16[:, None]
-    # tmp20_p = 1/max(1, var_scale_p)
-    tmp20 = 1/np.maximum(var_scale, 1)
-    # hgamma_r = (D*Σ_p dY_pr*tmp20_p*tmp4_p*vX_pr - Σ_pq dY_pr*tmp20_p*tmp4_p*vX_pq - Σ_pq Xhat_pq*Xhat_pr*dY_pr*tmp20_p*tmp4_p*vX_pq)/D
-    hgamma = np.einsum('p,p,pr,pr->r', tmp20, tmp4, dY, vX)
+        # hX_ru = (D*dY_ru*tmp2_r*tmp9_r*vgamma_u + 2*Xhat_ru*tmp1_r*tmp3_r*tmp4_r + Xhat_ru*tmp1_r*tmp4_r*Σ_h tmp5_rh + Xhat_ru*tmp1_r*tmp6_r*Σ_j tmp8_rj + tmp1_r*tmp3_r*tmp6_r + tmp1_r*tmp4_r*Σ_h tmp8_rh - D*Xhat_ru*tmp1_r*Σ_q dY_rq*gamma_q*vX_rq - D*dY_ru*gamma_u*tmp1_r*tmp4_r - D*tmp1_r*tmp3_r*vX_ru - Xhat_ru*tmp2_r*tmp9_r*Σ_p1 Xhat_r,p1*dY_r,p1*vgamma_p1 - tmp2_r*tmp9_r*Σ_p1 dY_r,p1*vgamma_p1)*tmp10_r/D
+        hX = Xhat*(tmp1*tmp4*tmp5.sum(axis=1))[:, None]
+        hX += (tmp1*tmp3*tmp6)[:, None]
+        hX += (tmp1*tmp4*tmp8.sum(axis=1))[:, None]
+        hX += Xhat*(tmp1*tmp6*tmp8.sum(axis=1))[:, None]
+        hX += 2*Xhat*(tmp1*tmp3*tmp4)[:, None]
+        hX += D*dY*tmp2[:, None]*tmp9[:, None]*vgamma
+        hX -= (tmp2*tmp9*(dY @ vgamma))[:, None]
+        hX -= D*vX*(tmp1*tmp3)[:, None]
+        hX -= D*Xhat*(tmp1*np.einsum('q,rq,rq->r', gamma, dY, vX))[:, None]
+        hX -= Xhat*(tmp2*tmp9*np.einsum('b,ab,ab->a', vgamma, Xhat, dY))[:, None]
+        hX -= D*dY*gamma*tmp1[:, None]*tmp4[:, None]
+        hX *= tmp10[:, None]
+        hX /= D
+    # tmp12_p = 1/max(1, var_scale_p)
+    tmp12 = 1/np.maximum(var_scale, 1)
+    # hgamma_r = (D*Σ_p dY_pr*tmp12_p*tmp2_p*vX_pr - Σ_pq dY_pr*tmp12_p*tmp2_p*vX_pq - Σ_pq Xhat_pq*Xhat_pr*dY_pr*tmp12_p*tmp2_p*vX_pq)/D
+    hgamma = np.einsum('p,p,pr,pr->r', tmp12, tmp2, dY, vX)
     hgamma *= D
-    hgamma -= np.einsum('p,p,pr,pq->r', tmp20, tmp4, dY, vX)
-    hgamma -= np.einsum('p,p,pq,pr,pr,pq->r', tmp20, tmp4, Xhat, Xhat, dY, vX)
+    hgamma -= np.einsum('p,p,pr,pq->r', tmp12, tmp2, dY, vX)
+    hgamma -= np.einsum('p,p,pq,pr,pr,pq->r', tmp12, tmp2, Xhat, Xhat, dY, vX)
     hgamma /= D
     # hbeta_r = 0
     hbeta = np.full((D,), 0, dtype=X.dtype)
     hdY = None
     if need_hdY:
-        # hdY_ru = (Xhat_ru*tmp13_r*vgamma_u + gamma_u*tmp15_r*tmp4_r*vX_ru + tmp13_r*vbeta_u - Xhat_ru*gamma_u*tmp15_r*tmp4_r*tmp8_r/D - gamma_u*tmp12_r*tmp15_r*tmp4_r/D)*tmp16_r
-        hdY = tmp13[:, None]*vbeta
-        hdY += Xhat*tmp13[:, None]*vgamma
-        hdY += vX*gamma*tmp15[:, None]*tmp4[:, None]
-        hdY -= gamma*tmp12[:, None]*tmp15[:, None]*tmp4[:, None]/D
-        hdY -= Xhat*gamma*tmp15[:, None]*tmp4[:, None]*tmp8[:, None]/D
-        hdY *= tmp16[:, None]
+        # hdY_ru = (Xhat_ru*tmp7_r*vgamma_u + gamma_u*tmp2_r*tmp9_r*vX_ru + tmp7_r*vbeta_u - Xhat_ru*gamma_u*tmp2_r*tmp4_r*tmp9_r/D - gamma_u*tmp2_r*tmp6_r*tmp9_r/D)*tmp10_r
+        hdY = tmp7[:, None]*vbeta
+        hdY += Xhat*tmp7[:, None]*vgamma
+        hdY += vX*gamma*tmp2[:, None]*tmp9[:, None]
+        hdY -= gamma*tmp2[:, None]*tmp6[:, None]*tmp9[:, None]/D
+        hdY -= Xhat*gamma*tmp2[:, None]*tmp4[:, None]*tmp9[:, None]/D
+        hdY *= tmp10[:, None]
     if into:
         hX, hgamma, hbeta, hdY = _accumulate(into, {'hX': hX, 'hgamma': hgamma, 'hbeta': hbeta, 'hdY': hdY})
     return hX, hgamma, hbeta, hdY

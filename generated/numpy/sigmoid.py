@@ -91,8 +91,8 @@ def sigmoid_hvp(vX, *, X, dY, into=None):
     # tmp3_ru = (hX_exp_ru + 1)**(-3)
     tmp3 = (1 + hX_exp)**(-3)
     # hX_ru = (-dY_ru*hX_exp_ru*tmp2_ru*tmp3_ru*vX_ru if X_ru < 0 else dY_ru*hX_exp_ru*tmp2_ru*tmp3_ru*vX_ru)
-    hX = hX_exp*tmp3*dY*tmp2*vX
-    _putmask(hX, X < 0, -hX_exp*tmp3*dY*tmp2*vX)
+    hX = hX_exp*tmp2*tmp3*dY*vX
+    _putmask(hX, X < 0, -hX_exp*tmp2*tmp3*dY*vX)
     # hdY_exp_ru = tmp1_ru
     hdY_exp = tmp1
     # hdY_ru = hdY_exp_ru*vX_ru/(hdY_exp_ru + 1)**2

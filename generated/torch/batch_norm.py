@@ -120,114 +120,76 @@ def batch_norm_hvp(vX=None, vgamma=None, vbeta=None, *, X, gamma, beta, dY, eps=
     # mean_j = Σ_s X_sj/S
     mean = X.sum(dim=0)
     mean /= S
-    # tmp16_sj = X_sj - mean_j
-    tmp16 = X - mean
-    # var_absmax_j = max_s |tmp16_sj|
-    var_absmax = torch.abs(tmp16).amax(dim=0)
+    # tmp10_sj = X_sj - mean_j
+    tmp10 = X - mean
+    # var_absmax_j = max_s |tmp10_sj|
+    var_absmax = torch.abs(tmp10).amax(dim=0)
     # var_scale_j = (var_absmax_j if var_absmax_j > 0 else 1)
     var_scale = torch.where(var_absmax > 0, var_absmax, 1)
-    # var_ratio_sj = tmp16_sj/var_scale_j
-    var_ratio = tmp16/var_scale
+    # var_ratio_sj = tmp10_sj/var_scale_j
+    var_ratio = tmp10/var_scale
     # var_scaled_j = Σ_s var_ratio_sj**2/S
     var_scaled = (var_ratio**2).sum(dim=0)
     var_scaled /= S
-    # Xhat_sj = tmp16_sj/(√(eps/max(1, var_scale_j)**2 + var_scaled_j*min(1, var_scale_j)**2)*max(1, var_scale_j))
-    Xhat = tmp16/(torch.sqrt(eps/torch.clamp(var_scale, min=1)**2 + torch.clamp(var_scale, max=1)**2*var_scaled)*torch.clamp(var_scale, min=1))
+    # Xhat_sj = tmp10_sj/(√(eps/max(1, var_scale_j)**2 + var_scaled_j*min(1, var_scale_j)**2)*max(1, var_scale_j))
+    Xhat = tmp10/(torch.sqrt(eps/torch.clamp(var_scale, min=1)**2 + torch.clamp(var_scale, max=1)**2*var_scaled)*torch.clamp(var_scale, min=1))
     # dgamma_p1 = Σ_s Xhat_s,p1*dY_s,p1
     dgamma = (Xhat*dY).sum(dim=0)
     # dbeta_p2 = Σ_s dY_s,p2
     dbeta = dY.sum(dim=0)
-    # tmp9_u = max(1, var_scale_u)**2
-    tmp9 = torch.clamp(var_scale, min=1)**2
-    tmp10 = None
-    if need_hX:
-        # tmp10_u = max(1, var_scale_u)**4
-        tmp10 = torch.clamp(var_scale, min=1)**4
-    # tmp11_u = min(1, var_scale_u)**2
-    tmp11 = torch.clamp(var_scale, max=1)**2
-    tmp12 = None
-    if need_hX:
-        # tmp12_u = min(1, var_scale_u)**4
-        tmp12 = torch.clamp(var_scale, max=1)**4
-    tmp13 = None
-    if need_hX:
-        # tmp13_u = var_scale_u**4
-        tmp13 = var_scale**4
-    tmp14 = None
-    if need_hX:
-        # tmp14_u = var_scaled_u**2
-        tmp14 = var_scaled**2
-    tmp15 = None
-    if need_hX:
-        # tmp15_u = var_scaled_u**3
-        tmp15 = var_scaled**3
+    # tmp8_u = max(1, var_scale_u)**2
+    tmp8 = torch.clamp(var_scale, min=1)**2
+    # tmp9_u = min(1, var_scale_u)**2
+    tmp9 = torch.clamp(var_scale, max=1)**2
     tmp1 = None
     if need_hX:
-        # tmp1_u = 1/(S**2*eps**3*tmp9_u + 3*S**2*eps**2*tmp10_u*tmp11_u*var_scaled_u + 2*S**2*eps*tmp12_u*tmp14_u*max(1, var_scale_u)**6 + S**2*eps*tmp13_u*tmp14_u*tmp9_u + S**2*tmp10_u*tmp11_u*tmp13_u*tmp15_u)
-        tmp1 = 1/(eps**3*S**2*tmp9 + eps*S**2*tmp13*tmp14*tmp9 + S**2*tmp10*tmp11*tmp13*tmp15 + 2*eps*S**2*torch.clamp(var_scale, min=1)**6*tmp12*tmp14 + 3*eps**2*S**2*var_scaled*tmp10*tmp11)
-    tmp2 = None
-    if need_hX:
-        # tmp2_u = 1/(S**2*eps**3 + 3*S**2*eps**2*tmp11_u*tmp9_u*var_scaled_u + 2*S**2*eps*tmp10_u*tmp12_u*tmp14_u + S**2*eps*tmp13_u*tmp14_u + S**2*tmp11_u*tmp13_u*tmp15_u*tmp9_u)
-        tmp2 = 1/(eps**3*S**2 + eps*S**2*tmp13*tmp14 + S**2*tmp11*tmp13*tmp15*tmp9 + 2*eps*S**2*tmp10*tmp12*tmp14 + 3*eps**2*S**2*var_scaled*tmp11*tmp9)
-    # tmp7_u = max(1, var_scale_u)**(-2)
-    tmp7 = torch.clamp(var_scale, min=1)**(-2)
-    # tmp3_u = 1/√(eps*tmp7_u + tmp11_u*var_scaled_u)
-    tmp3 = 1/torch.sqrt(eps*tmp7 + var_scaled*tmp11)
-    # tmp4_u = Σ_p dY_pu*vX_pu
-    tmp4 = (dY*vX).sum(dim=0)
-    # tmp5_u = Σ_p Xhat_pu*vX_pu
-    tmp5 = (Xhat*vX).sum(dim=0)
-    # tmp6_u = Σ_p vX_pu
-    tmp6 = vX.sum(dim=0)
-    # tmp8_u = max(1, var_scale_u)**(-3)
-    tmp8 = torch.clamp(var_scale, min=1)**(-3)
+        # tmp1_u = 1/(S*eps*tmp8_u + S*tmp9_u*var_scaled_u*max(1, var_scale_u)**4)
+        tmp1 = 1/(eps*S*tmp8 + S*torch.clamp(var_scale, min=1)**4*var_scaled*tmp9)
+    # tmp6_u = max(1, var_scale_u)**(-2)
+    tmp6 = torch.clamp(var_scale, min=1)**(-2)
+    # tmp2_u = 1/√(eps*tmp6_u + tmp9_u*var_scaled_u)
+    tmp2 = 1/torch.sqrt(eps*tmp6 + var_scaled*tmp9)
+    # tmp3_u = Σ_p dY_pu*vX_pu
+    tmp3 = (dY*vX).sum(dim=0)
+    # tmp4_u = Σ_p Xhat_pu*vX_pu
+    tmp4 = (Xhat*vX).sum(dim=0)
+    # tmp5_u = Σ_p vX_pu
+    tmp5 = vX.sum(dim=0)
+    # tmp7_u = max(1, var_scale_u)**(-3)
+    tmp7 = torch.clamp(var_scale, min=1)**(-3)
     hX = None
     if need_hX:
-        # hX_ru = (eps**2*Xhat_ru*dbeta_u*gamma_u*tmp1_u*tmp6_u + 3*eps**2*Xhat_ru*dgamma_u*gamma_u*tmp1_u*tmp5_u + eps**2*dbeta_u*gamma_u*tmp1_u*tmp5_u + eps**2*dgamma_u*gamma_u*tmp1_u*tmp6_u + 2*eps*Xhat_ru*dbeta_u*gamma_u*tmp11_u*tmp2_u*tmp6_u*var_scaled_u + 6*eps*Xhat_ru*dgamma_u*gamma_u*tmp11_u*tmp2_u*tmp5_u*var_scaled_u + 2*eps*dbeta_u*gamma_u*tmp11_u*tmp2_u*tmp5_u*var_scaled_u + 2*eps*dgamma_u*gamma_u*tmp11_u*tmp2_u*tmp6_u*var_scaled_u + Xhat_ru*dbeta_u*gamma_u*tmp13_u*tmp14_u*tmp1_u*tmp6_u + Xhat_ru*dgamma_u*gamma_u*tmp13_u*tmp14_u*tmp1_u*tmp5_u + dY_ru*tmp3_u*tmp8_u*vgamma_u + dbeta_u*gamma_u*tmp13_u*tmp14_u*tmp1_u*tmp5_u + dgamma_u*gamma_u*tmp13_u*tmp14_u*tmp1_u*tmp6_u + 2*Xhat_ru*dgamma_u*gamma_u*tmp12_u*tmp14_u*tmp5_u/(S**2*eps**3*tmp7_u + 3*S**2*eps**2*tmp11_u*var_scaled_u + 2*S**2*eps*tmp12_u*tmp14_u*tmp9_u + S**2*eps*tmp13_u*tmp14_u*tmp7_u + S**2*tmp11_u*tmp13_u*tmp15_u) - S*eps**2*Xhat_ru*gamma_u*tmp1_u*tmp4_u - S*eps**2*dY_ru*gamma_u*tmp1_u*tmp5_u - S*eps**2*dgamma_u*gamma_u*tmp1_u*vX_ru - 2*S*eps*Xhat_ru*gamma_u*tmp11_u*tmp2_u*tmp4_u*var_scaled_u - 2*S*eps*dY_ru*gamma_u*tmp11_u*tmp2_u*tmp5_u*var_scaled_u - 2*S*eps*dgamma_u*gamma_u*tmp11_u*tmp2_u*vX_ru*var_scaled_u - S*Xhat_ru*gamma_u*tmp13_u*tmp14_u*tmp1_u*tmp4_u - S*dY_ru*gamma_u*tmp13_u*tmp14_u*tmp1_u*tmp5_u - S*dgamma_u*gamma_u*tmp13_u*tmp14_u*tmp1_u*vX_ru - Xhat_ru*dgamma_u*tmp3_u*tmp8_u*vgamma_u/S - dbeta_u*tmp3_u*tmp8_u*vgamma_u/S)*tmp9_u
-        hX = dY*(tmp3*tmp8*vgamma)
-        hX += eps**2*dbeta*gamma*tmp1*tmp5
-        hX += eps**2*dgamma*gamma*tmp1*tmp6
-        hX += eps**2*Xhat*(dbeta*gamma*tmp1*tmp6)
-        hX += dbeta*gamma*tmp1*tmp13*tmp14*tmp5
-        hX += dgamma*gamma*tmp1*tmp13*tmp14*tmp6
-        hX += 3*eps**2*Xhat*(dgamma*gamma*tmp1*tmp5)
-        hX += Xhat*(dbeta*gamma*tmp1*tmp13*tmp14*tmp6)
-        hX += Xhat*(dgamma*gamma*tmp1*tmp13*tmp14*tmp5)
-        hX += 2*eps*var_scaled*dbeta*gamma*tmp11*tmp2*tmp5
-        hX += 2*eps*var_scaled*dgamma*gamma*tmp11*tmp2*tmp6
-        hX += 2*Xhat*(dgamma*gamma*tmp12*tmp14*tmp5)/(eps**3*S**2*tmp7 + S**2*tmp11*tmp13*tmp15 + 3*eps**2*S**2*var_scaled*tmp11 + eps*S**2*tmp13*tmp14*tmp7 + 2*eps*S**2*tmp12*tmp14*tmp9)
-        hX += 2*eps*Xhat*(var_scaled*dbeta*gamma*tmp11*tmp2*tmp6)
-        hX += 6*eps*Xhat*(var_scaled*dgamma*gamma*tmp11*tmp2*tmp5)
-        hX -= dbeta*tmp3*tmp8*vgamma/S
-        hX -= S*eps**2*vX*(dgamma*gamma*tmp1)
-        hX -= S*eps**2*Xhat*(gamma*tmp1*tmp4)
-        hX -= S*eps**2*dY*(gamma*tmp1*tmp5)
-        hX -= Xhat*(dgamma*tmp3*tmp8*vgamma)/S
-        hX -= S*vX*(dgamma*gamma*tmp1*tmp13*tmp14)
-        hX -= S*Xhat*(gamma*tmp1*tmp13*tmp14*tmp4)
-        hX -= S*dY*(gamma*tmp1*tmp13*tmp14*tmp5)
-        hX -= 2*eps*S*vX*(var_scaled*dgamma*gamma*tmp11*tmp2)
-        hX -= 2*eps*S*Xhat*(var_scaled*gamma*tmp11*tmp2*tmp4)
-        hX -= 2*eps*S*dY*(var_scaled*gamma*tmp11*tmp2*tmp5)
-        hX *= tmp9
-    # hgamma_r = (S*tmp4_r - dbeta_r*tmp6_r - dgamma_r*tmp5_r)*tmp3_r/(S*max(1, var_scale_r))
-    hgamma = S*tmp4
-    hgamma -= dbeta*tmp6
-    hgamma -= dgamma*tmp5
+        # hX_ru = (S*dY_ru*tmp2_u*tmp7_u*vgamma_u + Xhat_ru*dbeta_u*gamma_u*tmp1_u*tmp5_u + 3*Xhat_ru*dgamma_u*gamma_u*tmp1_u*tmp4_u + dbeta_u*gamma_u*tmp1_u*tmp4_u + dgamma_u*gamma_u*tmp1_u*tmp5_u - S*Xhat_ru*gamma_u*tmp1_u*tmp3_u - S*dY_ru*gamma_u*tmp1_u*tmp4_u - S*dgamma_u*gamma_u*tmp1_u*vX_ru - Xhat_ru*dgamma_u*tmp2_u*tmp7_u*vgamma_u - dbeta_u*tmp2_u*tmp7_u*vgamma_u)*tmp8_u/S
+        hX = S*dY*(tmp2*tmp7*vgamma)
+        hX += dbeta*gamma*tmp1*tmp4
+        hX += dgamma*gamma*tmp1*tmp5
+        hX += Xhat*(dbeta*gamma*tmp1*tmp5)
+        hX += 3*Xhat*(dgamma*gamma*tmp1*tmp4)
+        hX -= dbeta*tmp2*tmp7*vgamma
+        hX -= S*vX*(dgamma*gamma*tmp1)
+        hX -= S*Xhat*(gamma*tmp1*tmp3)
+        hX -= S*dY*(gamma*tmp1*tmp4)
+        hX -= Xhat*(dgamma*tmp2*tmp7*vgamma)
+        hX *= tmp8
+        hX /= S
+    # hgamma_r = (S*tmp3_r - dbeta_r*tmp5_r - dgamma_r*tmp4_r)*tmp2_r/(S*max(1, var_scale_r))
+    hgamma = S*tmp3
+    hgamma -= dbeta*tmp5
+    hgamma -= dgamma*tmp4
     hgamma /= torch.clamp(var_scale, min=1)
-    hgamma *= tmp3
+    hgamma *= tmp2
     hgamma /= S
     # hbeta_r = 0
     hbeta = torch.as_tensor(0, dtype=X.dtype, device=X.device).expand((D,)).clone()
     hdY = None
     if need_hdY:
-        # hdY_ru = (Xhat_ru*tmp7_u*vgamma_u + gamma_u*tmp3_u*tmp8_u*vX_ru + tmp7_u*vbeta_u - Xhat_ru*gamma_u*tmp3_u*tmp5_u*tmp8_u/S - gamma_u*tmp3_u*tmp6_u*tmp8_u/S)*tmp9_u
-        hdY = Xhat*(tmp7*vgamma)
-        hdY += tmp7*vbeta
-        hdY += vX*(gamma*tmp3*tmp8)
-        hdY -= gamma*tmp3*tmp6*tmp8/S
-        hdY -= Xhat*(gamma*tmp3*tmp5*tmp8)/S
-        hdY *= tmp9
+        # hdY_ru = (Xhat_ru*tmp6_u*vgamma_u + gamma_u*tmp2_u*tmp7_u*vX_ru + tmp6_u*vbeta_u - Xhat_ru*gamma_u*tmp2_u*tmp4_u*tmp7_u/S - gamma_u*tmp2_u*tmp5_u*tmp7_u/S)*tmp8_u
+        hdY = Xhat*(tmp6*vgamma)
+        hdY += tmp6*vbeta
+        hdY += vX*(gamma*tmp2*tmp7)
+        hdY -= gamma*tmp2*tmp5*tmp7/S
+        hdY -= Xhat*(gamma*tmp2*tmp4*tmp7)/S
+        hdY *= tmp8
     if into:
         hX, hgamma, hbeta, hdY = _accumulate(into, {'hX': hX, 'hgamma': hgamma, 'hbeta': hbeta, 'hdY': hdY})
     return hX, hgamma, hbeta, hdY

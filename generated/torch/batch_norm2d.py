@@ -124,114 +124,76 @@ def batch_norm2d_hvp(vX=None, vgamma=None, vbeta=None, *, X, gamma, beta, dY, ep
     # mean_c = Σ_shw X_schw/(H*S*W)
     mean = X.sum(dim=(0, 2, 3))
     mean /= H*S*W
-    # tmp16_schw = X_schw - mean_c
-    tmp16 = X - mean[:, None, None]
-    # var_absmax_c = max_shw |tmp16_schw|
-    var_absmax = torch.abs(tmp16).amax(dim=(0, 2, 3))
+    # tmp10_schw = X_schw - mean_c
+    tmp10 = X - mean[:, None, None]
+    # var_absmax_c = max_shw |tmp10_schw|
+    var_absmax = torch.abs(tmp10).amax(dim=(0, 2, 3))
     # var_scale_c = (var_absmax_c if var_absmax_c > 0 else 1)
     var_scale = torch.where(var_absmax > 0, var_absmax, 1)
-    # var_ratio_schw = tmp16_schw/var_scale_c
-    var_ratio = tmp16/var_scale[:, None, None]
+    # var_ratio_schw = tmp10_schw/var_scale_c
+    var_ratio = tmp10/var_scale[:, None, None]
     # var_scaled_c = Σ_shw var_ratio_schw**2/(H*S*W)
     var_scaled = (var_ratio**2).sum(dim=(0, 2, 3))
     var_scaled /= H*S*W
-    # Xhat_schw = tmp16_schw/(√(eps/max(1, var_scale_c)**2 + var_scaled_c*min(1, var_scale_c)**2)*max(1, var_scale_c))
-    Xhat = tmp16/(torch.sqrt(eps/torch.clamp(var_scale, min=1)**2 + torch.clamp(var_scale, max=1)**2*var_scaled)*torch.clamp(var_scale, min=1))[:, None, None]
+    # Xhat_schw = tmp10_schw/(√(eps/max(1, var_scale_c)**2 + var_scaled_c*min(1, var_scale_c)**2)*max(1, var_scale_c))
+    Xhat = tmp10/(torch.sqrt(eps/torch.clamp(var_scale, min=1)**2 + torch.clamp(var_scale, max=1)**2*var_scaled)*torch.clamp(var_scale, min=1))[:, None, None]
     # dgamma_p1 = Σ_shw Xhat_s,p1,h,w*dY_s,p1,h,w
     dgamma = (Xhat*dY).sum(dim=(0, 2, 3))
     # dbeta_p2 = Σ_shw dY_s,p2,h,w
     dbeta = dY.sum(dim=(0, 2, 3))
-    # tmp9_x = max(1, var_scale_x)**2
-    tmp9 = torch.clamp(var_scale, min=1)**2
-    tmp10 = None
-    if need_hX:
-        # tmp10_x = max(1, var_scale_x)**4
-        tmp10 = torch.clamp(var_scale, min=1)**4
-    # tmp11_x = min(1, var_scale_x)**2
-    tmp11 = torch.clamp(var_scale, max=1)**2
-    tmp12 = None
-    if need_hX:
-        # tmp12_x = min(1, var_scale_x)**4
-        tmp12 = torch.clamp(var_scale, max=1)**4
-    tmp13 = None
-    if need_hX:
-        # tmp13_x = var_scale_x**4
-        tmp13 = var_scale**4
-    tmp14 = None
-    if need_hX:
-        # tmp14_x = var_scaled_x**2
-        tmp14 = var_scaled**2
-    tmp15 = None
-    if need_hX:
-        # tmp15_x = var_scaled_x**3
-        tmp15 = var_scaled**3
+    # tmp8_x = max(1, var_scale_x)**2
+    tmp8 = torch.clamp(var_scale, min=1)**2
+    # tmp9_x = min(1, var_scale_x)**2
+    tmp9 = torch.clamp(var_scale, max=1)**2
     tmp1 = None
     if need_hX:
-        # tmp1_x = 1/(H**2*S**2*W**2*eps**3*tmp9_x + 3*H**2*S**2*W**2*eps**2*tmp10_x*tmp11_x*var_scaled_x + 2*H**2*S**2*W**2*eps*tmp12_x*tmp14_x*max(1, var_scale_x)**6 + H**2*S**2*W**2*eps*tmp13_x*tmp14_x*tmp9_x + H**2*S**2*W**2*tmp10_x*tmp11_x*tmp13_x*tmp15_x)
-        tmp1 = 1/(eps**3*H**2*S**2*W**2*tmp9 + eps*H**2*S**2*W**2*tmp13*tmp14*tmp9 + H**2*S**2*W**2*tmp10*tmp11*tmp13*tmp15 + 2*eps*H**2*S**2*W**2*torch.clamp(var_scale, min=1)**6*tmp12*tmp14 + 3*eps**2*H**2*S**2*W**2*var_scaled*tmp10*tmp11)
-    tmp2 = None
-    if need_hX:
-        # tmp2_x = 1/(H**2*S**2*W**2*eps**3 + 3*H**2*S**2*W**2*eps**2*tmp11_x*tmp9_x*var_scaled_x + 2*H**2*S**2*W**2*eps*tmp10_x*tmp12_x*tmp14_x + H**2*S**2*W**2*eps*tmp13_x*tmp14_x + H**2*S**2*W**2*tmp11_x*tmp13_x*tmp15_x*tmp9_x)
-        tmp2 = 1/(eps**3*H**2*S**2*W**2 + eps*H**2*S**2*W**2*tmp13*tmp14 + H**2*S**2*W**2*tmp11*tmp13*tmp15*tmp9 + 2*eps*H**2*S**2*W**2*tmp10*tmp12*tmp14 + 3*eps**2*H**2*S**2*W**2*var_scaled*tmp11*tmp9)
-    # tmp3_x = Σ_pru dY_pxru*vX_pxru
-    tmp3 = (dY*vX).sum(dim=(0, 2, 3))
-    # tmp4_x = Σ_pru Xhat_pxru*vX_pxru
-    tmp4 = (Xhat*vX).sum(dim=(0, 2, 3))
-    # tmp7_x = max(1, var_scale_x)**(-2)
-    tmp7 = torch.clamp(var_scale, min=1)**(-2)
-    # tmp5_x = 1/√(eps*tmp7_x + tmp11_x*var_scaled_x)
-    tmp5 = 1/torch.sqrt(eps*tmp7 + var_scaled*tmp11)
-    # tmp6_x = Σ_pru vX_pxru
-    tmp6 = vX.sum(dim=(0, 2, 3))
-    # tmp8_x = max(1, var_scale_x)**(-3)
-    tmp8 = torch.clamp(var_scale, min=1)**(-3)
+        # tmp1_x = 1/(H*S*W*eps*tmp8_x + H*S*W*tmp9_x*var_scaled_x*max(1, var_scale_x)**4)
+        tmp1 = 1/(eps*H*S*W*tmp8 + H*S*W*torch.clamp(var_scale, min=1)**4*var_scaled*tmp9)
+    # tmp2_x = Σ_pru dY_pxru*vX_pxru
+    tmp2 = (dY*vX).sum(dim=(0, 2, 3))
+    # tmp3_x = Σ_pru Xhat_pxru*vX_pxru
+    tmp3 = (Xhat*vX).sum(dim=(0, 2, 3))
+    # tmp6_x = max(1, var_scale_x)**(-2)
+    tmp6 = torch.clamp(var_scale, min=1)**(-2)
+    # tmp4_x = 1/√(eps*tmp6_x + tmp9_x*var_scaled_x)
+    tmp4 = 1/torch.sqrt(eps*tmp6 + var_scaled*tmp9)
+    # tmp5_x = Σ_pru vX_pxru
+    tmp5 = vX.sum(dim=(0, 2, 3))
+    # tmp7_x = max(1, var_scale_x)**(-3)
+    tmp7 = torch.clamp(var_scale, min=1)**(-3)
     hX = None
     if need_hX:
-        # hX_vxyz = (eps**2*Xhat_vxyz*dbeta_x*gamma_x*tmp1_x*tmp6_x + 3*eps**2*Xhat_vxyz*dgamma_x*gamma_x*tmp1_x*tmp4_x + eps**2*dbeta_x*gamma_x*tmp1_x*tmp4_x + eps**2*dgamma_x*gamma_x*tmp1_x*tmp6_x + 2*eps*Xhat_vxyz*dbeta_x*gamma_x*tmp11_x*tmp2_x*tmp6_x*var_scaled_x + 6*eps*Xhat_vxyz*dgamma_x*gamma_x*tmp11_x*tmp2_x*tmp4_x*var_scaled_x + 2*eps*dbeta_x*gamma_x*tmp11_x*tmp2_x*tmp4_x*var_scaled_x + 2*eps*dgamma_x*gamma_x*tmp11_x*tmp2_x*tmp6_x*var_scaled_x + Xhat_vxyz*dbeta_x*gamma_x*tmp13_x*tmp14_x*tmp1_x*tmp6_x + Xhat_vxyz*dgamma_x*gamma_x*tmp13_x*tmp14_x*tmp1_x*tmp4_x + dY_vxyz*tmp5_x*tmp8_x*vgamma_x + dbeta_x*gamma_x*tmp13_x*tmp14_x*tmp1_x*tmp4_x + dgamma_x*gamma_x*tmp13_x*tmp14_x*tmp1_x*tmp6_x + 2*Xhat_vxyz*dgamma_x*gamma_x*tmp12_x*tmp14_x*tmp4_x/(H**2*S**2*W**2*eps**3*tmp7_x + 3*H**2*S**2*W**2*eps**2*tmp11_x*var_scaled_x + 2*H**2*S**2*W**2*eps*tmp12_x*tmp14_x*tmp9_x + H**2*S**2*W**2*eps*tmp13_x*tmp14_x*tmp7_x + H**2*S**2*W**2*tmp11_x*tmp13_x*tmp15_x) - H*S*W*eps**2*Xhat_vxyz*gamma_x*tmp1_x*tmp3_x - H*S*W*eps**2*dY_vxyz*gamma_x*tmp1_x*tmp4_x - H*S*W*eps**2*dgamma_x*gamma_x*tmp1_x*vX_vxyz - 2*H*S*W*eps*Xhat_vxyz*gamma_x*tmp11_x*tmp2_x*tmp3_x*var_scaled_x - 2*H*S*W*eps*dY_vxyz*gamma_x*tmp11_x*tmp2_x*tmp4_x*var_scaled_x - 2*H*S*W*eps*dgamma_x*gamma_x*tmp11_x*tmp2_x*vX_vxyz*var_scaled_x - H*S*W*Xhat_vxyz*gamma_x*tmp13_x*tmp14_x*tmp1_x*tmp3_x - H*S*W*dY_vxyz*gamma_x*tmp13_x*tmp14_x*tmp1_x*tmp4_x - H*S*W*dgamma_x*gamma_x*tmp13_x*tmp14_x*tmp1_x*vX_vxyz - Xhat_vxyz*dgamma_x*tmp5_x*tmp8_x*vgamma_x/(H*S*W) - dbeta_x*tmp5_x*tmp8_x*vgamma_x/(H*S*W))*tmp9_x
-        hX = dY*(tmp5*tmp8*vgamma)[:, None, None]
-        hX += (eps**2*dbeta*gamma*tmp1*tmp4)[:, None, None]
-        hX += (eps**2*dgamma*gamma*tmp1*tmp6)[:, None, None]
-        hX += eps**2*Xhat*(dbeta*gamma*tmp1*tmp6)[:, None, None]
-        hX += (dbeta*gamma*tmp1*tmp13*tmp14*tmp4)[:, None, None]
-        hX += (dgamma*gamma*tmp1*tmp13*tmp14*tmp6)[:, None, None]
-        hX += 3*eps**2*Xhat*(dgamma*gamma*tmp1*tmp4)[:, None, None]
-        hX += Xhat*(dbeta*gamma*tmp1*tmp13*tmp14*tmp6)[:, None, None]
-        hX += Xhat*(dgamma*gamma*tmp1*tmp13*tmp14*tmp4)[:, None, None]
-        hX += (2*eps*var_scaled*dbeta*gamma*tmp11*tmp2*tmp4)[:, None, None]
-        hX += (2*eps*var_scaled*dgamma*gamma*tmp11*tmp2*tmp6)[:, None, None]
-        hX += 2*Xhat*(dgamma*gamma*tmp12*tmp14*tmp4)[:, None, None]/(eps**3*H**2*S**2*W**2*tmp7 + H**2*S**2*W**2*tmp11*tmp13*tmp15 + 3*eps**2*H**2*S**2*W**2*var_scaled*tmp11 + eps*H**2*S**2*W**2*tmp13*tmp14*tmp7 + 2*eps*H**2*S**2*W**2*tmp12*tmp14*tmp9)[:, None, None]
-        hX += 2*eps*Xhat*(var_scaled*dbeta*gamma*tmp11*tmp2*tmp6)[:, None, None]
-        hX += 6*eps*Xhat*(var_scaled*dgamma*gamma*tmp11*tmp2*tmp4)[:, None, None]
-        hX -= (dbeta*tmp5*tmp8*vgamma/(H*S*W))[:, None, None]
-        hX -= H*S*W*eps**2*vX*(dgamma*gamma*tmp1)[:, None, None]
-        hX -= H*S*W*eps**2*Xhat*(gamma*tmp1*tmp3)[:, None, None]
-        hX -= H*S*W*eps**2*dY*(gamma*tmp1*tmp4)[:, None, None]
-        hX -= Xhat*(dgamma*tmp5*tmp8*vgamma)[:, None, None]/(H*S*W)
-        hX -= H*S*W*vX*(dgamma*gamma*tmp1*tmp13*tmp14)[:, None, None]
-        hX -= H*S*W*Xhat*(gamma*tmp1*tmp13*tmp14*tmp3)[:, None, None]
-        hX -= H*S*W*dY*(gamma*tmp1*tmp13*tmp14*tmp4)[:, None, None]
-        hX -= 2*eps*H*S*W*vX*(var_scaled*dgamma*gamma*tmp11*tmp2)[:, None, None]
-        hX -= 2*eps*H*S*W*Xhat*(var_scaled*gamma*tmp11*tmp2*tmp3)[:, None, None]
-        hX -= 2*eps*H*S*W*dY*(var_scaled*gamma*tmp11*tmp2*tmp4)[:, None, None]
-        hX *= tmp9[:, None, None]
-    # hgamma_v = (H*S*W*tmp3_v - dbeta_v*tmp6_v - dgamma_v*tmp4_v)*tmp5_v/(H*S*W*max(1, var_scale_v))
-    hgamma = H*S*W*tmp3
-    hgamma -= dbeta*tmp6
-    hgamma -= dgamma*tmp4
+        # hX_vxyz = (H*S*W*dY_vxyz*tmp4_x*tmp7_x*vgamma_x + Xhat_vxyz*dbeta_x*gamma_x*tmp1_x*tmp5_x + 3*Xhat_vxyz*dgamma_x*gamma_x*tmp1_x*tmp3_x + dbeta_x*gamma_x*tmp1_x*tmp3_x + dgamma_x*gamma_x*tmp1_x*tmp5_x - H*S*W*Xhat_vxyz*gamma_x*tmp1_x*tmp2_x - H*S*W*dY_vxyz*gamma_x*tmp1_x*tmp3_x - H*S*W*dgamma_x*gamma_x*tmp1_x*vX_vxyz - Xhat_vxyz*dgamma_x*tmp4_x*tmp7_x*vgamma_x - dbeta_x*tmp4_x*tmp7_x*vgamma_x)*tmp8_x/(H*S*W)
+        hX = Xhat*(dbeta*gamma*tmp1*tmp5)[:, None, None]
+        hX += (dbeta*gamma*tmp1*tmp3)[:, None, None]
+        hX += (dgamma*gamma*tmp1*tmp5)[:, None, None]
+        hX += 3*Xhat*(dgamma*gamma*tmp1*tmp3)[:, None, None]
+        hX += H*S*W*dY*(tmp4*tmp7*vgamma)[:, None, None]
+        hX -= (dbeta*tmp4*tmp7*vgamma)[:, None, None]
+        hX -= Xhat*(dgamma*tmp4*tmp7*vgamma)[:, None, None]
+        hX -= H*S*W*vX*(dgamma*gamma*tmp1)[:, None, None]
+        hX -= H*S*W*Xhat*(gamma*tmp1*tmp2)[:, None, None]
+        hX -= H*S*W*dY*(gamma*tmp1*tmp3)[:, None, None]
+        hX *= tmp8[:, None, None]
+        hX /= H*S*W
+    # hgamma_v = (H*S*W*tmp2_v - dbeta_v*tmp5_v - dgamma_v*tmp3_v)*tmp4_v/(H*S*W*max(1, var_scale_v))
+    hgamma = H*S*W*tmp2
+    hgamma -= dbeta*tmp5
+    hgamma -= dgamma*tmp3
     hgamma /= torch.clamp(var_scale, min=1)
-    hgamma *= tmp5
+    hgamma *= tmp4
     hgamma /= H*S*W
     # hbeta_v = 0
     hbeta = torch.as_tensor(0, dtype=X.dtype, device=X.device).expand((C,)).clone()
     hdY = None
     if need_hdY:
-        # hdY_vxyz = (Xhat_vxyz*tmp7_x*vgamma_x + gamma_x*tmp5_x*tmp8_x*vX_vxyz + tmp7_x*vbeta_x - Xhat_vxyz*gamma_x*tmp4_x*tmp5_x*tmp8_x/(H*S*W) - gamma_x*tmp5_x*tmp6_x*tmp8_x/(H*S*W))*tmp9_x
-        hdY = Xhat*(tmp7*vgamma)[:, None, None]
-        hdY += (tmp7*vbeta)[:, None, None]
-        hdY += vX*(gamma*tmp5*tmp8)[:, None, None]
-        hdY -= (gamma*tmp5*tmp6*tmp8/(H*S*W))[:, None, None]
-        hdY -= Xhat*(gamma*tmp4*tmp5*tmp8)[:, None, None]/(H*S*W)
-        hdY *= tmp9[:, None, None]
+        # hdY_vxyz = (Xhat_vxyz*tmp6_x*vgamma_x + gamma_x*tmp4_x*tmp7_x*vX_vxyz + tmp6_x*vbeta_x - Xhat_vxyz*gamma_x*tmp3_x*tmp4_x*tmp7_x/(H*S*W) - gamma_x*tmp4_x*tmp5_x*tmp7_x/(H*S*W))*tmp8_x
+        hdY = Xhat*(tmp6*vgamma)[:, None, None]
+        hdY += (tmp6*vbeta)[:, None, None]
+        hdY += vX*(gamma*tmp4*tmp7)[:, None, None]
+        hdY -= (gamma*tmp4*tmp5*tmp7/(H*S*W))[:, None, None]
+        hdY -= Xhat*(gamma*tmp3*tmp4*tmp7)[:, None, None]/(H*S*W)
+        hdY *= tmp8[:, None, None]
     if into:
         hX, hgamma, hbeta, hdY = _accumulate(into, {'hX': hX, 'hgamma': hgamma, 'hbeta': hbeta, 'hdY': hdY})
     return hX, hgamma, hbeta, hdY
