@@ -286,7 +286,9 @@ def elementwise(subject, dtype, backends=("numpy", "torch"), order=1) -> Worst:
     if order == 2:
         swept += [o.tensor.name for o in f.outputs]   # an upstream, by its output
     positive = {t.name for t in f.arguments if t.positive}
+    outputs = {o.tensor.name for o in f.outputs}
     for name in swept:
+        label = f.upstream_name(name) if name in outputs else name
         for x in values:
             if name in positive and x <= 0:
                 continue
@@ -318,7 +320,7 @@ def elementwise(subject, dtype, backends=("numpy", "torch"), order=1) -> Worst:
                 else:
                     ones = {g: np.ones(np.shape(arrays[g[1:]])) for g in k.GRADIENTS}
                     got = run_hvp(k, subject.name, arrays, up, ones, dtype, backend)
-                judge(got, exact, dtype, worst, f"{backend} {'order 2 ' if order == 2 else ''}{name}={float(x):.6g}")
+                judge(got, exact, dtype, worst, f"{backend} {'order 2 ' if order == 2 else ''}{label}={float(x):.6g}")
     return worst
 
 

@@ -1,6 +1,8 @@
 """The engine's own rules: sifting, folding, assumptions, chain rule, step records."""
 from __future__ import annotations
 
+import copy
+
 import sympy as sp
 
 from derive import registry
@@ -123,7 +125,7 @@ def test_the_second_order_of_batch_norm_has_no_powers_of_the_variance_beyond_its
     """Its hvp divides by ε + σ² and its square root only: no expanded cube of the variance."""
     from derive.engine.second import second_order
 
-    forward = registry.load("batch_norm")
+    forward = copy.copy(registry.load("batch_norm"))   # its own order, not the registry's
     forward.order = 1
     hX = next(g for g in derive(second_order(derive(forward))).gradients if g.name == "hX")
     powers = {p.exp for p in hX.expr.atoms(sp.Pow) if any(str(b.label) == "var" for b in p.base.atoms(sp.IndexedBase))}

@@ -307,18 +307,12 @@ class Lowering:
         def ordered(factors) -> list:
             """The factors atomised, those at most one in magnitude first (``magnitudes``); a divisor of at least 1
             among them divides first, in parentheses: (e/(1 + e)²) C dY, not e C dY/(1 + e)²."""
-            # A coefficient leads, as it reads, unless it may grow what follows: 8 e^{−2|x|} dY, not 8 dY e^{−2|x|}
-            # (8 dY overflows at the largest dY).
-            numbers = [f for f in factors if not _has_array(f)]
-            leading = [f for f in numbers if at_most_one(f, self.values)]
-            growing = [f for f in numbers if f not in leading]
+            numbers = [f for f in factors if not _has_array(f)]   # a coefficient leads, as it reads
             shrinking = [f for f in factors if f not in numbers and at_most_one(f, self.values)]
             rest = [atomise(f) for f in factors if f not in numbers and f not in shrinking]
-            if not shrinking:
-                return numbers + rest
             if rest and any(_is_reciprocal(f) for f in shrinking):
-                return leading + [sp.Mul(*[atomise(f) for f in shrinking], evaluate=False), *growing, *rest]
-            return leading + [atomise(f) for f in shrinking] + growing + rest
+                return numbers + [sp.Mul(*[atomise(f) for f in shrinking], evaluate=False), *rest]
+            return numbers + [atomise(f) for f in shrinking] + rest
 
         def atomise(a):
             if not _has_array(a):

@@ -158,10 +158,12 @@ def expand_over(expr):
     stays a power of ε + σ², not 1/(ε² + 2εσ² + σ⁴), so terms over the same divisor still combine and cancel."""
     held = {}
 
-    def hold(p):
+    def hold(p):   # a sum as base expanded as the numerators are (both show e^{−x(1+y)} alike), not its power
         d = sp.Dummy("divisor")
-        held[d] = p
+        base = sp.expand(p.base, power_base=False, log=False) if isinstance(p.base, sp.Add) else p.base
+        held[d] = sp.Pow(base, p.exp)
         return d
+
     def divisor(x):
         return isinstance(x, sp.Pow) and x.exp.is_number and x.exp.is_negative and x.base.has(sp.Add)
     out = sp.expand(expr.replace(divisor, hold), power_base=False, log=False)
@@ -223,7 +225,9 @@ def simplify_elementwise(expr, forward=None):
     if len(groups) > 1:
         return sp.Add(*[simplify_elementwise(g) for g in groups])
     if isinstance(expr, sp.Mul) and not any(isinstance(f.as_base_exp()[0], sp.Add) for f in expr.args):
-        return expr   # no sum among the factors (sinh(u) B dY / cosh³(u)): nothing to combine, seconds of SymPy's time
+        # No sum among the factors (sinh(u) B dY / cosh³(u)): no terms to combine or cancel, only one product to
+        # rewrite as another (sinh/cosh³ as tanh/cosh²), which changes no magnitude, for seconds of SymPy's time.
+        return expr
     new = _simplified(expr)
     if new is None:
         return expr
@@ -237,21 +241,23 @@ def simplify_elementwise(expr, forward=None):
     return new if sp.count_ops(new) <= sp.count_ops(expr) else expr
 
 
-_SIMPLIFIED = {}   # canonical form -> (its simplified form or None, the budget's notes on it)
+_SIMPLIFIED = {}   # canonical form -> its simplified form (within the budgets)
 
 
 def _simplified(expr):
     """``sp.simplify`` under the budget, once per expression up to a renaming of its indices: a second-order
     forward's gradients (an LSTM's hX, hh0) share elementwise factors, each seconds of SymPy's time."""
     form, order = canonical(expr)
-    key = form, budget.SIZE_FACTOR   # the budget in force decides whether it was tried
-    if key not in _SIMPLIFIED:
-        before = len(budget.exhausted)
+    new = _SIMPLIFIED.get(form)
+    if new is None:
+        # What ran out of a budget is tried again: a time limit depends on the load, a size limit on SIZE_FACTOR.
         new = budget.attempt(sp.simplify, form, "simplify the elementwise expression")
-        _SIMPLIFIED[key] = new, budget.exhausted[before:]
-    new, notes = _SIMPLIFIED[key]
-    budget.exhausted.extend(notes)
-    return None if new is None else from_canonical(new, order)
+        if new is None:
+            return None
+        if len(_SIMPLIFIED) >= 4096:
+            _SIMPLIFIED.clear()
+        _SIMPLIFIED[form] = new
+    return from_canonical(new, order)
 
 
 # Functions whose identities (1 − tanh² u = 1/cosh² u) SymPy's simplify finds for a symbol u but not for a sum
@@ -329,7 +335,8 @@ def _offset(index):
 
 def compact(expr, forward=None):
     """One fraction, common factors pulled out, leading minus moved into a difference; with ``forward``, one per
-    group of terms reading the same upstream gradients (``by_upstream``)."""
+    group of terms reading the same upstream gradients (``by_upstream``), then the factors all groups share pulled
+    out of their sum (a product, not a common denominator)."""
     if isinstance(expr, sp.Piecewise):
         return expr
     groups = by_upstream(expr, forward)

@@ -129,7 +129,7 @@ def gru_cell_backward(dh, *, X, h0, W_ih, W_hh, A, B, r, z, keep, n, need_dX=Tru
     dr_exp *= -2
     np.exp(dr_exp, out=dr_exp)
     # dr_pq = 4*B[p, 2*H + q]*dn_pq*dr_exp_pq/(dr_exp_pq + 1)**2
-    dr = (dr_exp/(1 + dr_exp)**2)*4*_grid_view(B, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H))*dn
+    dr = 4*(dr_exp/(1 + dr_exp)**2)*_grid_view(B, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H))*dn
     # tmp2_pq = exp(-|A_pq + B_pq|)
     tmp2 = np.abs(A + B)
     tmp2 *= -1
@@ -149,7 +149,7 @@ def gru_cell_backward(dh, *, X, h0, W_ih, W_hh, A, B, r, z, keep, n, need_dX=Tru
     # dB_pq = dB_exp_pq*dr_pq*tmp3_pq + dB_exp_pq*dz[p, q - H]*tmp3_pq + 4*dB_exp2_pq*dn[p, q - 2*H]*r[p, q - 2*H]/(dB_exp2_pq + 1)**2 - dB_exp_pq*dkeep[p, q - H]*tmp3_pq
     dB = dB_exp*tmp3*_grid_view(dr, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 3*H))
     dB += dB_exp*tmp3*_grid_view(dz, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H))
-    dB += (dB_exp2*_grid_view(r, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))/(1 + dB_exp2)**2)*4*_grid_view(dn, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))
+    dB += 4*(dB_exp2*_grid_view(r, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))/(1 + dB_exp2)**2)*_grid_view(dn, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))
     dB -= dB_exp*tmp3*_grid_view(dkeep, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H))
     # dA_exp_pq = tmp1_pq
     dA_exp = tmp1
@@ -160,7 +160,7 @@ def gru_cell_backward(dh, *, X, h0, W_ih, W_hh, A, B, r, z, keep, n, need_dX=Tru
     # dA_pq = dA_exp2_pq*dr_pq*tmp4_pq + dA_exp2_pq*dz[p, q - H]*tmp4_pq + 4*dA_exp_pq*dn[p, q - 2*H]/(dA_exp_pq + 1)**2 - dA_exp2_pq*dkeep[p, q - H]*tmp4_pq
     dA = dA_exp2*tmp4*_grid_view(dr, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 3*H))
     dA += dA_exp2*tmp4*_grid_view(dz, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H))
-    dA += (dA_exp/(1 + dA_exp)**2)*4*_grid_view(dn, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))
+    dA += 4*(dA_exp/(1 + dA_exp)**2)*_grid_view(dn, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))
     dA -= dA_exp2*tmp4*_grid_view(dkeep, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H))
     dX = None
     if need_dX:
@@ -271,7 +271,7 @@ def gru_cell_hvp(vX=None, vh0=None, vW_ih=None, vW_hh=None, vb_ih=None, vb_hh=No
     dr_exp *= -2
     np.exp(dr_exp, out=dr_exp)
     # dr_pq = 4*B[p, 2*H + q]*dn_pq*dr_exp_pq/(dr_exp_pq + 1)**2
-    dr = (dr_exp/(1 + dr_exp)**2)*4*_grid_view(B, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H))*dn
+    dr = 4*(dr_exp/(1 + dr_exp)**2)*_grid_view(B, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H))*dn
     # dB_exp_pq = exp(-|A_pq + B_pq|)
     dB_exp = np.abs(A + B)
     dB_exp *= -1
@@ -287,7 +287,7 @@ def gru_cell_hvp(vX=None, vh0=None, vW_ih=None, vW_hh=None, vb_ih=None, vb_hh=No
     # dB_pq = dB_exp_pq*dr_pq*tmp39_pq + dB_exp_pq*dz[p, q - H]*tmp39_pq + 4*dB_exp2_pq*dn[p, q - 2*H]*r[p, q - 2*H]/(dB_exp2_pq + 1)**2 - dB_exp_pq*dkeep[p, q - H]*tmp39_pq
     dB = dB_exp*tmp39*_grid_view(dr, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 3*H))
     dB += dB_exp*tmp39*_grid_view(dz, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H))
-    dB += (dB_exp2*_grid_view(r, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))/(1 + dB_exp2)**2)*4*_grid_view(dn, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))
+    dB += 4*(dB_exp2*_grid_view(r, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))/(1 + dB_exp2)**2)*_grid_view(dn, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))
     dB -= dB_exp*tmp39*_grid_view(dkeep, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H))
     # dA_exp_pq = dB_exp2_pq
     dA_exp = dB_exp2
@@ -298,7 +298,7 @@ def gru_cell_hvp(vX=None, vh0=None, vW_ih=None, vW_hh=None, vb_ih=None, vb_hh=No
     # dA_pq = dA_exp2_pq*dr_pq*tmp40_pq + dA_exp2_pq*dz[p, q - H]*tmp40_pq + 4*dA_exp_pq*dn[p, q - 2*H]/(dA_exp_pq + 1)**2 - dA_exp2_pq*dkeep[p, q - H]*tmp40_pq
     dA = dA_exp2*tmp40*_grid_view(dr, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 3*H))
     dA += dA_exp2*tmp40*_grid_view(dz, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H))
-    dA += (dA_exp/(1 + dA_exp)**2)*4*_grid_view(dn, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))
+    dA += 4*(dA_exp/(1 + dA_exp)**2)*_grid_view(dn, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))
     dA -= dA_exp2*tmp40*_grid_view(dkeep, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H))
     # dA_bar_rv = vb_ih_v + Σ_q W_ih_vq*vX_rq + Σ_q X_rq*vW_ih_vq
     dA_bar = _matmul(vX, W_ih.T)
@@ -337,7 +337,7 @@ def gru_cell_hvp(vX=None, vh0=None, vW_ih=None, vW_hh=None, vb_ih=None, vb_hh=No
     # dn_bar_exp_rv = tmp7_rv
     dn_bar_exp = tmp7
     # dn_bar_rv = 4*([2*H + v ∈ 0..3*H - 1]*dA_bar[r, 2*H + v] + [2*H + v ∈ 0..3*H - 1]*dB_bar[r, 2*H + v]*r_rv + B[r, 2*H + v]*dr_bar_rv)*dn_bar_exp_rv/(dn_bar_exp_rv + 1)**2
-    dn_bar = (dn_bar_exp/(1 + dn_bar_exp)**2)*4*(_grid_view(B, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H))*dr_bar + np.where((2*H + _mesh((H,), X)[0] >= 0) & (2*H + _mesh((H,), X)[0] <= 3*H - 1), _grid_view(dA_bar, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H)), 0) + np.where((2*H + _mesh((H,), X)[0] >= 0) & (2*H + _mesh((H,), X)[0] <= 3*H - 1), r*_grid_view(dB_bar, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H)), 0))
+    dn_bar = 4*(dn_bar_exp/(1 + dn_bar_exp)**2)*(_grid_view(B, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H))*dr_bar + np.where((2*H + _mesh((H,), X)[0] >= 0) & (2*H + _mesh((H,), X)[0] <= 3*H - 1), _grid_view(dA_bar, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H)), 0) + np.where((2*H + _mesh((H,), X)[0] >= 0) & (2*H + _mesh((H,), X)[0] <= 3*H - 1), r*_grid_view(dB_bar, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H)), 0))
     # n_bar_rv = dh_rv*dkeep_bar_rv
     n_bar = dh*dkeep_bar
     # keep_bar_rv = dh_rv*dn_bar_rv
@@ -347,9 +347,9 @@ def gru_cell_hvp(vX=None, vh0=None, vW_ih=None, vW_hh=None, vb_ih=None, vb_hh=No
     # r_bar_exp_rv = tmp7_rv
     r_bar_exp = tmp7
     # tmp1_rv = -2*[2*H + v ∈ 0..3*H - 1]*B[r, 2*H + v]*dB_bar[r, 2*H + v]*dn_rv*r_rv
-    tmp1 = np.where((2*H + _mesh((H,), X)[0] >= 0) & (2*H + _mesh((H,), X)[0] <= 3*H - 1), r*(-2)*_grid_view(B, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H))*_grid_view(dB_bar, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H))*dn, 0)
+    tmp1 = np.where((2*H + _mesh((H,), X)[0] >= 0) & (2*H + _mesh((H,), X)[0] <= 3*H - 1), -2*r*_grid_view(B, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H))*_grid_view(dB_bar, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H))*dn, 0)
     # tmp2_rv = 2*[2*H + v ∈ 0..3*H - 1]*B[r, 2*H + v]*dB_bar[r, 2*H + v]*dn_rv*r_rv
-    tmp2 = np.where((2*H + _mesh((H,), X)[0] >= 0) & (2*H + _mesh((H,), X)[0] <= 3*H - 1), r*2*_grid_view(B, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H))*_grid_view(dB_bar, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H))*dn, 0)
+    tmp2 = np.where((2*H + _mesh((H,), X)[0] >= 0) & (2*H + _mesh((H,), X)[0] <= 3*H - 1), 2*r*_grid_view(B, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H))*_grid_view(dB_bar, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H))*dn, 0)
     # tmp3_rv = -2*[2*H + v ∈ 0..3*H - 1]*B[r, 2*H + v]*dA_bar[r, 2*H + v]*dn_rv
     tmp3 = np.where((2*H + _mesh((H,), X)[0] >= 0) & (2*H + _mesh((H,), X)[0] <= 3*H - 1), -2*_grid_view(B, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H))*_grid_view(dA_bar, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H))*dn, 0)
     # tmp4_rv = 2*[2*H + v ∈ 0..3*H - 1]*B[r, 2*H + v]*dA_bar[r, 2*H + v]*dn_rv
@@ -381,7 +381,7 @@ def gru_cell_hvp(vX=None, vh0=None, vW_ih=None, vW_hh=None, vb_ih=None, vb_hh=No
     r_bar *= r_bar_exp
     r_bar *= tmp31
     r_bar *= 4
-    _putmask(r_bar, (2*_grid_view(A, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H)) + r*2*_grid_view(B, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H))) < 0, r_bar_exp*tmp31*(-4)*(r_bar_exp*(tmp10 + tmp13 + tmp2 + tmp20 + tmp4) + tmp1 + tmp10 + tmp11 + tmp20 + tmp3))
+    _putmask(r_bar, (2*_grid_view(A, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H)) + 2*r*_grid_view(B, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H))) < 0, -4*r_bar_exp*tmp31*(r_bar_exp*(tmp10 + tmp13 + tmp2 + tmp20 + tmp4) + tmp1 + tmp10 + tmp11 + tmp20 + tmp3))
     # tmp21_rv = A_rv + B_rv
     tmp21 = A + B
     # tmp18_rv = -|tmp21_rv|
@@ -403,12 +403,12 @@ def gru_cell_hvp(vX=None, vh0=None, vW_ih=None, vW_hh=None, vb_ih=None, vb_hh=No
     # tmp6_rv = expm1(tmp8_rv)
     tmp6 = np.expm1(tmp8)
     # tmp19_rv = 2*B_rv*r[r, v - 2*H]
-    tmp19 = _grid_view(r, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))*2*B
+    tmp19 = 2*_grid_view(r, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))*B
     # tmp9_rv = 2*A_rv + tmp19_rv
     tmp9 = 2*A
     tmp9 += tmp19
     # tmp16_rv = -2*B_rv*r[r, v - 2*H]
-    tmp16 = _grid_view(r, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))*(-2)*B
+    tmp16 = -2*_grid_view(r, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))*B
     # tmp17_rv = expm1(tmp18_rv)
     tmp17 = np.expm1(tmp18)
     # tmp24_rv = r[r, v - 2*H]**2
@@ -424,7 +424,7 @@ def gru_cell_hvp(vX=None, vh0=None, vW_ih=None, vW_hh=None, vb_ih=None, vb_hh=No
     # tmp27_rv = tmp33_rv**(-3)
     tmp27 = tmp33**(-3)
     # B_bar_rv = (B_bar_exp_rv*dA_bar_rv*dkeep[r, v - H]*tmp17_rv*tmp26_rv if tmp21_rv < 0 else -B_bar_exp_rv*dA_bar_rv*dkeep[r, v - H]*tmp17_rv*tmp26_rv) + (-B_bar_exp_rv*dA_bar_rv*dr_rv*tmp17_rv*tmp26_rv if tmp21_rv < 0 else B_bar_exp_rv*dA_bar_rv*dr_rv*tmp17_rv*tmp26_rv) + (-B_bar_exp_rv*dA_bar_rv*dz[r, v - H]*tmp17_rv*tmp26_rv if tmp21_rv < 0 else B_bar_exp_rv*dA_bar_rv*dz[r, v - H]*tmp17_rv*tmp26_rv) + (B_bar_exp_rv*dB_bar_rv*dkeep[r, v - H]*tmp17_rv*tmp26_rv if tmp21_rv < 0 else -B_bar_exp_rv*dB_bar_rv*dkeep[r, v - H]*tmp17_rv*tmp26_rv) + (-B_bar_exp_rv*dB_bar_rv*dr_rv*tmp17_rv*tmp26_rv if tmp21_rv < 0 else B_bar_exp_rv*dB_bar_rv*dr_rv*tmp17_rv*tmp26_rv) + (-B_bar_exp_rv*dB_bar_rv*dz[r, v - H]*tmp17_rv*tmp26_rv if tmp21_rv < 0 else B_bar_exp_rv*dB_bar_rv*dz[r, v - H]*tmp17_rv*tmp26_rv) + (-4*((tmp19_rv - 1)*B_bar_exp2_rv + tmp16_rv - 1)*[v - 2*H ∈ 0..H - 1]*B_bar_exp2_rv*dn[r, v - 2*H]*dr_bar[r, v - 2*H]*tmp27_rv if tmp9_rv < 0 else 4*((tmp19_rv + 1)*B_bar_exp2_rv + tmp16_rv + 1)*[v - 2*H ∈ 0..H - 1]*B_bar_exp2_rv*dn[r, v - 2*H]*dr_bar[r, v - 2*H]*tmp27_rv) + (-8*B_bar_exp2_rv*dA_bar_rv*dn[r, v - 2*H]*r[r, v - 2*H]*tmp27_rv*tmp6_rv if tmp9_rv < 0 else 8*B_bar_exp2_rv*dA_bar_rv*dn[r, v - 2*H]*r[r, v - 2*H]*tmp27_rv*tmp6_rv) + (-8*B_bar_exp2_rv*dB_bar_rv*dn[r, v - 2*H]*tmp24_rv*tmp27_rv*tmp6_rv if tmp9_rv < 0 else 8*B_bar_exp2_rv*dB_bar_rv*dn[r, v - 2*H]*tmp24_rv*tmp27_rv*tmp6_rv) + 4*B_bar_exp2_rv*n_bar[r, v - 2*H]*r[r, v - 2*H]/tmp33_rv**2 + B_bar_exp_rv*r_bar_rv*tmp25_rv + B_bar_exp_rv*tmp25_rv*z_bar[r, v - H] - B_bar_exp_rv*keep_bar[r, v - H]*tmp25_rv
-    B_bar = B_bar_exp*tmp25*_grid_view(r_bar, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 3*H)) + B_bar_exp*tmp25*_grid_view(z_bar, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H)) + (B_bar_exp2*_grid_view(r, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))/tmp33**2)*4*_grid_view(n_bar, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H)) + np.where(tmp21 < 0, B_bar_exp*tmp17*tmp26*dA_bar*_grid_view(dkeep, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H)), -B_bar_exp*tmp17*tmp26*dA_bar*_grid_view(dkeep, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H))) + np.where(tmp21 < 0, B_bar_exp*tmp17*tmp26*dB_bar*_grid_view(dkeep, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H)), -B_bar_exp*tmp17*tmp26*dB_bar*_grid_view(dkeep, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H))) + np.where(tmp21 < 0, -B_bar_exp*tmp17*tmp26*dA_bar*_grid_view(dr, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 3*H)), B_bar_exp*tmp17*tmp26*dA_bar*_grid_view(dr, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 3*H))) + np.where(tmp21 < 0, -B_bar_exp*tmp17*tmp26*dA_bar*_grid_view(dz, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H)), B_bar_exp*tmp17*tmp26*dA_bar*_grid_view(dz, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H))) + np.where(tmp21 < 0, -B_bar_exp*tmp17*tmp26*dB_bar*_grid_view(dr, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 3*H)), B_bar_exp*tmp17*tmp26*dB_bar*_grid_view(dr, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 3*H))) + np.where(tmp21 < 0, -B_bar_exp*tmp17*tmp26*dB_bar*_grid_view(dz, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H)), B_bar_exp*tmp17*tmp26*dB_bar*_grid_view(dz, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H))) + np.where(tmp9 < 0, B_bar_exp2*_grid_view(r, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))*tmp27*tmp6*(-8)*dA_bar*_grid_view(dn, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H)), B_bar_exp2*_grid_view(r, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))*tmp27*tmp6*8*dA_bar*_grid_view(dn, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))) + np.where(tmp9 < 0, B_bar_exp2*tmp24*tmp27*tmp6*(-8)*dB_bar*_grid_view(dn, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H)), B_bar_exp2*tmp24*tmp27*tmp6*8*dB_bar*_grid_view(dn, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))) + np.where(tmp9 < 0, np.where((_mesh((3*H,), X)[0] - 2*H >= 0) & (_mesh((3*H,), X)[0] - 2*H <= H - 1), B_bar_exp2*tmp27*(-4)*(B_bar_exp2*(tmp19 - 1) + tmp16 - 1)*_grid_view(dn, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))*_grid_view(dr_bar, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H)), 0), np.where((_mesh((3*H,), X)[0] - 2*H >= 0) & (_mesh((3*H,), X)[0] - 2*H <= H - 1), B_bar_exp2*tmp27*4*(1 + B_bar_exp2*(1 + tmp19) + tmp16)*_grid_view(dn, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))*_grid_view(dr_bar, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H)), 0)) - B_bar_exp*tmp25*_grid_view(keep_bar, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H))
+    B_bar = B_bar_exp*tmp25*_grid_view(r_bar, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 3*H)) + B_bar_exp*tmp25*_grid_view(z_bar, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H)) + 4*(B_bar_exp2*_grid_view(r, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))/tmp33**2)*_grid_view(n_bar, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H)) + np.where(tmp21 < 0, B_bar_exp*tmp17*tmp26*dA_bar*_grid_view(dkeep, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H)), -B_bar_exp*tmp17*tmp26*dA_bar*_grid_view(dkeep, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H))) + np.where(tmp21 < 0, B_bar_exp*tmp17*tmp26*dB_bar*_grid_view(dkeep, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H)), -B_bar_exp*tmp17*tmp26*dB_bar*_grid_view(dkeep, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H))) + np.where(tmp21 < 0, -B_bar_exp*tmp17*tmp26*dA_bar*_grid_view(dr, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 3*H)), B_bar_exp*tmp17*tmp26*dA_bar*_grid_view(dr, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 3*H))) + np.where(tmp21 < 0, -B_bar_exp*tmp17*tmp26*dA_bar*_grid_view(dz, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H)), B_bar_exp*tmp17*tmp26*dA_bar*_grid_view(dz, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H))) + np.where(tmp21 < 0, -B_bar_exp*tmp17*tmp26*dB_bar*_grid_view(dr, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 3*H)), B_bar_exp*tmp17*tmp26*dB_bar*_grid_view(dr, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 3*H))) + np.where(tmp21 < 0, -B_bar_exp*tmp17*tmp26*dB_bar*_grid_view(dz, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H)), B_bar_exp*tmp17*tmp26*dB_bar*_grid_view(dz, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H))) + np.where(tmp9 < 0, -8*B_bar_exp2*_grid_view(r, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))*tmp27*tmp6*dA_bar*_grid_view(dn, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H)), 8*B_bar_exp2*_grid_view(r, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))*tmp27*tmp6*dA_bar*_grid_view(dn, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))) + np.where(tmp9 < 0, -8*B_bar_exp2*tmp24*tmp27*tmp6*dB_bar*_grid_view(dn, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H)), 8*B_bar_exp2*tmp24*tmp27*tmp6*dB_bar*_grid_view(dn, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))) + np.where(tmp9 < 0, np.where((_mesh((3*H,), X)[0] - 2*H >= 0) & (_mesh((3*H,), X)[0] - 2*H <= H - 1), -4*B_bar_exp2*tmp27*(B_bar_exp2*(tmp19 - 1) + tmp16 - 1)*_grid_view(dn, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))*_grid_view(dr_bar, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H)), 0), np.where((_mesh((3*H,), X)[0] - 2*H >= 0) & (_mesh((3*H,), X)[0] - 2*H <= H - 1), 4*B_bar_exp2*tmp27*(1 + B_bar_exp2*(1 + tmp19) + tmp16)*_grid_view(dn, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))*_grid_view(dr_bar, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H)), 0)) - B_bar_exp*tmp25*_grid_view(keep_bar, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H))
     # A_bar_exp_rv = tmp5_rv
     A_bar_exp = tmp5
     # A_bar_exp2_rv = tmp15_rv
@@ -440,7 +440,7 @@ def gru_cell_hvp(vX=None, vh0=None, vW_ih=None, vW_hh=None, vb_ih=None, vb_hh=No
     # tmp30_rv = tmp35_rv**(-3)
     tmp30 = tmp35**(-3)
     # A_bar_rv = (A_bar_exp2_rv*dA_bar_rv*dkeep[r, v - H]*tmp17_rv*tmp30_rv if tmp21_rv < 0 else -A_bar_exp2_rv*dA_bar_rv*dkeep[r, v - H]*tmp17_rv*tmp30_rv) + (-A_bar_exp2_rv*dA_bar_rv*dr_rv*tmp17_rv*tmp30_rv if tmp21_rv < 0 else A_bar_exp2_rv*dA_bar_rv*dr_rv*tmp17_rv*tmp30_rv) + (-A_bar_exp2_rv*dA_bar_rv*dz[r, v - H]*tmp17_rv*tmp30_rv if tmp21_rv < 0 else A_bar_exp2_rv*dA_bar_rv*dz[r, v - H]*tmp17_rv*tmp30_rv) + (A_bar_exp2_rv*dB_bar_rv*dkeep[r, v - H]*tmp17_rv*tmp30_rv if tmp21_rv < 0 else -A_bar_exp2_rv*dB_bar_rv*dkeep[r, v - H]*tmp17_rv*tmp30_rv) + (-A_bar_exp2_rv*dB_bar_rv*dr_rv*tmp17_rv*tmp30_rv if tmp21_rv < 0 else A_bar_exp2_rv*dB_bar_rv*dr_rv*tmp17_rv*tmp30_rv) + (-A_bar_exp2_rv*dB_bar_rv*dz[r, v - H]*tmp17_rv*tmp30_rv if tmp21_rv < 0 else A_bar_exp2_rv*dB_bar_rv*dz[r, v - H]*tmp17_rv*tmp30_rv) + (-8*A_bar_exp_rv*dA_bar_rv*dn[r, v - 2*H]*tmp28_rv*tmp6_rv if tmp9_rv < 0 else 8*A_bar_exp_rv*dA_bar_rv*dn[r, v - 2*H]*tmp28_rv*tmp6_rv) + (-8*A_bar_exp_rv*dB_bar_rv*dn[r, v - 2*H]*r[r, v - 2*H]*tmp28_rv*tmp6_rv if tmp9_rv < 0 else 8*A_bar_exp_rv*dB_bar_rv*dn[r, v - 2*H]*r[r, v - 2*H]*tmp28_rv*tmp6_rv) + (-8*[v - 2*H ∈ 0..H - 1]*A_bar_exp_rv*B_rv*dn[r, v - 2*H]*dr_bar[r, v - 2*H]*tmp28_rv*tmp6_rv if tmp9_rv < 0 else 8*[v - 2*H ∈ 0..H - 1]*A_bar_exp_rv*B_rv*dn[r, v - 2*H]*dr_bar[r, v - 2*H]*tmp28_rv*tmp6_rv) + A_bar_exp2_rv*r_bar_rv*tmp29_rv + A_bar_exp2_rv*tmp29_rv*z_bar[r, v - H] + 4*A_bar_exp_rv*n_bar[r, v - 2*H]/tmp34_rv**2 - A_bar_exp2_rv*keep_bar[r, v - H]*tmp29_rv
-    A_bar = A_bar_exp2*tmp29*_grid_view(r_bar, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 3*H)) + A_bar_exp2*tmp29*_grid_view(z_bar, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H)) + (A_bar_exp/tmp34**2)*4*_grid_view(n_bar, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H)) + np.where(tmp21 < 0, A_bar_exp2*tmp17*tmp30*dA_bar*_grid_view(dkeep, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H)), -A_bar_exp2*tmp17*tmp30*dA_bar*_grid_view(dkeep, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H))) + np.where(tmp21 < 0, A_bar_exp2*tmp17*tmp30*dB_bar*_grid_view(dkeep, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H)), -A_bar_exp2*tmp17*tmp30*dB_bar*_grid_view(dkeep, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H))) + np.where(tmp21 < 0, -A_bar_exp2*tmp17*tmp30*dA_bar*_grid_view(dr, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 3*H)), A_bar_exp2*tmp17*tmp30*dA_bar*_grid_view(dr, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 3*H))) + np.where(tmp21 < 0, -A_bar_exp2*tmp17*tmp30*dA_bar*_grid_view(dz, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H)), A_bar_exp2*tmp17*tmp30*dA_bar*_grid_view(dz, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H))) + np.where(tmp21 < 0, -A_bar_exp2*tmp17*tmp30*dB_bar*_grid_view(dr, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 3*H)), A_bar_exp2*tmp17*tmp30*dB_bar*_grid_view(dr, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 3*H))) + np.where(tmp21 < 0, -A_bar_exp2*tmp17*tmp30*dB_bar*_grid_view(dz, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H)), A_bar_exp2*tmp17*tmp30*dB_bar*_grid_view(dz, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H))) + np.where(tmp9 < 0, A_bar_exp*tmp28*tmp6*(-8)*dA_bar*_grid_view(dn, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H)), A_bar_exp*tmp28*tmp6*8*dA_bar*_grid_view(dn, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))) + np.where(tmp9 < 0, A_bar_exp*_grid_view(r, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))*tmp28*tmp6*(-8)*dB_bar*_grid_view(dn, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H)), A_bar_exp*_grid_view(r, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))*tmp28*tmp6*8*dB_bar*_grid_view(dn, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))) + np.where(tmp9 < 0, np.where((_mesh((3*H,), X)[0] - 2*H >= 0) & (_mesh((3*H,), X)[0] - 2*H <= H - 1), A_bar_exp*tmp28*tmp6*(-8)*B*_grid_view(dn, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))*_grid_view(dr_bar, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H)), 0), np.where((_mesh((3*H,), X)[0] - 2*H >= 0) & (_mesh((3*H,), X)[0] - 2*H <= H - 1), A_bar_exp*tmp28*tmp6*8*B*_grid_view(dn, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))*_grid_view(dr_bar, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H)), 0)) - A_bar_exp2*tmp29*_grid_view(keep_bar, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H))
+    A_bar = A_bar_exp2*tmp29*_grid_view(r_bar, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 3*H)) + A_bar_exp2*tmp29*_grid_view(z_bar, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H)) + 4*(A_bar_exp/tmp34**2)*_grid_view(n_bar, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H)) + np.where(tmp21 < 0, A_bar_exp2*tmp17*tmp30*dA_bar*_grid_view(dkeep, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H)), -A_bar_exp2*tmp17*tmp30*dA_bar*_grid_view(dkeep, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H))) + np.where(tmp21 < 0, A_bar_exp2*tmp17*tmp30*dB_bar*_grid_view(dkeep, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H)), -A_bar_exp2*tmp17*tmp30*dB_bar*_grid_view(dkeep, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H))) + np.where(tmp21 < 0, -A_bar_exp2*tmp17*tmp30*dA_bar*_grid_view(dr, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 3*H)), A_bar_exp2*tmp17*tmp30*dA_bar*_grid_view(dr, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 3*H))) + np.where(tmp21 < 0, -A_bar_exp2*tmp17*tmp30*dA_bar*_grid_view(dz, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H)), A_bar_exp2*tmp17*tmp30*dA_bar*_grid_view(dz, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H))) + np.where(tmp21 < 0, -A_bar_exp2*tmp17*tmp30*dB_bar*_grid_view(dr, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 3*H)), A_bar_exp2*tmp17*tmp30*dB_bar*_grid_view(dr, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 3*H))) + np.where(tmp21 < 0, -A_bar_exp2*tmp17*tmp30*dB_bar*_grid_view(dz, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H)), A_bar_exp2*tmp17*tmp30*dB_bar*_grid_view(dz, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H))) + np.where(tmp9 < 0, -8*A_bar_exp*tmp28*tmp6*dA_bar*_grid_view(dn, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H)), 8*A_bar_exp*tmp28*tmp6*dA_bar*_grid_view(dn, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))) + np.where(tmp9 < 0, -8*A_bar_exp*_grid_view(r, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))*tmp28*tmp6*dB_bar*_grid_view(dn, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H)), 8*A_bar_exp*_grid_view(r, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))*tmp28*tmp6*dB_bar*_grid_view(dn, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))) + np.where(tmp9 < 0, np.where((_mesh((3*H,), X)[0] - 2*H >= 0) & (_mesh((3*H,), X)[0] - 2*H <= H - 1), -8*A_bar_exp*tmp28*tmp6*B*_grid_view(dn, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))*_grid_view(dr_bar, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H)), 0), np.where((_mesh((3*H,), X)[0] - 2*H >= 0) & (_mesh((3*H,), X)[0] - 2*H <= H - 1), 8*A_bar_exp*tmp28*tmp6*B*_grid_view(dn, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H))*_grid_view(dr_bar, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 3*H)), 0)) - A_bar_exp2*tmp29*_grid_view(keep_bar, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 3*H))
     hX = None
     if need_hX:
         # hX_rv = Σ_u A_bar_ru*W_ih_uv + Σ_p1 dA_r,p1*vW_ih_p1,v

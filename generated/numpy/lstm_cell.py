@@ -126,7 +126,7 @@ def lstm_cell_backward(dh=None, dc=None, *, X, h0, c0, W_ih, W_hh, A, i, f, g, o
     # dcell_pq = ((2*dc_pq + 4*dh_pq*o_pq)*dcell_exp_pq + dc_pq*dcell_exp_pq**2 + dc_pq)/(dcell_exp_pq + 1)**2
     dcell = dcell_exp**2
     dcell *= dc
-    dcell += dcell_exp*(2*dc + o*4*dh)
+    dcell += dcell_exp*(2*dc + 4*o*dh)
     dcell += dc
     dcell /= (1 + dcell_exp)**2
     # tmp3_pq = |A_pq|
@@ -141,7 +141,7 @@ def lstm_cell_backward(dh=None, dc=None, *, X, h0, c0, W_ih, W_hh, A, i, f, g, o
     dA = dA_exp2*tmp2*_grid_view(c0, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 4*H))*_grid_view(dcell, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 4*H))
     dA += dA_exp2*_grid_view(g, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 4*H))*tmp2*_grid_view(dcell, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 4*H))
     dA += dA_exp2*tmp2*np.tanh(_grid_view(c, (((1, 0), 0, 1), ((0, 1), -3*H, 1),), (S, 4*H)))*_grid_view(dh, (((1, 0), 0, 1), ((0, 1), -3*H, 1),), (S, 4*H))
-    dA += (dA_exp*_grid_view(i, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 4*H))/(1 + dA_exp)**2)*4*_grid_view(dcell, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 4*H))
+    dA += 4*(dA_exp*_grid_view(i, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 4*H))/(1 + dA_exp)**2)*_grid_view(dcell, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 4*H))
     dX = None
     if need_dX:
         # dX_pq = Σ_r W_ih_rq*dA_pr
@@ -257,7 +257,7 @@ def lstm_cell_hvp(vX=None, vh0=None, vc0=None, vW_ih=None, vW_hh=None, vb_ih=Non
     # dcell_pq = ((2*dc_pq + 4*dh_pq*o_pq)*dcell_exp_pq + dc_pq*dcell_exp_pq**2 + dc_pq)/(dcell_exp_pq + 1)**2
     dcell = dcell_exp**2
     dcell *= dc
-    dcell += dcell_exp*(2*dc + o*4*dh)
+    dcell += dcell_exp*(2*dc + 4*o*dh)
     dcell += dc
     dcell /= (1 + dcell_exp)**2
     # tmp21_pq = |A_pq|
@@ -272,7 +272,7 @@ def lstm_cell_hvp(vX=None, vh0=None, vc0=None, vW_ih=None, vW_hh=None, vb_ih=Non
     dA = dA_exp2*tmp20*_grid_view(c0, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 4*H))*_grid_view(dcell, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 4*H))
     dA += dA_exp2*_grid_view(g, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 4*H))*tmp20*_grid_view(dcell, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 4*H))
     dA += dA_exp2*tmp20*np.tanh(_grid_view(c, (((1, 0), 0, 1), ((0, 1), -3*H, 1),), (S, 4*H)))*_grid_view(dh, (((1, 0), 0, 1), ((0, 1), -3*H, 1),), (S, 4*H))
-    dA += (dA_exp*_grid_view(i, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 4*H))/(1 + dA_exp)**2)*4*_grid_view(dcell, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 4*H))
+    dA += 4*(dA_exp*_grid_view(i, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 4*H))/(1 + dA_exp)**2)*_grid_view(dcell, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 4*H))
     # dA_bar_uv = vb_hh_v + vb_ih_v + Σ_q1 W_hh_v,q1*vh0_u,q1 + Σ_q W_ih_vq*vX_uq + Σ_q X_uq*vW_ih_vq + Σ_q3 h0_u,q3*vW_hh_v,q3
     dA_bar = _matmul(vh0, W_hh.T)
     dA_bar += vb_hh
@@ -295,7 +295,7 @@ def lstm_cell_hvp(vX=None, vh0=None, vc0=None, vW_ih=None, vW_hh=None, vb_ih=Non
     # dcell_bar_exp3_uv = tmp3_uv
     dcell_bar_exp3 = tmp3
     # dcell_bar_uv = f_uv*vc0_uv + dA_bar_uv*dcell_bar_exp_uv*g_uv/(dcell_bar_exp_uv + 1)**2 + [H + v ∈ 0..4*H - 1]*c0_uv*dA_bar[u, H + v]*dcell_bar_exp3_uv/(dcell_bar_exp3_uv + 1)**2 + 4*[2*H + v ∈ 0..4*H - 1]*dA_bar[u, 2*H + v]*dcell_bar_exp2_uv*i_uv/(dcell_bar_exp2_uv + 1)**2
-    dcell_bar = f*vc0 + (dcell_bar_exp*g/(1 + dcell_bar_exp)**2)*_grid_view(dA_bar, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, H)) + np.where((H + _mesh((H,), X)[0] >= 0) & (H + _mesh((H,), X)[0] <= 4*H - 1), (dcell_bar_exp3/(1 + dcell_bar_exp3)**2)*c0*_grid_view(dA_bar, (((1, 0), 0, 1), ((0, 1), H, 1),), (S, H)), 0) + np.where((2*H + _mesh((H,), X)[0] >= 0) & (2*H + _mesh((H,), X)[0] <= 4*H - 1), (dcell_bar_exp2*i/(1 + dcell_bar_exp2)**2)*4*_grid_view(dA_bar, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H)), 0)
+    dcell_bar = f*vc0 + (dcell_bar_exp*g/(1 + dcell_bar_exp)**2)*_grid_view(dA_bar, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, H)) + np.where((H + _mesh((H,), X)[0] >= 0) & (H + _mesh((H,), X)[0] <= 4*H - 1), (dcell_bar_exp3/(1 + dcell_bar_exp3)**2)*c0*_grid_view(dA_bar, (((1, 0), 0, 1), ((0, 1), H, 1),), (S, H)), 0) + np.where((2*H + _mesh((H,), X)[0] >= 0) & (2*H + _mesh((H,), X)[0] <= 4*H - 1), 4*(dcell_bar_exp2*i/(1 + dcell_bar_exp2)**2)*_grid_view(dA_bar, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, H)), 0)
     # tmp14_uv = -2*|c_uv|
     tmp14 = np.abs(c)
     tmp14 *= -2
@@ -316,7 +316,7 @@ def lstm_cell_hvp(vX=None, vh0=None, vc0=None, vW_ih=None, vW_hh=None, vb_ih=Non
     # tmp16_uv = 1/tmp19_uv
     tmp16 = 1/tmp19
     # cell_bar_uv = 4*((-2*dcell_bar_uv*o_uv*tmp16_uv*tmp8_uv if c_uv < 0 else 2*dcell_bar_uv*o_uv*tmp16_uv*tmp8_uv) + [3*H + v ∈ 0..4*H - 1]*cell_bar_exp2_uv*dA_bar[u, 3*H + v]/(cell_bar_exp2_uv + 1)**2)*cell_bar_exp_uv*dh_uv/tmp19_uv**2
-    cell_bar = (cell_bar_exp/tmp19**2)*4*(np.where((3*H + _mesh((H,), X)[0] >= 0) & (3*H + _mesh((H,), X)[0] <= 4*H - 1), (cell_bar_exp2/(1 + cell_bar_exp2)**2)*_grid_view(dA_bar, (((1, 0), 0, 1), ((0, 1), 3*H, 1),), (S, H)), 0) + np.where(c < 0, o*tmp16*tmp8*(-2)*dcell_bar, o*tmp16*tmp8*2*dcell_bar))*dh
+    cell_bar = 4*(cell_bar_exp/tmp19**2)*(np.where((3*H + _mesh((H,), X)[0] >= 0) & (3*H + _mesh((H,), X)[0] <= 4*H - 1), (cell_bar_exp2/(1 + cell_bar_exp2)**2)*_grid_view(dA_bar, (((1, 0), 0, 1), ((0, 1), 3*H, 1),), (S, H)), 0) + np.where(c < 0, -2*o*tmp16*tmp8*dcell_bar, 2*o*tmp16*tmp8*dcell_bar))*dh
     # tmp15_uv = |A_uv|
     tmp15 = np.abs(A)
     # tmp4_uv = -2*tmp15_uv
@@ -358,7 +358,7 @@ def lstm_cell_hvp(vX=None, vh0=None, vc0=None, vW_ih=None, vW_hh=None, vb_ih=Non
     # tmp13_uv = tmp18_uv**(-3)
     tmp13 = tmp18**(-3)
     # A_bar_uv = (-A_bar_exp2_uv*c0[u, v - H]*dA_bar_uv*dcell[u, v - H]*tmp13_uv*tmp5_uv if A_uv < 0 else A_bar_exp2_uv*c0[u, v - H]*dA_bar_uv*dcell[u, v - H]*tmp13_uv*tmp5_uv) + (-A_bar_exp2_uv*dA_bar_uv*dcell_uv*g_uv*tmp13_uv*tmp5_uv if A_uv < 0 else A_bar_exp2_uv*dA_bar_uv*dcell_uv*g_uv*tmp13_uv*tmp5_uv) + (-8*A_bar_exp_uv*dA_bar_uv*dcell[u, v - 2*H]*i[u, v - 2*H]*tmp11_uv*tmp2_uv if A_uv < 0 else 8*A_bar_exp_uv*dA_bar_uv*dcell[u, v - 2*H]*i[u, v - 2*H]*tmp11_uv*tmp2_uv) + A_bar_exp2_uv*c0[u, v - H]*cell_bar[u, v - H]*tmp12_uv + A_bar_exp2_uv*cell_bar_uv*g_uv*tmp12_uv + A_bar_exp2_uv*dcell[u, v - H]*tmp12_uv*vc0[u, v - H] + 4*A_bar_exp_uv*cell_bar[u, v - 2*H]*i[u, v - 2*H]*tmp10_uv + 4*[2*H + v ∈ 0..4*H - 1]*[v ∈ 0..H - 1]*A_bar_exp2_uv*A_bar_exp6_uv*dA_bar[u, 2*H + v]*dcell_uv*tmp12_uv/(A_bar_exp6_uv + 1)**2 + 4*[v - 2*H ∈ 0..H - 1]*[v - 2*H ∈ 0..4*H - 1]*A_bar_exp5_uv*A_bar_exp_uv*dA_bar[u, v - 2*H]*dcell[u, v - 2*H]*tmp10_uv/(A_bar_exp5_uv + 1)**2 + 4*[v - 3*H ∈ 0..H - 1]*A_bar_exp2_uv*A_bar_exp4_uv*dcell_bar[u, v - 3*H]*dh[u, v - 3*H]*tmp12_uv/(A_bar_exp4_uv + 1)**2 - 2*sinh(A_uv/2)*tanh(c[u, v - 3*H])*A_bar_exp3_uv**3*dA_bar_uv*dh[u, v - 3*H]/(A_bar_exp3_uv**2 + 1)**3
-    A_bar = A_bar_exp2*tmp12*_grid_view(c0, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 4*H))*_grid_view(cell_bar, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 4*H)) + A_bar_exp2*_grid_view(g, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 4*H))*tmp12*_grid_view(cell_bar, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 4*H)) + A_bar_exp2*tmp12*_grid_view(dcell, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 4*H))*_grid_view(vc0, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 4*H)) + A_bar_exp*_grid_view(i, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 4*H))*tmp10*4*_grid_view(cell_bar, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 4*H)) + (A_bar_exp3**3*np.tanh(_grid_view(c, (((1, 0), 0, 1), ((0, 1), -3*H, 1),), (S, 4*H)))/(1 + A_bar_exp3**2)**3)*(-2)*dA_bar*_grid_view(dh, (((1, 0), 0, 1), ((0, 1), -3*H, 1),), (S, 4*H))*np.sinh(A/2) + np.where((_mesh((4*H,), X)[0] - 3*H >= 0) & (_mesh((4*H,), X)[0] - 3*H <= H - 1), (A_bar_exp2*A_bar_exp4*tmp12/(1 + A_bar_exp4)**2)*4*_grid_view(dcell_bar, (((1, 0), 0, 1), ((0, 1), -3*H, 1),), (S, 4*H))*_grid_view(dh, (((1, 0), 0, 1), ((0, 1), -3*H, 1),), (S, 4*H)), 0) + np.where((((_mesh((4*H,), X)[0] - 2*H >= 0) & (_mesh((4*H,), X)[0] - 2*H <= H - 1))) & (((_mesh((4*H,), X)[0] - 2*H >= 0) & (_mesh((4*H,), X)[0] - 2*H <= 4*H - 1))), (A_bar_exp*A_bar_exp5*tmp10/(1 + A_bar_exp5)**2)*4*_grid_view(dA_bar, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 4*H))*_grid_view(dcell, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 4*H)), 0) + np.where((((2*H + _mesh((4*H,), X)[0] >= 0) & (2*H + _mesh((4*H,), X)[0] <= 4*H - 1))) & (((_mesh((4*H,), X)[0] >= 0) & (_mesh((4*H,), X)[0] <= H - 1))), (A_bar_exp2*A_bar_exp6*tmp12/(1 + A_bar_exp6)**2)*4*_grid_view(dA_bar, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, 4*H))*_grid_view(dcell, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 4*H)), 0) + np.where(A < 0, -A_bar_exp2*tmp13*tmp5*_grid_view(c0, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 4*H))*dA_bar*_grid_view(dcell, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 4*H)), A_bar_exp2*tmp13*tmp5*_grid_view(c0, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 4*H))*dA_bar*_grid_view(dcell, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 4*H))) + np.where(A < 0, -A_bar_exp2*_grid_view(g, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 4*H))*tmp13*tmp5*dA_bar*_grid_view(dcell, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 4*H)), A_bar_exp2*_grid_view(g, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 4*H))*tmp13*tmp5*dA_bar*_grid_view(dcell, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 4*H))) + np.where(A < 0, A_bar_exp*_grid_view(i, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 4*H))*tmp11*tmp2*(-8)*dA_bar*_grid_view(dcell, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 4*H)), A_bar_exp*_grid_view(i, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 4*H))*tmp11*tmp2*8*dA_bar*_grid_view(dcell, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 4*H)))
+    A_bar = A_bar_exp2*tmp12*_grid_view(c0, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 4*H))*_grid_view(cell_bar, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 4*H)) + A_bar_exp2*_grid_view(g, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 4*H))*tmp12*_grid_view(cell_bar, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 4*H)) + A_bar_exp2*tmp12*_grid_view(dcell, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 4*H))*_grid_view(vc0, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 4*H)) + 4*A_bar_exp*_grid_view(i, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 4*H))*tmp10*_grid_view(cell_bar, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 4*H)) + np.where((_mesh((4*H,), X)[0] - 3*H >= 0) & (_mesh((4*H,), X)[0] - 3*H <= H - 1), 4*(A_bar_exp2*A_bar_exp4*tmp12/(1 + A_bar_exp4)**2)*_grid_view(dcell_bar, (((1, 0), 0, 1), ((0, 1), -3*H, 1),), (S, 4*H))*_grid_view(dh, (((1, 0), 0, 1), ((0, 1), -3*H, 1),), (S, 4*H)), 0) + np.where((((_mesh((4*H,), X)[0] - 2*H >= 0) & (_mesh((4*H,), X)[0] - 2*H <= H - 1))) & (((_mesh((4*H,), X)[0] - 2*H >= 0) & (_mesh((4*H,), X)[0] - 2*H <= 4*H - 1))), 4*(A_bar_exp*A_bar_exp5*tmp10/(1 + A_bar_exp5)**2)*_grid_view(dA_bar, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 4*H))*_grid_view(dcell, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 4*H)), 0) + np.where((((2*H + _mesh((4*H,), X)[0] >= 0) & (2*H + _mesh((4*H,), X)[0] <= 4*H - 1))) & (((_mesh((4*H,), X)[0] >= 0) & (_mesh((4*H,), X)[0] <= H - 1))), 4*(A_bar_exp2*A_bar_exp6*tmp12/(1 + A_bar_exp6)**2)*_grid_view(dA_bar, (((1, 0), 0, 1), ((0, 1), 2*H, 1),), (S, 4*H))*_grid_view(dcell, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 4*H)), 0) + np.where(A < 0, -A_bar_exp2*tmp13*tmp5*_grid_view(c0, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 4*H))*dA_bar*_grid_view(dcell, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 4*H)), A_bar_exp2*tmp13*tmp5*_grid_view(c0, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 4*H))*dA_bar*_grid_view(dcell, (((1, 0), 0, 1), ((0, 1), -H, 1),), (S, 4*H))) + np.where(A < 0, -A_bar_exp2*_grid_view(g, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 4*H))*tmp13*tmp5*dA_bar*_grid_view(dcell, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 4*H)), A_bar_exp2*_grid_view(g, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 4*H))*tmp13*tmp5*dA_bar*_grid_view(dcell, (((1, 0), 0, 1), ((0, 1), 0, 1),), (S, 4*H))) + np.where(A < 0, -8*A_bar_exp*_grid_view(i, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 4*H))*tmp11*tmp2*dA_bar*_grid_view(dcell, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 4*H)), 8*A_bar_exp*_grid_view(i, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 4*H))*tmp11*tmp2*dA_bar*_grid_view(dcell, (((1, 0), 0, 1), ((0, 1), -2*H, 1),), (S, 4*H))) - 2*A_bar_exp3**3*np.tanh(_grid_view(c, (((1, 0), 0, 1), ((0, 1), -3*H, 1),), (S, 4*H)))/(1 + A_bar_exp3**2)**3*dA_bar*_grid_view(dh, (((1, 0), 0, 1), ((0, 1), -3*H, 1),), (S, 4*H))*np.sinh(A/2)
     hX = None
     if need_hX:
         # hX_uv = Σ_r A_bar_ur*W_ih_rv + Σ_p1 dA_u,p1*vW_ih_p1,v
@@ -376,7 +376,7 @@ def lstm_cell_hvp(vX=None, vh0=None, vc0=None, vW_ih=None, vW_hh=None, vb_ih=Non
     hc0 = None
     if need_hc0:
         # hc0_uv = (([H + v ∈ 0..4*H - 1]*dA_bar[u, H + v]*dcell_uv + 2*cell_bar_uv*f_uv)*hc0_exp_uv + cell_bar_uv*f_uv*hc0_exp_uv**2 + cell_bar_uv*f_uv)/(hc0_exp_uv + 1)**2
-        hc0 = (hc0_exp*(f*2*cell_bar + np.where((H + _mesh((H,), X)[0] >= 0) & (H + _mesh((H,), X)[0] <= 4*H - 1), _grid_view(dA_bar, (((1, 0), 0, 1), ((0, 1), H, 1),), (S, H))*dcell, 0)) + f*cell_bar + hc0_exp**2*f*cell_bar)/(1 + hc0_exp)**2
+        hc0 = (hc0_exp*(2*f*cell_bar + np.where((H + _mesh((H,), X)[0] >= 0) & (H + _mesh((H,), X)[0] <= 4*H - 1), _grid_view(dA_bar, (((1, 0), 0, 1), ((0, 1), H, 1),), (S, H))*dcell, 0)) + f*cell_bar + hc0_exp**2*f*cell_bar)/(1 + hc0_exp)**2
     # hW_ih_uv = Σ_s A_bar_su*X_sv + Σ_p dA_pu*vX_pv
     hW_ih = _matmul(A_bar.T, X)
     hW_ih += _matmul(dA.T, vX)
@@ -400,7 +400,7 @@ def lstm_cell_hvp(vX=None, vh0=None, vc0=None, vW_ih=None, vW_hh=None, vb_ih=Non
     hdh = None
     if need_hdh:
         # hdh_uv = 4*dcell_bar_uv*hdh_exp_uv*o_uv/(hdh_exp_uv + 1)**2 + tanh(c_uv)*[3*H + v ∈ 0..4*H - 1]*dA_bar[u, 3*H + v]*hdh_exp2_uv/(hdh_exp2_uv + 1)**2
-        hdh = (hdh_exp*o/(1 + hdh_exp)**2)*4*dcell_bar + np.where((3*H + _mesh((H,), X)[0] >= 0) & (3*H + _mesh((H,), X)[0] <= 4*H - 1), (hdh_exp2*np.tanh(c)/(1 + hdh_exp2)**2)*_grid_view(dA_bar, (((1, 0), 0, 1), ((0, 1), 3*H, 1),), (S, H)), 0)
+        hdh = 4*(hdh_exp*o/(1 + hdh_exp)**2)*dcell_bar + np.where((3*H + _mesh((H,), X)[0] >= 0) & (3*H + _mesh((H,), X)[0] <= 4*H - 1), (hdh_exp2*np.tanh(c)/(1 + hdh_exp2)**2)*_grid_view(dA_bar, (((1, 0), 0, 1), ((0, 1), 3*H, 1),), (S, H)), 0)
     hdc = None
     if need_hdc:
         # hdc_uv = dcell_bar_uv

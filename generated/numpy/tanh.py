@@ -58,7 +58,7 @@ def tanh_backward(dY, *, X, into=None):
     dX_exp *= -2
     np.exp(dX_exp, out=dX_exp)
     # dX_pq = 4*dX_exp_pq*dY_pq/(dX_exp_pq + 1)**2
-    dX = (dX_exp/(1 + dX_exp)**2)*4*dY
+    dX = 4*(dX_exp/(1 + dX_exp)**2)*dY
     if into:
         dX, = _accumulate(into, {'dX': dX})
     return dX
@@ -85,12 +85,12 @@ def tanh_hvp(vX, *, X, dY, into=None):
     # tmp4_ru = (hX_exp_ru + 1)**(-3)
     tmp4 = (1 + hX_exp)**(-3)
     # hX_ru = (-8*dY_ru*hX_exp_ru*tmp2_ru*tmp4_ru*vX_ru if X_ru < 0 else 8*dY_ru*hX_exp_ru*tmp2_ru*tmp4_ru*vX_ru)
-    hX = hX_exp*tmp2*tmp4*8*dY*vX
-    _putmask(hX, X < 0, hX_exp*tmp2*tmp4*(-8)*dY*vX)
+    hX = 8*hX_exp*tmp2*tmp4*dY*vX
+    _putmask(hX, X < 0, -8*hX_exp*tmp2*tmp4*dY*vX)
     # hdY_exp_ru = tmp1_ru
     hdY_exp = tmp1
     # hdY_ru = 4*hdY_exp_ru*vX_ru/(hdY_exp_ru + 1)**2
-    hdY = (hdY_exp/(1 + hdY_exp)**2)*4*vX
+    hdY = 4*(hdY_exp/(1 + hdY_exp)**2)*vX
     if into:
         hX, hdY = _accumulate(into, {'hX': hX, 'hdY': hdY})
     return hX, hdY
