@@ -130,3 +130,23 @@ def test_the_second_order_of_batch_norm_has_no_powers_of_the_variance_beyond_its
     hX = next(g for g in derive(second_order(derive(forward))).gradients if g.name == "hX")
     powers = {p.exp for p in hX.expr.atoms(sp.Pow) if any(str(b.label) == "var" for b in p.base.atoms(sp.IndexedBase))}
     assert powers and all(abs(x) <= 1 for x in powers), powers
+
+
+def test_a_second_order_result_is_written_as_a_product_of_upstream_and_direction():
+    """k u w + u A + w B + C = k (u + B/k)(w + A/k) + C − A B/k: softmax's hvp is 0 on one class, and finite at the
+    largest dY, only in the product form (the expanded terms leave rounding, and overflow apart)."""
+    from types import SimpleNamespace
+
+    from derive.engine.rewrite import complete_products
+
+    r, u = sp.symbols("r u", cls=sp.Idx)
+    Y, dY, vX = (sp.IndexedBase(n, real=True) for n in ("Y", "dY", "vX"))
+    t1, t2, w = sp.symbols("t1 t2 w", real=True)   # Σ Y v, Σ Y dY, Σ Y dY v
+    second = SimpleNamespace(upstream_inputs=("dY",), upstream_names={"dX": "vX"})
+    e = sp.expand(Y[r, u] * (dY[r, u] * vX[r, u] - dY[r, u] * t1 - vX[r, u] * t2 + 2 * t1 * t2 - w))
+    got = complete_products(e, second)
+    assert sp.expand(got - e) == 0
+    product = sp.Mul(dY[r, u] - t2, vX[r, u] - t1)
+    assert got.has(product) and not e.has(product)
+    first = SimpleNamespace(upstream_inputs=(), upstream_names={})
+    assert complete_products(e, first) == e   # a first-order gradient is linear in its upstream: left as it is

@@ -333,12 +333,63 @@ def _offset(index):
     return index.subs({i: 0 for i in index.atoms(sp.Idx)})
 
 
+def same_sums(expr):
+    """Sums that are one sum but for the names of their summed indices (Σ_b Y_rb dY_rb and Σ_c Y_rc dY_rc, from
+    two terms of a product rule) written alike, so that the terms holding them combine (2 t₁ t₂, not t₁ t₂ + t₁ t₂′)."""
+    seen = {}
+
+    def one(s):
+        bound = [limit[0] for limit in s.limits]
+        key = s.xreplace({k: sp.Idx(f"_bound{n}", (k.lower, k.upper)) for n, k in enumerate(bound)})
+        return seen.setdefault(key, s)
+    return expr.replace(lambda e: isinstance(e, sp.Sum), one)
+
+
+def complete_products(expr, forward):
+    """A second-order forward's result is bilinear in an upstream u (dY) and a direction w (vX):
+    ``k u w + u A + w B + C = k (u + B/k)(w + A/k) + (C − A B/k)``, each read at the same indices. The product form
+    is 0 where u and w equal their projections (softmax's dY_u = Σ_q Y_q dY_q on one class), where the expanded terms
+    leave rounding, and overflow apart at a large u."""
+    if not forward.upstream_inputs or not isinstance(expr, sp.Add):
+        return expr
+    upstreams = set(forward.upstream_inputs)
+    directions = set(forward.upstream_names.values())
+
+    def reads(names):   # read once per term, outside every sum
+        found = {r for r in expr.atoms(sp.Indexed) if str(r.base.label) in names}
+        return [r for r in found if all(sp.Poly(t, r).degree() <= 1 if t.has(r) else True
+                                        for t in expr.args) and not any(s.has(r) for s in expr.atoms(sp.Sum))]
+    for u in sorted(reads(upstreams), key=str):
+        for w in sorted(reads(directions), key=str):
+            both = [t for t in expr.args if t.has(u) and t.has(w)]
+            if not both:
+                continue
+            k = sp.Add(*[t / (u * w) for t in both])
+            if k.has(u, w):
+                continue
+            A = sp.Add(*[t / u for t in expr.args if t.has(u) and not t.has(w)])
+            B = sp.Add(*[t / w for t in expr.args if t.has(w) and not t.has(u)])
+            if A == 0 or B == 0:
+                continue
+            a, b = sp.expand(A / k), sp.expand(B / k)
+            if not divisors(a) | divisors(b) <= divisors(A) | divisors(B):
+                continue   # k does not divide them: a division by what may be 0
+            C = sp.Add(*[t for t in expr.args if not t.has(u) and not t.has(w)])
+            new = k * (u + b) * (w + a) + sp.expand(C - k * a * b)
+            if sp.count_ops(new) <= sp.count_ops(expr):
+                return new
+    return expr
+
+
 def compact(expr, forward=None):
     """One fraction, common factors pulled out, leading minus moved into a difference; with ``forward``, one per
     group of terms reading the same upstream gradients (``by_upstream``), then the factors all groups share pulled
     out of their sum (a product, not a common denominator)."""
     if isinstance(expr, sp.Piecewise):
         return expr
+    expr = same_sums(expr)
+    if forward is not None:
+        expr = complete_products(expr, forward)
     groups = by_upstream(expr, forward)
     if len(groups) > 1:
         # Factors every group shares still come out (batch norm's second order: (S Σ dY v − dβ Σ v) / (S σ), whose

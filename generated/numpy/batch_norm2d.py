@@ -148,59 +148,61 @@ def batch_norm2d_hvp(vX=None, vgamma=None, vbeta=None, *, X, gamma, beta, dY, ep
     dgamma = np.einsum('bacd,bacd->a', Xhat, dY)
     # dbeta_p2 = Σ_shw dY_s,p2,h,w
     dbeta = dY.sum(axis=0).sum(axis=(1, 2))
-    # tmp8_x = max(1, var_scale_x)**2
-    tmp8 = np.maximum(var_scale, 1)**2
-    # tmp9_x = min(1, var_scale_x)**2
-    tmp9 = np.minimum(var_scale, 1)**2
-    tmp1 = None
+    # tmp1_x = Σ_pru dY_pxru*vX_pxru
+    tmp1 = np.einsum('pxru,pxru->x', dY, vX)
+    # tmp2_x = Σ_pru Xhat_pxru*vX_pxru
+    tmp2 = np.einsum('pxru,pxru->x', Xhat, vX)
+    # tmp7_x = max(1, var_scale_x)**(-2)
+    tmp7 = np.maximum(var_scale, 1)**(-2)
+    # tmp6_x = eps*tmp7_x + var_scaled_x*min(1, var_scale_x)**2
+    tmp6 = eps*tmp7
+    tmp6 += np.minimum(var_scale, 1)**2*var_scaled
+    tmp4 = None
     if need_hX:
-        # tmp1_x = 1/(H*S*W*eps*tmp8_x + H*S*W*tmp9_x*var_scaled_x*max(1, var_scale_x)**4)
-        tmp1 = 1/(eps*H*S*W*tmp8 + H*S*W*np.maximum(var_scale, 1)**4*var_scaled*tmp9)
-    # tmp2_x = Σ_pru dY_pxru*vX_pxru
-    tmp2 = np.einsum('pxru,pxru->x', dY, vX)
-    # tmp3_x = Σ_pru Xhat_pxru*vX_pxru
-    tmp3 = np.einsum('pxru,pxru->x', Xhat, vX)
-    # tmp6_x = max(1, var_scale_x)**(-2)
-    tmp6 = np.maximum(var_scale, 1)**(-2)
-    # tmp4_x = 1/√(eps*tmp6_x + tmp9_x*var_scaled_x)
-    tmp4 = 1/np.sqrt(eps*tmp6 + var_scaled*tmp9)
+        # tmp4_x = √(tmp6_x)
+        tmp4 = np.sqrt(tmp6)
     # tmp5_x = Σ_pru vX_pxru
     tmp5 = vX.sum(axis=0).sum(axis=(1, 2))
-    # tmp7_x = max(1, var_scale_x)**(-3)
-    tmp7 = np.maximum(var_scale, 1)**(-3)
+    # tmp9_x = 1/max(1, var_scale_x)
+    tmp9 = 1/np.maximum(var_scale, 1)
     hX = None
     if need_hX:
-        # hX_vxyz = (H*S*W*dY_vxyz*tmp4_x*tmp7_x*vgamma_x + Xhat_vxyz*dbeta_x*gamma_x*tmp1_x*tmp5_x + 3*Xhat_vxyz*dgamma_x*gamma_x*tmp1_x*tmp3_x + dbeta_x*gamma_x*tmp1_x*tmp3_x + dgamma_x*gamma_x*tmp1_x*tmp5_x - H*S*W*Xhat_vxyz*gamma_x*tmp1_x*tmp2_x - H*S*W*dY_vxyz*gamma_x*tmp1_x*tmp3_x - H*S*W*dgamma_x*gamma_x*tmp1_x*vX_vxyz - Xhat_vxyz*dgamma_x*tmp4_x*tmp7_x*vgamma_x - dbeta_x*tmp4_x*tmp7_x*vgamma_x)*tmp8_x/(H*S*W)
-        hX = Xhat*(dbeta*gamma*tmp1*tmp5)[:, None, None]
-        hX += (dbeta*gamma*tmp1*tmp3)[:, None, None]
-        hX += (dgamma*gamma*tmp1*tmp5)[:, None, None]
-        hX += 3*Xhat*(dgamma*gamma*tmp1*tmp3)[:, None, None]
-        hX += H*S*W*dY*(tmp4*tmp7*vgamma)[:, None, None]
-        hX -= (dbeta*tmp4*tmp7*vgamma)[:, None, None]
-        hX -= Xhat*(dgamma*tmp4*tmp7*vgamma)[:, None, None]
-        hX -= H*S*W*vX*(dgamma*gamma*tmp1)[:, None, None]
-        hX -= H*S*W*Xhat*(gamma*tmp1*tmp2)[:, None, None]
-        hX -= H*S*W*dY*(gamma*tmp1*tmp3)[:, None, None]
-        hX *= tmp8[:, None, None]
-        hX /= H*S*W
-    # hgamma_v = (H*S*W*tmp2_v - dbeta_v*tmp5_v - dgamma_v*tmp3_v)*tmp4_v/(H*S*W*max(1, var_scale_v))
-    hgamma = H*S*W*tmp2
+        # hX_vxyz = (H**2*S**2*W**2*dY_vxyz*tmp4_x*tmp9_x*vgamma_x + Xhat_vxyz*dbeta_x*gamma_x*tmp5_x*tmp7_x + 3*Xhat_vxyz*dgamma_x*gamma_x*tmp2_x*tmp7_x + dbeta_x*gamma_x*tmp2_x*tmp7_x + dgamma_x*gamma_x*tmp5_x*tmp7_x - H*S*W*Xhat_vxyz*dgamma_x*tmp4_x*tmp9_x*vgamma_x - H*S*W*Xhat_vxyz*gamma_x*tmp1_x*tmp7_x - H*S*W*dY_vxyz*gamma_x*tmp2_x*tmp7_x - H*S*W*dbeta_x*tmp4_x*tmp9_x*vgamma_x - H*S*W*dgamma_x*gamma_x*tmp7_x*vX_vxyz)/(H**2*S**2*W**2*tmp6_x)
+        hX = Xhat*(dbeta*gamma*tmp5*tmp7)[:, None, None]
+        hX += (dbeta*gamma*tmp2*tmp7)[:, None, None]
+        hX += (dgamma*gamma*tmp5*tmp7)[:, None, None]
+        hX += 3*Xhat*(dgamma*gamma*tmp2*tmp7)[:, None, None]
+        hX += H**2*S**2*W**2*dY*(tmp4*tmp9*vgamma)[:, None, None]
+        hX -= (H*S*W*dbeta*tmp4*tmp9*vgamma)[:, None, None]
+        hX -= H*S*W*vX*(dgamma*gamma*tmp7)[:, None, None]
+        hX -= H*S*W*Xhat*(gamma*tmp1*tmp7)[:, None, None]
+        hX -= H*S*W*dY*(gamma*tmp2*tmp7)[:, None, None]
+        hX -= H*S*W*Xhat*(dgamma*tmp4*tmp9*vgamma)[:, None, None]
+        hX /= (H**2*S**2*W**2*tmp6)[:, None, None]
+    # tmp3_v = 1/√(tmp6_v)
+    tmp3 = 1/np.sqrt(tmp6)
+    # hgamma_v = (H*S*W*tmp1_v - dbeta_v*tmp5_v - dgamma_v*tmp2_v)*tmp3_v*tmp9_v/(H*S*W)
+    hgamma = H*S*W*tmp1
     hgamma -= dbeta*tmp5
-    hgamma -= dgamma*tmp3
-    hgamma /= np.maximum(var_scale, 1)
-    hgamma *= tmp4
+    hgamma -= dgamma*tmp2
+    hgamma *= tmp3
+    hgamma *= tmp9
     hgamma /= H*S*W
     # hbeta_v = 0
     hbeta = np.full((C,), 0, dtype=X.dtype)
+    tmp8 = None
+    if need_hdY:
+        # tmp8_x = max(1, var_scale_x)**(-3)
+        tmp8 = np.maximum(var_scale, 1)**(-3)
     hdY = None
     if need_hdY:
-        # hdY_vxyz = (Xhat_vxyz*tmp6_x*vgamma_x + gamma_x*tmp4_x*tmp7_x*vX_vxyz + tmp6_x*vbeta_x - Xhat_vxyz*gamma_x*tmp3_x*tmp4_x*tmp7_x/(H*S*W) - gamma_x*tmp4_x*tmp5_x*tmp7_x/(H*S*W))*tmp8_x
-        hdY = Xhat*(tmp6*vgamma)[:, None, None]
-        hdY += (tmp6*vbeta)[:, None, None]
-        hdY += vX*(gamma*tmp4*tmp7)[:, None, None]
-        hdY -= (gamma*tmp4*tmp5*tmp7/(H*S*W))[:, None, None]
-        hdY -= Xhat*(gamma*tmp3*tmp4*tmp7)[:, None, None]/(H*S*W)
-        hdY *= tmp8[:, None, None]
+        # hdY_vxyz = (Xhat_vxyz*tmp7_x*vgamma_x + gamma_x*tmp3_x*tmp8_x*vX_vxyz + tmp7_x*vbeta_x - Xhat_vxyz*gamma_x*tmp2_x*tmp3_x*tmp8_x/(H*S*W) - gamma_x*tmp3_x*tmp5_x*tmp8_x/(H*S*W))*max(1, var_scale_x)**2
+        hdY = Xhat*(tmp7*vgamma)[:, None, None]
+        hdY += (tmp7*vbeta)[:, None, None]
+        hdY += vX*(gamma*tmp3*tmp8)[:, None, None]
+        hdY -= (gamma*tmp3*tmp5*tmp8/(H*S*W))[:, None, None]
+        hdY -= Xhat*(gamma*tmp2*tmp3*tmp8)[:, None, None]/(H*S*W)
+        hdY *= (np.maximum(var_scale, 1)**2)[:, None, None]
     if into:
         hX, hgamma, hbeta, hdY = _accumulate(into, {'hX': hX, 'hgamma': hgamma, 'hbeta': hbeta, 'hdY': hdY})
     return hX, hgamma, hbeta, hdY

@@ -110,84 +110,79 @@ def layer_norm_hvp(vX=None, vgamma=None, vbeta=None, *, X, gamma, beta, dY, eps=
     # mean_s = Σ_j X_sj/D
     mean = X.sum(axis=1)
     mean /= D
-    # tmp13_sj = X_sj - mean_s
-    tmp13 = X - mean[:, None]
-    # var_absmax_s = max_j |tmp13_sj|
-    var_absmax = np.abs(tmp13).max(axis=1)
+    # tmp12_sj = X_sj - mean_s
+    tmp12 = X - mean[:, None]
+    # var_absmax_s = max_j |tmp12_sj|
+    var_absmax = np.abs(tmp12).max(axis=1)
     # var_scale_s = (var_absmax_s if var_absmax_s > 0 else 1)
     var_scale = np.where(var_absmax > 0, var_absmax, 1)
-    # var_ratio_sj = tmp13_sj/var_scale_s
-    var_ratio = tmp13/var_scale[:, None]
+    # var_ratio_sj = tmp12_sj/var_scale_s
+    var_ratio = tmp12/var_scale[:, None]
     # var_scaled_s = Σ_j var_ratio_sj**2/D
     var_scaled = (var_ratio**2).sum(axis=1)
     var_scaled /= D
-    # Xhat_sj = tmp13_sj/(√(eps/max(1, var_scale_s)**2 + var_scaled_s*min(1, var_scale_s)**2)*max(1, var_scale_s))
-    Xhat = tmp13/(np.sqrt(eps/np.maximum(var_scale, 1)**2 + np.minimum(var_scale, 1)**2*var_scaled)*np.maximum(var_scale, 1))[:, None]
-    # tmp10_r = max(1, var_scale_r)**2
-    tmp10 = np.maximum(var_scale, 1)**2
-    # tmp11_r = min(1, var_scale_r)**2
-    tmp11 = np.minimum(var_scale, 1)**2
+    # Xhat_sj = tmp12_sj/(√(eps/max(1, var_scale_s)**2 + var_scaled_s*min(1, var_scale_s)**2)*max(1, var_scale_s))
+    Xhat = tmp12/(np.sqrt(eps/np.maximum(var_scale, 1)**2 + np.minimum(var_scale, 1)**2*var_scaled)*np.maximum(var_scale, 1))[:, None]
+    # tmp9_r = max(1, var_scale_r)**2
+    tmp9 = np.maximum(var_scale, 1)**2
+    # tmp10_r = min(1, var_scale_r)**2
+    tmp10 = np.minimum(var_scale, 1)**2
     tmp1 = None
     if need_hX:
-        # tmp1_r = 1/(D*eps*tmp10_r + D*tmp11_r*var_scaled_r*max(1, var_scale_r)**4)
-        tmp1 = 1/(eps*D*tmp10 + D*np.maximum(var_scale, 1)**4*var_scaled*tmp11)
+        # tmp1_r = 1/(D*eps*tmp9_r + D*tmp10_r*var_scaled_r*max(1, var_scale_r)**4)
+        tmp1 = 1/(eps*D*tmp9 + D*np.maximum(var_scale, 1)**4*var_scaled*tmp10)
     # tmp7_r = max(1, var_scale_r)**(-2)
     tmp7 = np.maximum(var_scale, 1)**(-2)
-    # tmp2_r = 1/√(eps*tmp7_r + tmp11_r*var_scaled_r)
-    tmp2 = 1/np.sqrt(eps*tmp7 + var_scaled*tmp11)
-    tmp5 = None
-    if need_hX:
-        # tmp5_rj = Xhat_rj*dY_rj*gamma_j
-        tmp5 = Xhat*dY*gamma
+    # tmp2_r = 1/√(eps*tmp7_r + tmp10_r*var_scaled_r)
+    tmp2 = 1/np.sqrt(eps*tmp7 + var_scaled*tmp10)
     tmp3 = None
     if need_hX:
-        # tmp3_r = Σ_j tmp5_rj
-        tmp3 = tmp5.sum(axis=1)
+        # tmp3_r = Σ_j Xhat_rj*dY_rj*gamma_j
+        tmp3 = np.einsum('j,rj,rj->r', gamma, Xhat, dY)
     # tmp4_r = Σ_q Xhat_rq*vX_rq
     tmp4 = np.einsum('rq,rq->r', Xhat, vX)
+    tmp5 = None
+    if need_hX:
+        # tmp5_r = Σ_h dY_rh*gamma_h
+        tmp5 = dY @ gamma
     # tmp6_r = Σ_q vX_rq
     tmp6 = vX.sum(axis=1)
-    tmp8 = None
-    if need_hX:
-        # tmp8_rh = dY_rh*gamma_h
-        tmp8 = dY*gamma
-    # tmp9_r = max(1, var_scale_r)**(-3)
-    tmp9 = np.maximum(var_scale, 1)**(-3)
+    # tmp8_r = max(1, var_scale_r)**(-3)
+    tmp8 = np.maximum(var_scale, 1)**(-3)
     hX = None
     if need_hX:
-        # hX_ru = (D*dY_ru*tmp2_r*tmp9_r*vgamma_u + 2*Xhat_ru*tmp1_r*tmp3_r*tmp4_r + Xhat_ru*tmp1_r*tmp4_r*Σ_h tmp5_rh + Xhat_ru*tmp1_r*tmp6_r*Σ_j tmp8_rj + tmp1_r*tmp3_r*tmp6_r + tmp1_r*tmp4_r*Σ_h tmp8_rh - D*Xhat_ru*tmp1_r*Σ_q dY_rq*gamma_q*vX_rq - D*dY_ru*gamma_u*tmp1_r*tmp4_r - D*tmp1_r*tmp3_r*vX_ru - Xhat_ru*tmp2_r*tmp9_r*Σ_p1 Xhat_r,p1*dY_r,p1*vgamma_p1 - tmp2_r*tmp9_r*Σ_p1 dY_r,p1*vgamma_p1)*tmp10_r/D
-        hX = Xhat*(tmp1*tmp4*tmp5.sum(axis=1))[:, None]
+        # hX_ru = (D*dY_ru*tmp2_r*tmp8_r*vgamma_u + 3*Xhat_ru*tmp1_r*tmp3_r*tmp4_r + Xhat_ru*tmp1_r*tmp5_r*tmp6_r + tmp1_r*tmp3_r*tmp6_r + tmp1_r*tmp4_r*tmp5_r - D*Xhat_ru*tmp1_r*Σ_q dY_rq*gamma_q*vX_rq - D*dY_ru*gamma_u*tmp1_r*tmp4_r - D*tmp1_r*tmp3_r*vX_ru - Xhat_ru*tmp2_r*tmp8_r*Σ_p1 Xhat_r,p1*dY_r,p1*vgamma_p1 - tmp2_r*tmp8_r*Σ_p1 dY_r,p1*vgamma_p1)*tmp9_r/D
+        hX = Xhat*(tmp1*tmp5*tmp6)[:, None]
         hX += (tmp1*tmp3*tmp6)[:, None]
-        hX += (tmp1*tmp4*tmp8.sum(axis=1))[:, None]
-        hX += Xhat*(tmp1*tmp6*tmp8.sum(axis=1))[:, None]
-        hX += 2*Xhat*(tmp1*tmp3*tmp4)[:, None]
-        hX += D*dY*tmp2[:, None]*tmp9[:, None]*vgamma
-        hX -= (tmp2*tmp9*(dY @ vgamma))[:, None]
+        hX += (tmp1*tmp4*tmp5)[:, None]
+        hX += 3*Xhat*(tmp1*tmp3*tmp4)[:, None]
+        hX += D*dY*tmp2[:, None]*tmp8[:, None]*vgamma
+        hX -= (tmp2*tmp8*(dY @ vgamma))[:, None]
         hX -= D*vX*(tmp1*tmp3)[:, None]
         hX -= D*Xhat*(tmp1*np.einsum('q,rq,rq->r', gamma, dY, vX))[:, None]
-        hX -= Xhat*(tmp2*tmp9*np.einsum('b,ab,ab->a', vgamma, Xhat, dY))[:, None]
+        hX -= Xhat*(tmp2*tmp8*np.einsum('b,ab,ab->a', vgamma, Xhat, dY))[:, None]
         hX -= D*dY*gamma*tmp1[:, None]*tmp4[:, None]
-        hX *= tmp10[:, None]
+        hX *= tmp9[:, None]
         hX /= D
-    # tmp12_p = 1/max(1, var_scale_p)
-    tmp12 = 1/np.maximum(var_scale, 1)
-    # hgamma_r = (D*Σ_p dY_pr*tmp12_p*tmp2_p*vX_pr - Σ_pq dY_pr*tmp12_p*tmp2_p*vX_pq - Σ_pq Xhat_pq*Xhat_pr*dY_pr*tmp12_p*tmp2_p*vX_pq)/D
-    hgamma = np.einsum('p,p,pr,pr->r', tmp12, tmp2, dY, vX)
+    # tmp11_p = 1/max(1, var_scale_p)
+    tmp11 = 1/np.maximum(var_scale, 1)
+    # hgamma_r = (D*Σ_p dY_pr*tmp11_p*tmp2_p*vX_pr - Σ_pq dY_pr*tmp11_p*tmp2_p*vX_pq - Σ_pq Xhat_pq*Xhat_pr*dY_pr*tmp11_p*tmp2_p*vX_pq)/D
+    hgamma = np.einsum('p,p,pr,pr->r', tmp11, tmp2, dY, vX)
     hgamma *= D
-    hgamma -= np.einsum('p,p,pr,pq->r', tmp12, tmp2, dY, vX)
-    hgamma -= np.einsum('p,p,pq,pr,pr,pq->r', tmp12, tmp2, Xhat, Xhat, dY, vX)
+    hgamma -= np.einsum('p,p,pr,pq->r', tmp11, tmp2, dY, vX)
+    hgamma -= np.einsum('p,p,pq,pr,pr,pq->r', tmp11, tmp2, Xhat, Xhat, dY, vX)
     hgamma /= D
     # hbeta_r = 0
     hbeta = np.full((D,), 0, dtype=X.dtype)
     hdY = None
     if need_hdY:
-        # hdY_ru = (Xhat_ru*tmp7_r*vgamma_u + gamma_u*tmp2_r*tmp9_r*vX_ru + tmp7_r*vbeta_u - Xhat_ru*gamma_u*tmp2_r*tmp4_r*tmp9_r/D - gamma_u*tmp2_r*tmp6_r*tmp9_r/D)*tmp10_r
+        # hdY_ru = (Xhat_ru*tmp7_r*vgamma_u + gamma_u*tmp2_r*tmp8_r*vX_ru + tmp7_r*vbeta_u - Xhat_ru*gamma_u*tmp2_r*tmp4_r*tmp8_r/D - gamma_u*tmp2_r*tmp6_r*tmp8_r/D)*tmp9_r
         hdY = tmp7[:, None]*vbeta
         hdY += Xhat*tmp7[:, None]*vgamma
-        hdY += vX*gamma*tmp2[:, None]*tmp9[:, None]
-        hdY -= gamma*tmp2[:, None]*tmp6[:, None]*tmp9[:, None]/D
-        hdY -= Xhat*gamma*tmp2[:, None]*tmp4[:, None]*tmp9[:, None]/D
-        hdY *= tmp10[:, None]
+        hdY += vX*gamma*tmp2[:, None]*tmp8[:, None]
+        hdY -= gamma*tmp2[:, None]*tmp6[:, None]*tmp8[:, None]/D
+        hdY -= Xhat*gamma*tmp2[:, None]*tmp4[:, None]*tmp8[:, None]/D
+        hdY *= tmp9[:, None]
     if into:
         hX, hgamma, hbeta, hdY = _accumulate(into, {'hX': hX, 'hgamma': hgamma, 'hbeta': hbeta, 'hdY': hdY})
     return hX, hgamma, hbeta, hdY

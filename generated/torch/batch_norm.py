@@ -137,59 +137,61 @@ def batch_norm_hvp(vX=None, vgamma=None, vbeta=None, *, X, gamma, beta, dY, eps=
     dgamma = (Xhat*dY).sum(dim=0)
     # dbeta_p2 = Σ_s dY_s,p2
     dbeta = dY.sum(dim=0)
-    # tmp8_u = max(1, var_scale_u)**2
-    tmp8 = torch.clamp(var_scale, min=1)**2
-    # tmp9_u = min(1, var_scale_u)**2
-    tmp9 = torch.clamp(var_scale, max=1)**2
-    tmp1 = None
+    # tmp7_u = max(1, var_scale_u)**(-2)
+    tmp7 = torch.clamp(var_scale, min=1)**(-2)
+    # tmp3_u = eps*tmp7_u + var_scaled_u*min(1, var_scale_u)**2
+    tmp3 = eps*tmp7
+    tmp3 += torch.clamp(var_scale, max=1)**2*var_scaled
+    tmp2 = None
     if need_hX:
-        # tmp1_u = 1/(S*eps*tmp8_u + S*tmp9_u*var_scaled_u*max(1, var_scale_u)**4)
-        tmp1 = 1/(eps*S*tmp8 + S*torch.clamp(var_scale, min=1)**4*var_scaled*tmp9)
-    # tmp6_u = max(1, var_scale_u)**(-2)
-    tmp6 = torch.clamp(var_scale, min=1)**(-2)
-    # tmp2_u = 1/√(eps*tmp6_u + tmp9_u*var_scaled_u)
-    tmp2 = 1/torch.sqrt(eps*tmp6 + var_scaled*tmp9)
-    # tmp3_u = Σ_p dY_pu*vX_pu
-    tmp3 = (dY*vX).sum(dim=0)
-    # tmp4_u = Σ_p Xhat_pu*vX_pu
-    tmp4 = (Xhat*vX).sum(dim=0)
-    # tmp5_u = Σ_p vX_pu
-    tmp5 = vX.sum(dim=0)
-    # tmp7_u = max(1, var_scale_u)**(-3)
-    tmp7 = torch.clamp(var_scale, min=1)**(-3)
+        # tmp2_u = √(tmp3_u)
+        tmp2 = torch.sqrt(tmp3)
+    # tmp4_u = Σ_p dY_pu*vX_pu
+    tmp4 = (dY*vX).sum(dim=0)
+    # tmp5_u = Σ_p Xhat_pu*vX_pu
+    tmp5 = (Xhat*vX).sum(dim=0)
+    # tmp6_u = Σ_p vX_pu
+    tmp6 = vX.sum(dim=0)
+    # tmp9_u = 1/max(1, var_scale_u)
+    tmp9 = 1/torch.clamp(var_scale, min=1)
     hX = None
     if need_hX:
-        # hX_ru = (S*dY_ru*tmp2_u*tmp7_u*vgamma_u + Xhat_ru*dbeta_u*gamma_u*tmp1_u*tmp5_u + 3*Xhat_ru*dgamma_u*gamma_u*tmp1_u*tmp4_u + dbeta_u*gamma_u*tmp1_u*tmp4_u + dgamma_u*gamma_u*tmp1_u*tmp5_u - S*Xhat_ru*gamma_u*tmp1_u*tmp3_u - S*dY_ru*gamma_u*tmp1_u*tmp4_u - S*dgamma_u*gamma_u*tmp1_u*vX_ru - Xhat_ru*dgamma_u*tmp2_u*tmp7_u*vgamma_u - dbeta_u*tmp2_u*tmp7_u*vgamma_u)*tmp8_u/S
-        hX = S*dY*(tmp2*tmp7*vgamma)
-        hX += dbeta*gamma*tmp1*tmp4
-        hX += dgamma*gamma*tmp1*tmp5
-        hX += Xhat*(dbeta*gamma*tmp1*tmp5)
-        hX += 3*Xhat*(dgamma*gamma*tmp1*tmp4)
-        hX -= dbeta*tmp2*tmp7*vgamma
-        hX -= S*vX*(dgamma*gamma*tmp1)
-        hX -= S*Xhat*(gamma*tmp1*tmp3)
-        hX -= S*dY*(gamma*tmp1*tmp4)
-        hX -= Xhat*(dgamma*tmp2*tmp7*vgamma)
-        hX *= tmp8
-        hX /= S
-    # hgamma_r = (S*tmp3_r - dbeta_r*tmp5_r - dgamma_r*tmp4_r)*tmp2_r/(S*max(1, var_scale_r))
-    hgamma = S*tmp3
-    hgamma -= dbeta*tmp5
-    hgamma -= dgamma*tmp4
-    hgamma /= torch.clamp(var_scale, min=1)
-    hgamma *= tmp2
+        # hX_ru = (S**2*dY_ru*tmp2_u*tmp9_u*vgamma_u + Xhat_ru*dbeta_u*gamma_u*tmp6_u*tmp7_u + 3*Xhat_ru*dgamma_u*gamma_u*tmp5_u*tmp7_u + dbeta_u*gamma_u*tmp5_u*tmp7_u + dgamma_u*gamma_u*tmp6_u*tmp7_u - S*Xhat_ru*dgamma_u*tmp2_u*tmp9_u*vgamma_u - S*Xhat_ru*gamma_u*tmp4_u*tmp7_u - S*dY_ru*gamma_u*tmp5_u*tmp7_u - S*dbeta_u*tmp2_u*tmp9_u*vgamma_u - S*dgamma_u*gamma_u*tmp7_u*vX_ru)/(S**2*tmp3_u)
+        hX = S**2*dY*(tmp2*tmp9*vgamma)
+        hX += dbeta*gamma*tmp5*tmp7
+        hX += dgamma*gamma*tmp6*tmp7
+        hX += Xhat*(dbeta*gamma*tmp6*tmp7)
+        hX += 3*Xhat*(dgamma*gamma*tmp5*tmp7)
+        hX -= S*dbeta*tmp2*tmp9*vgamma
+        hX -= S*vX*(dgamma*gamma*tmp7)
+        hX -= S*Xhat*(gamma*tmp4*tmp7)
+        hX -= S*dY*(gamma*tmp5*tmp7)
+        hX -= S*Xhat*(dgamma*tmp2*tmp9*vgamma)
+        hX /= S**2*tmp3
+    # tmp1_r = 1/√(tmp3_r)
+    tmp1 = 1/torch.sqrt(tmp3)
+    # hgamma_r = (S*tmp4_r - dbeta_r*tmp6_r - dgamma_r*tmp5_r)*tmp1_r*tmp9_r/S
+    hgamma = S*tmp4
+    hgamma -= dbeta*tmp6
+    hgamma -= dgamma*tmp5
+    hgamma *= tmp1
+    hgamma *= tmp9
     hgamma /= S
     # hbeta_r = 0
     hbeta = torch.as_tensor(0, dtype=X.dtype, device=X.device).expand((D,)).clone()
+    tmp8 = None
+    if need_hdY:
+        # tmp8_u = max(1, var_scale_u)**(-3)
+        tmp8 = torch.clamp(var_scale, min=1)**(-3)
     hdY = None
     if need_hdY:
-        # hdY_ru = (Xhat_ru*tmp6_u*vgamma_u + gamma_u*tmp2_u*tmp7_u*vX_ru + tmp6_u*vbeta_u - Xhat_ru*gamma_u*tmp2_u*tmp4_u*tmp7_u/S - gamma_u*tmp2_u*tmp5_u*tmp7_u/S)*tmp8_u
-        hdY = Xhat*(tmp6*vgamma)
-        hdY += tmp6*vbeta
-        hdY += vX*(gamma*tmp2*tmp7)
-        hdY -= gamma*tmp2*tmp5*tmp7/S
-        hdY -= Xhat*(gamma*tmp2*tmp4*tmp7)/S
-        hdY *= tmp8
+        # hdY_ru = (Xhat_ru*tmp7_u*vgamma_u + gamma_u*tmp1_u*tmp8_u*vX_ru + tmp7_u*vbeta_u - Xhat_ru*gamma_u*tmp1_u*tmp5_u*tmp8_u/S - gamma_u*tmp1_u*tmp6_u*tmp8_u/S)*max(1, var_scale_u)**2
+        hdY = Xhat*(tmp7*vgamma)
+        hdY += tmp7*vbeta
+        hdY += vX*(gamma*tmp1*tmp8)
+        hdY -= gamma*tmp1*tmp6*tmp8/S
+        hdY -= Xhat*(gamma*tmp1*tmp5*tmp8)/S
+        hdY *= torch.clamp(var_scale, min=1)**2
     if into:
         hX, hgamma, hbeta, hdY = _accumulate(into, {'hX': hX, 'hgamma': hgamma, 'hbeta': hbeta, 'hdY': hdY})
     return hX, hgamma, hbeta, hdY

@@ -85,23 +85,20 @@ def softmax_hvp(vX, *, X, dY, into=None):
     Z = tmp4.sum(dim=1)
     # Y_sc = tmp4_sc/Z_s
     Y = tmp4/Z[:, None]
-    # tmp1_r = Σ_q Y_rq*vX_rq
-    tmp1 = (Y*vX).sum(dim=1)
-    # tmp3_rc = Y_rc*dY_rc
-    tmp3 = Y*dY
-    # tmp2_r = Σ_c tmp3_rc
-    tmp2 = tmp3.sum(dim=1)
-    # hX_ru = (dY_ru*vX_ru + tmp1_r*tmp2_r + tmp1_r*Σ_b tmp3_rb - dY_ru*tmp1_r - tmp2_r*vX_ru - Σ_q Y_rq*dY_rq*vX_rq)*Y_ru
-    hX = dY*vX
-    hX += (tmp1*tmp2)[:, None]
-    hX += (tmp1*tmp3.sum(dim=1))[:, None]
+    # tmp2_r = Σ_q Y_rq*vX_rq
+    tmp2 = (Y*vX).sum(dim=1)
+    # tmp1_ru = vX_ru - tmp2_r
+    tmp1 = vX - tmp2[:, None]
+    # tmp3_r = Σ_b Y_rb*dY_rb
+    tmp3 = (Y*dY).sum(dim=1)
+    # hX_ru = ((dY_ru - tmp3_r)*tmp1_ru + tmp2_r*tmp3_r - Σ_q Y_rq*dY_rq*vX_rq)*Y_ru
+    hX = dY - tmp3[:, None]
+    hX *= tmp1
+    hX += (tmp2*tmp3)[:, None]
     hX -= (Y*dY*vX).sum(dim=1)[:, None]
-    hX -= dY*tmp1[:, None]
-    hX -= vX*tmp2[:, None]
     hX *= Y
-    # hdY_ru = (vX_ru - tmp1_r)*Y_ru
-    hdY = vX - tmp1[:, None]
-    hdY *= Y
+    # hdY_ru = Y_ru*tmp1_ru
+    hdY = Y*tmp1
     if into:
         hX, hdY = _accumulate(into, {'hX': hX, 'hdY': hdY})
     return hX, hdY
