@@ -150,3 +150,21 @@ def test_a_second_order_result_is_written_as_a_product_of_upstream_and_direction
     assert got.has(product) and not e.has(product)
     first = SimpleNamespace(upstream_inputs=(), upstream_names={})
     assert complete_products(e, first) == e   # a first-order gradient is linear in its upstream: left as it is
+
+
+def test_a_product_is_not_completed_where_it_would_add_a_term_or_a_division():
+    """(G + v)(K + dY) − G K would overflow at G = K = 1e200 where dY v + dY G + v K does not; a k that does not
+    cancel out of A/k would divide by what may be 0; a read inside max(·) is not linear: each is left alone."""
+    from types import SimpleNamespace
+
+    from derive.engine.rewrite import complete_products
+
+    r, u = sp.symbols("r u", cls=sp.Idx)
+    dY, vX, G, K, X, V = (sp.IndexedBase(n, real=True) for n in ("dY", "vX", "G", "K", "X", "V"))
+    eps = sp.Symbol("eps", positive=True)
+    second = SimpleNamespace(upstream_inputs=("dY",), upstream_names={"dX": "vX"})
+    d, v, root = dY[r, u], vX[r, u], sp.sqrt(V[u] + eps)
+    for e in (d * v + d * G[u] + v * K[u],
+              V[u] * d * v + V[u] * G[u] * X[r, u] * d / root + K[u] * v + G[u] * K[u] * X[r, u] / root,
+              d * v + d * G[u] + v * K[u] + sp.Max(d, 0) * X[r, u]):
+        assert complete_products(e, second) == e

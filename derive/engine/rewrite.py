@@ -349,33 +349,41 @@ def complete_products(expr, forward):
     """A second-order forward's result is bilinear in an upstream u (dY) and a direction w (vX):
     ``k u w + u A + w B + C = k (u + B/k)(w + A/k) + (C − A B/k)``, each read at the same indices. The product form
     is 0 where u and w equal their projections (softmax's dY_u = Σ_q Y_q dY_q on one class), where the expanded terms
-    leave rounding, and overflow apart at a large u."""
+    leave rounding, and overflow apart at a large u. Taken only where A B/k cancels against C (no term more: a new
+    product G K could overflow where none of the terms did) and k divides nothing that was not divided already."""
     if not forward.upstream_inputs or not isinstance(expr, sp.Add):
         return expr
     upstreams = set(forward.upstream_inputs)
     directions = set(forward.upstream_names.values())
 
-    def reads(names):   # read once per term, outside every sum
+    def linear(t, r):   # t is r times what does not hold r
+        return r in sp.Mul.make_args(t) and not (t / r).has(r)
+
+    def reads(names):   # a factor of each term that holds it, outside every sum
         found = {r for r in expr.atoms(sp.Indexed) if str(r.base.label) in names}
-        return [r for r in found if all(sp.Poly(t, r).degree() <= 1 if t.has(r) else True
-                                        for t in expr.args) and not any(s.has(r) for s in expr.atoms(sp.Sum))]
+        return [r for r in found if not any(s.has(r) for s in expr.atoms(sp.Sum))
+                and all(linear(t, r) for t in expr.args if t.has(r))]
+
+    def divided(e):   # what e divides by: the bases of its negative powers
+        return {p.base for p in e.atoms(sp.Pow) if p.exp.is_negative}
     for u in sorted(reads(upstreams), key=str):
         for w in sorted(reads(directions), key=str):
             both = [t for t in expr.args if t.has(u) and t.has(w)]
             if not both:
                 continue
             k = sp.Add(*[t / (u * w) for t in both])
-            if k.has(u, w):
-                continue
             A = sp.Add(*[t / u for t in expr.args if t.has(u) and not t.has(w)])
             B = sp.Add(*[t / w for t in expr.args if t.has(w) and not t.has(u)])
             if A == 0 or B == 0:
                 continue
             a, b = sp.expand(A / k), sp.expand(B / k)
-            if not divisors(a) | divisors(b) <= divisors(A) | divisors(B):
-                continue   # k does not divide them: a division by what may be 0
+            if not divided(a) | divided(b) <= divided(A) | divided(B):
+                continue   # k does not cancel: a division by what may be 0
             C = sp.Add(*[t for t in expr.args if not t.has(u) and not t.has(w)])
-            new = k * (u + b) * (w + a) + sp.expand(C - k * a * b)
+            rest = sp.expand(C - k * a * b)
+            if rest != 0 and (C == 0 or len(sp.Add.make_args(rest)) > len(sp.Add.make_args(C))):
+                continue
+            new = k * (u + b) * (w + a) + rest
             if sp.count_ops(new) <= sp.count_ops(expr):
                 return new
     return expr
