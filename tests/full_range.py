@@ -137,15 +137,19 @@ def _upstreams(k, upstream, wrap, scalar) -> tuple:
     return tuple(scalar(each[o]) if np.ndim(each[o]) == 0 else wrap(each[o]) for o in k.OUTPUTS)
 
 
+def _wrappers(dtype, backend):
+    """(array in the backend's type and ``dtype``, scalar upstream in the type the backend's kernels take)."""
+    if backend == "numpy":
+        return (lambda a: _values(a, dtype)), dtype
+    torch = _torch()
+    return (lambda a: torch.as_tensor(_values(a, dtype))), float
+
+
 def run(module, name: str, arrays: dict, upstream, dtype, backend):
     """{(name, index): value} for the outputs and every gradient of kernel module ``module``, in ``dtype``.
     ``upstream``: an array (a number for a loss), or with several outputs a dict of them by output."""
     k = module
-    if backend == "numpy":
-        wrap, scalar = (lambda a: _values(a, dtype)), dtype
-    else:
-        torch = _torch()
-        wrap, scalar = (lambda a: torch.as_tensor(_values(a, dtype))), float
+    wrap, scalar = _wrappers(dtype, backend)
     fwd, bwd = getattr(k, f"{name}_forward"), getattr(k, f"{name}_backward")
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
@@ -170,11 +174,7 @@ def run_hvp(module, name: str, arrays: dict, upstream, directions: dict, dtype, 
     """{(name, index): value} for every result of ``module``'s ``<name>_hvp`` (hT, hdY) in ``dtype``, along
     ``directions`` (by gradient name, dT), at ``upstream`` (as for ``run``)."""
     k = module
-    if backend == "numpy":
-        wrap, scalar = (lambda a: _values(a, dtype)), dtype
-    else:
-        torch = _torch()
-        wrap, scalar = (lambda a: torch.as_tensor(_values(a, dtype))), float
+    wrap, scalar = _wrappers(dtype, backend)
     values = {**{n: wrap(a) for n, a in arrays.items()}, **dict(zip(k.UPSTREAMS, _upstreams(k, upstream, wrap, scalar)))}
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
