@@ -266,17 +266,8 @@ def canonical(e):
     for node in sp.preorder_traversal(e):
         if isinstance(node, sp.Idx) and node in free and node not in order:
             order.append(node)
-    placeholders = {i: _placeholder(n, i) for n, i in enumerate(order)}
+    placeholders = {i: sp.Idx(f"_cse{n}", extent(i)) for n, i in enumerate(order)}
     return e.xreplace(placeholders), tuple(order)
-
-
-def _placeholder(n, i):
-    return sp.Idx(f"_cse{n}", extent(i))
-
-
-def from_canonical(e, order):
-    """A canonical form (or what was computed from it) back in the indices ``order`` that ``canonical`` gave."""
-    return e.xreplace({_placeholder(n, i): i for n, i in enumerate(order)})
 
 
 def window_key(body, over):

@@ -23,7 +23,6 @@ import functools
 import sympy as sp
 
 from . import budget
-from .ir import canonical, from_canonical
 from .sifting import sift
 
 
@@ -228,7 +227,7 @@ def simplify_elementwise(expr, forward=None):
         # No sum among the factors (sinh(u) B dY / cosh³(u)): no terms to combine or cancel, only one product to
         # rewrite as another (sinh/cosh³ as tanh/cosh²), which changes no magnitude, for seconds of SymPy's time.
         return expr
-    new = _simplified(expr)
+    new = budget.attempt(sp.simplify, expr, "simplify the elementwise expression")
     if new is None:
         return expr
     # simplify folds factors into logs (log(2/3)·(2/3)^x dY → log((2/3)^((2/3)^x dY))), which overflows where
@@ -239,25 +238,6 @@ def simplify_elementwise(expr, forward=None):
     if alt is not None:
         new = alt
     return new if sp.count_ops(new) <= sp.count_ops(expr) else expr
-
-
-_SIMPLIFIED = {}   # canonical form -> its simplified form (within the budgets)
-
-
-def _simplified(expr):
-    """``sp.simplify`` under the budget, once per expression up to a renaming of its indices: a second-order
-    forward's gradients (an LSTM's hX, hh0) share elementwise factors, each seconds of SymPy's time."""
-    form, order = canonical(expr)
-    new = _SIMPLIFIED.get(form)
-    if new is None:
-        # What ran out of a budget is tried again: a time limit depends on the load, a size limit on SIZE_FACTOR.
-        new = budget.attempt(sp.simplify, form, "simplify the elementwise expression")
-        if new is None:
-            return None
-        if len(_SIMPLIFIED) >= 4096:
-            _SIMPLIFIED.clear()
-        _SIMPLIFIED[form] = new
-    return from_canonical(new, order)
 
 
 # Functions whose identities (1 − tanh² u = 1/cosh² u) SymPy's simplify finds for a symbol u but not for a sum
@@ -400,8 +380,8 @@ def compact(expr, forward=None):
         expr = complete_products(expr, forward)
     groups = by_upstream(expr, forward)
     if len(groups) > 1:
-        # Factors every group shares still come out (batch norm's second order: (S Σ dY v − dβ Σ v) / (S σ), whose
-        # difference is 0 at one sample, and finite where each product alone overflows).
+        # Factors every group shares still come out: a difference over a shared factor is 0 where its terms are
+        # equal (batch norm's second order at one sample), finite where each product alone overflows.
         each = sp.Add(*[compact(g) for g in groups])
         shared = budget.attempt(sp.factor_terms, each, "collect into a compact form")
         return each if shared is None or sp.count_ops(shared) > sp.count_ops(each) else _positive_difference(shared)
