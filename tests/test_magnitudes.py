@@ -10,14 +10,17 @@ from derive.engine.magnitudes import at_most_one, inlined, nonnegative, nonposit
 p, q = sp.Idx("p", 3), sp.Idx("q", 4)
 A, C, t, u, w = (sp.IndexedBase(n, real=True) for n in ("A", "C", "t", "u", "w"))
 x = A[p, q]
+S, D = sp.symbols("S D", integer=True, positive=True)   # dimensions, as Forward.dims makes them
 VALUES = {"t": sp.Abs(x), "u": sp.exp(-2 * t[p, q]), "w": 1 + sp.exp(x)}
 
 BOUNDED = [sp.exp(-sp.Abs(x)), sp.exp(-t[p, q]), u[p, q], (1 + u[p, q]) ** -2, u[p, q] / (1 + u[p, q]) ** 2,
            sp.tanh(x), 1 / sp.cosh(x) ** 2, sp.Rational(1, 4), -1, sp.erf(x), 1 / w[p, q],
-           sp.Piecewise((u[p, q], x < 0), (sp.tanh(x), True)), sp.Abs(sp.sin(x))]
+           sp.Piecewise((u[p, q], x < 0), (sp.tanh(x), True)), sp.Abs(sp.sin(x)), 1 / S, (S * D) ** -2,
+           u[p, q] / D]
 UNBOUNDED = [x, C[p, q], sp.exp(x), sp.exp(t[p, q]), 2, sp.atan(x), (1 + x) ** -2, sp.Abs(x) ** -1,
              sp.Pow(u[p, q], sp.Symbol("k")), sp.nan, sp.oo, sp.zoo, sp.I, w[p, q], u[p, q] * C[p, q],
-             sp.Piecewise((u[p, q], x < 0), (x, True)), sp.cosh(x) ** -1 * 3]
+             sp.Piecewise((u[p, q], x < 0), (x, True)), sp.cosh(x) ** -1 * 3, 2 / D ** 2, S,
+             1 / sp.Symbol("k", integer=True), 1 / sp.Symbol("h", positive=True)]
 
 
 @pytest.mark.parametrize("e", BOUNDED, ids=str)

@@ -182,3 +182,21 @@ def test_user_forwards_hvp_matches_pytorch_double_backward(name, backend, second
         want = g.detach().numpy() if g is not None else np.zeros(np.shape(by[n].detach()))
         r = next(r for r, w in k.HVP_WRT.items() if w == n)
         close(got[r], want)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_product_that_is_exactly_zero_stays_zero_at_the_largest_upstream(backend, dtype, second_order_kernels):
+    """mean_and_var's hX = 2 (D v_u − Σ_q v_q) dvar / D²: along v = 1 it is exactly 0 at every dvar, the largest
+    finite one included, where 2 · dvar alone overflows (0 · inf was nan before the constant came last)."""
+    from runtime.kernels.calling import load_file
+
+    k = load_file(second_order_kernels / backend / "mean_and_var.py")
+    wrap = (lambda a: a) if backend == "numpy" else torch.from_numpy
+    big = np.finfo(dtype).max
+    for D in (1, 2, 3):
+        X = np.linspace(-1, 2, 2 * D, dtype=dtype).reshape(2, D)
+        for dvar in (big, -big):
+            hX, hdmu, hdvar = k.mean_and_var_hvp(wrap(np.ones_like(X)), X=wrap(X), dmu=wrap(np.ones(2, dtype)),
+                                                 dvar=wrap(np.full(2, dvar, dtype)))
+            assert np.all(np.asarray(hX) == 0), (D, dvar, hX)

@@ -200,9 +200,17 @@ class Lowering:
             for a in full:
                 op, a = ("/", sp.Pow(a.base, -a.exp)) if _is_reciprocal(a) else ("*", a)
                 steps.append(Update(acc, op, self.operand(a, target)))
-            num = sp.Mul(*[a for a in small if not _is_reciprocal(a)])
-            den = sp.Mul(*[sp.Pow(a.base, -a.exp) for a in small if _is_reciprocal(a)])
-            steps += [Update(acc, op, self.operand(f, target)) for op, f in (("*", num), ("/", den)) if f != 1]
+            # A constant that may be larger than one is applied last, on its own: 2 dvar overflows at the
+            # largest dvar where 0 · dvar · 2 is the true 0 (a product that is exactly zero stays zero).
+            constant = sp.Mul(*[a for a in small if not _has_array(a)])
+            late = constant if not at_most_one(constant, self.values) else sp.S.One
+            reads = [a for a in small if late == 1 or _has_array(a)]
+            num = sp.Mul(*[a for a in reads if not _is_reciprocal(a)])
+            den = sp.Mul(*[sp.Pow(a.base, -a.exp) for a in reads if _is_reciprocal(a)])
+            late_num, late_den = sp.fraction(late)
+            last = ("/", late_den) if late_num == 1 else ("*", late)
+            steps += [Update(acc, op, self.operand(f, target))
+                      for op, f in (("*", num), ("/", den), last) if f != 1]
             return steps
         if isinstance(e, sp.Function) and len(e.args) == 1 and not isinstance(e, _ARRAYS):
             inner = self._steps(e.args[0], acc)

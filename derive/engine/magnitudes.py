@@ -71,12 +71,17 @@ def nonpositive(e, values, seen=frozenset()) -> bool:
 
 
 def _at_least_one(e, values, seen) -> bool:
-    """1 ≤ e: 1 plus what is nonnegative, cosh, or e to a nonnegative power."""
+    """1 ≤ e: 1 plus what is nonnegative, cosh, e to a nonnegative power, a dimension (a positive integer), or
+    a product or positive power of those."""
     known = _known(e, values, seen, lambda n: n >= 1, _at_least_one)
     if known is not None:
         return known
-    if isinstance(e, sp.cosh):
+    if isinstance(e, sp.cosh) or (isinstance(e, sp.Symbol) and e.is_integer and e.is_positive):
         return True
+    if isinstance(e, sp.Mul):
+        return all(_at_least_one(a, values, seen) for a in e.args)
+    if isinstance(e, sp.Pow) and _number(e.exp) is not None and e.exp.is_positive:
+        return _at_least_one(e.base, values, seen)
     if isinstance(e, sp.exp):
         return nonnegative(e.args[0], values, seen)
     if isinstance(e, sp.Add):
