@@ -92,6 +92,7 @@ def draw(forward, sizes, rng, scale=1.0) -> dict:
 # -- user-style forwards (tests/user_forwards/), derived by the command line as a user would ----------
 
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -106,15 +107,30 @@ def load_file(path: Path, name: str = ""):
     return load(path)
 
 
+def derived_once(tmp_path_factory, label: str, files, *options) -> Path:
+    """The folder ``python -m derive FILES --out DIR`` wrote, derived once per test run: under pytest-xdist
+    the first worker to ask derives it and the others wait for it (a lock file in the run's shared folder)."""
+    import fcntl
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent   # the folder every worker's own temporary folder lies in
+    out, done = root / label, root / f"{label}.done"
+    with open(root / f"{label}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            r = subprocess.run([sys.executable, "-m", "derive", *map(str, files), *options, "--out", str(out)],
+                               cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
+                               timeout=1200)
+            assert r.returncode == 0, r.stderr
+            done.touch()
+    return out
+
+
 @pytest.fixture(scope="session")
 def user_derived(tmp_path_factory):
     """The folder ``python -m derive tests/user_forwards/*.py --out DIR`` wrote (one run for all of them)."""
-    out = tmp_path_factory.mktemp("user_kernels")
-    files = [str(USER_FORWARDS / f"{n}.py") for n in USER_MODULES]
-    r = subprocess.run([sys.executable, "-m", "derive", *files, "--out", str(out)],
-                       cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr
-    return out
+    return derived_once(tmp_path_factory, "user_kernels", [USER_FORWARDS / f"{n}.py" for n in USER_MODULES])
 
 
 @pytest.fixture(scope="session")

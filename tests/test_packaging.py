@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+# One pytest-xdist worker runs this file: its module fixture is derived or built once.
+pytestmark = pytest.mark.xdist_group("wheel")
+
 ROOT = Path(__file__).resolve().parents[1]
 
 FORWARD = '''

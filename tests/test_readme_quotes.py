@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+# One pytest-xdist worker runs this file: its module fixture is derived or built once.
+pytestmark = pytest.mark.xdist_group("readme")
+
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 USER_FOLDER = "my_kernels"

@@ -129,18 +129,11 @@ USER_SECOND = ["prelu", "gelu_tanh", "mish", "huber", "bce_logits", "rms_norm_sc
                "onehot_pick"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def second_order_kernels(tmp_path_factory):
-    import subprocess
-    import sys
+    from tests.conftest import USER_FORWARDS, derived_once
 
-    from tests.conftest import USER_FORWARDS
-
-    out = tmp_path_factory.mktemp("order2")
-    r = subprocess.run([sys.executable, "-m", "derive", *[str(USER_FORWARDS / f"{n}.py") for n in USER_SECOND],
-                        "--order", "2", "--out", str(out)], capture_output=True, text=True, timeout=1200)
-    assert r.returncode == 0, r.stderr
-    return out
+    return derived_once(tmp_path_factory, "order2", [USER_FORWARDS / f"{n}.py" for n in USER_SECOND], "--order", "2")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

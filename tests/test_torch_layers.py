@@ -19,6 +19,9 @@ from runtime.torch_layers import DerivedLayer, function
 from tests.conftest import USER_FORWARDS, as_tensor, draw, kernels_of, sizes_for
 from tests.user_references import REFERENCES
 
+# One pytest-xdist worker runs this file: its module fixture is derived or built once.
+pytestmark = pytest.mark.xdist_group("torch_layers")
+
 
 @pytest.mark.parametrize("name", registry.MODULES)
 def test_gradcheck(name):
