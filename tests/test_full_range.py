@@ -72,32 +72,23 @@ KNOWN_SECOND = {
     # A nearly one-hot row in float32: P (v − Σ P v) is 0 where P rounds to 1 (PyTorch"s double backward too).
     ("softmax_cross_entropy", "scaled", "float32"): (*_at("scale", ["1e+01"], "hX"),),
     ("softmax_cross_entropy_labels", "scaled", "float32"): (*_at("scale", ["1e+01"], "hX"),),
-    # Layer norm on one feature, an upstream past 1e34 (1e307): D dY_u and Σ_j dY_j (γ_j v_j) overflow apart where
-    # their difference is 0. Scaled: the scaled-variance rewrite multiplies by powers of max(1, scale) that
-    # overflow in float32 past 1e19, and on two features the projection loses its small results (PyTorch"s
-    # double backward loses digits there too: 1.7 % against the exact value for layer norm where this kernel
-    # loses 7 %).
-    ("batch_norm", "scaled", "float32"): (*_at("scale", ["1e+21", "1e+25", "1e+29", "1e+33"], "hdY"),),
+    # Layer norm on one feature, an upstream past 1e37 (1e307): hgamma's D Σ_p dY_p v_p/σ_p and Σ_pq dY_p v_q/σ_p
+    # each pass the largest value (1/σ = 1/√ε there) where their difference is 0. Scaled, in float32: on one or
+    # two features the projections lose their small results, which are eps's alone (PyTorch"s double backward
+    # loses digits there too: 1.7 % against the exact value for layer norm where this kernel loses 7 %).
     ("batch_norm2d", "scaled", "float32"): (
-        *_at("scale", ["1e+01", "1e+05", "1e+09", "1e+13", "1e+17", "1e+21", "1e+25", "1e+29", "1e+00"], "hX"),
+        *_at("scale", ["1e+01", "1e+05", "1e+09", "1e+13", "1e+17", "1e+21", "1e+29", "1e+00"], "hX"),
         *_at("scale", ["1e+01", "1e+05", "1e+09", "1e+13", "1e+17", "1e+21", "1e+25", "1e+29", "1e+00"], "hgamma"),
-        *_at("scale", ["1e+21", "1e+25", "1e+29", "1e+33"], "hdY"),
     ),
     ("layer_norm", "elementwise", "float32"): (
-        *_at("dY", [
-            "-3.40282e+38", "-1e+38", "-1e+37", "-1e+36", "-1e+35", "-1e+34", "1e+34", "1e+35", "1e+36", "1e+37",
-            "1e+38", "3.40282e+38"
-        ], "hX"),
         *_at("dY", ["-3.40282e+38", "-1e+38", "-1e+37", "1e+37", "1e+38", "3.40282e+38"], "hgamma"),
     ),
     ("layer_norm", "elementwise", "float64"): (
-        *_at("dY", ["-1.79769e+308", "-1e+307", "1e+307", "1.79769e+308"], "hX"),
         *_at("dY", ["-1.79769e+308", "-1e+307", "1e+307", "1.79769e+308"], "hgamma"),
     ),
     ("layer_norm", "scaled", "float32"): (
-        *_at("scale", ["1e+01", "1e+05", "1e+09", "1e+13", "1e+21", "1e+25", "1e+29", "1e+33", "1e+00"], "hX"),
+        *_at("scale", ["1e+01", "1e+05", "1e+09", "1e+13", "1e+17", "1e+21", "1e+25", "1e+29", "1e+00"], "hX"),
         *_at("scale", ["1e+01", "1e+05", "1e+09", "1e+13", "1e+17", "1e+21", "1e+25", "1e+29", "1e+00"], "hgamma"),
-        *_at("scale", ["1e+21", "1e+25", "1e+29", "1e+33"], "hdY"),
     ),
 }
 

@@ -193,3 +193,20 @@ def test_a_product_that_is_exactly_zero_stays_zero_at_the_largest_upstream(backe
             hX, hdmu, hdvar = k.mean_and_var_hvp(wrap(np.ones_like(X)), X=wrap(X), dmu=wrap(np.ones(2, dtype)),
                                                  dvar=wrap(np.full(2, dvar, dtype)))
             assert np.all(np.asarray(hX) == 0), (D, dvar, hX)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_norm_at_the_largest_input_keeps_its_order_one_terms(backend, dtype, second_order_kernels):
+    """rms_norm_scale on one feature: hdY = v_X ∂Y/∂X + v_g ∂Y/∂g = g ε/(X² + ε)^(3/2) + X/√(X² + ε), which is ±1
+    at X = ±max. Written with the scale's powers apart, X max(1, s)⁻² underflowed to 0 before its · max(1, s)."""
+    from runtime.kernels.calling import load_file
+
+    k = load_file(second_order_kernels / backend / "rms_norm_scale.py")
+    wrap = (lambda a: a) if backend == "numpy" else torch.from_numpy
+    for sign in (1, -1):
+        X = np.full((2, 1), sign * np.finfo(dtype).max, dtype)
+        one = np.ones_like(X)
+        hX, hg, hdY = k.rms_norm_scale_hvp(wrap(one), wrap(np.ones(1, dtype)), X=wrap(X),
+                                           r_scale=wrap(np.full(1, 0.6, dtype)), dY=wrap(one))
+        np.testing.assert_allclose(np.asarray(hdY), sign * one, rtol=4 * np.finfo(dtype).eps)

@@ -23,11 +23,13 @@ Each is an identity, so the emitted value is the derived one:
   maximum already made over part of the weight is shared (attention's numerator, weighted by V, reads the
   normaliser's; a gradient's sums weighted by ``M dY`` read the forward's masked one).
 - A reduction ``Q = c Σ_k u_k²`` gets a scaled twin: ``m = max_k |u_k|`` (1 where
-  all are 0) and ``Q' = c Σ_k (u_k/m)²``; later uses of ``Q`` read ``m² Q'``, a
-  sum holding it factors ``M² = max(m, 1)²`` out
-  (``√(ε + m² Q') = M √(ε/M² + min(m, 1)² Q')``). A norm or a variance of inputs whose
-  squares overflow or underflow is then computed like ``hypot`` (2-norm of
-  1e30 in float32, of 1e-30). ``Q`` itself, for a caller that asks for it, is ``m² Q'``.
+  all are 0) and ``Q' = c Σ_k (u_k/m)²``; later uses of ``Q`` read ``m² Q'`` (and of a
+  plain read ``u = X[s, j]``, ``m ratio``), and every power of ``M = max(m, 1)`` is taken out
+  of the sums, products and powers that hold it, to where the powers cancel
+  (``√(ε + m² Q') = M √(ε/M² + min(m, 1)² Q')``; a second order's ``X/σ³ · σ`` is ``ratio/σ'``).
+  A norm or a variance of inputs whose squares overflow or underflow is then computed like
+  ``hypot`` (2-norm of 1e30 in float32, of 1e-30). ``Q`` itself, for a caller that asks for it,
+  is ``m² Q'``.
 - ``log`` of a quotient intermediate is expanded (``log(exp(a)/Z) = a − log Z``),
   so a probability that underflows to 0 never reaches ``log`` (log-softmax).
 - Exponentials of unbounded arguments (``exp``, ``cosh``, ``sinh``, ``tanh``,
@@ -63,7 +65,7 @@ class Context:
     # A shifted reduction Z → (its maximum m, the scale c, the positions of m's indices among Z's): Z holds
     # Σ exp(c (w − m)), its true value is exp(c m) Z.
     shifted: dict = field(default_factory=dict)
-    # A sum of squares Q → (Q', m): Q' holds Σ (u/m)², the true value is m² Q'.
+    # A sum of squares Q → its Twin (Q', m, the ratio u/m): Q' holds Σ (u/m)², the true value is m² Q'.
     scaled: dict = field(default_factory=dict)
     # Statement definitions by base as the forward states them, for log(P) with P a quotient of exponentials.
     definitions: dict = field(default_factory=dict)
@@ -414,39 +416,106 @@ def _square_sum(rhs):
 
 
 def _scale_uses(rhs, scaled):
-    """``Q[i] → m[i]² Q'[i]`` for every scaled sum of squares; ``m²`` out of the powers that hold it."""
+    """``Q[i] → m[i]² Q'[i]`` for every scaled sum of squares (and a plain read ``u`` of what it squares, ``X[a, b]``,
+    ``→ m[a] ratio[a, b]``); then every power of the scale out to where it cancels (``_pull_scales``)."""
     used = {q: v for q, v in scaled.items() if rhs.has(q)}
     if not used:
         return rhs
-    scales = set()
-    for qbase, (qs, m) in used.items():
+    for qbase, twin in used.items():
         if not any(isinstance(e, sp.Indexed) and e.base == qbase for e in rhs.atoms(sp.Indexed)):
-            scales.add(m)  # a scalar
-            rhs = rhs.xreplace({qbase: m ** 2 * qs})
+            rhs = rhs.xreplace({qbase: twin.scale ** 2 * twin.scaled})   # a scalar
             continue
+        rhs = rhs.replace(lambda e, q=qbase: isinstance(e, sp.Indexed) and e.base == q,
+                          lambda e, t=twin: t.scale[e.indices] ** 2 * t.scaled[e.indices])
+        rhs = rhs.replace(twin.is_read, twin.read)
+    return _pull_scales(rhs, {t.scale for t in used.values()})
 
-        def swap(e, qs=qs, m=m):
-            scales.add(m[e.indices])
-            return m[e.indices] ** 2 * qs[e.indices]
-        rhs = rhs.replace(lambda e, q=qbase: isinstance(e, sp.Indexed) and e.base == q, swap)
 
-    def factor(add):
-        # Only a scale read at indices free here: m[p] inside Σ_p (a second-order gradient's Σ_p dY vX/√(ε + σ²_p))
-        # cannot leave that sum.
-        free = free_indices(add)
-        held = [m for m in scales if add.has(m) and set(getattr(m, "indices", ())) <= free]
-        if len(held) != 1:
-            return add
-        # Scale down only (M = max(m, 1)): for m ≤ 1 the other terms (ε) dominate whatever underflows, and
-        # ε/m² could overflow. m/M = min(m, 1): the squares stay squares of numbers at most 1.
-        m = held[0]
-        big = sp.Max(m, 1)
-        inner = sp.expand(add.xreplace({m ** 2: big ** 2 * sp.Min(m, 1) ** 2}) / big ** 2)
-        if inner.has(m ** 2) or not inner.has(sp.Min(m, 1)):
-            return add
-        return big ** 2 * inner
+@dataclass(frozen=True)
+class Twin:
+    """A scaled sum of squares ``Q = c Σ_k u²``: ``Q'`` (``scaled``) holds ``c Σ_k (u/m)²`` with ``m`` (``scale``)
+    the largest |u|; ``ratio`` holds ``u/m`` where ``u`` is a plain read (else None)."""
 
-    return rhs.replace(lambda e: isinstance(e, sp.Add), factor)
+    scaled: sp.IndexedBase
+    scale: sp.IndexedBase
+    u: sp.Expr
+    ratio: sp.Indexed | None
+    at: tuple          # the scale's indices (the statement's own) as read in u
+
+    def is_read(self, e) -> bool:
+        return self.ratio is not None and isinstance(e, sp.Indexed) and e.base == self.u.base
+
+    def read(self, e):
+        """A read of u at other indices, as ``m ratio`` there (each a value at most one times the scale)."""
+        to = dict(zip(self.u.indices, e.indices))
+        scale = self.scale[tuple(to[i] for i in self.at)] if self.at else self.scale
+        return scale * self.ratio.base[tuple(to[i] for i in self.ratio.indices)]
+
+
+def _pull_scales(rhs, scales):
+    """Each scale read ``m`` as ``M μ`` (``M = max(m, 1)``, ``μ = min(m, 1)``), and every power of ``M`` taken out
+    of the sums, products and powers that hold it, so that what remains multiplies numbers at most one by
+    ``M`` to a nonpositive power: a sum is ``M^d Σ_i t_i M^(d_i − d)`` with ``d`` its terms' largest degree
+    (``√(ε + m² Q') = M √(ε/M² + μ² Q')``); the powers of ``M`` meet where they cancel (``X/m² · m``, which
+    underflowed before its ``· m`` at the largest X, is ``μ ratio``). ``M`` leaves a sum over an index it
+    carries only by cancelling there; what it cannot pass (a function) keeps it inside."""
+    reads = sorted({e for e in rhs.atoms(sp.Indexed) if e.base in scales}, key=str)
+    reads += sorted((b for b in scales if rhs.has(b) and not any(r.base == b for r in reads)), key=str)
+    if not reads:
+        return rhs
+    big = {r: sp.Dummy(f"M_{r}", positive=True) for r in reads}
+    small = {r: sp.Dummy(f"mu_{r}", positive=True) for r in reads}
+    body = rhs.xreplace({r: big[r] * small[r] for r in reads})
+    bound_by = {big[r]: set(getattr(r, "indices", ())) for r in reads}
+
+    def out(degrees):
+        return sp.Mul(*[M ** d for M, d in sorted(degrees.items(), key=lambda kv: str(kv[0])) if d != 0])
+
+    def pull(e):
+        """(degrees, rest) with e = Π M^degree · rest."""
+        if not e.has(*big.values()):
+            return {}, e
+        if e in bound_by:
+            return {e: sp.S.One}, sp.S.One
+        if isinstance(e, sp.Mul):
+            degrees, rest = {}, []
+            for a in e.args:
+                d, r = pull(a)
+                for M, k in d.items():
+                    degrees[M] = degrees.get(M, 0) + k
+                rest.append(r)
+            return degrees, sp.Mul(*rest)
+        if isinstance(e, sp.Pow) and e.exp.is_Rational:
+            d, r = pull(e.base)
+            return {M: k * e.exp for M, k in d.items()}, r ** e.exp
+        if isinstance(e, sp.Add):
+            terms = [pull(a) for a in e.args]
+            top = {M: max(d.get(M, 0) for d, _ in terms) for M in set().union(*(d for d, _ in terms))}
+            return top, sp.Add(*[r * out({M: d.get(M, 0) - k for M, k in top.items()}) for d, r in terms])
+        if isinstance(e, Sum):
+            d, r = pull(e.function)
+            summed = {lim[0] for lim in e.limits}
+            inside = {M: k for M, k in d.items() if bound_by[M] & summed}
+            return {M: k for M, k in d.items() if M not in inside}, Sum(r * out(inside), *e.limits)
+        if isinstance(e, sp.Abs):
+            d, r = pull(e.args[0])
+            return d, sp.Abs(r)
+        return {}, e.func(*[_whole(pull(a)) for a in e.args]) if e.args else e
+
+    def _whole(pulled):
+        d, r = pulled
+        return out(d) * r
+
+    def rejoin(e):   # M^k μ^k, the same power of both: m^k (the scale itself where it is used whole)
+        powers = dict(sp.Mul(e).as_powers_dict())
+        for r in reads:
+            k = powers.get(big[r])
+            if k is not None and powers.get(small[r]) == k:
+                e = e.xreplace({big[r] ** k if k != 1 else big[r]: r ** k, small[r] ** k if k != 1 else small[r]: 1})
+        return e
+
+    body = _whole(pull(body)).replace(lambda e: isinstance(e, sp.Mul), rejoin)
+    return body.xreplace({**{big[r]: sp.Max(r, 1) for r in reads}, **{small[r]: sp.Min(r, 1) for r in reads}})
 
 
 def _expand_log_of_quotients(rhs, definitions):
@@ -651,7 +720,9 @@ def _scaled_twin(st, squares, out: list, context: Context):
     ratio = sp.IndexedBase(name("ratio"), real=True)[natural_order(u, ix + ks)]
     out.append(Statement(ratio, u / at(m), st.serves))
     out.append(Statement(at(qs), c * Sum(ratio ** 2, *limits), st.serves))
-    context.scaled[base] = (qs, m)
+    plain = isinstance(u, sp.Indexed) and all(isinstance(i, sp.Idx) for i in u.indices) \
+        and len(set(u.indices)) == len(u.indices) and set(ix) <= set(u.indices)
+    context.scaled[base] = Twin(qs, m, u, ratio if plain else None, ix)
     return at(m) ** 2 * at(qs)
 
 

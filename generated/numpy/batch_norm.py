@@ -127,78 +127,61 @@ def batch_norm_hvp(vX=None, vgamma=None, vbeta=None, *, X, gamma, beta, dY, eps=
     # mean_j = Σ_s X_sj/S
     mean = X.sum(axis=0)
     mean /= S
-    # tmp10_sj = X_sj - mean_j
-    tmp10 = X - mean
-    # var_absmax_j = max_s |tmp10_sj|
-    var_absmax = np.abs(tmp10).max(axis=0)
+    # tmp7_sj = X_sj - mean_j
+    tmp7 = X - mean
+    # var_absmax_j = max_s |tmp7_sj|
+    var_absmax = np.abs(tmp7).max(axis=0)
     # var_scale_j = (var_absmax_j if var_absmax_j > 0 else 1)
     var_scale = np.where(var_absmax > 0, var_absmax, 1)
-    # var_ratio_sj = tmp10_sj/var_scale_j
-    var_ratio = tmp10/var_scale
+    # var_ratio_sj = tmp7_sj/var_scale_j
+    var_ratio = tmp7/var_scale
     # var_scaled_j = Σ_s var_ratio_sj**2/S
     var_scaled = (var_ratio**2).sum(axis=0)
     var_scaled /= S
-    # Xhat_sj = tmp10_sj/(√(eps/max(1, var_scale_j)**2 + var_scaled_j*min(1, var_scale_j)**2)*max(1, var_scale_j))
-    Xhat = tmp10/(np.sqrt(eps/np.maximum(var_scale, 1)**2 + np.minimum(var_scale, 1)**2*var_scaled)*np.maximum(var_scale, 1))
+    # Xhat_sj = tmp7_sj/(√(eps/max(1, var_scale_j)**2 + var_scaled_j*min(1, var_scale_j)**2)*max(1, var_scale_j))
+    Xhat = tmp7/(np.sqrt(eps/np.maximum(var_scale, 1)**2 + np.minimum(var_scale, 1)**2*var_scaled)*np.maximum(var_scale, 1))
     # dgamma_p1 = Σ_s Xhat_s,p1*dY_s,p1
     dgamma = np.einsum('ba,ba->a', Xhat, dY)
     # dbeta_p2 = Σ_s dY_s,p2
     dbeta = dY.sum(axis=0)
-    # tmp7_u = max(1, var_scale_u)**(-2)
-    tmp7 = np.maximum(var_scale, 1)**(-2)
-    # tmp3_u = eps*tmp7_u + var_scaled_u*min(1, var_scale_u)**2
-    tmp3 = eps*tmp7
-    tmp3 += np.minimum(var_scale, 1)**2*var_scaled
-    tmp2 = None
-    if need_hX:
-        # tmp2_u = √(tmp3_u)
-        tmp2 = np.sqrt(tmp3)
-    # tmp4_u = Σ_p dY_pu*vX_pu
-    tmp4 = np.einsum('pu,pu->u', dY, vX)
-    # tmp5_u = Σ_p Xhat_pu*vX_pu
-    tmp5 = np.einsum('pu,pu->u', Xhat, vX)
-    # tmp6_u = Σ_p vX_pu
-    tmp6 = vX.sum(axis=0)
-    # tmp9_u = 1/max(1, var_scale_u)
-    tmp9 = 1/np.maximum(var_scale, 1)
+    # tmp2_u = eps/max(1, var_scale_u)**2 + var_scaled_u*min(1, var_scale_u)**2
+    tmp2 = eps/np.maximum(var_scale, 1)**2
+    tmp2 += np.minimum(var_scale, 1)**2*var_scaled
+    # tmp3_u = Σ_p dY_pu*vX_pu
+    tmp3 = np.einsum('pu,pu->u', dY, vX)
+    # tmp4_u = Σ_p Xhat_pu*vX_pu
+    tmp4 = np.einsum('pu,pu->u', Xhat, vX)
+    # tmp5_u = Σ_p vX_pu
+    tmp5 = vX.sum(axis=0)
+    # tmp6_u = 1/max(1, var_scale_u)
+    tmp6 = 1/np.maximum(var_scale, 1)
     hX = None
     if need_hX:
-        # hX_ru = (S**2*dY_ru*tmp2_u*tmp9_u*vgamma_u + Xhat_ru*dbeta_u*gamma_u*tmp6_u*tmp7_u + 3*Xhat_ru*dgamma_u*gamma_u*tmp5_u*tmp7_u + dbeta_u*gamma_u*tmp5_u*tmp7_u + dgamma_u*gamma_u*tmp6_u*tmp7_u - S*Xhat_ru*dgamma_u*tmp2_u*tmp9_u*vgamma_u - S*Xhat_ru*gamma_u*tmp4_u*tmp7_u - S*dY_ru*gamma_u*tmp5_u*tmp7_u - S*dbeta_u*tmp2_u*tmp9_u*vgamma_u - S*dgamma_u*gamma_u*tmp7_u*vX_ru)/(S**2*tmp3_u)
-        hX = S**2*dY*(tmp2*tmp9*vgamma)
-        hX += dbeta*gamma*tmp5*tmp7
-        hX += dgamma*gamma*tmp6*tmp7
-        hX += Xhat*(dbeta*gamma*tmp6*tmp7)
-        hX += 3*Xhat*(dgamma*gamma*tmp5*tmp7)
-        hX -= S*dbeta*tmp2*tmp9*vgamma
-        hX -= S*vX*(dgamma*gamma*tmp7)
-        hX -= S*Xhat*(gamma*tmp4*tmp7)
-        hX -= S*dY*(gamma*tmp5*tmp7)
-        hX -= S*Xhat*(dgamma*tmp2*tmp9*vgamma)
-        hX /= S**2*tmp3
-    # tmp1_r = 1/√(tmp3_r)
-    tmp1 = 1/np.sqrt(tmp3)
-    # hgamma_r = (S*tmp4_r - dbeta_r*tmp6_r - dgamma_r*tmp5_r)*tmp1_r*tmp9_r/S
-    hgamma = S*tmp4
-    hgamma -= dbeta*tmp6
-    hgamma -= dgamma*tmp5
+        # hX_ru = ((S*√(tmp2_u)*vgamma_u - gamma_u*tmp4_u*tmp6_u)*(S*dY_ru - Xhat_ru*dgamma_u - dbeta_u) + (Xhat_ru*dbeta_u*tmp5_u + 2*Xhat_ru*dgamma_u*tmp4_u + dgamma_u*tmp5_u - S*Xhat_ru*tmp3_u - S*dgamma_u*vX_ru)*gamma_u*tmp6_u)*tmp6_u/(S**2*tmp2_u)
+        hX = S*dY
+        hX -= dbeta
+        hX -= Xhat*dgamma
+        hX *= S*np.sqrt(tmp2)*vgamma - gamma*tmp4*tmp6
+        hX += (dgamma*tmp5 + Xhat*(dbeta*tmp5) + 2*Xhat*(dgamma*tmp4) - S*vX*dgamma - S*Xhat*tmp3)*(gamma*tmp6)
+        hX *= tmp6
+        hX /= S**2*tmp2
+    # tmp1_r = 1/√(tmp2_r)
+    tmp1 = 1/np.sqrt(tmp2)
+    # hgamma_r = (S*tmp3_r - dbeta_r*tmp5_r - dgamma_r*tmp4_r)*tmp1_r*tmp6_r/S
+    hgamma = S*tmp3
+    hgamma -= dbeta*tmp5
+    hgamma -= dgamma*tmp4
     hgamma *= tmp1
-    hgamma *= tmp9
+    hgamma *= tmp6
     hgamma /= S
     # hbeta_r = 0
     hbeta = np.full((D,), 0, dtype=X.dtype)
-    tmp8 = None
-    if need_hdY:
-        # tmp8_u = max(1, var_scale_u)**(-3)
-        tmp8 = np.maximum(var_scale, 1)**(-3)
     hdY = None
     if need_hdY:
-        # hdY_ru = (Xhat_ru*tmp7_u*vgamma_u + gamma_u*tmp1_u*tmp8_u*vX_ru + tmp7_u*vbeta_u - Xhat_ru*gamma_u*tmp1_u*tmp5_u*tmp8_u/S - gamma_u*tmp1_u*tmp6_u*tmp8_u/S)*max(1, var_scale_u)**2
-        hdY = Xhat*(tmp7*vgamma)
-        hdY += tmp7*vbeta
-        hdY += vX*(gamma*tmp1*tmp8)
-        hdY -= gamma*tmp1*tmp6*tmp8/S
-        hdY -= Xhat*(gamma*tmp1*tmp5*tmp8)/S
-        hdY *= np.maximum(var_scale, 1)**2
+        # hdY_ru = Xhat_ru*vgamma_u + vbeta_u + (S*vX_ru - Xhat_ru*tmp4_u - tmp5_u)*gamma_u*tmp1_u*tmp6_u/S
+        hdY = Xhat*vgamma
+        hdY += (S*vX - tmp5 - Xhat*tmp4)*(gamma*tmp1*tmp6)/S
+        hdY += vbeta
     if into:
         hX, hgamma, hbeta, hdY = _accumulate(into, {'hX': hX, 'hgamma': hgamma, 'hbeta': hbeta, 'hdY': hdY})
     return hX, hgamma, hbeta, hdY

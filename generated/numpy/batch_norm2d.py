@@ -131,19 +131,19 @@ def batch_norm2d_hvp(vX=None, vgamma=None, vbeta=None, *, X, gamma, beta, dY, ep
     # mean_c = Σ_shw X_schw/(H*S*W)
     mean = X.sum(axis=0).sum(axis=(1, 2))
     mean /= H*S*W
-    # tmp10_schw = X_schw - mean_c
-    tmp10 = X - mean[:, None, None]
-    # var_absmax_c = max_shw |tmp10_schw|
-    var_absmax = np.abs(tmp10).max(axis=0).max(axis=(1, 2))
+    # tmp7_schw = X_schw - mean_c
+    tmp7 = X - mean[:, None, None]
+    # var_absmax_c = max_shw |tmp7_schw|
+    var_absmax = np.abs(tmp7).max(axis=0).max(axis=(1, 2))
     # var_scale_c = (var_absmax_c if var_absmax_c > 0 else 1)
     var_scale = np.where(var_absmax > 0, var_absmax, 1)
-    # var_ratio_schw = tmp10_schw/var_scale_c
-    var_ratio = tmp10/var_scale[:, None, None]
+    # var_ratio_schw = tmp7_schw/var_scale_c
+    var_ratio = tmp7/var_scale[:, None, None]
     # var_scaled_c = Σ_shw var_ratio_schw**2/(H*S*W)
     var_scaled = (var_ratio**2).sum(axis=0).sum(axis=(1, 2))
     var_scaled /= H*S*W
-    # Xhat_schw = tmp10_schw/(√(eps/max(1, var_scale_c)**2 + var_scaled_c*min(1, var_scale_c)**2)*max(1, var_scale_c))
-    Xhat = tmp10/(np.sqrt(eps/np.maximum(var_scale, 1)**2 + np.minimum(var_scale, 1)**2*var_scaled)*np.maximum(var_scale, 1))[:, None, None]
+    # Xhat_schw = tmp7_schw/(√(eps/max(1, var_scale_c)**2 + var_scaled_c*min(1, var_scale_c)**2)*max(1, var_scale_c))
+    Xhat = tmp7/(np.sqrt(eps/np.maximum(var_scale, 1)**2 + np.minimum(var_scale, 1)**2*var_scaled)*np.maximum(var_scale, 1))[:, None, None]
     # dgamma_p1 = Σ_shw Xhat_s,p1,h,w*dY_s,p1,h,w
     dgamma = np.einsum('bacd,bacd->a', Xhat, dY)
     # dbeta_p2 = Σ_shw dY_s,p2,h,w
@@ -152,57 +152,40 @@ def batch_norm2d_hvp(vX=None, vgamma=None, vbeta=None, *, X, gamma, beta, dY, ep
     tmp1 = np.einsum('pxru,pxru->x', dY, vX)
     # tmp2_x = Σ_pru Xhat_pxru*vX_pxru
     tmp2 = np.einsum('pxru,pxru->x', Xhat, vX)
-    # tmp7_x = max(1, var_scale_x)**(-2)
-    tmp7 = np.maximum(var_scale, 1)**(-2)
-    # tmp6_x = eps*tmp7_x + var_scaled_x*min(1, var_scale_x)**2
-    tmp6 = eps*tmp7
-    tmp6 += np.minimum(var_scale, 1)**2*var_scaled
-    tmp4 = None
-    if need_hX:
-        # tmp4_x = √(tmp6_x)
-        tmp4 = np.sqrt(tmp6)
-    # tmp5_x = Σ_pru vX_pxru
-    tmp5 = vX.sum(axis=0).sum(axis=(1, 2))
-    # tmp9_x = 1/max(1, var_scale_x)
-    tmp9 = 1/np.maximum(var_scale, 1)
+    # tmp4_x = Σ_pru vX_pxru
+    tmp4 = vX.sum(axis=0).sum(axis=(1, 2))
+    # tmp5_x = eps/max(1, var_scale_x)**2 + var_scaled_x*min(1, var_scale_x)**2
+    tmp5 = eps/np.maximum(var_scale, 1)**2
+    tmp5 += np.minimum(var_scale, 1)**2*var_scaled
+    # tmp6_x = 1/max(1, var_scale_x)
+    tmp6 = 1/np.maximum(var_scale, 1)
     hX = None
     if need_hX:
-        # hX_vxyz = (H**2*S**2*W**2*dY_vxyz*tmp4_x*tmp9_x*vgamma_x + Xhat_vxyz*dbeta_x*gamma_x*tmp5_x*tmp7_x + 3*Xhat_vxyz*dgamma_x*gamma_x*tmp2_x*tmp7_x + dbeta_x*gamma_x*tmp2_x*tmp7_x + dgamma_x*gamma_x*tmp5_x*tmp7_x - H*S*W*Xhat_vxyz*dgamma_x*tmp4_x*tmp9_x*vgamma_x - H*S*W*Xhat_vxyz*gamma_x*tmp1_x*tmp7_x - H*S*W*dY_vxyz*gamma_x*tmp2_x*tmp7_x - H*S*W*dbeta_x*tmp4_x*tmp9_x*vgamma_x - H*S*W*dgamma_x*gamma_x*tmp7_x*vX_vxyz)/(H**2*S**2*W**2*tmp6_x)
-        hX = Xhat*(dbeta*gamma*tmp5*tmp7)[:, None, None]
-        hX += (dbeta*gamma*tmp2*tmp7)[:, None, None]
-        hX += (dgamma*gamma*tmp5*tmp7)[:, None, None]
-        hX += 3*Xhat*(dgamma*gamma*tmp2*tmp7)[:, None, None]
-        hX += H**2*S**2*W**2*dY*(tmp4*tmp9*vgamma)[:, None, None]
-        hX -= (H*S*W*dbeta*tmp4*tmp9*vgamma)[:, None, None]
-        hX -= H*S*W*vX*(dgamma*gamma*tmp7)[:, None, None]
-        hX -= H*S*W*Xhat*(gamma*tmp1*tmp7)[:, None, None]
-        hX -= H*S*W*dY*(gamma*tmp2*tmp7)[:, None, None]
-        hX -= H*S*W*Xhat*(dgamma*tmp4*tmp9*vgamma)[:, None, None]
-        hX /= (H**2*S**2*W**2*tmp6)[:, None, None]
-    # tmp3_v = 1/√(tmp6_v)
-    tmp3 = 1/np.sqrt(tmp6)
-    # hgamma_v = (H*S*W*tmp1_v - dbeta_v*tmp5_v - dgamma_v*tmp2_v)*tmp3_v*tmp9_v/(H*S*W)
+        # hX_vxyz = ((H*S*W*√(tmp5_x)*vgamma_x - gamma_x*tmp2_x*tmp6_x)*(H*S*W*dY_vxyz - Xhat_vxyz*dgamma_x - dbeta_x) + (Xhat_vxyz*dbeta_x*tmp4_x + 2*Xhat_vxyz*dgamma_x*tmp2_x + dgamma_x*tmp4_x - H*S*W*Xhat_vxyz*tmp1_x - H*S*W*dgamma_x*vX_vxyz)*gamma_x*tmp6_x)*tmp6_x/(H**2*S**2*W**2*tmp5_x)
+        hX = H*S*W*dY
+        hX -= dbeta[:, None, None]
+        hX -= Xhat*dgamma[:, None, None]
+        hX *= (H*S*W*np.sqrt(tmp5)*vgamma - gamma*tmp2*tmp6)[:, None, None]
+        hX += ((dgamma*tmp4)[:, None, None] + Xhat*(dbeta*tmp4)[:, None, None] + 2*Xhat*(dgamma*tmp2)[:, None, None] - H*S*W*vX*dgamma[:, None, None] - H*S*W*Xhat*tmp1[:, None, None])*(gamma*tmp6)[:, None, None]
+        hX *= tmp6[:, None, None]
+        hX /= (H**2*S**2*W**2*tmp5)[:, None, None]
+    # tmp3_v = 1/√(tmp5_v)
+    tmp3 = 1/np.sqrt(tmp5)
+    # hgamma_v = (H*S*W*tmp1_v - dbeta_v*tmp4_v - dgamma_v*tmp2_v)*tmp3_v*tmp6_v/(H*S*W)
     hgamma = H*S*W*tmp1
-    hgamma -= dbeta*tmp5
+    hgamma -= dbeta*tmp4
     hgamma -= dgamma*tmp2
     hgamma *= tmp3
-    hgamma *= tmp9
+    hgamma *= tmp6
     hgamma /= H*S*W
     # hbeta_v = 0
     hbeta = np.full((C,), 0, dtype=X.dtype)
-    tmp8 = None
-    if need_hdY:
-        # tmp8_x = max(1, var_scale_x)**(-3)
-        tmp8 = np.maximum(var_scale, 1)**(-3)
     hdY = None
     if need_hdY:
-        # hdY_vxyz = (Xhat_vxyz*tmp7_x*vgamma_x + gamma_x*tmp3_x*tmp8_x*vX_vxyz + tmp7_x*vbeta_x - Xhat_vxyz*gamma_x*tmp2_x*tmp3_x*tmp8_x/(H*S*W) - gamma_x*tmp3_x*tmp5_x*tmp8_x/(H*S*W))*max(1, var_scale_x)**2
-        hdY = Xhat*(tmp7*vgamma)[:, None, None]
-        hdY += (tmp7*vbeta)[:, None, None]
-        hdY += vX*(gamma*tmp3*tmp8)[:, None, None]
-        hdY -= (gamma*tmp3*tmp5*tmp8/(H*S*W))[:, None, None]
-        hdY -= Xhat*(gamma*tmp2*tmp3*tmp8)[:, None, None]/(H*S*W)
-        hdY *= (np.maximum(var_scale, 1)**2)[:, None, None]
+        # hdY_vxyz = Xhat_vxyz*vgamma_x + vbeta_x + (H*S*W*vX_vxyz - Xhat_vxyz*tmp2_x - tmp4_x)*gamma_x*tmp3_x*tmp6_x/(H*S*W)
+        hdY = Xhat*vgamma[:, None, None]
+        hdY += (H*S*W*vX - tmp4[:, None, None] - Xhat*tmp2[:, None, None])*(gamma*tmp3*tmp6)[:, None, None]/(H*S*W)
+        hdY += vbeta[:, None, None]
     if into:
         hX, hgamma, hbeta, hdY = _accumulate(into, {'hX': hX, 'hgamma': hgamma, 'hbeta': hbeta, 'hdY': hdY})
     return hX, hgamma, hbeta, hdY

@@ -110,31 +110,24 @@ def layer_norm_hvp(vX=None, vgamma=None, vbeta=None, *, X, gamma, beta, dY, eps=
     # mean_s = Σ_j X_sj/D
     mean = X.sum(axis=1)
     mean /= D
-    # tmp12_sj = X_sj - mean_s
-    tmp12 = X - mean[:, None]
-    # var_absmax_s = max_j |tmp12_sj|
-    var_absmax = np.abs(tmp12).max(axis=1)
+    # tmp8_sj = X_sj - mean_s
+    tmp8 = X - mean[:, None]
+    # var_absmax_s = max_j |tmp8_sj|
+    var_absmax = np.abs(tmp8).max(axis=1)
     # var_scale_s = (var_absmax_s if var_absmax_s > 0 else 1)
     var_scale = np.where(var_absmax > 0, var_absmax, 1)
-    # var_ratio_sj = tmp12_sj/var_scale_s
-    var_ratio = tmp12/var_scale[:, None]
+    # var_ratio_sj = tmp8_sj/var_scale_s
+    var_ratio = tmp8/var_scale[:, None]
     # var_scaled_s = Σ_j var_ratio_sj**2/D
     var_scaled = (var_ratio**2).sum(axis=1)
     var_scaled /= D
-    # Xhat_sj = tmp12_sj/(√(eps/max(1, var_scale_s)**2 + var_scaled_s*min(1, var_scale_s)**2)*max(1, var_scale_s))
-    Xhat = tmp12/(np.sqrt(eps/np.maximum(var_scale, 1)**2 + np.minimum(var_scale, 1)**2*var_scaled)*np.maximum(var_scale, 1))[:, None]
-    # tmp9_r = max(1, var_scale_r)**2
-    tmp9 = np.maximum(var_scale, 1)**2
-    # tmp10_r = min(1, var_scale_r)**2
-    tmp10 = np.minimum(var_scale, 1)**2
-    tmp1 = None
-    if need_hX:
-        # tmp1_r = 1/(D*eps*tmp9_r + D*tmp10_r*var_scaled_r*max(1, var_scale_r)**4)
-        tmp1 = 1/(eps*D*tmp9 + D*np.maximum(var_scale, 1)**4*var_scaled*tmp10)
-    # tmp7_r = max(1, var_scale_r)**(-2)
-    tmp7 = np.maximum(var_scale, 1)**(-2)
-    # tmp2_r = 1/√(eps*tmp7_r + tmp10_r*var_scaled_r)
-    tmp2 = 1/np.sqrt(eps*tmp7 + var_scaled*tmp10)
+    # Xhat_sj = tmp8_sj/(√(eps/max(1, var_scale_s)**2 + var_scaled_s*min(1, var_scale_s)**2)*max(1, var_scale_s))
+    Xhat = tmp8/(np.sqrt(eps/np.maximum(var_scale, 1)**2 + np.minimum(var_scale, 1)**2*var_scaled)*np.maximum(var_scale, 1))[:, None]
+    # tmp2_r = eps/max(1, var_scale_r)**2 + var_scaled_r*min(1, var_scale_r)**2
+    tmp2 = eps/np.maximum(var_scale, 1)**2
+    tmp2 += np.minimum(var_scale, 1)**2*var_scaled
+    # tmp1_r = 1/√(tmp2_r)
+    tmp1 = 1/np.sqrt(tmp2)
     tmp3 = None
     if need_hX:
         # tmp3_r = Σ_j Xhat_rj*dY_rj*gamma_j
@@ -147,42 +140,32 @@ def layer_norm_hvp(vX=None, vgamma=None, vbeta=None, *, X, gamma, beta, dY, eps=
         tmp5 = dY @ gamma
     # tmp6_r = Σ_q vX_rq
     tmp6 = vX.sum(axis=1)
-    # tmp8_r = max(1, var_scale_r)**(-3)
-    tmp8 = np.maximum(var_scale, 1)**(-3)
+    # tmp7_r = 1/max(1, var_scale_r)
+    tmp7 = 1/np.maximum(var_scale, 1)
     hX = None
     if need_hX:
-        # hX_ru = (D*dY_ru*tmp2_r*tmp8_r*vgamma_u + 3*Xhat_ru*tmp1_r*tmp3_r*tmp4_r + Xhat_ru*tmp1_r*tmp5_r*tmp6_r + tmp1_r*tmp3_r*tmp6_r + tmp1_r*tmp4_r*tmp5_r - D*Xhat_ru*tmp1_r*Σ_q dY_rq*gamma_q*vX_rq - D*dY_ru*gamma_u*tmp1_r*tmp4_r - D*tmp1_r*tmp3_r*vX_ru - Xhat_ru*tmp2_r*tmp8_r*Σ_p1 Xhat_r,p1*dY_r,p1*vgamma_p1 - tmp2_r*tmp8_r*Σ_p1 dY_r,p1*vgamma_p1)*tmp9_r/D
-        hX = Xhat*(tmp1*tmp5*tmp6)[:, None]
-        hX += (tmp1*tmp3*tmp6)[:, None]
-        hX += (tmp1*tmp4*tmp5)[:, None]
-        hX += 3*Xhat*(tmp1*tmp3*tmp4)[:, None]
-        hX += D*dY*tmp2[:, None]*tmp8[:, None]*vgamma
-        hX -= (tmp2*tmp8*(dY @ vgamma))[:, None]
-        hX -= D*vX*(tmp1*tmp3)[:, None]
-        hX -= D*Xhat*(tmp1*np.einsum('q,rq,rq->r', gamma, dY, vX))[:, None]
-        hX -= Xhat*(tmp2*tmp8*np.einsum('b,ab,ab->a', vgamma, Xhat, dY))[:, None]
-        hX -= D*dY*gamma*tmp1[:, None]*tmp4[:, None]
-        hX *= tmp9[:, None]
+        # hX_ru = ((D*dY_ru*vgamma_u - Xhat_ru*Σ_p1 Xhat_r,p1*dY_r,p1*vgamma_p1 - Σ_p1 dY_r,p1*vgamma_p1)*tmp1_r + (3*Xhat_ru*tmp3_r*tmp4_r + Xhat_ru*tmp5_r*tmp6_r + tmp3_r*tmp6_r + tmp4_r*tmp5_r - D*Xhat_ru*Σ_q dY_rq*gamma_q*vX_rq - D*dY_ru*gamma_u*tmp4_r - D*tmp3_r*vX_ru)*tmp7_r/(D*tmp2_r))*tmp7_r/D
+        hX = D*dY*vgamma
+        hX -= (dY @ vgamma)[:, None]
+        hX -= Xhat*np.einsum('b,ab,ab->a', vgamma, Xhat, dY)[:, None]
+        hX *= tmp1[:, None]
+        hX += ((tmp3*tmp6)[:, None] + (tmp4*tmp5)[:, None] + Xhat*(tmp5*tmp6)[:, None] + 3*Xhat*(tmp3*tmp4)[:, None] - D*vX*tmp3[:, None] - D*Xhat*np.einsum('q,rq,rq->r', gamma, dY, vX)[:, None] - D*dY*gamma*tmp4[:, None])*tmp7[:, None]/(D*tmp2[:, None])
+        hX *= tmp7[:, None]
         hX /= D
-    # tmp11_p = 1/max(1, var_scale_p)
-    tmp11 = 1/np.maximum(var_scale, 1)
-    # hgamma_r = (D*Σ_p dY_pr*tmp11_p*tmp2_p*vX_pr - Σ_pq dY_pr*tmp11_p*tmp2_p*vX_pq - Σ_pq Xhat_pq*Xhat_pr*dY_pr*tmp11_p*tmp2_p*vX_pq)/D
-    hgamma = np.einsum('p,p,pr,pr->r', tmp11, tmp2, dY, vX)
+    # hgamma_r = (D*Σ_p dY_pr*tmp1_p*tmp7_p*vX_pr - Σ_pq dY_pr*tmp1_p*tmp7_p*vX_pq - Σ_pq Xhat_pq*Xhat_pr*dY_pr*tmp1_p*tmp7_p*vX_pq)/D
+    hgamma = np.einsum('p,p,pr,pr->r', tmp1, tmp7, dY, vX)
     hgamma *= D
-    hgamma -= np.einsum('p,p,pr,pq->r', tmp11, tmp2, dY, vX)
-    hgamma -= np.einsum('p,p,pq,pr,pr,pq->r', tmp11, tmp2, Xhat, Xhat, dY, vX)
+    hgamma -= np.einsum('p,p,pr,pq->r', tmp1, tmp7, dY, vX)
+    hgamma -= np.einsum('p,p,pq,pr,pr,pq->r', tmp1, tmp7, Xhat, Xhat, dY, vX)
     hgamma /= D
     # hbeta_r = 0
     hbeta = np.full((D,), 0, dtype=X.dtype)
     hdY = None
     if need_hdY:
-        # hdY_ru = (Xhat_ru*tmp7_r*vgamma_u + gamma_u*tmp2_r*tmp8_r*vX_ru + tmp7_r*vbeta_u - Xhat_ru*gamma_u*tmp2_r*tmp4_r*tmp8_r/D - gamma_u*tmp2_r*tmp6_r*tmp8_r/D)*tmp9_r
-        hdY = tmp7[:, None]*vbeta
-        hdY += Xhat*tmp7[:, None]*vgamma
-        hdY += vX*gamma*tmp2[:, None]*tmp8[:, None]
-        hdY -= gamma*tmp2[:, None]*tmp6[:, None]*tmp8[:, None]/D
-        hdY -= Xhat*gamma*tmp2[:, None]*tmp4[:, None]*tmp8[:, None]/D
-        hdY *= tmp9[:, None]
+        # hdY_ru = Xhat_ru*vgamma_u + vbeta_u + (D*vX_ru - Xhat_ru*tmp4_r - tmp6_r)*gamma_u*tmp1_r*tmp7_r/D
+        hdY = Xhat*vgamma
+        hdY += (D*vX - tmp6[:, None] - Xhat*tmp4[:, None])*gamma*tmp1[:, None]*tmp7[:, None]/D
+        hdY += vbeta
     if into:
         hX, hgamma, hbeta, hdY = _accumulate(into, {'hX': hX, 'hgamma': hgamma, 'hbeta': hbeta, 'hdY': hdY})
     return hX, hgamma, hbeta, hdY

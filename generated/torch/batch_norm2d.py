@@ -124,19 +124,19 @@ def batch_norm2d_hvp(vX=None, vgamma=None, vbeta=None, *, X, gamma, beta, dY, ep
     # mean_c = Σ_shw X_schw/(H*S*W)
     mean = X.sum(dim=(0, 2, 3))
     mean /= H*S*W
-    # tmp10_schw = X_schw - mean_c
-    tmp10 = X - mean[:, None, None]
-    # var_absmax_c = max_shw |tmp10_schw|
-    var_absmax = torch.abs(tmp10).amax(dim=(0, 2, 3))
+    # tmp7_schw = X_schw - mean_c
+    tmp7 = X - mean[:, None, None]
+    # var_absmax_c = max_shw |tmp7_schw|
+    var_absmax = torch.abs(tmp7).amax(dim=(0, 2, 3))
     # var_scale_c = (var_absmax_c if var_absmax_c > 0 else 1)
     var_scale = torch.where(var_absmax > 0, var_absmax, 1)
-    # var_ratio_schw = tmp10_schw/var_scale_c
-    var_ratio = tmp10/var_scale[:, None, None]
+    # var_ratio_schw = tmp7_schw/var_scale_c
+    var_ratio = tmp7/var_scale[:, None, None]
     # var_scaled_c = Σ_shw var_ratio_schw**2/(H*S*W)
     var_scaled = (var_ratio**2).sum(dim=(0, 2, 3))
     var_scaled /= H*S*W
-    # Xhat_schw = tmp10_schw/(√(eps/max(1, var_scale_c)**2 + var_scaled_c*min(1, var_scale_c)**2)*max(1, var_scale_c))
-    Xhat = tmp10/(torch.sqrt(eps/torch.clamp(var_scale, min=1)**2 + torch.clamp(var_scale, max=1)**2*var_scaled)*torch.clamp(var_scale, min=1))[:, None, None]
+    # Xhat_schw = tmp7_schw/(√(eps/max(1, var_scale_c)**2 + var_scaled_c*min(1, var_scale_c)**2)*max(1, var_scale_c))
+    Xhat = tmp7/(torch.sqrt(eps/torch.clamp(var_scale, min=1)**2 + torch.clamp(var_scale, max=1)**2*var_scaled)*torch.clamp(var_scale, min=1))[:, None, None]
     # dgamma_p1 = Σ_shw Xhat_s,p1,h,w*dY_s,p1,h,w
     dgamma = (Xhat*dY).sum(dim=(0, 2, 3))
     # dbeta_p2 = Σ_shw dY_s,p2,h,w
@@ -145,57 +145,40 @@ def batch_norm2d_hvp(vX=None, vgamma=None, vbeta=None, *, X, gamma, beta, dY, ep
     tmp1 = (dY*vX).sum(dim=(0, 2, 3))
     # tmp2_x = Σ_pru Xhat_pxru*vX_pxru
     tmp2 = (Xhat*vX).sum(dim=(0, 2, 3))
-    # tmp7_x = max(1, var_scale_x)**(-2)
-    tmp7 = torch.clamp(var_scale, min=1)**(-2)
-    # tmp6_x = eps*tmp7_x + var_scaled_x*min(1, var_scale_x)**2
-    tmp6 = eps*tmp7
-    tmp6 += torch.clamp(var_scale, max=1)**2*var_scaled
-    tmp4 = None
-    if need_hX:
-        # tmp4_x = √(tmp6_x)
-        tmp4 = torch.sqrt(tmp6)
-    # tmp5_x = Σ_pru vX_pxru
-    tmp5 = vX.sum(dim=(0, 2, 3))
-    # tmp9_x = 1/max(1, var_scale_x)
-    tmp9 = 1/torch.clamp(var_scale, min=1)
+    # tmp4_x = Σ_pru vX_pxru
+    tmp4 = vX.sum(dim=(0, 2, 3))
+    # tmp5_x = eps/max(1, var_scale_x)**2 + var_scaled_x*min(1, var_scale_x)**2
+    tmp5 = eps/torch.clamp(var_scale, min=1)**2
+    tmp5 += torch.clamp(var_scale, max=1)**2*var_scaled
+    # tmp6_x = 1/max(1, var_scale_x)
+    tmp6 = 1/torch.clamp(var_scale, min=1)
     hX = None
     if need_hX:
-        # hX_vxyz = (H**2*S**2*W**2*dY_vxyz*tmp4_x*tmp9_x*vgamma_x + Xhat_vxyz*dbeta_x*gamma_x*tmp5_x*tmp7_x + 3*Xhat_vxyz*dgamma_x*gamma_x*tmp2_x*tmp7_x + dbeta_x*gamma_x*tmp2_x*tmp7_x + dgamma_x*gamma_x*tmp5_x*tmp7_x - H*S*W*Xhat_vxyz*dgamma_x*tmp4_x*tmp9_x*vgamma_x - H*S*W*Xhat_vxyz*gamma_x*tmp1_x*tmp7_x - H*S*W*dY_vxyz*gamma_x*tmp2_x*tmp7_x - H*S*W*dbeta_x*tmp4_x*tmp9_x*vgamma_x - H*S*W*dgamma_x*gamma_x*tmp7_x*vX_vxyz)/(H**2*S**2*W**2*tmp6_x)
-        hX = Xhat*(dbeta*gamma*tmp5*tmp7)[:, None, None]
-        hX += (dbeta*gamma*tmp2*tmp7)[:, None, None]
-        hX += (dgamma*gamma*tmp5*tmp7)[:, None, None]
-        hX += 3*Xhat*(dgamma*gamma*tmp2*tmp7)[:, None, None]
-        hX += H**2*S**2*W**2*dY*(tmp4*tmp9*vgamma)[:, None, None]
-        hX -= (H*S*W*dbeta*tmp4*tmp9*vgamma)[:, None, None]
-        hX -= H*S*W*vX*(dgamma*gamma*tmp7)[:, None, None]
-        hX -= H*S*W*Xhat*(gamma*tmp1*tmp7)[:, None, None]
-        hX -= H*S*W*dY*(gamma*tmp2*tmp7)[:, None, None]
-        hX -= H*S*W*Xhat*(dgamma*tmp4*tmp9*vgamma)[:, None, None]
-        hX /= (H**2*S**2*W**2*tmp6)[:, None, None]
-    # tmp3_v = 1/√(tmp6_v)
-    tmp3 = 1/torch.sqrt(tmp6)
-    # hgamma_v = (H*S*W*tmp1_v - dbeta_v*tmp5_v - dgamma_v*tmp2_v)*tmp3_v*tmp9_v/(H*S*W)
+        # hX_vxyz = ((H*S*W*√(tmp5_x)*vgamma_x - gamma_x*tmp2_x*tmp6_x)*(H*S*W*dY_vxyz - Xhat_vxyz*dgamma_x - dbeta_x) + (Xhat_vxyz*dbeta_x*tmp4_x + 2*Xhat_vxyz*dgamma_x*tmp2_x + dgamma_x*tmp4_x - H*S*W*Xhat_vxyz*tmp1_x - H*S*W*dgamma_x*vX_vxyz)*gamma_x*tmp6_x)*tmp6_x/(H**2*S**2*W**2*tmp5_x)
+        hX = H*S*W*dY
+        hX -= dbeta[:, None, None]
+        hX -= Xhat*dgamma[:, None, None]
+        hX *= (H*S*W*torch.sqrt(tmp5)*vgamma - gamma*tmp2*tmp6)[:, None, None]
+        hX += ((dgamma*tmp4)[:, None, None] + Xhat*(dbeta*tmp4)[:, None, None] + 2*Xhat*(dgamma*tmp2)[:, None, None] - H*S*W*vX*dgamma[:, None, None] - H*S*W*Xhat*tmp1[:, None, None])*(gamma*tmp6)[:, None, None]
+        hX *= tmp6[:, None, None]
+        hX /= (H**2*S**2*W**2*tmp5)[:, None, None]
+    # tmp3_v = 1/√(tmp5_v)
+    tmp3 = 1/torch.sqrt(tmp5)
+    # hgamma_v = (H*S*W*tmp1_v - dbeta_v*tmp4_v - dgamma_v*tmp2_v)*tmp3_v*tmp6_v/(H*S*W)
     hgamma = H*S*W*tmp1
-    hgamma -= dbeta*tmp5
+    hgamma -= dbeta*tmp4
     hgamma -= dgamma*tmp2
     hgamma *= tmp3
-    hgamma *= tmp9
+    hgamma *= tmp6
     hgamma /= H*S*W
     # hbeta_v = 0
     hbeta = torch.as_tensor(0, dtype=X.dtype, device=X.device).expand((C,)).clone()
-    tmp8 = None
-    if need_hdY:
-        # tmp8_x = max(1, var_scale_x)**(-3)
-        tmp8 = torch.clamp(var_scale, min=1)**(-3)
     hdY = None
     if need_hdY:
-        # hdY_vxyz = (Xhat_vxyz*tmp7_x*vgamma_x + gamma_x*tmp3_x*tmp8_x*vX_vxyz + tmp7_x*vbeta_x - Xhat_vxyz*gamma_x*tmp2_x*tmp3_x*tmp8_x/(H*S*W) - gamma_x*tmp3_x*tmp5_x*tmp8_x/(H*S*W))*max(1, var_scale_x)**2
-        hdY = Xhat*(tmp7*vgamma)[:, None, None]
-        hdY += (tmp7*vbeta)[:, None, None]
-        hdY += vX*(gamma*tmp3*tmp8)[:, None, None]
-        hdY -= (gamma*tmp3*tmp5*tmp8/(H*S*W))[:, None, None]
-        hdY -= Xhat*(gamma*tmp2*tmp3*tmp8)[:, None, None]/(H*S*W)
-        hdY *= (torch.clamp(var_scale, min=1)**2)[:, None, None]
+        # hdY_vxyz = Xhat_vxyz*vgamma_x + vbeta_x + (H*S*W*vX_vxyz - Xhat_vxyz*tmp2_x - tmp4_x)*gamma_x*tmp3_x*tmp6_x/(H*S*W)
+        hdY = Xhat*vgamma[:, None, None]
+        hdY += (H*S*W*vX - tmp4[:, None, None] - Xhat*tmp2[:, None, None])*(gamma*tmp3*tmp6)[:, None, None]/(H*S*W)
+        hdY += vbeta[:, None, None]
     if into:
         hX, hgamma, hbeta, hdY = _accumulate(into, {'hX': hX, 'hgamma': hgamma, 'hbeta': hbeta, 'hdY': hdY})
     return hX, hgamma, hbeta, hdY
