@@ -1,8 +1,8 @@
 """``python -m tests.fingerprint``: a SHA-256 per module of everything derived from it, one line each.
 
-Derives (without running the kernels) every registered module, the course's examples and every user forward,
-renders their kernels and derivations, and prints ``name digest``. Run under different ``PYTHONHASHSEED``
-values, the lines must be the same: a derivation must not depend on the order of a set.
+Derives (without running the kernels) every registered module (not with ``--without-registry``), the course's
+examples and every user forward, renders their kernels and derivations, and prints ``name digest``. Run under
+different ``PYTHONHASHSEED`` values, the lines must be the same: a derivation must not depend on the order of a set.
 """
 from __future__ import annotations
 
@@ -17,9 +17,14 @@ from derive.engine.errors import DeriveError
 USER_FORWARDS = Path(__file__).resolve().parent / "user_forwards"
 
 
-def fingerprints(paths=None) -> dict:
-    modules, worked = registry.build_everything(lambda forwards: [build(f) for f in forwards])
-    built = list(modules) + list(worked)
+def fingerprints(paths=None, with_registry=True) -> dict:
+    build_all = lambda forwards: [build(f) for f in forwards]   # noqa: E731
+    if with_registry:
+        modules, worked = registry.build_everything(build_all)
+        built = list(modules) + list(worked)
+    else:
+        from derive import examples
+        built = build_all(examples.forwards())
     for path in paths if paths is not None else sorted(USER_FORWARDS.glob("*.py")):
         try:
             built.append(build(registry.load_path(path)))
@@ -34,8 +39,10 @@ def fingerprints(paths=None) -> dict:
 
 
 def main(argv=None) -> int:
-    paths = [Path(a) for a in (argv if argv is not None else sys.argv[1:])] or None
-    for name, digest in sorted(fingerprints(paths).items()):
+    args = list(argv if argv is not None else sys.argv[1:])
+    with_registry = "--without-registry" not in args
+    paths = [Path(a) for a in args if a != "--without-registry"] or None
+    for name, digest in sorted(fingerprints(paths, with_registry).items()):
         print(name, digest)
     return 0
 

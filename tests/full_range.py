@@ -272,14 +272,28 @@ def _fixed(forward, t):
     return 0.6 if t.role == "param" else 0.7
 
 
+_REFERENCES: dict = {}
+
+
+def reference(f, sizes, order):
+    """(problem, Reference) of ``f`` at ``sizes``: the last two made are kept, since both dtypes of a probe
+    differentiate the same problem (by brute force: most of a probe's time)."""
+    key = (f.name, f.source, tuple(sorted((str(d), n) for d, n in sizes.items())), order)
+    if key not in _REFERENCES:
+        prob = problem(f, sizes, order)
+        _REFERENCES[key] = (prob, Reference(prob))
+        while len(_REFERENCES) > 2:
+            _REFERENCES.pop(next(iter(_REFERENCES)))
+    return _REFERENCES[key]
+
+
 def elementwise(subject, dtype, backends=("numpy", "torch"), order=1) -> Worst:
     """Every dimension of size 1; each input swept over the whole range of ``dtype`` (``order`` 2: the
     ``_hvp`` kernel, each upstream swept too, every direction 1)."""
     f = subject.forward
     # Every dimension 1 where it can be (a pooling window needs its input at least as large).
     sizes = concrete(f, {d: 1 for d in extents.free_dimensions(f)}, "defaults")
-    prob = problem(f, sizes, order)
-    ref = Reference(prob)
+    prob, ref = reference(f, sizes, order)
     worst = Worst()
     values = grid(dtype)
     swept = [t.name for t in f.arguments if t.role == "input"]
@@ -332,8 +346,7 @@ def scaled(subject, dtype, backends=("numpy", "torch"), order=1) -> Worst:
     sizes = concrete(f, {d: n for d, n in zip(dims, [2, 3, 2, 3, 2, 3, 2])}, "defaults")
     if order == 2:   # second derivatives by brute force grow fast with the elements: fewer of them
         sizes = small_sizes(f, most=SECOND_MOST, integers="defaults")
-    prob = problem(f, sizes, order)
-    ref = Reference(prob)
+    prob, ref = reference(f, sizes, order)
     rng = np.random.default_rng(0)
     normalised = normalised_axes(f)
     pattern = {}

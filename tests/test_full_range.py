@@ -28,6 +28,12 @@ CASES = [(name, probe, dtype) for name in SUBJECTS for probe in ("elementwise", 
          for dtype in ("float32", "float64")]
 
 
+def _cases(cases):
+    """Each module's probes on one pytest-xdist worker, one after the other: the float64 probe reuses the float32
+    one's exact reference (full_range.reference)."""
+    return [pytest.param(*c, id="-".join(c), marks=pytest.mark.xdist_group(f"full_range-{c[0]}")) for c in cases]
+
+
 def _check(worst, known):
     """``known``: points (" w=0 "), or (point, result) pairs ((" order 2 dY=", "hX"): that result's failures at
     every point whose label starts so)."""
@@ -43,7 +49,7 @@ def _check(worst, known):
     assert not failures, f"{len(failures)} failures, first: " + "; ".join(failures[:3])
 
 
-@pytest.mark.parametrize("name,probe,dtype", CASES, ids=["-".join(c) for c in CASES])
+@pytest.mark.parametrize("name,probe,dtype", _cases(CASES))
 def test_finite_and_accurate_over_the_whole_range(name, probe, dtype):
     _check(getattr(full_range, probe)(SUBJECTS[name], getattr(np, dtype)), KNOWN.get((name, probe, dtype), ()))
 
@@ -93,7 +99,7 @@ KNOWN_SECOND = {
 }
 
 
-@pytest.mark.parametrize("name,probe,dtype", SECOND, ids=["-".join(c) for c in SECOND])
+@pytest.mark.parametrize("name,probe,dtype", _cases(SECOND))
 def test_the_second_order_is_finite_and_accurate_over_the_whole_range(name, probe, dtype):
     worst = getattr(full_range, probe)(SUBJECTS[name], getattr(np, dtype), order=2)
     _check(worst, KNOWN_SECOND.get((name, probe, dtype), ()))

@@ -136,6 +136,11 @@ def second_order_kernels(tmp_path_factory):
     return derived_once(tmp_path_factory, "order2", [USER_FORWARDS / f"{n}.py" for n in USER_SECOND], "--order", "2")
 
 
+# The tests of the user forwards' second order, on one pytest-xdist worker: the other does not wait for their kernels.
+ORDER2 = pytest.mark.xdist_group("order2")
+
+
+@ORDER2
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name", USER_SECOND)
 def test_user_forwards_hvp_matches_pytorch_double_backward(name, backend, second_order_kernels):
@@ -177,6 +182,7 @@ def test_user_forwards_hvp_matches_pytorch_double_backward(name, backend, second
         close(got[r], want)
 
 
+@ORDER2
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_a_product_that_is_exactly_zero_stays_zero_at_the_largest_upstream(backend, dtype, second_order_kernels):
@@ -195,6 +201,7 @@ def test_a_product_that_is_exactly_zero_stays_zero_at_the_largest_upstream(backe
             assert np.all(np.asarray(hX) == 0), (D, dvar, hX)
 
 
+@ORDER2
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_a_norm_at_the_largest_input_keeps_its_order_one_terms(backend, dtype, second_order_kernels):
