@@ -48,7 +48,7 @@ $(DATA)/cifar-10-batches-py/test_batch:
 
 test: $(SETUP)  ## run the test suite on every core (builds data/ first when ../shared has it)
 	@$(MAKE) --no-print-directory data PYTHON=$(PYTHON)
-	$(PYTHON) -m pytest -q $$($(PYTHON) -c 'import xdist' 2>/dev/null && echo -n auto --dist loadgroup)
+	$(PYTHON) -m pytest -q $$($(PYTHON) -c 'import xdist' 2>/dev/null && printf '%s' '-n auto --dist loadgroup')
 
 fuzz: $(SETUP)  ## derive random forwards and check them against torch.autograd: make fuzz ARGS="--count 2000 --seed 1"
 	$(PYTHON) -m tests.fuzzing.runner $(ARGS)

@@ -115,15 +115,16 @@ def derived_once(tmp_path_factory, label: str, files, *options) -> Path:
     root = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
         root = root.parent   # the folder every worker's own temporary folder lies in
-    out, done = root / label, root / f"{label}.done"
+    out, done, failed = root / label, root / f"{label}.done", root / f"{label}.failed"
     with open(root / f"{label}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not done.exists():
+        if not done.exists() and not failed.exists():
             r = subprocess.run([sys.executable, "-m", "derive", *map(str, files), *options, "--out", str(out)],
                                cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
                                timeout=1200)
-            assert r.returncode == 0, r.stderr
-            done.touch()
+            # A failure is kept too: the other workers report it rather than derive again.
+            (done if r.returncode == 0 else failed).write_text(r.stderr)
+    assert not failed.exists(), failed.read_text()
     return out
 
 

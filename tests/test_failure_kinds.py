@@ -410,3 +410,24 @@ def test_a_recurrence_inside_one_forward_is_refused_in_one_line():
     with pytest.raises(DeriveError, match=r"^recur: check: h_st = .*: h reads itself \(a recurrence inside one "
                                           r"forward is not expressible"):
         check_forward(f)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("scale", [1e-3, 1e-1, 1e3])
+def test_a_scaled_sum_of_squares_keeps_its_scale_inside_a_function(user_kernels, backend, scale):
+    """r log(r + ε) with r = Σ X² scaled by s = max |X|: the r inside the log is s² r', whole, where a
+    product's own factors max(1, s)^k min(1, s)^k become s^k (once rewritten inside the log too, dropping its
+    min(1, s)² where s < 1: a tenfold error at X = 0.01)."""
+    k = user_kernels("energy_log", backend)
+    X = scale * np.array([[1.0, 1.0], [0.5, -2.0]])
+    dY = np.array([1.0, -0.5])
+    t = (lambda a: a) if backend == "numpy" else torch.from_numpy
+    outs = k.energy_log_forward(t(X))
+    env = {"X": t(X), **dict(zip(k.RETURNS, outs))}
+    dX = k.energy_log_backward(t(dY), **{n: env[n] for n in k.SAVED})   # the one gradient, not a tuple
+    Xt = torch.tensor(X, requires_grad=True)
+    r = (Xt ** 2).sum(dim=1)
+    Y = r * torch.log(r + 0.5)
+    Y.backward(torch.tensor(dY))
+    np.testing.assert_allclose(np.asarray(outs[0]), Y.detach().numpy(), rtol=1e-13)
+    np.testing.assert_allclose(np.asarray(dX), Xt.grad.numpy(), rtol=1e-12)

@@ -643,3 +643,20 @@ def onehot_pick(*, X, y):
 
 
 REFERENCES.update(onehot_pick=onehot_pick)
+
+
+def leaky_rms_norm(*, X, eps):
+    return torch.where(X > 0, X, X / 10) / torch.sqrt((X ** 2).mean(dim=1, keepdim=True) + eps)
+
+
+def energy_log(*, X, eps):
+    r = (X ** 2).sum(dim=1)
+    return r * torch.log(r + eps)
+
+
+def normalised_taps(*, X, W, eps):
+    n = X[:, 0] / torch.sqrt((X ** 2).mean(dim=1) + eps)      # each step's first channel over its RMS
+    return F.conv1d(n[None, None], W[None, None])[0, 0]       # Y_t = Σ_k W_k n_{t+k}
+
+
+REFERENCES.update(leaky_rms_norm=leaky_rms_norm, energy_log=energy_log, normalised_taps=normalised_taps)

@@ -194,16 +194,17 @@ class Lowering:
                     steps.append(Update(acc, op, self.operand(a, target)))
                 return steps
             # Factors over every axis one by one; the smaller ones (vectors, numbers) multiplied together
-            # first and applied in one pass, numerator then denominator.
+            # first and applied in one pass, numerator then denominator (but for a constant, below).
             full = [a for a in others if self.layout_of(a) == target]
             small = [a for a in others if a not in full]
             for a in full:
                 op, a = ("/", sp.Pow(a.base, -a.exp)) if _is_reciprocal(a) else ("*", a)
                 steps.append(Update(acc, op, self.operand(a, target)))
             # A constant that may be larger than one is applied last, on its own: 2 dvar overflows at the
-            # largest dvar where 0 · dvar · 2 is the true 0 (a product that is exactly zero stays zero).
+            # largest dvar where 0 · dvar · 2 is the true 0 (a product that is exactly zero stays zero). Not
+            # one that may be 0 at run time (a hyper-parameter α): α dvar is the 0 that dvar · α might not be.
             constant = sp.Mul(*[a for a in small if not _has_array(a)])
-            late = constant if not at_most_one(constant, self.values) else sp.S.One
+            late = constant if not at_most_one(constant, self.values) and constant.is_nonzero else sp.S.One
             reads = [a for a in small if late == 1 or _has_array(a)]
             num = sp.Mul(*[a for a in reads if not _is_reciprocal(a)])
             den = sp.Mul(*[sp.Pow(a.base, -a.exp) for a in reads if _is_reciprocal(a)])

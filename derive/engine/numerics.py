@@ -424,9 +424,9 @@ def _scale_uses(rhs, scaled):
     for qbase, twin in used.items():
         if not any(isinstance(e, sp.Indexed) and e.base == qbase for e in rhs.atoms(sp.Indexed)):
             rhs = rhs.xreplace({qbase: twin.scale ** 2 * twin.scaled})   # a scalar
-            continue
-        rhs = rhs.replace(lambda e, q=qbase: isinstance(e, sp.Indexed) and e.base == q,
-                          lambda e, t=twin: t.scale[e.indices] ** 2 * t.scaled[e.indices])
+        else:
+            rhs = rhs.replace(lambda e, q=qbase: isinstance(e, sp.Indexed) and e.base == q,
+                              lambda e, t=twin: t.scale[e.indices] ** 2 * t.scaled[e.indices])
         rhs = rhs.replace(twin.is_read, twin.read)
     return _pull_scales(rhs, {t.scale for t in used.values()})
 
@@ -466,7 +466,8 @@ def _pull_scales(rhs, scales):
     big = {r: sp.Dummy(f"M_{r}", positive=True) for r in reads}
     small = {r: sp.Dummy(f"mu_{r}", positive=True) for r in reads}
     body = rhs.xreplace({r: big[r] * small[r] for r in reads})
-    bound_by = {big[r]: set(getattr(r, "indices", ())) for r in reads}
+    # The indices a scale is read at (m[p + 1] is bound by Σ_p too).
+    bound_by = {big[r]: {x for i in getattr(r, "indices", ()) for x in i.free_symbols} for r in reads}
 
     def out(degrees):
         return sp.Mul(*[M ** d for M, d in sorted(degrees.items(), key=lambda kv: str(kv[0])) if d != 0])
@@ -494,27 +495,31 @@ def _pull_scales(rhs, scales):
             return top, sp.Add(*[r * out({M: d.get(M, 0) - k for M, k in top.items()}) for d, r in terms])
         if isinstance(e, Sum):
             d, r = pull(e.function)
-            summed = {lim[0] for lim in e.limits}
+            summed = {x for lim in e.limits for x in lim[0].free_symbols}
             inside = {M: k for M, k in d.items() if bound_by[M] & summed}
             return {M: k for M, k in d.items() if M not in inside}, Sum(r * out(inside), *e.limits)
         if isinstance(e, sp.Abs):
             d, r = pull(e.args[0])
             return d, sp.Abs(r)
-        return {}, e.func(*[_whole(pull(a)) for a in e.args]) if e.args else e
+        # What M cannot pass (a function, a select and its conditions): each argument on its own.
+        return {}, e.func(*[whole(a) for a in e.args]) if e.args else e
 
-    def _whole(pulled):
-        d, r = pulled
+    def whole(e):
+        if not isinstance(e, sp.Expr):   # a condition, a (value, condition) pair: its parts, never multiplied
+            return e.func(*[whole(a) for a in e.args]) if e.args and e.has(*big.values()) else e
+        d, r = pull(e)
         return out(d) * r
 
-    def rejoin(e):   # M^k μ^k, the same power of both: m^k (the scale itself where it is used whole)
-        powers = dict(sp.Mul(e).as_powers_dict())
+    def rejoin(e):   # M^k μ^k, the same power of both, among a product's own factors: m^k
+        factors = list(e.args)
         for r in reads:
+            powers = {a.as_base_exp()[0]: a.as_base_exp()[1] for a in factors}
             k = powers.get(big[r])
             if k is not None and powers.get(small[r]) == k:
-                e = e.xreplace({big[r] ** k if k != 1 else big[r]: r ** k, small[r] ** k if k != 1 else small[r]: 1})
-        return e
+                factors = [a for a in factors if a.as_base_exp()[0] not in (big[r], small[r])] + [r ** k]
+        return sp.Mul(*factors)
 
-    body = _whole(pull(body)).replace(lambda e: isinstance(e, sp.Mul), rejoin)
+    body = whole(body).replace(lambda e: isinstance(e, sp.Mul), rejoin)
     return body.xreplace({**{big[r]: sp.Max(r, 1) for r in reads}, **{small[r]: sp.Min(r, 1) for r in reads}})
 
 
@@ -720,7 +725,10 @@ def _scaled_twin(st, squares, out: list, context: Context):
     ratio = sp.IndexedBase(name("ratio"), real=True)[natural_order(u, ix + ks)]
     out.append(Statement(ratio, u / at(m), st.serves))
     out.append(Statement(at(qs), c * Sum(ratio ** 2, *limits), st.serves))
-    plain = isinstance(u, sp.Indexed) and all(isinstance(i, sp.Idx) for i in u.indices) \
+    # A plain read over the whole tensor (the ratio is then there for every read of it).
+    shape = getattr(u.base, "shape", None) if isinstance(u, sp.Indexed) else None
+    plain = shape is not None and len(shape) == len(u.indices) \
+        and all(isinstance(i, sp.Idx) and extent(i) == n for i, n in zip(u.indices, shape)) \
         and len(set(u.indices)) == len(u.indices) and set(ix) <= set(u.indices)
     context.scaled[base] = Twin(qs, m, u, ratio if plain else None, ix)
     return at(m) ** 2 * at(qs)
