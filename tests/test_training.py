@@ -153,7 +153,7 @@ def test_convnet_stopped_and_resumed_ends_as_an_uninterrupted_run(tmp_path, wher
 
 def cli(module, *args, cwd=ROOT):
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=120)
+                          timeout=600)   # a guard against a hang, not a speed test (the suite runs on every core)
 
 
 @pytest.mark.parametrize("module", ["runtime.train", "runtime.train_cnn"])
@@ -198,7 +198,7 @@ def test_ctrl_c_leaves_the_checkpoint_metrics_and_plots_and_says_so(tmp_path):
         if line.startswith("epoch  2:"):
             break
     p.send_signal(signal.SIGINT)
-    _, err = p.communicate(timeout=120)
+    _, err = p.communicate(timeout=600)
     assert p.returncode == 130, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("interrupted: MLP stopped after step ") and "--resume" in lines[0]
