@@ -119,11 +119,14 @@ def derived_once(tmp_path_factory, label: str, files, *options) -> Path:
     with open(root / f"{label}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not done.exists() and not failed.exists():
-            r = subprocess.run([sys.executable, "-m", "derive", *map(str, files), *options, "--out", str(out)],
-                               cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
-                               timeout=1200)
             # A failure is kept too: the other workers report it rather than derive again.
-            (done if r.returncode == 0 else failed).write_text(r.stderr)
+            try:
+                r = subprocess.run([sys.executable, "-m", "derive", *map(str, files), *options, "--out", str(out)],
+                                   cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
+                                   timeout=1200)
+                (done if r.returncode == 0 else failed).write_text(r.stderr)
+            except subprocess.TimeoutExpired:
+                failed.write_text(f"python -m derive {label}: no answer in 1200 s")
     assert not failed.exists(), failed.read_text()
     return out
 

@@ -344,7 +344,8 @@ def scaled(subject, dtype, backends=("numpy", "torch"), order=1) -> Worst:
     ``_hvp`` kernel, along a fixed random pattern of directions)."""
     f = subject.forward
     # Sizes 2, 3, 2, …, shrunk to at most FIRST_MOST elements an argument (SECOND_MOST for second derivatives,
-    # whose brute force grows faster still): a reduction of 8 is as much a reduction as one of 12, at half the cost.
+    # whose brute force grows faster still), then grown where a derived extent needs it (a convolution's input):
+    # a reduction of 8 is as much a reduction as one of 12, at half the cost.
     sizes = small_sizes(f, most=FIRST_MOST if order == 1 else SECOND_MOST, integers="defaults")
     prob, ref = reference(f, sizes, order)
     rng = np.random.default_rng(0)

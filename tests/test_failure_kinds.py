@@ -431,3 +431,23 @@ def test_a_scaled_sum_of_squares_keeps_its_scale_inside_a_function(user_kernels,
     Y.backward(torch.tensor(dY))
     np.testing.assert_allclose(np.asarray(outs[0]), Y.detach().numpy(), rtol=1e-13)
     np.testing.assert_allclose(np.asarray(dX), Xt.grad.numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("scale", [1e-20, 1.0, 1e20, 3e38])
+def test_a_scaled_sum_of_squares_keeps_its_scale_through_a_max(user_kernels, backend, scale):
+    """X/√max(r, ε) in float32: the scale's powers come out of the max too (max(M² a, M² b) = M² max(a, b)), so
+    the rows of 1e20 and 3e38 are normalised as those of 1 are (the max of m² r' and ε was 0 · inf before)."""
+    k = user_kernels("clamped_rms", backend)
+    X = (scale * np.array([[1.0, -0.5, 0.25], [0.3, 0.2, -1.0]])).astype(np.float32)
+    dY = np.array([[1.0, 0.5, -0.3], [0.2, -0.1, 0.4]], np.float32)
+    t = (lambda a: a) if backend == "numpy" else torch.from_numpy
+    with np.errstate(over="ignore"):   # a square of the scale past the largest float32 only decides a select
+        outs = k.clamped_rms_forward(t(X))
+        env = {"X": t(X), **dict(zip(k.RETURNS, outs))}
+        dX = k.clamped_rms_backward(t(dY), **{n: env[n] for n in k.SAVED})
+    Xt = torch.tensor(X, dtype=torch.float64, requires_grad=True)
+    Y = Xt / torch.sqrt(torch.clamp((Xt ** 2).mean(dim=1, keepdim=True), min=1e-6))
+    Y.backward(torch.tensor(dY, dtype=torch.float64))
+    for got, want in ((outs[0], Y.detach().numpy()), (dX, Xt.grad.numpy())):
+        np.testing.assert_allclose(np.asarray(got, dtype=np.float64), want, rtol=0, atol=8e-7 * np.abs(want).max())

@@ -660,3 +660,10 @@ def normalised_taps(*, X, W, eps):
 
 
 REFERENCES.update(leaky_rms_norm=leaky_rms_norm, energy_log=energy_log, normalised_taps=normalised_taps)
+
+
+def clamped_rms(*, X, eps):
+    return X / torch.sqrt(torch.clamp((X ** 2).mean(dim=1, keepdim=True), min=eps))
+
+
+REFERENCES.update(clamped_rms=clamped_rms)

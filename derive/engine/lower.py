@@ -202,9 +202,10 @@ class Lowering:
                 steps.append(Update(acc, op, self.operand(a, target)))
             # A constant that may be larger than one is applied last, on its own: 2 dvar overflows at the
             # largest dvar where 0 · dvar · 2 is the true 0 (a product that is exactly zero stays zero). Not
-            # one that may be 0 at run time (a hyper-parameter α): α dvar is the 0 that dvar · α might not be.
+            # one that may be 0 (1 − α, a padding): there α dvar is the 0 that dvar · α might not be.
             constant = sp.Mul(*[a for a in small if not _has_array(a)])
-            late = constant if not at_most_one(constant, self.values) and constant.is_nonzero else sp.S.One
+            nonzero = all(f.is_nonzero or (f.is_Pow and f.exp.is_negative) for f in sp.Mul.make_args(constant))
+            late = constant if not at_most_one(constant, self.values) and nonzero else sp.S.One
             reads = [a for a in small if late == 1 or _has_array(a)]
             num = sp.Mul(*[a for a in reads if not _is_reciprocal(a)])
             den = sp.Mul(*[sp.Pow(a.base, -a.exp) for a in reads if _is_reciprocal(a)])

@@ -455,7 +455,8 @@ class Twin:
 def _pull_scales(rhs, scales):
     """Each scale read ``m`` as ``M μ`` (``M = max(m, 1)``, ``μ = min(m, 1)``), and every power of ``M`` taken out
     of the sums, products and powers that hold it, so that what remains multiplies numbers at most one by
-    ``M`` to a nonpositive power: a sum is ``M^d Σ_i t_i M^(d_i − d)`` with ``d`` its terms' largest degree
+    ``M`` to a nonpositive power: a sum (a max, a min, a select's values) is ``M^d Σ_i t_i M^(d_i − d)`` with ``d``
+    its terms' largest degree
     (``√(ε + m² Q') = M √(ε/M² + μ² Q')``); the powers of ``M`` meet where they cancel (``X/m² · m``, which
     underflowed before its ``· m`` at the largest X, is ``μ ratio``). ``M`` leaves a sum over an index it
     carries only by cancelling there; what it cannot pass (a function) keeps it inside."""
@@ -471,6 +472,11 @@ def _pull_scales(rhs, scales):
 
     def out(degrees):
         return sp.Mul(*[M ** d for M, d in sorted(degrees.items(), key=lambda kv: str(kv[0])) if d != 0])
+
+    def common(terms):
+        """The largest degree of each M among the terms, and each term's rest times M to what it lacks of it."""
+        top = {M: max(d.get(M, 0) for d, _ in terms) for M in set().union(*(d for d, _ in terms))}
+        return top, [r * out({M: d.get(M, 0) - k for M, k in top.items()}) for d, r in terms]
 
     def pull(e):
         """(degrees, rest) with e = Π M^degree · rest."""
@@ -489,10 +495,12 @@ def _pull_scales(rhs, scales):
         if isinstance(e, sp.Pow) and e.exp.is_Rational:
             d, r = pull(e.base)
             return {M: k * e.exp for M, k in d.items()}, r ** e.exp
-        if isinstance(e, sp.Add):
-            terms = [pull(a) for a in e.args]
-            top = {M: max(d.get(M, 0) for d, _ in terms) for M in set().union(*(d for d, _ in terms))}
-            return top, sp.Add(*[r * out({M: d.get(M, 0) - k for M, k in top.items()}) for d, r in terms])
+        if isinstance(e, (sp.Add, sp.Max, sp.Min)):   # M > 0: max(M^d a, M^d b) = M^d max(a, b)
+            top, rests = common([pull(a) for a in e.args])
+            return top, e.func(*rests)
+        if isinstance(e, sp.Piecewise):
+            top, rests = common([pull(v) for v, _ in e.args])
+            return top, sp.Piecewise(*[(r, whole(c)) for r, (_, c) in zip(rests, e.args)])
         if isinstance(e, Sum):
             d, r = pull(e.function)
             summed = {x for lim in e.limits for x in lim[0].free_symbols}
