@@ -667,3 +667,14 @@ def clamped_rms(*, X, eps):
 
 
 REFERENCES.update(clamped_rms=clamped_rms)
+
+
+def frobenius_distance(*, A, B):
+    return torch.sqrt(((A - B) ** 2).sum())
+
+
+def rbf_layer(*, X, C, gamma):
+    return torch.exp(-gamma * ((X[:, None, :] - C[None, :, :]) ** 2).sum(dim=2))
+
+
+REFERENCES.update(frobenius_distance=frobenius_distance, rbf_layer=rbf_layer)
